@@ -1,0 +1,62 @@
+"""Helpers shared by the CLI commands: settings, the event loop, errors as clean exits, JSON output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import asyncpg
+import typer
+from rich.console import Console
+
+from coinfleet.config import Settings
+from coinfleet.db.database import open_database
+from coinfleet.errors import CoinfleetError
+from coinfleet.logs import configure_logging
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def load_settings() -> Settings:
+    """Read settings once and set up logging."""
+    settings = Settings()
+    configure_logging(settings)
+    return settings
+
+
+def run(coro_factory: Callable[[Settings], Awaitable[T]]) -> T:
+    """Run one async service function; a CoinfleetError becomes a one-line message and exit code 1."""
+    settings = load_settings()
+    try:
+        return asyncio.run(_call(coro_factory, settings))
+    except CoinfleetError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+async def _call(coro_factory: Callable[[Settings], Awaitable[T]], settings: Settings) -> T:
+    return await coro_factory(settings)
+
+
+@asynccontextmanager
+async def connection(settings: Settings, *, migrate: bool = True) -> AsyncIterator[asyncpg.Connection]:
+    """One connection for a short command (the embedded server keeps running)."""
+    async with (
+        open_database(settings, stop_on_exit=False, run_migrations=migrate) as db,
+        db.pool.acquire() as conn,
+    ):
+        yield conn
+
+
+def print_json(data: Any) -> None:
+    """One JSON object on one line of stdout."""
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,28 @@
+"""The `coinfleet` command."""
+
+from __future__ import annotations
+
+import typer
+
+from coinfleet.cli import db, models
+from coinfleet.cli.common import run
+from coinfleet.config import Settings
+
+app = typer.Typer(
+    help="coinfleet: real-time predictions for pump.fun coins, one isolated lane per model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(models.app, name="models")
+
+
+@app.command()
+def serve() -> None:
+    """Run every active model's lane until stopped (Ctrl-C or SIGTERM)."""
+    from coinfleet.pipeline.serve import serve as serve_service
+
+    async def service(settings: Settings) -> None:
+        await serve_service(settings)
+
+    run(service)

@@ -1,0 +1,125 @@
+"""`coinfleet models …`: list, show, activate, deactivate and change settings of models."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from coinfleet.cli.common import connection, console, print_json, run
+from coinfleet.config import Settings
+from coinfleet.models import registry
+from coinfleet.models.registry import ModelRecord, Status
+from coinfleet.models.settings import apply_changes, parse_assignments
+
+app = typer.Typer(help="The model registry.", no_args_is_help=True)
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
+
+
+def _summary(model: ModelRecord) -> dict[str, object]:
+    return {
+        "id": model.id,
+        "name": model.name,
+        "version": model.version,
+        "algorithm": model.algorithm,
+        "format": model.format,
+        "status": model.status,
+        "status_reason": model.status_reason,
+        "target": model.target.to_dict(),
+        "features": list(model.features),
+        "settings": model.settings.public(),
+        "training_metrics": model.training_metrics,
+        "sha256": model.artifact_sha256,
+    }
+
+
+@app.command("list")
+def list_command(as_json: bool = JSON_OPTION) -> None:
+    """All models with status, target and key settings."""
+
+    async def service(settings: Settings) -> list[ModelRecord]:
+        async with connection(settings) as conn:
+            return await registry.list_models(conn)
+
+    models = run(service)
+    if as_json:
+        print_json([_summary(m) for m in models])
+        return
+    table = Table("name", "algorithm", "target", "status", "weight", "threshold", "reason")
+    for m in models:
+        table.add_row(
+            m.name,
+            m.algorithm,
+            m.target.describe(),
+            m.status,
+            f"{m.settings.weight:g}",
+            f"{m.settings.alert_threshold:g}",
+            m.status_reason or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def show(name: str, as_json: bool = JSON_OPTION) -> None:
+    """Everything about one model."""
+
+    async def service(settings: Settings) -> ModelRecord:
+        async with connection(settings) as conn:
+            return await registry.get(conn, name)
+
+    data = _summary(run(service))
+    if as_json:
+        print_json(data)
+    else:
+        console.print_json(data=data)
+
+
+def _change_status(name: str, status: Status, reason: str | None) -> ModelRecord:
+    async def service(settings: Settings) -> ModelRecord:
+        async with connection(settings) as conn:
+            return await registry.set_status(conn, name, status, reason)
+
+    return run(service)
+
+
+@app.command()
+def activate(name: str) -> None:
+    """Start scoring new events with this model (running servers pick it up live)."""
+    _change_status(name, "active", None)
+    console.print(f"{name}: active")
+
+
+@app.command()
+def deactivate(name: str) -> None:
+    """Stop scoring with this model; its predictions stay."""
+    _change_status(name, "inactive", "deactivated by operator")
+    console.print(f"{name}: inactive")
+
+
+@app.command()
+def resume(name: str) -> None:
+    """Bring a quarantined model back; it continues at its cursor, nothing was lost."""
+
+    async def service(settings: Settings) -> ModelRecord:
+        async with connection(settings) as conn:
+            model = await registry.get(conn, name)
+            if model.status != "quarantined":
+                typer.echo(f"{name} is {model.status}, not quarantined; nothing to resume", err=True)
+                raise typer.Exit(1)
+            return await registry.set_status(conn, name, "active", None)
+
+    run(service)
+    console.print(f"{name}: active")
+
+
+@app.command("set")
+def set_command(name: str, assignments: list[str] = typer.Argument(..., metavar="KEY=VALUE...")) -> None:
+    """Change settings, e.g. `alert_threshold=0.8 phases=1,2 weight=4`; takes effect without restart."""
+
+    async def service(settings: Settings) -> ModelRecord:
+        changes = parse_assignments(assignments)
+        async with connection(settings) as conn:
+            model = await registry.get(conn, name)
+            return await registry.update_settings(conn, name, apply_changes(model.settings, changes))
+
+    model = run(service)
+    console.print_json(data={k: model.settings.public()[k] for k in parse_assignments(assignments)})

@@ -1,0 +1,10 @@
+"""Names that never change at run time."""
+
+#: NOTIFY channel the coin_metrics trigger signals once per INSERT statement
+EVENTS_CHANNEL = "coinfleet_events"
+#: NOTIFY channel signalled when a model row changes (settings, status, new model)
+MODELS_CHANNEL = "coinfleet_models"
+#: advisory lock key held while migrations run (any two processes may migrate at once)
+MIGRATION_LOCK_KEY = 7_120_001
+#: name of the database the embedded server serves by default
+DEFAULT_DATABASE = "coinfleet"

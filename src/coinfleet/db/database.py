@@ -1,0 +1,112 @@
+"""Reaching the database: the embedded server by default, `DATABASE_URL` otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import structlog
+
+from coinfleet.config import Settings
+from coinfleet.constants import DEFAULT_DATABASE
+from coinfleet.db import embedded
+from coinfleet.db.migrate import migrate
+from coinfleet.errors import DatabaseError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """Where the database is, and whether this process started the server behind it."""
+
+    dsn: str
+    started_embedded: bool
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The same DSN pointing at another database name."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+async def ensure_database(server_dsn: str, database: str) -> None:
+    """Create `database` on the server if it does not exist yet."""
+    conn = await asyncpg.connect(with_database(server_dsn, "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{database}"')  # name is ours, checked by caller
+            log.info("database_created", database=database)
+    except asyncpg.DuplicateDatabaseError:
+        pass  # another process created it at the same moment
+    finally:
+        await conn.close()
+
+
+async def resolve(settings: Settings, *, start: bool = True, database: str = DEFAULT_DATABASE) -> Target:
+    """Find the database: DATABASE_URL as given, else the embedded server (started if `start`)."""
+    if settings.database_url:
+        return Target(dsn=settings.database_url, started_embedded=False)
+    state = embedded.status(settings.pgdata)
+    if not state.running and not start:
+        raise DatabaseError(
+            f"the embedded PostgreSQL in {settings.pgdata} is not running; "
+            "start it with `coinfleet db start` or set DATABASE_URL"
+        )
+    server_dsn, started = embedded.start(settings.pgdata)
+    if started:
+        log.info("embedded_postgres_started", pgdata=str(settings.pgdata))
+    await ensure_database(server_dsn, database)
+    return Target(dsn=with_database(server_dsn, database), started_embedded=started)
+
+
+async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
+    """A connection pool; raises DatabaseError with the reason when the server cannot be reached."""
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, command_timeout=60)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseError(f"cannot connect to PostgreSQL ({redact(dsn)}): {exc}") from exc
+    assert pool is not None
+    return pool
+
+
+def redact(dsn: str) -> str:
+    """The DSN without its password, for messages and logs."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Database:
+    """An open, migrated database: its pool and its DSN (for LISTEN connections)."""
+
+    pool: asyncpg.Pool
+    dsn: str
+
+
+@asynccontextmanager
+async def open_database(
+    settings: Settings, *, stop_on_exit: bool = True, run_migrations: bool = True
+) -> AsyncIterator[Database]:
+    """Resolve, migrate and pool the database; stop the embedded server on exit if we started it."""
+    target = await resolve(settings)
+    try:
+        pool = await create_pool(target.dsn, max_size=settings.pool_max_size)
+        try:
+            if run_migrations:
+                async with pool.acquire() as conn:
+                    await migrate(conn)
+            yield Database(pool=pool, dsn=target.dsn)
+        finally:
+            await pool.close()
+    finally:
+        if target.started_embedded and stop_on_exit:
+            embedded.stop(settings.pgdata)
+            log.info("embedded_postgres_stopped", pgdata=str(settings.pgdata))

@@ -1,0 +1,55 @@
+-- name: read_events --
+-- Events after a cursor whose transactions have all finished, in (tx, seq) order.
+SELECT tx, seq, mint, ts
+FROM coinfleet_events
+WHERE (tx, seq) > ($1::xid8, $2::bigint)
+  AND tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY tx, seq
+LIMIT $3
+
+-- name: current_horizon --
+-- The xmin horizon: every transaction below it has finished.
+SELECT pg_snapshot_xmin(pg_current_snapshot())
+
+-- name: count_events_after --
+-- How many events a cursor is behind (finished or not).
+SELECT count(*) FROM coinfleet_events WHERE (tx, seq) > ($1::xid8, $2::bigint)
+
+-- name: oldest_unread_event_ts --
+-- Metric time of the oldest event after a cursor, for lag in seconds.
+SELECT min(ts) FROM coinfleet_events WHERE (tx, seq) > ($1::xid8, $2::bigint)
+
+-- name: count_events --
+-- All events still stored.
+SELECT count(*) FROM coinfleet_events
+
+-- name: get_cursor --
+-- A model's cursor.
+SELECT tx, seq FROM coinfleet_cursors WHERE model_id = $1
+
+-- name: reset_cursor_to_now --
+-- Put a model's cursor at the current horizon: it handles events from now on.
+INSERT INTO coinfleet_cursors (model_id, tx, seq)
+VALUES ($1, pg_snapshot_xmin(pg_current_snapshot()), 0)
+ON CONFLICT (model_id) DO UPDATE SET tx = excluded.tx, seq = 0, updated_at = now()
+
+-- name: save_cursor --
+-- Advance a model's cursor (inside the batch's transaction).
+UPDATE coinfleet_cursors SET tx = $2::xid8, seq = $3, updated_at = now() WHERE model_id = $1
+
+-- name: prune_events --
+-- Delete events every active or quarantined model's cursor has passed.
+DELETE FROM coinfleet_events e
+WHERE (e.tx, e.seq) <= (
+    SELECT c.tx, c.seq FROM coinfleet_cursors c
+    JOIN coinfleet_models m ON m.id = c.model_id
+    WHERE m.status IN ('active', 'quarantined')
+    ORDER BY c.tx, c.seq
+    LIMIT 1
+)
+
+-- name: horizon_age_seconds --
+-- Age of the oldest transaction that holds the xmin horizon back (0 when none).
+SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
+FROM pg_stat_activity
+WHERE backend_xid IS NOT NULL OR backend_xmin IS NOT NULL

@@ -1,0 +1,25 @@
+-- name: fetch_windows --
+-- For each (coin, time): the coin's last $3 rows at or before that time, and its first time ever.
+SELECT k.i, f.first_seen, m.*
+FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS k (mint, ts, i)
+CROSS JOIN LATERAL (
+    SELECT min(c."timestamp") AS first_seen FROM coin_metrics c WHERE c.mint = k.mint
+) AS f
+CROSS JOIN LATERAL (
+    SELECT c.mint, c."timestamp", c.phase_id_at_time,
+           c.price_open::float8, c.price_high::float8, c.price_low::float8, c.price_close::float8,
+           c.market_cap_close::float8, c.volume_sol::float8, c.buy_volume_sol::float8,
+           c.sell_volume_sol::float8, c.num_buys::int, c.num_sells::int, c.unique_wallets::int,
+           c.dev_sold_amount::float8, c.buy_pressure_ratio::float8, c.whale_buy_volume_sol::float8,
+           c.whale_sell_volume_sol::float8, c.volatility_pct::float8, c.unique_signer_ratio::float8,
+           c.net_volume_sol::float8
+    FROM coin_metrics c
+    WHERE c.mint = k.mint AND c."timestamp" <= k.ts
+    ORDER BY c."timestamp" DESC
+    LIMIT $3
+) AS m
+ORDER BY k.i, m."timestamp"
+
+-- name: count_metrics --
+-- Rows in coin_metrics.
+SELECT count(*) FROM coin_metrics

@@ -1,0 +1,33 @@
+"""The one exception hierarchy of coinfleet; messages say what was wrong and what to do."""
+
+
+class CoinfleetError(Exception):
+    """Base of every error coinfleet raises on purpose."""
+
+
+class ConfigError(CoinfleetError):
+    """A setting or option has a value that cannot work."""
+
+
+class DatabaseError(CoinfleetError):
+    """The database could not be started, reached or migrated."""
+
+
+class ModelLoadError(CoinfleetError):
+    """A model file could not be loaded or failed validation."""
+
+
+class ModelNotFound(CoinfleetError):
+    """No model has the given name."""
+
+
+class SettingError(CoinfleetError):
+    """A per-model setting key is unknown or its value is invalid."""
+
+
+class DataFormatError(CoinfleetError):
+    """An input file is not in the expected format."""
+
+
+class WebhookRefused(CoinfleetError):
+    """A webhook URL is not allowed (scheme or address)."""

@@ -1,0 +1,81 @@
+"""Reading coin events in commit-safe order: the (tx, seq) cursor of DESIGN §3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from coinfleet.db.sql import query
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, order=True)
+class Cursor:
+    """The last event a model has fully handled."""
+
+    tx: int
+    seq: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Event:
+    """One inserted `coin_metrics` row, identified by its coin and bar time."""
+
+    tx: int
+    seq: int
+    mint: str
+    ts: datetime
+
+    @property
+    def cursor(self) -> Cursor:
+        """The cursor that marks this event as handled."""
+        return Cursor(tx=self.tx, seq=self.seq)
+
+
+async def read_events(conn: asyncpg.Connection, after: Cursor, limit: int) -> list[Event]:
+    """Up to `limit` finished events after `after`, oldest first; never skips a late commit."""
+    rows = await conn.fetch(query("read_events"), after.tx, after.seq, limit)
+    return [Event(tx=r["tx"], seq=r["seq"], mint=r["mint"], ts=r["ts"]) for r in rows]
+
+
+async def load_cursor(conn: asyncpg.Connection, model_id: int) -> Cursor:
+    """The model's cursor, created at the current horizon if it has none yet."""
+    row = await conn.fetchrow(query("get_cursor"), model_id)
+    if row is None:
+        await conn.execute(query("reset_cursor_to_now"), model_id)
+        row = await conn.fetchrow(query("get_cursor"), model_id)
+    assert row is not None
+    return Cursor(tx=row["tx"], seq=row["seq"])
+
+
+async def reset_cursor_to_now(conn: asyncpg.Connection, model_id: int) -> None:
+    """Make the model skip every event already stored."""
+    await conn.execute(query("reset_cursor_to_now"), model_id)
+
+
+async def save_cursor(conn: asyncpg.Connection, model_id: int, cursor: Cursor) -> None:
+    """Advance the cursor; call inside the transaction that stores the batch."""
+    await conn.execute(query("save_cursor"), model_id, cursor.tx, cursor.seq)
+
+
+async def events_behind(conn: asyncpg.Connection, cursor: Cursor) -> int:
+    """How many stored events lie after the cursor."""
+    return int(await conn.fetchval(query("count_events_after"), cursor.tx, cursor.seq))
+
+
+async def oldest_unread_ts(conn: asyncpg.Connection, cursor: Cursor) -> datetime | None:
+    """Metric time of the oldest event after the cursor."""
+    value: datetime | None = await conn.fetchval(query("oldest_unread_event_ts"), cursor.tx, cursor.seq)
+    return value
+
+
+async def prune_events(conn: asyncpg.Connection) -> int:
+    """Delete events that every active or quarantined model has handled; return how many."""
+    status: str = await conn.execute(query("prune_events"))
+    return int(status.split()[-1])
+
+
+async def horizon_age_seconds(conn: asyncpg.Connection) -> float:
+    """Age of the oldest open transaction in the cluster: it holds every lane back."""
+    return float(await conn.fetchval(query("horizon_age_seconds")))

@@ -1,0 +1,140 @@
+"""The model registry: coinfleet_models rows as `ModelRecord`s, and the changes operators make."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+
+from coinfleet.db.sql import query
+from coinfleet.errors import ModelNotFound
+from coinfleet.events.cursor import reset_cursor_to_now
+from coinfleet.models.settings import ModelSettings
+from coinfleet.targets import TargetSpec
+
+Status = Literal["active", "inactive", "quarantined", "deleted"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewModel:
+    """Everything needed to register a model."""
+
+    name: str
+    algorithm: str
+    format: str
+    artifact: bytes
+    features: tuple[str, ...]
+    target: TargetSpec
+    settings: ModelSettings
+    training_metrics: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelRecord:
+    """A registered model, without its artifact bytes."""
+
+    id: int
+    name: str
+    version: int
+    algorithm: str
+    format: str
+    artifact_sha256: str
+    features: tuple[str, ...]
+    target: TargetSpec
+    settings: ModelSettings
+    training_metrics: dict[str, Any]
+    status: Status
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> ModelRecord:
+        """Build from a row of the model queries."""
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            version=row["version"],
+            algorithm=row["algorithm"],
+            format=row["format"],
+            artifact_sha256=row["artifact_sha256"],
+            features=tuple(row["features"]),
+            target=TargetSpec.from_dict(json.loads(row["target"])),
+            settings=ModelSettings.model_validate_json(row["settings"]),
+            training_metrics=json.loads(row["training_metrics"]),
+            status=row["status"],
+            status_reason=row["status_reason"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+
+async def register(conn: asyncpg.Connection, model: NewModel) -> ModelRecord:
+    """Store a new, inactive model; its cursor starts at the current horizon."""
+    async with conn.transaction():
+        model_id = await conn.fetchval(
+            query("insert_model"),
+            model.name,
+            model.algorithm,
+            model.format,
+            model.artifact,
+            hashlib.sha256(model.artifact).hexdigest(),
+            list(model.features),
+            json.dumps(model.target.to_dict()),
+            model.settings.model_dump_json(),
+            json.dumps(model.training_metrics),
+        )
+        await reset_cursor_to_now(conn, model_id)
+    return await get_by_id(conn, model_id)
+
+
+async def list_models(conn: asyncpg.Connection) -> list[ModelRecord]:
+    """All models that are not deleted, oldest first."""
+    return [ModelRecord.from_row(r) for r in await conn.fetch(query("list_models"))]
+
+
+async def get(conn: asyncpg.Connection, name: str) -> ModelRecord:
+    """The model called `name`; ModelNotFound otherwise."""
+    row = await conn.fetchrow(query("get_model_by_name"), name)
+    if row is None:
+        raise ModelNotFound(f"no model named {name!r}; `coinfleet models list` shows the names")
+    return ModelRecord.from_row(row)
+
+
+async def get_by_id(conn: asyncpg.Connection, model_id: int) -> ModelRecord:
+    """The model with this id (deleted ones too)."""
+    row = await conn.fetchrow(query("get_model_by_id"), model_id)
+    if row is None:
+        raise ModelNotFound(f"no model with id {model_id}")
+    return ModelRecord.from_row(row)
+
+
+async def load_artifact(conn: asyncpg.Connection, model_id: int) -> bytes:
+    """The model file bytes as imported."""
+    data: bytes | None = await conn.fetchval(query("get_artifact"), model_id)
+    if data is None:
+        raise ModelNotFound(f"no model with id {model_id}")
+    return data
+
+
+async def set_status(
+    conn: asyncpg.Connection, name: str, status: Status, reason: str | None = None
+) -> ModelRecord:
+    """Change a model's status; activating starts it on new events (its old backlog is skipped)."""
+    model = await get(conn, name)
+    async with conn.transaction():
+        if status == "active" and model.status == "inactive":
+            await reset_cursor_to_now(conn, model.id)
+        await conn.execute(query("set_model_status"), model.id, status, reason)
+    return await get_by_id(conn, model.id)
+
+
+async def update_settings(conn: asyncpg.Connection, name: str, settings: ModelSettings) -> ModelRecord:
+    """Replace a model's settings; running lanes pick them up without restart."""
+    model = await get(conn, name)
+    await conn.execute(query("set_model_settings"), model.id, settings.model_dump_json())
+    return await get_by_id(conn, model.id)

@@ -1,0 +1,136 @@
+"""Per-model settings: every knob an operator may change at run time, validated in one place."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from coinfleet.errors import SettingError
+
+SendMode = Literal["all", "alerts_only", "positive_only", "negative_only"]
+Seconds = Annotated[float, Field(ge=0, le=86_400)]
+LogLimit = Annotated[int, Field(ge=0, le=1000)]
+
+
+class ModelSettings(BaseModel):
+    """Settings of one model (REFERENCE.md §2 plus coinfleet's own); all editable without restart."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    #: p ≥ this → alert; 0.5 ≤ p < this → positive; p < 0.5 → negative
+    alert_threshold: float = Field(default=0.7, ge=0.5, le=1.0)
+    #: share of execution slots and evaluation quota under contention, relative to other models
+    weight: float = Field(default=1.0, gt=0, le=1000)
+    #: phases the model scores (None: all phases)
+    phases: list[int] | None = None
+    #: which coins the model scores
+    coin_filter_mode: Literal["all", "whitelist", "blacklist"] = "all"
+    coin_whitelist: list[str] = Field(default_factory=list)
+    coin_blacklist: list[str] = Field(default_factory=list)
+    #: a coin is scored at most once per this many seconds of data time
+    min_scan_interval_seconds: Seconds = 20.0
+    #: after a negative / positive / alert result the coin is ignored for this long (data time)
+    ignore_bad_seconds: Seconds = 0.0
+    ignore_positive_seconds: Seconds = 0.0
+    ignore_alert_seconds: Seconds = 0.0
+    #: most predictions stored per coin and tag (0 = unlimited)
+    max_log_entries_negative: LogLimit = 0
+    max_log_entries_positive: LogLimit = 0
+    max_log_entries_alert: LogLimit = 0
+    #: score every event, or only the newest per coin in a batch
+    backlog_policy: Literal["every", "newest"] = "every"
+    #: events older than this (seconds behind the newest event seen) are skipped and counted; None: never
+    max_staleness_seconds: float | None = Field(default=None, gt=0)
+    #: webhook delivery
+    webhook_url: str | None = None
+    webhook_enabled: bool = True
+    webhook_secret: str | None = None
+    send_modes: list[SendMode] = Field(default_factory=lambda: list[SendMode](["all"]))
+    #: also send predictions suppressed by ignore windows or log limits
+    send_ignored: bool = False
+    #: runner limits
+    batch_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    memory_limit_mb: int = Field(default=1024, ge=64, le=65_536)
+
+    @field_validator("coin_whitelist", "coin_blacklist")
+    @classmethod
+    def _no_blank_mints(cls, mints: list[str]) -> list[str]:
+        cleaned = [m.strip() for m in mints]
+        if any(not m for m in cleaned):
+            raise ValueError("coin ids must not be empty")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _whitelist_needs_coins(self) -> ModelSettings:
+        if self.coin_filter_mode == "whitelist" and not self.coin_whitelist:
+            raise ValueError("coin_filter_mode=whitelist needs a non-empty coin_whitelist")
+        if not self.send_modes:
+            raise ValueError(
+                "send_modes needs at least one of all, alerts_only, positive_only, negative_only"
+            )
+        return self
+
+    def public(self) -> dict[str, Any]:
+        """Settings for display: the webhook secret is never shown."""
+        data = self.model_dump()
+        if data["webhook_secret"]:
+            data["webhook_secret"] = "***"
+        return data
+
+
+SETTING_KEYS: tuple[str, ...] = tuple(ModelSettings.model_fields)
+
+
+def _is_list_field(key: str) -> bool:
+    annotation = ModelSettings.model_fields[key].annotation
+    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    return any(typing.get_origin(option) is list for option in options)
+
+
+def parse_value(key: str, raw: str) -> Any:
+    """Turn the text of `KEY=VALUE` into a value pydantic can validate for that key."""
+    text = raw.strip()
+    if text.lower() in ("none", "null"):
+        return None
+    if not text:
+        return [] if _is_list_field(key) else None
+    if text[:1] in '[{"':
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SettingError(f"{key}: {raw!r} is not valid JSON ({exc.msg})") from exc
+    if _is_list_field(key):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+def apply_changes(current: ModelSettings, changes: dict[str, Any]) -> ModelSettings:
+    """A new settings object with `changes` applied; SettingError on unknown keys or bad values."""
+    unknown = sorted(set(changes) - set(SETTING_KEYS))
+    if unknown:
+        raise SettingError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTING_KEYS)}")
+    try:
+        return ModelSettings.model_validate({**current.model_dump(), **changes})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingError(f"invalid setting: {problems}") from None
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """Parse `KEY=VALUE` words from the command line."""
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SettingError(f"{pair!r} is not KEY=VALUE")
+        if key not in SETTING_KEYS:
+            raise SettingError(f"unknown setting {key!r}; known: {', '.join(SETTING_KEYS)}")
+        changes[key] = parse_value(key, raw)
+    return changes

@@ -1,0 +1,257 @@
+"""A lane owns one model: its cursor, filters, runner and counters. One lane never waits for another.
+
+Each batch: claim_events → select_candidates → observe (shared features) → predict → decide
+(the sequential rules) → store_batch, where predictions, scan-cache changes and the cursor commit in
+ONE transaction. A failed batch is retried from the same cursor, so nothing is lost or written twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import asyncpg
+import numpy as np
+import structlog
+
+from coinfleet.events.cursor import Cursor, Event, load_cursor, read_events, save_cursor
+from coinfleet.events.feed import Signal
+from coinfleet.models.registry import ModelRecord
+from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline.observations import Observation, ObservationService, feature_indices
+from coinfleet.pipeline.rules import CoinState, Decision, Skip, decide, definitely_skipped, phase_allowed
+from coinfleet.pipeline.runner import Runner
+from coinfleet.pipeline.store import NewPrediction, insert_predictions, load_states, save_states
+
+log = structlog.get_logger(__name__)
+MAX_BACKOFF_SECONDS = 30.0
+
+
+@dataclass
+class LaneStats:
+    """Counters of one lane, read by the demo table, the API and metrics."""
+
+    events: int = 0  #: events the cursor has passed
+    scored: int = 0  #: rows sent to the runner
+    batches: int = 0
+    predictions: Counter[str] = field(default_factory=Counter)  #: stored, by tag
+    skips: Counter[str] = field(default_factory=Counter)  #: by reason
+    errors: Counter[str] = field(default_factory=Counter)  #: by exception type
+    last_probability: float | None = None
+    last_batch_size: int = 0
+    lag_events: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class BatchResult:
+    """What scoring one batch produced, before it is stored."""
+
+    predictions: list[NewPrediction] = field(default_factory=list)
+    states: dict[str, CoinState] = field(default_factory=dict)
+    skips: Counter[str] = field(default_factory=Counter)
+    scored: int = 0
+    last_probability: float | None = None
+
+
+def select_candidates(
+    settings: ModelSettings, states: dict[str, CoinState], events: Sequence[Event], skips: Counter[str]
+) -> list[Event]:
+    """Drop the events no rule could let through: backlog policy, staleness, definite skips."""
+    newest_ts = max(e.ts for e in events)
+    last_per_coin = {e.mint: e for e in events}
+    chosen = []
+    for event in events:
+        reason = _backlog_skip(settings, event, newest_ts, last_per_coin)
+        reason = reason or definitely_skipped(settings, states.get(event.mint), event.mint, event.ts)
+        if reason:
+            skips[reason] += 1
+        else:
+            chosen.append(event)
+    return chosen
+
+
+def _backlog_skip(
+    settings: ModelSettings, event: Event, newest_ts: datetime, last_per_coin: dict[str, Event]
+) -> Skip | None:
+    """The backlog policy: only the newest event per coin, and nothing older than the staleness limit."""
+    if settings.backlog_policy == "newest" and last_per_coin[event.mint] is not event:
+        return Skip.SUPERSEDED
+    limit = settings.max_staleness_seconds
+    if limit is not None and newest_ts - event.ts > timedelta(seconds=limit):
+        return Skip.STALE
+    return None
+
+
+class Lane:
+    """Scores every new event for one model, in its own task, at its own pace."""
+
+    def __init__(
+        self,
+        *,
+        model: ModelRecord,
+        runner: Runner,
+        pool: asyncpg.Pool,
+        observations: ObservationService,
+        signal: Signal,
+        batch_max: int,
+        poll_interval: float,
+    ) -> None:
+        self.model = model
+        self.stats = LaneStats()
+        self._runner = runner
+        self._pool = pool
+        self._observations = observations
+        self._signal = signal
+        self._batch_max = batch_max
+        self._poll_interval = poll_interval
+        self._columns = feature_indices(model.features)
+        self._states: dict[str, CoinState] = {}
+        self._cursor = Cursor(tx=0, seq=0)
+        self._stopping = False
+
+    @property
+    def cursor(self) -> Cursor:
+        """The last event this lane has stored."""
+        return self._cursor
+
+    def update_model(self, model: ModelRecord) -> None:
+        """Take new settings for the same model version; the next batch uses them."""
+        self.model = model
+
+    def stop(self) -> None:
+        """Finish the current batch, then leave `run`."""
+        self._stopping = True
+        self._signal.set()
+
+    async def run(self) -> None:
+        """Batches until stopped; errors are logged, counted and retried with backoff."""
+        await self._load()
+        failures = 0
+        while not self._stopping:
+            try:
+                handled = await self.step()
+                failures = 0
+            except Exception as exc:  # one model's failure never leaves its lane
+                failures += 1
+                self._record_error(exc)
+                await self._signal.wait(min(MAX_BACKOFF_SECONDS, 0.1 * 2**failures))
+                continue
+            if not handled:
+                await self._signal.wait(self._poll_interval)
+        await self._runner.close()
+
+    async def _load(self) -> None:
+        async with self._pool.acquire() as conn:
+            self._cursor = await load_cursor(conn, self.model.id)
+            self._states = await load_states(conn, self.model.id)
+
+    def _record_error(self, exc: Exception) -> None:
+        self.stats.errors[type(exc).__name__] += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        log.error("batch_failed", model=self.model.name, error=self.stats.last_error)
+
+    async def step(self) -> bool:
+        """Handle one batch; False when there was nothing to do."""
+        events = await self.claim_events()
+        if not events:
+            return False
+        started = time.perf_counter()
+        result = await self.score(events)
+        await self.store_batch(result, events[-1].cursor)
+        self._count(events, result)
+        log.debug(
+            "batch_stored",
+            model=self.model.name,
+            events=len(events),
+            predictions=len(result.predictions),
+            ms=round(1000 * (time.perf_counter() - started), 1),
+        )
+        return True
+
+    async def claim_events(self) -> list[Event]:
+        """The next finished events after this lane's cursor."""
+        async with self._pool.acquire() as conn:
+            return await read_events(conn, self._cursor, self._batch_max)
+
+    async def score(self, events: Sequence[Event]) -> BatchResult:
+        """Filter, build features, predict and apply the rules to a batch (no writes)."""
+        settings = self.model.settings
+        result = BatchResult()
+        candidates = select_candidates(settings, self._states, events, result.skips)
+        observed = await self._observe(candidates, result)
+        if observed:
+            probabilities = await self.predict([obs for _, obs in observed])
+            result.scored = len(observed)
+            self._apply_rules(observed, probabilities, result)
+        return result
+
+    async def _observe(self, events: list[Event], result: BatchResult) -> list[tuple[Event, Observation]]:
+        observations = await self._observations.observe([(e.mint, e.ts) for e in events])
+        kept = []
+        for event, obs in zip(events, observations, strict=True):
+            if obs is None:
+                result.skips[Skip.NO_DATA] += 1
+            elif not phase_allowed(self.model.settings, obs.row.phase_id_at_time):
+                result.skips[Skip.PHASE] += 1
+            else:
+                kept.append((event, obs))
+        return kept
+
+    async def predict(self, observations: Sequence[Observation]) -> np.ndarray:
+        """The runner's probabilities for the model's feature columns."""
+        matrix = np.stack([obs.features[self._columns] for obs in observations]).astype(np.float32)
+        probabilities = await self._runner.predict(matrix)
+        if probabilities.shape != (len(observations),) or not np.all(np.isfinite(probabilities)):
+            raise ValueError(
+                f"runner returned {probabilities.shape} probabilities for {len(observations)} rows"
+            )
+        clipped: np.ndarray = np.clip(probabilities, 0.0, 1.0)
+        return clipped
+
+    def _apply_rules(
+        self, observed: list[tuple[Event, Observation]], probabilities: np.ndarray, result: BatchResult
+    ) -> None:
+        for (event, obs), probability in zip(observed, probabilities.tolist(), strict=True):
+            state = result.states.get(event.mint, self._states.get(event.mint))
+            decision = decide(self.model.settings, state, event.ts, probability)
+            if isinstance(decision, Skip):
+                result.skips[decision] += 1
+                continue
+            self._take(decision, event, obs, probability, result)
+
+    @staticmethod
+    def _take(
+        decision: Decision, event: Event, obs: Observation, probability: float, result: BatchResult
+    ) -> None:
+        result.states[event.mint] = decision.state
+        result.last_probability = probability
+        if decision.store:
+            result.predictions.append(
+                NewPrediction(event=event, row=obs.row, probability=probability, tag=decision.tag)
+            )
+        elif decision.suppressed is not None:
+            result.skips[decision.suppressed] += 1
+
+    async def store_batch(self, result: BatchResult, cursor: Cursor) -> None:
+        """Predictions, scan-cache changes and the cursor in one transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await insert_predictions(conn, self.model, result.predictions)
+            await save_states(conn, self.model.id, result.states)
+            await save_cursor(conn, self.model.id, cursor)
+        self._states.update(result.states)
+        self._cursor = cursor
+
+    def _count(self, events: Sequence[Event], result: BatchResult) -> None:
+        stats = self.stats
+        stats.events += len(events)
+        stats.scored += result.scored
+        stats.batches += 1
+        stats.last_batch_size = len(events)
+        stats.skips.update(result.skips)
+        stats.predictions.update(p.tag.value for p in result.predictions)
+        if result.last_probability is not None:
+            stats.last_probability = result.last_probability

@@ -1,0 +1,164 @@
+"""The scoring rules of one model, pure: filters before scoring, tags and suppression after.
+
+A lane replays these rules event by event in (tx, seq) order, so a batch gives exactly what scoring
+the events one at a time would give. `definitely_skipped` only prunes events that the sequential
+rules are sure to skip, so that work is not spent on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from coinfleet.models.settings import ModelSettings
+
+
+class Tag(StrEnum):
+    """The three result bands of a probability."""
+
+    NEGATIVE = "negative"
+    POSITIVE = "positive"
+    ALERT = "alert"
+
+
+class Skip(StrEnum):
+    """Why an event was not scored or a prediction not stored; every one is counted."""
+
+    COIN_FILTER = "coin_filter"
+    PHASE = "phase"
+    MIN_INTERVAL = "min_interval"
+    IGNORE_WINDOW = "ignore_window"
+    LOG_LIMIT = "log_limit"
+    STALE = "stale"
+    SUPERSEDED = "superseded"
+    NO_DATA = "no_data"
+
+
+def tag_for(probability: float, alert_threshold: float) -> Tag:
+    """p < 0.5 → negative; 0.5 ≤ p < threshold → positive; p ≥ threshold → alert."""
+    if probability >= alert_threshold:
+        return Tag.ALERT
+    if probability >= 0.5:
+        return Tag.POSITIVE
+    return Tag.NEGATIVE
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CoinState:
+    """What a model remembers about one coin (the scan cache)."""
+
+    last_scan_ts: datetime
+    last_probability: float
+    last_tag: Tag
+    ignore_until: datetime | None = None
+    ignore_reason: Tag | None = None
+    stored_negative: int = 0
+    stored_positive: int = 0
+    stored_alert: int = 0
+
+    def stored(self, tag: Tag) -> int:
+        """How many predictions with this tag are stored for the coin."""
+        return {Tag.NEGATIVE: self.stored_negative, Tag.POSITIVE: self.stored_positive}.get(
+            tag, self.stored_alert
+        )
+
+
+def coin_allowed(settings: ModelSettings, mint: str) -> bool:
+    """The whitelist / blacklist rule."""
+    if settings.coin_filter_mode == "whitelist":
+        return mint in settings.coin_whitelist
+    if settings.coin_filter_mode == "blacklist":
+        return mint not in settings.coin_blacklist
+    return True
+
+
+def phase_allowed(settings: ModelSettings, phase: int | None) -> bool:
+    """The phase rule: no phase list allows every phase; a coin without a phase passes only then."""
+    return settings.phases is None or phase in settings.phases
+
+
+def too_soon(settings: ModelSettings, state: CoinState | None, ts: datetime) -> bool:
+    """The minimum scan interval, in data time."""
+    if state is None:
+        return False
+    return ts - state.last_scan_ts < timedelta(seconds=settings.min_scan_interval_seconds)
+
+
+def ignored(state: CoinState | None, ts: datetime) -> bool:
+    """Inside the ignore window set by an earlier result."""
+    return state is not None and state.ignore_until is not None and ts < state.ignore_until
+
+
+def definitely_skipped(
+    settings: ModelSettings, state: CoinState | None, mint: str, ts: datetime
+) -> Skip | None:
+    """A skip that holds whatever the batch's earlier events turn out to be."""
+    if not coin_allowed(settings, mint):
+        return Skip.COIN_FILTER
+    if too_soon(settings, state, ts):
+        return Skip.MIN_INTERVAL
+    if ignored(state, ts) and not settings.send_ignored:
+        return Skip.IGNORE_WINDOW
+    return None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Decision:
+    """What to do with one scored event."""
+
+    tag: Tag
+    store: bool  #: write a prediction row
+    suppressed: Skip | None  #: why it was not stored (ignore window or log limit)
+    state: CoinState  #: the coin's state after this event
+    scored: bool = True  #: False when the event was dropped before scoring would have happened
+
+
+def _ignore_seconds(settings: ModelSettings, tag: Tag) -> float:
+    return {
+        Tag.ALERT: settings.ignore_alert_seconds,
+        Tag.POSITIVE: settings.ignore_positive_seconds,
+        Tag.NEGATIVE: settings.ignore_bad_seconds,
+    }[tag]
+
+
+def _count_stored(state: CoinState, tag: Tag) -> CoinState:
+    field = f"stored_{tag.value}"
+    return replace(state, **{field: getattr(state, field) + 1})
+
+
+def _limit(settings: ModelSettings, tag: Tag) -> int:
+    return {
+        Tag.ALERT: settings.max_log_entries_alert,
+        Tag.POSITIVE: settings.max_log_entries_positive,
+        Tag.NEGATIVE: settings.max_log_entries_negative,
+    }[tag]
+
+
+def decide(
+    settings: ModelSettings, state: CoinState | None, ts: datetime, probability: float
+) -> Decision | Skip:
+    """Apply the sequential rules to one scored event: a Skip if it would not have been scored."""
+    if too_soon(settings, state, ts):
+        return Skip.MIN_INTERVAL
+    tag = tag_for(probability, settings.alert_threshold)
+    if ignored(state, ts):
+        if not settings.send_ignored:
+            return Skip.IGNORE_WINDOW
+        assert state is not None
+        scanned = replace(state, last_scan_ts=ts, last_probability=probability, last_tag=tag)
+        return Decision(tag=tag, store=False, suppressed=Skip.IGNORE_WINDOW, state=scanned)
+    base = state or CoinState(last_scan_ts=ts, last_probability=probability, last_tag=tag)
+    window = _ignore_seconds(settings, tag)
+    scanned = replace(
+        base,
+        last_scan_ts=ts,
+        last_probability=probability,
+        last_tag=tag,
+        ignore_until=ts + timedelta(seconds=window) if window > 0 else None,
+        ignore_reason=tag if window > 0 else None,
+    )
+    limit = _limit(settings, tag)
+    if limit and base.stored(tag) >= limit:
+        return Decision(tag=tag, store=False, suppressed=Skip.LOG_LIMIT, state=scanned)
+    return Decision(tag=tag, store=True, suppressed=None, state=_count_stored(scanned, tag))

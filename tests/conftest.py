@@ -1,0 +1,90 @@
+"""Shared fixtures: one PostgreSQL per test session, a migrated template, a fresh database per test.
+
+The server is the embedded one (started in a temp folder) unless COINFLEET_TEST_DATABASE_URL names
+another server, e.g. postgresql://postgres@127.0.0.1:5432/test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from coinfleet.db import embedded
+from coinfleet.db.database import create_pool, with_database
+from coinfleet.db.migrate import migrate
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RECORDED_FILE = SHARED_DATA / "pumpfun_tracks_2025-06-06.csv"
+
+
+@pytest.fixture(scope="session")
+def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A DSN of a server the tests may create databases on."""
+    external = os.environ.get("COINFLEET_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    dsn, _ = embedded.start(pgdata)
+    try:
+        yield dsn
+    finally:
+        embedded.stop(pgdata)
+
+
+async def _admin(server_dsn: str) -> asyncpg.Connection:
+    return await asyncpg.connect(with_database(server_dsn, "postgres"))
+
+
+@pytest.fixture(scope="session")
+async def template_name(server_dsn: str) -> AsyncIterator[str]:
+    """A database with every migration applied, copied for each test."""
+    name = f"cf_template_{uuid.uuid4().hex[:10]}"
+    admin = await _admin(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(with_database(server_dsn, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def db_dsn(server_dsn: str, template_name: str) -> AsyncIterator[str]:
+    """A fresh migrated database for one test, dropped afterwards."""
+    name = f"cf_test_{uuid.uuid4().hex[:12]}"
+    admin = await _admin(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
+        yield with_database(server_dsn, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A connection pool on the test's database."""
+    pool = await create_pool(db_dsn, max_size=8)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def recorded_file() -> Path:
+    """The real recorded pump.fun file in ../shared/data (skips when absent)."""
+    if not RECORDED_FILE.exists():
+        pytest.skip(f"recorded data not found at {RECORDED_FILE}")
+    return RECORDED_FILE

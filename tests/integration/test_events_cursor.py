@@ -1,0 +1,49 @@
+"""The (tx, seq) cursor never skips a late commit and never repeats an event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+
+from coinfleet.events.cursor import Cursor, read_events
+
+INSERT = 'INSERT INTO coin_metrics (mint, "timestamp", price_close) VALUES ($1, $2, 1.0)'
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def test_lower_seq_committed_late_is_read_once(db_dsn: str) -> None:
+    early = await asyncpg.connect(db_dsn)
+    late = await asyncpg.connect(db_dsn)
+    reader = await asyncpg.connect(db_dsn)
+    try:
+        early_tx = early.transaction()
+        await early_tx.start()
+        await early.execute(INSERT, "coin-a", T0)  # gets the lower seq
+        async with late.transaction():
+            await late.execute(INSERT, "coin-b", T0)  # higher seq, commits first
+        first = await read_events(reader, Cursor(tx=0, seq=0), 100)
+        assert first == []  # coin-b waits behind the open transaction holding the horizon
+        await early_tx.commit()
+        second = await read_events(reader, Cursor(tx=0, seq=0), 100)
+        assert [e.mint for e in second] == ["coin-a", "coin-b"]
+        assert await read_events(reader, second[-1].cursor, 100) == []
+    finally:
+        for conn in (early, late, reader):
+            await conn.close()
+
+
+async def test_one_event_per_row_and_order_by_tx(db_dsn: str) -> None:
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.executemany(INSERT, [("c1", T0), ("c2", T0), ("c3", T0)])
+        async with conn.transaction():
+            await conn.execute(INSERT, "c4", T0)
+        events = await read_events(conn, Cursor(tx=0, seq=0), 100)
+        assert [e.mint for e in events] == ["c1", "c2", "c3", "c4"]
+        assert len({(e.tx, e.seq) for e in events}) == 4
+        page = await read_events(conn, Cursor(tx=0, seq=0), 2)
+        rest = await read_events(conn, page[-1].cursor, 100)
+        assert [e.mint for e in page + rest] == ["c1", "c2", "c3", "c4"]
+    finally:
+        await conn.close()

@@ -17,6 +17,10 @@ import pytest
 from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, with_database
 from coinfleet.db.migrate import migrate
+from coinfleet.models.bundle import ModelBundle, read_bundle, write_bundle
+from coinfleet.models.train import train_model
+from coinfleet.targets import TargetSpec
+from support import market_rows
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RECORDED_FILE = SHARED_DATA / "pumpfun_tracks_2025-06-06.csv"
@@ -88,3 +92,23 @@ def recorded_file() -> Path:
     if not RECORDED_FILE.exists():
         pytest.skip(f"recorded data not found at {RECORDED_FILE}")
     return RECORDED_FILE
+
+
+@pytest.fixture(scope="session")
+def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
+    """A real XGBoost model trained on a simulated market, as a bundle on disk."""
+    trained = train_model(
+        market_rows(coins=60, seconds=1800, seed=11),
+        algorithm="xgboost",
+        target=TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60),
+    )
+    bundle = ModelBundle(
+        name="xgb-test",
+        algorithm=trained.algorithm,
+        format=trained.format,
+        artifact=trained.artifact,
+        features=trained.features,
+        target=trained.target,
+        metrics=trained.metrics,
+    )
+    return read_bundle(write_bundle(tmp_path_factory.mktemp("models"), bundle))

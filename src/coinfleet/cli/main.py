@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from coinfleet.cli import db, models
+from coinfleet.cli import db, feed, models
 from coinfleet.cli.common import run
+from coinfleet.cli.demo import demo
 from coinfleet.config import Settings
 
 app = typer.Typer(
@@ -15,6 +16,9 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
+app.command()(demo)
+app.command()(feed.replay)
+app.command()(feed.simulate)
 
 
 @app.command()

@@ -1,0 +1,5 @@
+"""`python -m coinfleet` runs the CLI."""
+
+from coinfleet.cli.main import app
+
+app()

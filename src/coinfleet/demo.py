@@ -1,0 +1,293 @@
+"""`coinfleet demo`: a whole fleet on a fresh machine — database, market, models, lanes — in one command."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from coinfleet.config import Settings
+from coinfleet.db import embedded
+from coinfleet.db.database import create_pool, ensure_database, resolve, with_database
+from coinfleet.db.migrate import migrate
+from coinfleet.feed import live
+from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
+from coinfleet.metrics import MetricRow
+from coinfleet.models.bundle import META_SUFFIX, ModelBundle, read_bundle, write_bundle
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.train import train_model
+from coinfleet.pipeline.store import prediction_counts
+from coinfleet.pipeline.supervisor import Supervisor
+from coinfleet.targets import TargetSpec
+
+log = structlog.get_logger(__name__)
+DEMO_DATABASE = "coinfleet_demo"
+#: seconds of simulated market the demo models are trained on when no file is given
+TRAINING_HISTORY_SECONDS = 3 * 3600
+#: share of the run a recorded file's replay is fitted into when a duration is given
+REPLAY_SHARE = 0.8
+DEFAULT_SIMULATION_SECONDS = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoModel:
+    """A model the demo trains: different algorithms and targets."""
+
+    name: str
+    algorithm: str
+    target: TargetSpec
+    alert_threshold: float
+
+
+DEMO_MODELS: tuple[DemoModel, ...] = (
+    DemoModel(
+        name="xgb-up2-120s",
+        algorithm="xgboost",
+        target=TargetSpec(kind="change", direction="up", change_percent=2, horizon_seconds=120),
+        alert_threshold=0.7,
+    ),
+    DemoModel(
+        name="lgbm-down5-300s",
+        algorithm="lightgbm",
+        target=TargetSpec(kind="change", direction="down", change_percent=5, horizon_seconds=300),
+        alert_threshold=0.7,
+    ),
+    DemoModel(
+        name="hgb-down1-60s",
+        algorithm="hist_gradient_boosting",
+        target=TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60),
+        alert_threshold=0.7,
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoOptions:
+    """What the user asked for."""
+
+    duration: float | None
+    data_rows: Sequence[MetricRow] | None  #: a recorded file's rows, or None for the simulator
+    data_key: str  #: names the market the models were trained on (cache key)
+    coins: int = 60
+    seed: int = 7
+    speed: float | None = None  #: replay speed; None fits the replay into the run
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelLine:
+    """One model's row in the live table and the summary."""
+
+    name: str
+    algorithm: str
+    target: str
+    events: int
+    lag_events: int
+    predictions: dict[str, int]
+    last_probability: float | None
+    errors: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoSnapshot:
+    """The state of the run at one moment."""
+
+    elapsed: float
+    events: int
+    feeding: bool
+    models: list[ModelLine] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        """The documented `--json` summary."""
+        return {
+            "events": self.events,
+            "models": [
+                {
+                    "name": m.name,
+                    "predictions": sum(m.predictions.values()),
+                    "alerts": m.predictions.get("alert", 0),
+                    "lag_events": m.lag_events,
+                }
+                for m in self.models
+            ],
+        }
+
+
+def data_key_for(path: Path | None, seed: int) -> str:
+    """A short name of the training market: the file's hash, or the simulator seed."""
+    if path is None:
+        return f"sim-{seed}"
+    return "file-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def training_rows(options: DemoOptions) -> Sequence[MetricRow]:
+    """The recorded file, or a long simulated history with its own seed."""
+    if options.data_rows is not None:
+        return options.data_rows
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    config = SimulatorConfig(coins=options.coins * 4, seed=options.seed + 1000, launch_window_seconds=3600)
+    return MarketSimulator(config, start).history(TRAINING_HISTORY_SECONDS)
+
+
+def ensure_demo_models(home: Path, options: DemoOptions) -> list[ModelBundle]:
+    """Train the demo models unless a bundle for this market is already on disk."""
+    folder = home / "demo-models" / options.data_key
+    missing = [m for m in DEMO_MODELS if not (folder / (m.name + META_SUFFIX)).exists()]
+    if missing:
+        rows = training_rows(options)
+        for spec in missing:
+            log.info("training_demo_model", model=spec.name, rows=len(rows))
+            trained = train_model(rows, algorithm=spec.algorithm, target=spec.target)  # type: ignore[arg-type]
+            write_bundle(
+                folder,
+                ModelBundle(
+                    name=spec.name,
+                    algorithm=trained.algorithm,
+                    format=trained.format,
+                    artifact=trained.artifact,
+                    features=trained.features,
+                    target=trained.target,
+                    metrics=trained.metrics,
+                    alert_threshold=spec.alert_threshold,
+                ),
+            )
+    return [read_bundle(folder / (m.name + META_SUFFIX)) for m in DEMO_MODELS]
+
+
+async def fresh_demo_database(settings: Settings) -> tuple[str, bool]:
+    """An empty, migrated demo database on the configured server; (DSN, embedded server started)."""
+    target = await resolve(settings)
+    admin = await asyncpg.connect(with_database(target.dsn, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    await ensure_database(target.dsn, DEMO_DATABASE)
+    dsn = with_database(target.dsn, DEMO_DATABASE)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return dsn, target.started_embedded
+
+
+class DemoRun:
+    """One demo: the feeder and the supervisor side by side, observed until the end condition."""
+
+    def __init__(self, *, settings: Settings, options: DemoOptions, pool: asyncpg.Pool, dsn: str) -> None:
+        self._options = options
+        self._pool = pool
+        self._supervisor = Supervisor(pool=pool, dsn=dsn, settings=settings)
+        self._stop_feed = asyncio.Event()
+        self._inserted = 0
+        self._started = time.monotonic()
+
+    def _count(self, n: int) -> None:
+        self._inserted += n
+
+    def _feeder(self) -> asyncio.Task[int]:
+        if self._options.data_rows is not None:
+            return asyncio.create_task(
+                live.replay(
+                    self._pool,
+                    self._options.data_rows,
+                    speed=self._replay_speed(),
+                    on_rows=self._count,
+                    stop=self._stop_feed,
+                )
+            )
+        config = SimulatorConfig(coins=self._options.coins, seed=self._options.seed, launch_window_seconds=20)
+        simulator = MarketSimulator(config, datetime.now(UTC) - timedelta(seconds=5))
+        return asyncio.create_task(
+            live.simulate(self._pool, simulator, stop=self._stop_feed, on_rows=self._count)
+        )
+
+    def _replay_speed(self) -> float:
+        if self._options.speed is not None:
+            return self._options.speed
+        rows = self._options.data_rows or []
+        seconds = live.span(rows).total_seconds()
+        budget = REPLAY_SHARE * (self._options.duration or 60.0)
+        return max(1.0, seconds / budget)
+
+    async def run(self, on_snapshot: Callable[[DemoSnapshot], None]) -> DemoSnapshot:
+        """Feed and score until the duration passes, or the replay ends and every lane caught up."""
+        lanes = asyncio.create_task(self._supervisor.run())
+        feeder = self._feeder()
+        duration = self._options.duration
+        if duration is None and self._options.data_rows is None:
+            duration = DEFAULT_SIMULATION_SECONDS
+        try:
+            while True:
+                await asyncio.sleep(0.5)
+                snapshot = await self.snapshot(feeding=not feeder.done())
+                on_snapshot(snapshot)
+                if self._finished(snapshot, duration):
+                    break
+            self._stop_feed.set()
+            await feeder
+            return await self.snapshot(feeding=False, final=True)
+        finally:
+            self._stop_feed.set()
+            await feeder
+            self._supervisor.stop()
+            await lanes
+
+    def _finished(self, snapshot: DemoSnapshot, duration: float | None) -> bool:
+        if duration is not None and snapshot.elapsed >= duration:
+            return True
+        caught_up = all(m.lag_events == 0 for m in snapshot.models) and bool(snapshot.models)
+        return not snapshot.feeding and caught_up
+
+    async def snapshot(self, *, feeding: bool, final: bool = False) -> DemoSnapshot:
+        """Counters of every lane; the final one reads stored predictions from the database."""
+        await self._supervisor.refresh_lag()
+        lines = []
+        for lane in self._supervisor.lanes:
+            stats = lane.stats
+            predictions = dict(stats.predictions)
+            if final:
+                async with self._pool.acquire() as conn:
+                    predictions = await prediction_counts(conn, lane.model.id)
+            lines.append(
+                ModelLine(
+                    name=lane.model.name,
+                    algorithm=lane.model.algorithm,
+                    target=lane.model.target.describe(),
+                    events=stats.events,
+                    lag_events=stats.lag_events,
+                    predictions=predictions,
+                    last_probability=stats.last_probability,
+                    errors=sum(stats.errors.values()),
+                )
+            )
+        return DemoSnapshot(
+            elapsed=time.monotonic() - self._started, events=self._inserted, feeding=feeding, models=lines
+        )
+
+
+async def run_demo(
+    settings: Settings, options: DemoOptions, on_snapshot: Callable[[DemoSnapshot], None]
+) -> DemoSnapshot:
+    """Train (once), start a fresh demo database, feed the market, run the lanes, summarise."""
+    bundles = await asyncio.to_thread(ensure_demo_models, settings.home, options)
+    dsn, started_embedded = await fresh_demo_database(settings)
+    try:
+        pool = await create_pool(dsn, max_size=settings.pool_max_size)
+        try:
+            async with pool.acquire() as conn:
+                for bundle in bundles:
+                    await import_bundle(conn, bundle, activate=True)
+            return await DemoRun(settings=settings, options=options, pool=pool, dsn=dsn).run(on_snapshot)
+        finally:
+            await pool.close()
+    finally:
+        if started_embedded:
+            embedded.stop(settings.pgdata)

@@ -1,0 +1,76 @@
+"""A model file with its metadata beside it: what `coinfleet train` writes and `models import` reads.
+
+`NAME.model.json` holds the metadata and names the artifact file next to it (`NAME.xgb.json`,
+`NAME.lgbm.txt`, `NAME.skops` or `NAME.onnx`), which stays a plain file of its library's format.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coinfleet.errors import ModelLoadError
+from coinfleet.targets import TargetSpec
+
+ARTIFACT_SUFFIX = {
+    "xgboost-json": ".xgb.json",
+    "lightgbm-text": ".lgbm.txt",
+    "skops": ".skops",
+    "onnx": ".onnx",
+}
+META_SUFFIX = ".model.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelBundle:
+    """A model ready to register."""
+
+    name: str
+    algorithm: str
+    format: str
+    artifact: bytes
+    features: tuple[str, ...]
+    target: TargetSpec
+    metrics: dict[str, Any]
+    alert_threshold: float = 0.7
+
+
+def write_bundle(folder: Path, bundle: ModelBundle) -> Path:
+    """Write the artifact and its metadata; return the metadata file's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    artifact_name = bundle.name + ARTIFACT_SUFFIX[bundle.format]
+    (folder / artifact_name).write_bytes(bundle.artifact)
+    meta = {
+        "name": bundle.name,
+        "algorithm": bundle.algorithm,
+        "format": bundle.format,
+        "artifact": artifact_name,
+        "features": list(bundle.features),
+        "target": bundle.target.to_dict(),
+        "metrics": bundle.metrics,
+        "alert_threshold": bundle.alert_threshold,
+    }
+    path = folder / (bundle.name + META_SUFFIX)
+    path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return path
+
+
+def read_bundle(path: Path) -> ModelBundle:
+    """Read a bundle's metadata and artifact; ModelLoadError says what is missing or wrong."""
+    try:
+        meta = json.loads(path.read_text())
+        artifact = (path.parent / meta["artifact"]).read_bytes()
+        return ModelBundle(
+            name=meta["name"],
+            algorithm=meta["algorithm"],
+            format=meta["format"],
+            artifact=artifact,
+            features=tuple(meta["features"]),
+            target=TargetSpec.from_dict(meta["target"]),
+            metrics=meta.get("metrics", {}),
+            alert_threshold=float(meta.get("alert_threshold", 0.7)),
+        )
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{path} is not a readable coinfleet model bundle: {exc}") from exc

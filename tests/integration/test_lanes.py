@@ -1,0 +1,171 @@
+"""Lanes score every event once, keep going when a neighbour fails, and follow settings live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+
+import asyncpg
+import numpy as np
+
+from coinfleet.config import Settings
+from coinfleet.feed.writer import insert_metrics
+from coinfleet.models import registry
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.registry import ModelRecord
+from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline.observations import ObservationService
+from coinfleet.pipeline.runner import Runner
+from coinfleet.pipeline.supervisor import Supervisor, inline_runner
+from support import market_rows
+
+SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300)
+
+
+async def activate(pool: asyncpg.Pool, bundle: ModelBundle, name: str, **settings: object) -> ModelRecord:
+    async with pool.acquire() as conn:
+        return await import_bundle(
+            conn, replace(bundle, name=name), settings=ModelSettings.model_validate(settings), activate=True
+        )
+
+
+async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+class BrokenRunner:
+    """A model whose every batch fails."""
+
+    async def predict(self, features: np.ndarray) -> np.ndarray:
+        raise RuntimeError("model exploded")
+
+    async def close(self) -> None:
+        pass
+
+
+def runners_with_broken(name: str) -> Callable[[ModelRecord, bytes], Runner]:
+    def factory(model: ModelRecord, artifact: bytes) -> Runner:
+        return BrokenRunner() if model.name == name else inline_runner(model, artifact)
+
+    return factory
+
+
+async def test_every_event_is_scored_once(pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle) -> None:
+    model = await activate(pool, small_bundle, "every", min_scan_interval_seconds=0)
+    rows = market_rows(coins=20, seconds=300)
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows)
+    supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=SETTINGS)
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await until(lambda: bool(supervisor.lanes) and supervisor.lanes[0].stats.events == len(rows))
+    finally:
+        supervisor.stop()
+        await task
+    async with pool.acquire() as conn:
+        stored = await conn.fetch(
+            "SELECT mint, metric_ts, count(*) AS n FROM coinfleet_predictions WHERE model_id = $1"
+            " GROUP BY mint, metric_ts",
+            model.id,
+        )
+        counted = await conn.fetchval(
+            "SELECT sum(stored_negative + stored_positive + stored_alert) FROM coinfleet_scan_state"
+            " WHERE model_id = $1",
+            model.id,
+        )
+    assert {(r["mint"], r["metric_ts"]) for r in stored} == {(r.mint, r.timestamp) for r in rows}
+    assert all(r["n"] == 1 for r in stored)
+    assert counted == len(rows)
+
+
+async def test_a_failing_model_does_not_stop_its_neighbour(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    good = await activate(pool, small_bundle, "good", min_scan_interval_seconds=0)
+    await activate(pool, small_bundle, "broken", min_scan_interval_seconds=0)
+    rows = market_rows(coins=10, seconds=200)
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows)
+    supervisor = Supervisor(
+        pool=pool, dsn=db_dsn, settings=SETTINGS, runner_factory=runners_with_broken("broken")
+    )
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await until(lambda: len(supervisor.lanes) == 2)
+        lanes = {lane.model.name: lane for lane in supervisor.lanes}
+        await until(
+            lambda: (
+                lanes["good"].stats.events == len(rows) and lanes["broken"].stats.errors["RuntimeError"] >= 2
+            )
+        )
+    finally:
+        supervisor.stop()
+        await task
+    assert lanes["broken"].stats.events == 0  # its events wait behind its cursor
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT count(*) FROM coinfleet_predictions WHERE model_id = $1", good.id
+        ) == len(rows)
+
+
+async def test_settings_change_applies_without_restart(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    await activate(pool, small_bundle, "live")
+    supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=SETTINGS)
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await until(lambda: len(supervisor.lanes) == 1)
+        async with pool.acquire() as conn:
+            model = await registry.get(conn, "live")
+            await registry.update_settings(
+                conn, "live", model.settings.model_copy(update={"alert_threshold": 0.91})
+            )
+        await until(lambda: supervisor.lanes[0].model.settings.alert_threshold == 0.91)
+        async with pool.acquire() as conn:
+            await registry.set_status(conn, "live", "inactive")
+        await until(lambda: not supervisor.lanes)
+    finally:
+        supervisor.stop()
+        await task
+
+
+async def test_features_at_t_ignore_rows_after_t(pool: asyncpg.Pool) -> None:
+    rows = sorted(market_rows(coins=3, seconds=300), key=lambda r: r.timestamp)
+    cut = len(rows) // 2
+    key = (rows[cut].mint, rows[cut].timestamp)
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows[: cut + 1])
+    before = (await ObservationService(pool).observe([key]))[0]
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows[cut + 1 :])
+    after = (await ObservationService(pool).observe([key]))[0]
+    assert before is not None and after is not None
+    assert before.row == after.row
+    np.testing.assert_array_equal(before.features, after.features)
+
+
+async def test_backlog_policy_newest_skips_and_counts(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    await activate(pool, small_bundle, "newest", min_scan_interval_seconds=0, backlog_policy="newest")
+    rows = market_rows(coins=5, seconds=200)
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows)
+    settings = Settings(poll_interval_seconds=0.2, batch_max_events=10_000)
+    supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=settings)
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await until(lambda: bool(supervisor.lanes))
+        lane = supervisor.lanes[0]
+        await until(lambda: lane.stats.events == len(rows))
+    finally:
+        supervisor.stop()
+        await task
+    coins = len({r.mint for r in rows})
+    assert lane.stats.scored == coins
+    assert lane.stats.skips["superseded"] == len(rows) - coins

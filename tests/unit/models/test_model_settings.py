@@ -1,0 +1,53 @@
+"""`models set KEY=VALUE`: parsing, validation and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from coinfleet.errors import SettingError
+from coinfleet.models.settings import ModelSettings, apply_changes, parse_assignments
+
+
+def test_values_are_parsed_by_field_type() -> None:
+    changes = parse_assignments(
+        ["alert_threshold=0.8", "phases=1,2", 'coin_whitelist=["a", "b"]', "webhook_url=none", "weight=4"]
+    )
+    new = apply_changes(ModelSettings(), changes)
+    assert new.alert_threshold == 0.8
+    assert new.phases == [1, 2]
+    assert new.coin_whitelist == ["a", "b"]
+    assert new.webhook_url is None
+    assert new.weight == 4
+
+
+def test_unknown_key_names_the_known_ones() -> None:
+    with pytest.raises(SettingError, match=r"unknown setting 'treshold'.*alert_threshold"):
+        parse_assignments(["treshold=0.8"])
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("alert_threshold=0.3", "alert_threshold"),
+        ("alert_threshold=high", "alert_threshold"),
+        ("weight=0", "weight"),
+        ("ignore_bad_seconds=90000", "ignore_bad_seconds"),
+        ("max_log_entries_alert=1001", "max_log_entries_alert"),
+        ("send_modes=sometimes", "send_modes"),
+        ("coin_filter_mode=whitelist", "whitelist"),
+    ],
+)
+def test_bad_values_are_refused_with_the_key(pair: str, message: str) -> None:
+    with pytest.raises(SettingError, match=message):
+        apply_changes(ModelSettings(), parse_assignments([pair]))
+
+
+def test_not_an_assignment() -> None:
+    with pytest.raises(SettingError, match="KEY=VALUE"):
+        parse_assignments(["alert_threshold"])
+
+
+def test_secret_is_hidden_in_public_view() -> None:
+    settings = apply_changes(ModelSettings(), parse_assignments(["webhook_secret=s3cret"]))
+    assert settings.public()["webhook_secret"] == "***"
+    assert settings.webhook_secret == "s3cret"

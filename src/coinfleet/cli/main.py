@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from coinfleet.cli import db, feed, models
+from coinfleet.cli import bench, db, feed, models
 from coinfleet.cli.common import run
 from coinfleet.cli.demo import demo
 from coinfleet.config import Settings
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
+app.add_typer(bench.app, name="bench")
 app.command()(demo)
 app.command()(feed.replay)
 app.command()(feed.simulate)

@@ -102,13 +102,5 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
         algorithm="xgboost",
         target=TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60),
     )
-    bundle = ModelBundle(
-        name="xgb-test",
-        algorithm=trained.algorithm,
-        format=trained.format,
-        artifact=trained.artifact,
-        features=trained.features,
-        target=trained.target,
-        metrics=trained.metrics,
-    )
+    bundle = trained.to_bundle("xgb-test")
     return read_bundle(write_bundle(tmp_path_factory.mktemp("models"), bundle))

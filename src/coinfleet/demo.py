@@ -22,7 +22,7 @@ from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import META_SUFFIX, ModelBundle, read_bundle, write_bundle
 from coinfleet.models.importing import import_bundle
-from coinfleet.models.train import train_model
+from coinfleet.models.train import Algorithm, train_model
 from coinfleet.pipeline.store import prediction_counts
 from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.targets import TargetSpec
@@ -41,7 +41,7 @@ class DemoModel:
     """A model the demo trains: different algorithms and targets."""
 
     name: str
-    algorithm: str
+    algorithm: Algorithm
     target: TargetSpec
     alert_threshold: float
 
@@ -143,20 +143,8 @@ def ensure_demo_models(home: Path, options: DemoOptions) -> list[ModelBundle]:
         rows = training_rows(options)
         for spec in missing:
             log.info("training_demo_model", model=spec.name, rows=len(rows))
-            trained = train_model(rows, algorithm=spec.algorithm, target=spec.target)  # type: ignore[arg-type]
-            write_bundle(
-                folder,
-                ModelBundle(
-                    name=spec.name,
-                    algorithm=trained.algorithm,
-                    format=trained.format,
-                    artifact=trained.artifact,
-                    features=trained.features,
-                    target=trained.target,
-                    metrics=trained.metrics,
-                    alert_threshold=spec.alert_threshold,
-                ),
-            )
+            trained = train_model(rows, algorithm=spec.algorithm, target=spec.target)
+            write_bundle(folder, trained.to_bundle(spec.name, alert_threshold=spec.alert_threshold))
     return [read_bundle(folder / (m.name + META_SUFFIX)) for m in DEMO_MODELS]
 
 

@@ -21,6 +21,10 @@ class ModelNotFound(CoinfleetError):
     """No model has the given name."""
 
 
+class ModelExists(CoinfleetError):
+    """A model with that name is registered already."""
+
+
 class SettingError(CoinfleetError):
     """A per-model setting key is unknown or its value is invalid."""
 

@@ -7,6 +7,7 @@ import typer
 from coinfleet.cli import bench, db, feed, models
 from coinfleet.cli.common import run
 from coinfleet.cli.demo import demo
+from coinfleet.cli.train import train
 from coinfleet.config import Settings
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app.add_typer(bench.app, name="bench")
 app.command()(demo)
 app.command()(feed.replay)
 app.command()(feed.simulate)
+app.command()(train)
 
 
 @app.command()

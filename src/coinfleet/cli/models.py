@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
 from coinfleet.cli.common import connection, console, print_json, run
 from coinfleet.config import Settings
 from coinfleet.models import registry
+from coinfleet.models.bundle import read_bundle
+from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord, Status
 from coinfleet.models.settings import apply_changes, parse_assignments
 
@@ -30,6 +35,25 @@ def _summary(model: ModelRecord) -> dict[str, object]:
         "training_metrics": model.training_metrics,
         "sha256": model.artifact_sha256,
     }
+
+
+@app.command("import")
+def import_command(
+    bundle: Path = typer.Argument(..., exists=True, dir_okay=False, help="A NAME.model.json file."),
+    name: str | None = typer.Option(None, help="Register under another name."),
+    activate: bool = typer.Option(False, "--activate", help="Activate it right away."),
+) -> None:
+    """Validate and register a model bundle (as written by `coinfleet train --out`)."""
+    loaded = read_bundle(bundle)
+    if name:
+        loaded = replace(loaded, name=name)
+
+    async def service(settings: Settings) -> ModelRecord:
+        async with connection(settings) as conn:
+            return await import_bundle(conn, loaded, activate=activate)
+
+    model = run(service)
+    console.print(f"{model.name}: imported ({model.status})")
 
 
 @app.command("list")

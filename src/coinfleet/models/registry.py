@@ -11,7 +11,7 @@ from typing import Any, Literal
 import asyncpg
 
 from coinfleet.db.sql import query
-from coinfleet.errors import ModelNotFound
+from coinfleet.errors import ModelExists, ModelNotFound, SettingError
 from coinfleet.events.cursor import reset_cursor_to_now
 from coinfleet.models.settings import ModelSettings
 from coinfleet.targets import TargetSpec
@@ -75,8 +75,22 @@ class ModelRecord:
 
 async def register(conn: asyncpg.Connection, model: NewModel) -> ModelRecord:
     """Store a new, inactive model; its cursor starts at the current horizon."""
+    try:
+        model_id = await _insert(conn, model)
+    except asyncpg.UniqueViolationError:
+        raise ModelExists(
+            f"a model named {model.name!r} exists already; choose another name or delete that one first"
+        ) from None
+    except asyncpg.CheckViolationError:
+        raise SettingError(
+            f"model name {model.name!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-'"
+        ) from None
+    return await get_by_id(conn, model_id)
+
+
+async def _insert(conn: asyncpg.Connection, model: NewModel) -> int:
     async with conn.transaction():
-        model_id = await conn.fetchval(
+        model_id: int = await conn.fetchval(
             query("insert_model"),
             model.name,
             model.algorithm,
@@ -89,7 +103,7 @@ async def register(conn: asyncpg.Connection, model: NewModel) -> ModelRecord:
             json.dumps(model.training_metrics),
         )
         await reset_cursor_to_now(conn, model_id)
-    return await get_by_id(conn, model_id)
+    return model_id
 
 
 async def list_models(conn: asyncpg.Connection) -> list[ModelRecord]:

@@ -10,7 +10,6 @@ loaded by `formats.load_predictor`, i.e. from exactly what will serve.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from coinfleet.evaluation.outcomes import LabelMode, Outcome, PricePath, evaluat
 from coinfleet.features.spec import DEFAULT_FEATURES, compute_matrix, validate_feature_names
 from coinfleet.features.window import WINDOW_ROWS, windows_from_history
 from coinfleet.metrics import MetricRow
+from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.formats import load_predictor, validate_predictor
 from coinfleet.targets import TargetSpec
 
@@ -42,7 +42,6 @@ MIN_TEST_ROWS = 20
 #: largest |Δp| allowed between the in-memory model and its reloaded artifact
 MAX_EXPORT_DRIFT = 1e-6
 #: file suffix per artifact format (the suffix `formats.detect_format` maps back)
-FORMAT_SUFFIX: dict[str, str] = {"xgboost-json": ".json", "lightgbm-text": ".txt", "skops": ".skops"}
 
 
 class TrainingError(CoinfleetError):
@@ -84,25 +83,24 @@ class TrainedModel:
     params: dict[str, Any]
     seed: int
 
-    @property
-    def suffix(self) -> str:
-        """File suffix for the artifact."""
-        return FORMAT_SUFFIX[self.format]
-
-    def metadata(self) -> dict[str, Any]:
-        """JSON-ready description to store next to the artifact."""
-        return {
-            "algorithm": self.algorithm,
-            "format": self.format,
-            "sha256": hashlib.sha256(self.artifact).hexdigest(),
-            "features": list(self.features),
-            "target": self.target.to_dict(),
-            "label_mode": self.label_mode,
-            "metrics": self.metrics,
-            "trained_rows": self.trained_rows,
-            "params": self.params,
-            "seed": self.seed,
-        }
+    def to_bundle(self, name: str, *, alert_threshold: float = 0.7) -> ModelBundle:
+        """The model as a bundle, ready to write to disk or import."""
+        return ModelBundle(
+            name=name,
+            algorithm=self.algorithm,
+            format=self.format,
+            artifact=self.artifact,
+            features=self.features,
+            target=self.target,
+            metrics={
+                **self.metrics,
+                "label_mode": self.label_mode,
+                "trained_rows": self.trained_rows,
+                "params": self.params,
+                "seed": self.seed,
+            },
+            alert_threshold=alert_threshold,
+        )
 
 
 def train_model(

@@ -14,7 +14,8 @@ import numpy as np
 from coinfleet.db.sql import query
 from coinfleet.features.spec import FEATURES, compute_features
 from coinfleet.features.window import WINDOW_ROWS, window_from_rows
-from coinfleet.metrics import METRIC_COLUMNS, MetricRow
+from coinfleet.feed.writer import metric_row
+from coinfleet.metrics import MetricRow
 
 Key = tuple[str, datetime]
 #: every feature the catalogue knows, in one fixed order; lanes pick their columns from it
@@ -36,10 +37,6 @@ def feature_indices(names: Sequence[str]) -> np.ndarray:
     if missing:
         raise ValueError(f"features coinfleet cannot compute: {', '.join(missing)}")
     return np.array([position[n] for n in names], dtype=np.intp)
-
-
-def _metric_row(record: asyncpg.Record) -> MetricRow:
-    return MetricRow(**{name: record[name] for name in METRIC_COLUMNS})
 
 
 class ObservationService:
@@ -117,6 +114,6 @@ def _observation(records: list[asyncpg.Record]) -> Observation | None:
     """Features from one window (rows oldest → newest, the last is the event's own row)."""
     if not records:
         return None
-    rows = [_metric_row(r) for r in records]
+    rows = [metric_row(r) for r in records]
     window = window_from_rows(rows, records[0]["first_seen"])
     return Observation(row=rows[-1], features=compute_features(window, ALL_FEATURES))

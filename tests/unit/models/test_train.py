@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from coinfleet.features.spec import DEFAULT_FEATURES, compute_features
 from coinfleet.features.window import WINDOW_ROWS, window_from_rows
 from coinfleet.metrics import MetricRow
+from coinfleet.models.bundle import ARTIFACT_SUFFIX
 from coinfleet.models.formats import detect_format, load_predictor
 from coinfleet.models.train import (
     ALGORITHMS,
@@ -107,7 +108,7 @@ def market() -> list[MetricRow]:
 def test_every_algorithm_learns_the_planted_signal(algorithm: Algorithm, market: list[MetricRow]) -> None:
     model = train_model(market, algorithm=algorithm, target=UP10, params=FAST[algorithm])
     assert model.format == {"xgboost": "xgboost-json", "lightgbm": "lightgbm-text"}.get(algorithm, "skops")
-    assert detect_format(f"model{model.suffix}") == model.format
+    assert detect_format(f"model{ARTIFACT_SUFFIX[model.format]}") == model.format
     assert model.features == tuple(name for name in DEFAULT_FEATURES if name not in OPTIONAL_ONLY)
     assert model.metrics["dropped_features"] == list(OPTIONAL_ONLY)
     assert model.label_mode == "within"
@@ -128,7 +129,7 @@ def test_every_algorithm_learns_the_planted_signal(algorithm: Algorithm, market:
     assert metrics["n_train"] == model.trained_rows
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["n_test"]
     assert FAST[algorithm].items() <= model.params.items()
-    json.dumps(model.metadata())
+    json.dumps(model.to_bundle("m").metrics)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

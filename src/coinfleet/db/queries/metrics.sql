@@ -23,3 +23,15 @@ ORDER BY k.i, m."timestamp"
 -- name: count_metrics --
 -- Rows in coin_metrics.
 SELECT count(*) FROM coin_metrics
+
+-- name: read_metrics_since --
+-- Every coin_metrics row at or after a time, oldest first (training input).
+SELECT mint, "timestamp", phase_id_at_time,
+       price_open::float8, price_high::float8, price_low::float8, price_close::float8,
+       market_cap_close::float8, volume_sol::float8, buy_volume_sol::float8, sell_volume_sol::float8,
+       num_buys::int, num_sells::int, unique_wallets::int, dev_sold_amount::float8,
+       buy_pressure_ratio::float8, whale_buy_volume_sol::float8, whale_sell_volume_sol::float8,
+       volatility_pct::float8, unique_signer_ratio::float8, net_volume_sol::float8
+FROM coin_metrics
+WHERE "timestamp" >= $1
+ORDER BY "timestamp"

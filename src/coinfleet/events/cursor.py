@@ -25,7 +25,8 @@ class Event:
     tx: int
     seq: int
     mint: str
-    ts: datetime
+    ts: datetime  #: the metric row's bar time
+    inserted_at: datetime  #: when the row was inserted (start of the lane's latency)
 
     @property
     def cursor(self) -> Cursor:
@@ -36,7 +37,10 @@ class Event:
 async def read_events(conn: asyncpg.Connection, after: Cursor, limit: int) -> list[Event]:
     """Up to `limit` finished events after `after`, oldest first; never skips a late commit."""
     rows = await conn.fetch(query("read_events"), after.tx, after.seq, limit)
-    return [Event(tx=r["tx"], seq=r["seq"], mint=r["mint"], ts=r["ts"]) for r in rows]
+    return [
+        Event(tx=r["tx"], seq=r["seq"], mint=r["mint"], ts=r["ts"], inserted_at=r["inserted_at"])
+        for r in rows
+    ]
 
 
 async def load_cursor(conn: asyncpg.Connection, model_id: int) -> Cursor:

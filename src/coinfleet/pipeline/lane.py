@@ -8,10 +8,10 @@ ONE transaction. A failed batch is retried from the same cursor, so nothing is l
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import numpy as np
@@ -28,6 +28,7 @@ from coinfleet.pipeline.store import NewPrediction, insert_predictions, load_sta
 
 log = structlog.get_logger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
+LATENCY_SAMPLES = 100_000  #: latencies kept per lane for quantiles
 
 
 @dataclass
@@ -44,6 +45,14 @@ class LaneStats:
     last_batch_size: int = 0
     lag_events: int = 0
     last_error: str | None = None
+    #: recent latencies in seconds, metric row inserted → prediction committed
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+
+    def latency_quantile(self, q: float) -> float | None:
+        """A quantile of the recent latencies (seconds), None before the first prediction."""
+        if not self.latencies:
+            return None
+        return float(np.quantile(np.fromiter(self.latencies, dtype=np.float64), q))
 
 
 @dataclass
@@ -162,6 +171,10 @@ class Lane:
         started = time.perf_counter()
         result = await self.score(events)
         await self.store_batch(result, events[-1].cursor)
+        committed = datetime.now(UTC)
+        self.stats.latencies.extend(
+            (committed - p.event.inserted_at).total_seconds() for p in result.predictions
+        )
         self._count(events, result)
         log.debug(
             "batch_stored",

@@ -1,6 +1,6 @@
 -- name: read_events --
 -- Events after a cursor whose transactions have all finished, in (tx, seq) order.
-SELECT tx, seq, mint, ts
+SELECT tx, seq, mint, ts, inserted_at
 FROM coinfleet_events
 WHERE (tx, seq) > ($1::xid8, $2::bigint)
   AND tx < pg_snapshot_xmin(pg_current_snapshot())

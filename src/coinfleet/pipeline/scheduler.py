@@ -1,0 +1,95 @@
+"""Weighted fair execution slots: under contention a model's share of slot time follows its weight.
+
+Start-time fair queueing: each model has a virtual finish time that grows by `seconds used / weight`
+when it releases a slot; a free slot goes to the waiting request with the smallest start tag
+`max(virtual clock, its model's finish time)`. A model that waited keeps its tag while the others' tags
+grow, so it is served eventually whatever its weight (aging: nobody starves). With free slots and no
+queue, a request is granted at once, so without contention every model runs at full speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+
+@dataclass(order=True)
+class _Waiter:
+    tag: float
+    order: int
+    key: str = field(compare=False)
+    granted: asyncio.Future[None] = field(compare=False)
+
+
+class FairSlots:
+    """A fixed number of execution slots shared by weighted keys (models)."""
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError("at least one execution slot is needed")
+        self._free = slots
+        self._queue: list[_Waiter] = []
+        self._finish: dict[str, float] = {}
+        self._clock = 0.0
+        self._order = itertools.count()
+        self.used: dict[str, float] = {}  #: slot seconds each key has used (for reports and benchmarks)
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a slot."""
+        return len(self._queue)
+
+    @asynccontextmanager
+    async def slot(self, key: str, weight: float) -> AsyncIterator[None]:
+        """Hold one slot for the body; charge the time it took to `key`, scaled by 1 / weight."""
+        await self._acquire(key)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._release(key, weight, time.perf_counter() - started)
+
+    async def _acquire(self, key: str) -> None:
+        if self._free > 0 and not self._queue:
+            self._free -= 1
+            return
+        waiter = _Waiter(
+            tag=max(self._clock, self._finish.get(key, 0.0)),
+            order=next(self._order),
+            key=key,
+            granted=asyncio.get_running_loop().create_future(),
+        )
+        heapq.heappush(self._queue, waiter)
+        try:
+            await waiter.granted
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            raise
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        if waiter.granted.done() and not waiter.granted.cancelled():
+            self._hand_over()  # it was granted a slot it will never use
+        elif waiter in self._queue:
+            self._queue.remove(waiter)
+            heapq.heapify(self._queue)
+
+    def _release(self, key: str, weight: float, seconds: float) -> None:
+        start = max(self._clock, self._finish.get(key, 0.0))
+        self._finish[key] = start + seconds / weight
+        self.used[key] = self.used.get(key, 0.0) + seconds
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        while self._queue:
+            waiter = heapq.heappop(self._queue)
+            if waiter.granted.cancelled():
+                continue
+            self._clock = max(self._clock, waiter.tag)
+            waiter.granted.set_result(None)
+            return
+        self._free += 1

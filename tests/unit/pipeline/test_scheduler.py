@@ -1,0 +1,67 @@
+"""Fair slots: shares follow weights under contention, nobody starves, no waiting without contention."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from coinfleet.pipeline.scheduler import FairSlots
+
+
+async def busy_model(slots: FairSlots, key: str, weight: float, work: float, stop: asyncio.Event) -> int:
+    """Ask for a slot again and again, holding it for `work` seconds each time."""
+    batches = 0
+    while not stop.is_set():
+        async with slots.slot(key, weight):
+            await asyncio.sleep(work)
+        batches += 1
+    return batches
+
+
+async def run_contention(weights: dict[str, float], seconds: float = 1.0) -> dict[str, float]:
+    slots = FairSlots(1)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(busy_model(slots, k, w, 0.005, stop)) for k, w in weights.items()]
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.gather(*tasks)
+    total = sum(slots.used.values())
+    return {k: slots.used.get(k, 0.0) / total for k in weights}
+
+
+async def test_shares_follow_weights_and_the_lightest_is_served() -> None:
+    shares = await run_contention({"w1": 1, "w2": 2, "w4": 4})
+    assert shares["w1"] < shares["w2"] < shares["w4"]
+    assert shares["w1"] > 0.05  # the lowest weight still gets served
+    for key, weight in {"w1": 1, "w2": 2, "w4": 4}.items():
+        assert shares[key] == pytest.approx(weight / 7, abs=0.1)
+
+
+async def test_equal_weights_share_equally() -> None:
+    shares = await run_contention({"a": 1, "b": 1})
+    assert shares["a"] == pytest.approx(0.5, abs=0.1)
+
+
+async def test_no_waiting_without_contention() -> None:
+    slots = FairSlots(2)
+    async with slots.slot("a", 1), slots.slot("b", 1):
+        assert slots.waiting == 0
+
+
+async def test_a_cancelled_waiter_gives_its_turn_away() -> None:
+    slots = FairSlots(1)
+    async with slots.slot("a", 1):
+        waiter = asyncio.create_task(slots.slot("b", 1).__aenter__())
+        await asyncio.sleep(0)
+        assert slots.waiting == 1
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+    async with asyncio.timeout(1), slots.slot("c", 1):
+        assert slots.waiting == 0
+
+
+def test_at_least_one_slot() -> None:
+    with pytest.raises(ValueError, match="slot"):
+        FairSlots(0)

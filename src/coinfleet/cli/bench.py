@@ -6,7 +6,35 @@ a `render(result) -> rich table`; the commands here only parse options and print
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from coinfleet.cli.common import console, print_json, run
+from coinfleet.config import Settings
 
 app = typer.Typer(help="Benchmarks: measured side by side in one run.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="End with one JSON object on stdout.")
+
+
+def _print(result: dict[str, Any], table: Table, as_json: bool) -> None:
+    console.print(table)
+    if as_json:
+        print_json(result)
+
+
+@app.command()
+def throughput(
+    models: int = typer.Option(20, min=1, help="Active models."),
+    seconds: float = typer.Option(8, min=1, help="Seconds per load step."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Sustained predictions/s and p99 latency of many models under a rising load."""
+    from coinfleet.bench import throughput as bench
+
+    async def service(settings: Settings) -> dict[str, Any]:
+        return await bench.run(settings, models=models, seconds=seconds)
+
+    result = run(service)
+    _print(result, bench.render(result), as_json)

@@ -29,9 +29,10 @@ class _Waiter:
 class FairSlots:
     """A fixed number of execution slots shared by weighted keys (models)."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, *, quantum: float = 0.5) -> None:
         if slots < 1:
             raise ValueError("at least one execution slot is needed")
+        self._quantum = quantum
         self._free = slots
         self._queue: list[_Waiter] = []
         self._finish: dict[str, float] = {}
@@ -46,13 +47,30 @@ class FairSlots:
 
     @asynccontextmanager
     async def slot(self, key: str, weight: float) -> AsyncIterator[None]:
-        """Hold one slot for the body; charge the time it took to `key`, scaled by 1 / weight."""
+        """Hold one slot for the body; charge the time it took to `key`, scaled by 1 / weight.
+
+        A body still running after one quantum gives its slot back early (a hanging or very slow model
+        must not keep others from running); the rest of its time is still charged when it ends.
+        """
         await self._acquire(key)
         started = time.perf_counter()
+        released_early = False
+
+        def give_back() -> None:
+            nonlocal released_early
+            released_early = True
+            self._release(key, weight, self._quantum)
+
+        timer = asyncio.get_running_loop().call_later(self._quantum, give_back)
         try:
             yield
         finally:
-            self._release(key, weight, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            if released_early:
+                self._charge(key, weight, elapsed - self._quantum)
+            else:
+                timer.cancel()
+                self._release(key, weight, elapsed)
 
     async def _acquire(self, key: str) -> None:
         if self._free > 0 and not self._queue:
@@ -79,10 +97,13 @@ class FairSlots:
             heapq.heapify(self._queue)
 
     def _release(self, key: str, weight: float, seconds: float) -> None:
+        self._charge(key, weight, seconds)
+        self._hand_over()
+
+    def _charge(self, key: str, weight: float, seconds: float) -> None:
         start = max(self._clock, self._finish.get(key, 0.0))
         self._finish[key] = start + seconds / weight
         self.used[key] = self.used.get(key, 0.0) + seconds
-        self._hand_over()
 
     def _hand_over(self) -> None:
         while self._queue:

@@ -65,3 +65,20 @@ async def test_a_cancelled_waiter_gives_its_turn_away() -> None:
 def test_at_least_one_slot() -> None:
     with pytest.raises(ValueError, match="slot"):
         FairSlots(0)
+
+
+async def test_a_hanging_holder_gives_the_slot_back_after_one_quantum() -> None:
+    slots = FairSlots(1, quantum=0.05)
+    hang = asyncio.Event()
+
+    async def hanging() -> None:
+        async with slots.slot("hang", 1):
+            await hang.wait()
+
+    holder = asyncio.create_task(hanging())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5), slots.slot("fast", 1):
+        pass  # granted although "hang" never left its body
+    hang.set()
+    await holder
+    assert slots.used["hang"] >= 0.05

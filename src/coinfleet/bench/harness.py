@@ -1,0 +1,173 @@
+"""What every benchmark needs: a throwaway database, trained models, a steady feed, latency numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+
+from coinfleet.config import Settings
+from coinfleet.db import embedded
+from coinfleet.db.database import Database, create_pool, ensure_database, resolve, with_database
+from coinfleet.db.migrate import migrate
+from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
+from coinfleet.feed.writer import insert_metrics
+from coinfleet.metrics import MetricRow
+from coinfleet.models.bundle import META_SUFFIX, ModelBundle, read_bundle, write_bundle
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.registry import ModelRecord
+from coinfleet.models.settings import ModelSettings
+from coinfleet.models.train import Algorithm, train_model
+from coinfleet.pipeline.lane import Lane
+from coinfleet.pipeline.supervisor import Supervisor
+from coinfleet.targets import TargetSpec
+
+TICK_SECONDS = 0.02  #: the steady feed inserts what has come due this often
+BENCH_TARGET = TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60)
+
+
+@asynccontextmanager
+async def bench_database(settings: Settings) -> AsyncIterator[Database]:
+    """A new migrated database on the configured server, dropped afterwards."""
+    target = await resolve(settings)
+    name = f"coinfleet_bench_{uuid.uuid4().hex[:8]}"
+    await ensure_database(target.dsn, name)
+    dsn = with_database(target.dsn, name)
+    try:
+        pool = await create_pool(dsn, max_size=max(settings.pool_max_size, 30))
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            yield Database(pool=pool, dsn=dsn)
+        finally:
+            await pool.close()
+        await _drop(target.dsn, name)
+    finally:
+        if target.started_embedded:
+            embedded.stop(settings.pgdata)
+
+
+async def _drop(server_dsn: str, name: str) -> None:
+    admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def market(rows: int, *, seed: int = 3) -> list[MetricRow]:
+    """At least `rows` simulated market rows, oldest first."""
+    coins = max(50, rows // 40)
+    config = SimulatorConfig(
+        coins=coins, seed=seed, launch_window_seconds=600, launches_per_minute=coins / 10
+    )
+    history = MarketSimulator(config, datetime(2026, 1, 1, tzinfo=UTC)).history(1800)
+    if len(history) < rows:
+        raise ValueError(f"the simulated market gave {len(history)} rows, fewer than the {rows} asked for")
+    return history[:rows]
+
+
+def bench_bundle(home: Path, algorithm: Algorithm = "xgboost") -> ModelBundle:
+    """A model trained once on a simulated market and kept in $COINFLEET_HOME/bench-models."""
+    folder = home / "bench-models"
+    path = folder / (algorithm + META_SUFFIX)
+    if not path.exists():
+        trained = train_model(market(20_000, seed=17), algorithm=algorithm, target=BENCH_TARGET)
+        write_bundle(folder, trained.to_bundle(algorithm))
+    return read_bundle(path)
+
+
+async def add_models(
+    pool: asyncpg.Pool, bundle: ModelBundle, names: Sequence[str], **settings: object
+) -> list[ModelRecord]:
+    """Register and activate copies of a bundle that score every event (no scan interval)."""
+    chosen = ModelSettings.model_validate({"min_scan_interval_seconds": 0, **settings})
+    async with pool.acquire() as conn:
+        return [
+            await import_bundle(conn, replace(bundle, name=name), settings=chosen, activate=True)
+            for name in names
+        ]
+
+
+async def feed_steady(pool: asyncpg.Pool, rows: Sequence[MetricRow], *, rate: float, seconds: float) -> int:
+    """Insert rows at `rate` per second for `seconds` (timestamps moved to now); return how many."""
+    start = datetime.now(UTC)
+    shift = start - rows[0].timestamp
+    began = time.monotonic()
+    done = 0
+    while (elapsed := time.monotonic() - began) < seconds and done < len(rows):
+        due = min(len(rows), int(elapsed * rate))
+        if due > done:
+            batch = [replace(r, timestamp=r.timestamp + shift) for r in rows[done:due]]
+            async with pool.acquire() as conn:
+                done += await insert_metrics(conn, batch)
+        await asyncio.sleep(TICK_SECONDS)
+    return done
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaneFigures:
+    """What one lane did in a measured window."""
+
+    name: str
+    predictions: int
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: int
+
+
+def reset_figures(lanes: Sequence[Lane]) -> dict[str, int]:
+    """Start a measured window: forget old latencies; return prediction counts so far."""
+    for lane in lanes:
+        lane.stats.latencies.clear()
+    return {lane.model.name: sum(lane.stats.predictions.values()) for lane in lanes}
+
+
+def figures(lanes: Sequence[Lane], before: dict[str, int]) -> list[LaneFigures]:
+    """Per-lane figures since `reset_figures`."""
+    result = []
+    for lane in lanes:
+        p50, p99 = lane.stats.latency_quantile(0.5), lane.stats.latency_quantile(0.99)
+        result.append(
+            LaneFigures(
+                name=lane.model.name,
+                predictions=sum(lane.stats.predictions.values()) - before.get(lane.model.name, 0),
+                p50_ms=None if p50 is None else 1000 * p50,
+                p99_ms=None if p99 is None else 1000 * p99,
+                errors=sum(lane.stats.errors.values()),
+            )
+        )
+    return result
+
+
+def pooled_quantile(lanes: Sequence[Lane], q: float) -> float | None:
+    """A latency quantile over every lane's recent predictions together, in milliseconds."""
+    samples = [x for lane in lanes for x in lane.stats.latencies]
+    return None if not samples else 1000 * float(np.quantile(np.asarray(samples), q))
+
+
+async def wait_for_lanes(supervisor: Supervisor, count: int, timeout: float = 120) -> list[Lane]:
+    """Until `count` lanes run; return them."""
+    async with asyncio.timeout(timeout):
+        while len(supervisor.lanes) < count:
+            await asyncio.sleep(0.05)
+    return supervisor.lanes
+
+
+async def drain(supervisor: Supervisor, timeout: float) -> bool:
+    """Wait until every lane has caught up; False if the timeout came first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await supervisor.refresh_lag()
+        if all(lane.stats.lag_events == 0 for lane in supervisor.lanes):
+            return True
+        await asyncio.sleep(0.1)
+    return False

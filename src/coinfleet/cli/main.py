@@ -9,6 +9,7 @@ from coinfleet.cli.common import run
 from coinfleet.cli.demo import demo
 from coinfleet.cli.train import train
 from coinfleet.config import Settings
+from coinfleet.pipeline.serve import Scheduler
 
 app = typer.Typer(
     help="coinfleet: real-time predictions for pump.fun coins, one isolated lane per model.",
@@ -25,11 +26,15 @@ app.command()(train)
 
 
 @app.command()
-def serve() -> None:
-    """Run every active model's lane until stopped (Ctrl-C or SIGTERM)."""
+def serve(
+    scheduler: Scheduler = typer.Option(
+        "lanes", help="lanes: one isolated lane per model. sequential: the predecessor's loop (a baseline)."
+    ),
+) -> None:
+    """Run every active model until stopped (Ctrl-C or SIGTERM)."""
     from coinfleet.pipeline.serve import serve as serve_service
 
     async def service(settings: Settings) -> None:
-        await serve_service(settings)
+        await serve_service(settings, scheduler=scheduler)
 
     run(service)

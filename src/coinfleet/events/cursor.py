@@ -83,3 +83,8 @@ async def prune_events(conn: asyncpg.Connection) -> int:
 async def horizon_age_seconds(conn: asyncpg.Connection) -> float:
     """Age of the oldest open transaction in the cluster: it holds every lane back."""
     return float(await conn.fetchval(query("horizon_age_seconds")))
+
+
+async def current_horizon(conn: asyncpg.Connection) -> Cursor:
+    """A cursor before every event that has not finished yet (the start for "from now on")."""
+    return Cursor(tx=int(await conn.fetchval(query("current_horizon"))), seq=0)

@@ -4,23 +4,55 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Literal
 
 import structlog
 
 from coinfleet.config import Settings
-from coinfleet.db.database import open_database
+from coinfleet.constants import EVENTS_CHANNEL
+from coinfleet.db.database import Database, open_database
+from coinfleet.events.feed import Notifier
+from coinfleet.pipeline.sequential import SequentialScorer, run_sequential
 from coinfleet.pipeline.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
+Scheduler = Literal["lanes", "sequential"]
 
 
-async def serve(settings: Settings) -> None:
-    """Run every active model's lane until SIGINT or SIGTERM; stop what was started."""
+async def serve(settings: Settings, *, scheduler: Scheduler = "lanes") -> None:
+    """Score every active model until SIGINT or SIGTERM; stop what was started."""
     async with open_database(settings) as db:
-        supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=settings)
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, supervisor.stop)
-        log.info("serving", database="external" if settings.database_url else "embedded")
-        await supervisor.run()
+            loop.add_signal_handler(sig, stop.set)
+        log.info("serving", database="external" if settings.database_url else "embedded", scheduler=scheduler)
+        if scheduler == "sequential":
+            await serve_sequential(db, settings, stop)
+        else:
+            await serve_lanes(db, settings, stop)
     log.info("stopped")
+
+
+async def serve_lanes(db: Database, settings: Settings, stop: asyncio.Event) -> None:
+    """One lane per active model until `stop`."""
+    supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=settings)
+    task = asyncio.create_task(supervisor.run())
+    await stop.wait()
+    supervisor.stop()
+    await task
+
+
+async def serve_sequential(db: Database, settings: Settings, stop: asyncio.Event) -> None:
+    """The predecessor's one-loop design (a benchmark baseline) until `stop`."""
+    notifier = Notifier(db.dsn, (EVENTS_CHANNEL,))
+    await notifier.start()
+    try:
+        scorer = SequentialScorer(
+            pool=db.pool,
+            signal=notifier.subscribe(EVENTS_CHANNEL),
+            poll_interval=settings.poll_interval_seconds,
+        )
+        await run_sequential(scorer, stop)
+    finally:
+        await notifier.close()

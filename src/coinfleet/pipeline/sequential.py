@@ -1,0 +1,133 @@
+"""The predecessor's design, kept as a benchmark baseline: `coinfleet serve --scheduler sequential`.
+
+One loop takes one event at a time and runs it through every model in turn, in process: filters,
+features, `predict_proba` for one row, one INSERT. With `fetch_per_model` each model reads the coin's
+history again, as the predecessor did; without it the shared observation service is used, which shows
+what the lane architecture buys on top of the same serving engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import numpy as np
+
+from coinfleet.events.cursor import Cursor, Event, current_horizon, read_events
+from coinfleet.events.feed import Signal
+from coinfleet.models import registry
+from coinfleet.models.formats import Predictor, load_predictor
+from coinfleet.models.registry import ModelRecord
+from coinfleet.pipeline.lane import LaneStats
+from coinfleet.pipeline.observations import Observation, ObservationService, feature_indices
+from coinfleet.pipeline.rules import Tag, tag_for
+from coinfleet.pipeline.store import NewPrediction, insert_predictions
+
+
+@dataclass
+class _Scored:
+    model: ModelRecord
+    predictor: Predictor
+    columns: np.ndarray
+    stats: LaneStats
+
+
+class SequentialScorer:
+    """Every event through every model, one after another."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        signal: Signal,
+        fetch_per_model: bool = True,
+        poll_interval: float = 2.0,
+        predictors: dict[str, Predictor] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._signal = signal
+        self._fetch_per_model = fetch_per_model
+        self._poll_interval = poll_interval
+        self._predictors = predictors or {}
+        self._shared = ObservationService(pool)
+        self._models: list[_Scored] = []
+        self._cursor = Cursor(tx=0, seq=0)
+        self._stopping = False
+
+    @property
+    def stats(self) -> dict[str, LaneStats]:
+        """Counters per model name, shaped like a lane's."""
+        return {m.model.name: m.stats for m in self._models}
+
+    def stop(self) -> None:
+        """Leave `run` after the current event."""
+        self._stopping = True
+        self._signal.set()
+
+    async def load(self) -> None:
+        """Load every active model once and start at the current horizon."""
+        async with self._pool.acquire() as conn:
+            for model in await registry.list_models(conn):
+                if model.status == "active":
+                    predictor = self._predictors.get(model.name) or load_predictor(
+                        model.format, await registry.load_artifact(conn, model.id)
+                    )
+                    self._models.append(
+                        _Scored(model, predictor, feature_indices(model.features), LaneStats())
+                    )
+            self._cursor = await current_horizon(conn)
+
+    async def run(self) -> None:
+        """Score events until stopped."""
+        while not self._stopping:
+            async with self._pool.acquire() as conn:
+                events = await read_events(conn, self._cursor, 1)
+            if not events:
+                await self._signal.wait(self._poll_interval)
+                continue
+            for model in self._models:
+                await self._score(model, events[0])
+            self._cursor = events[0].cursor
+
+    async def _score(self, scored: _Scored, event: Event) -> None:
+        observation = await self._observe(event)
+        if observation is None:
+            return
+        row = observation.features[scored.columns].astype(np.float32)[np.newaxis, :]
+        probability = float(scored.predictor.predict_proba(row)[0])  # blocking, as the predecessor did
+        tag = tag_for(probability, scored.model.settings.alert_threshold)
+        prediction = NewPrediction(event=event, row=observation.row, probability=probability, tag=tag)
+        async with self._pool.acquire() as conn:
+            await insert_predictions(conn, scored.model, [prediction])
+        self._count(scored.stats, event, tag, probability)
+
+    async def _observe(self, event: Event) -> Observation | None:
+        key = (event.mint, event.ts)
+        if self._fetch_per_model:
+            return (await ObservationService(self._pool, cache_size=1).observe([key]))[0]
+        return (await self._shared.observe([key]))[0]
+
+    @staticmethod
+    def _count(stats: LaneStats, event: Event, tag: Tag, probability: float) -> None:
+        stats.events += 1
+        stats.scored += 1
+        stats.predictions[tag.value] += 1
+        stats.last_probability = probability
+        stats.latencies.append((datetime.now(UTC) - event.inserted_at).total_seconds())
+
+
+async def run_sequential(scorer: SequentialScorer, stop: asyncio.Event) -> None:
+    """Load, then score until `stop` is set."""
+    await scorer.load()
+    task = asyncio.create_task(scorer.run())
+    await stop.wait()
+    scorer.stop()
+    await task
+
+
+def total_predictions(stats: Sequence[LaneStats]) -> int:
+    """Predictions stored by all models."""
+    return sum(sum(s.predictions.values()) for s in stats)

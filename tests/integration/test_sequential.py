@@ -1,0 +1,43 @@
+"""The sequential baseline scores every event with every model, like the predecessor."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import asyncpg
+
+from coinfleet.events.feed import Signal
+from coinfleet.feed.writer import insert_metrics
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline.sequential import SequentialScorer, total_predictions
+from support import market_rows
+
+
+async def test_each_event_goes_through_every_model(pool: asyncpg.Pool, small_bundle: ModelBundle) -> None:
+    async with pool.acquire() as conn:
+        for name in ("first", "second"):
+            await import_bundle(
+                conn,
+                replace(small_bundle, name=name),
+                settings=ModelSettings(min_scan_interval_seconds=0),
+                activate=True,
+            )
+    scorer = SequentialScorer(pool=pool, signal=Signal(), poll_interval=0.05)
+    await scorer.load()
+    rows = market_rows(coins=4, seconds=120)
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows)
+    task = asyncio.create_task(scorer.run())
+    try:
+        async with asyncio.timeout(60):
+            while total_predictions(list(scorer.stats.values())) < 2 * len(rows):
+                await asyncio.sleep(0.05)
+    finally:
+        scorer.stop()
+        await task
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM coinfleet_predictions") == 2 * len(rows)
+    assert all(stats.latencies for stats in scorer.stats.values())

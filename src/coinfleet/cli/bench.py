@@ -38,3 +38,27 @@ def throughput(
 
     result = run(service)
     _print(result, bench.render(result), as_json)
+
+
+@app.command()
+def baseline(
+    models: int = typer.Option(3, min=1, help="Active models."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Lanes against the predecessor's sequential loop on the same load: throughput and p99 ratios."""
+    from coinfleet.bench import baseline as bench
+
+    async def service(settings: Settings) -> dict[str, Any]:
+        return await bench.run(settings, models=models)
+
+    result = run(service)
+    _print(result, bench.render(result), as_json)
+
+
+@app.command()
+def priority(as_json: bool = JSON_OPTION) -> None:
+    """Served shares of weighted models on one overloaded slot against their weights."""
+    from coinfleet.bench import priority as bench
+
+    result = run(bench.run)
+    _print(result, bench.render(result), as_json)

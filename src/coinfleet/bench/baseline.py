@@ -1,0 +1,161 @@
+"""`coinfleet bench baseline`: the lane design against the predecessor's sequential loop, same load.
+
+Three setups, each on a fresh database with the same models and the same market rows:
+- lanes: one lane per model (the default serving path);
+- sequential, as the predecessor ran it: one event at a time through every model, history read again
+  per model, native `predict_proba` on one row, one INSERT per prediction;
+- sequential with the lanes' serving engine: the same loop, but the shared feature service — what the
+  architecture alone buys.
+Each setup is measured twice: throughput on a backlog, and p99 latency under a steady light feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from rich.table import Table
+
+from coinfleet.bench.harness import (
+    add_models,
+    bench_bundle,
+    bench_database,
+    feed_steady,
+    market,
+    wait_for_lanes,
+)
+from coinfleet.config import Settings
+from coinfleet.db.database import Database
+from coinfleet.events.feed import Signal
+from coinfleet.metrics import MetricRow
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.pipeline.lane import LaneStats
+from coinfleet.pipeline.sequential import SequentialScorer, total_predictions
+from coinfleet.pipeline.supervisor import Supervisor
+
+Stats = Callable[[], list[LaneStats]]
+SETUPS = ("lanes", "sequential (predecessor)", "sequential (lanes' engine)")
+
+
+@asynccontextmanager
+async def running(setup: str, db: Database, settings: Settings, models: int) -> AsyncIterator[Stats]:
+    """Start one setup's scorer; yield a function returning its per-model stats."""
+    if setup == "lanes":
+        supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=settings)
+        task = asyncio.create_task(supervisor.run())
+        await wait_for_lanes(supervisor, models)
+        try:
+            yield lambda: [lane.stats for lane in supervisor.lanes]
+        finally:
+            supervisor.stop()
+            await task
+        return
+    scorer = SequentialScorer(
+        pool=db.pool, signal=Signal(), poll_interval=0.01, fetch_per_model=setup == "sequential (predecessor)"
+    )
+    await scorer.load()
+    task = asyncio.create_task(scorer.run())
+    try:
+        yield lambda: list(scorer.stats.values())
+    finally:
+        scorer.stop()
+        await task
+
+
+async def measure_backlog(stats: Stats, limit_seconds: float, idle_seconds: float = 1.0) -> float:
+    """Predictions per second while working off a backlog: until nothing moved for `idle_seconds`."""
+    started = last_change = time.monotonic()
+    base = done = total_predictions(stats())
+    while time.monotonic() - started < limit_seconds:
+        await asyncio.sleep(0.02)
+        now_done = total_predictions(stats())
+        if now_done != done:
+            done, last_change = now_done, time.monotonic()
+        elif done > base and time.monotonic() - last_change >= idle_seconds:
+            break
+    return (done - base) / max(last_change - started, 1e-9)
+
+
+def p99_ms(stats: Sequence[LaneStats]) -> float | None:
+    """p99 latency over all models' predictions."""
+    pooled = LaneStats()
+    for s in stats:
+        pooled.latencies.extend(s.latencies)
+    value = pooled.latency_quantile(0.99)
+    return None if value is None else 1000 * value
+
+
+async def measure_setup(
+    setup: str, settings: Settings, bundle: ModelBundle, rows: list[MetricRow], options: dict[str, Any]
+) -> dict[str, Any]:
+    """Throughput on a backlog, then p99 under a steady feed, for one setup."""
+    models, backlog, rate, seconds = (
+        options["models"],
+        options["backlog"],
+        options["rate"],
+        options["seconds"],
+    )
+    async with bench_database(settings) as db:
+        await add_models(db.pool, bundle, [f"m{i}" for i in range(models)])
+        async with running(setup, db, settings, models) as stats:
+            await feed_steady(db.pool, rows[:backlog], rate=1e9, seconds=60)
+            throughput = await measure_backlog(stats, options["limit_seconds"])
+        async with running(setup, db, settings, models) as stats:
+            await feed_steady(db.pool, rows[backlog:], rate=rate, seconds=seconds)
+            await asyncio.sleep(1.0)
+            p99 = p99_ms(stats())
+    return {"setup": setup, "predictions_per_s": throughput, "p99_ms": p99}
+
+
+async def run(
+    settings: Settings,
+    *,
+    models: int = 3,
+    backlog: int = 2000,
+    rate: float = 20,
+    seconds: float = 10,
+    limit_seconds: float = 30,
+) -> dict[str, Any]:
+    """All three setups, side by side."""
+    bundle = await asyncio.to_thread(bench_bundle, settings.home)
+    rows = await asyncio.to_thread(market, backlog + int(rate * seconds) + 100)
+    options = {
+        "models": models,
+        "backlog": backlog,
+        "rate": rate,
+        "seconds": seconds,
+        "limit_seconds": limit_seconds,
+    }
+    results = [await measure_setup(setup, settings, bundle, rows, options) for setup in SETUPS]
+    lanes, predecessor = results[0], results[1]
+    return {
+        "throughput_ratio": round(
+            lanes["predictions_per_s"] / max(predecessor["predictions_per_s"], 1e-9), 1
+        ),
+        "p99_ratio": _ratio(predecessor["p99_ms"], lanes["p99_ms"]),
+        "models": models,
+        "setups": results,
+    }
+
+
+def _ratio(slow: float | None, fast: float | None) -> float | None:
+    return None if slow is None or not fast else round(slow / fast, 1)
+
+
+def render(result: dict[str, Any]) -> Table:
+    """One row per setup, then the ratios."""
+    table = Table(
+        title=f"baseline — {result['models']} models: lanes vs the predecessor's loop "
+        f"(throughput ×{result['throughput_ratio']}, p99 ×{result['p99_ratio']} lower; goals ×50, ×20)"
+    )
+    for column in ("setup", "predictions/s (backlog)", "p99 ms (steady feed)"):
+        table.add_column(column, justify="left" if column == "setup" else "right")
+    for setup in result["setups"]:
+        p99 = setup["p99_ms"]
+        table.add_row(
+            setup["setup"], f"{setup['predictions_per_s']:,.0f}", "-" if p99 is None else f"{p99:.0f}"
+        )
+    return table

@@ -7,12 +7,12 @@ show the scheduler alone: they should follow the weights (1/7, 2/7, 4/7) and nob
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import numpy as np
 from rich.table import Table
 
+from coinfleet.bench.faulty import burn
 from coinfleet.bench.harness import (
     add_models,
     bench_bundle,
@@ -28,13 +28,6 @@ from coinfleet.pipeline.supervisor import Supervisor
 
 WEIGHTS = (1.0, 2.0, 4.0)
 CPU_PER_ROW_SECONDS = 0.001
-
-
-def burn(seconds: float) -> None:
-    """Keep one core busy for `seconds` (a stand-in for an expensive model)."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
 
 
 class CostlyRunner:

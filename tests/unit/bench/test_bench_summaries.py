@@ -1,0 +1,35 @@
+"""The benchmarks' verdicts: which step counts as sustained, how the share error is computed."""
+
+from __future__ import annotations
+
+import pytest
+
+from coinfleet.bench import priority, throughput
+
+
+def test_sustained_throughput_is_the_best_step_that_kept_up() -> None:
+    steps = [
+        {"events_per_s": 100, "predictions_per_s": 2000.0, "p99_ms": 20.0, "drained": True},
+        {"events_per_s": 200, "predictions_per_s": 4000.0, "p99_ms": 90.0, "drained": True},
+        {"events_per_s": 400, "predictions_per_s": 5000.0, "p99_ms": 900.0, "drained": True},  # p99 too high
+        {"events_per_s": 800, "predictions_per_s": 6000.0, "p99_ms": 100.0, "drained": False},  # fell behind
+    ]
+    result = throughput.summarise(steps, models=20)
+    assert result["predictions_per_s"] == 4000.0
+    assert result["p99_ms"] == 90.0
+    assert result["kept_up"]
+
+
+def test_when_no_step_kept_up_the_best_is_reported_as_not_kept_up() -> None:
+    steps = [{"events_per_s": 100, "predictions_per_s": 50.0, "p99_ms": 900.0, "drained": False}]
+    result = throughput.summarise(steps, models=1)
+    assert not result["kept_up"]
+    assert result["predictions_per_s"] == 50.0
+
+
+def test_share_error_against_weights() -> None:
+    result = priority.summarise({"weight-1": 100, "weight-2": 200, "weight-4": 400})
+    assert result["max_share_error"] == pytest.approx(0.0, abs=1e-9)
+    skewed = priority.summarise({"weight-1": 0, "weight-2": 300, "weight-4": 400})
+    assert skewed["min_served"] == 0
+    assert skewed["max_share_error"] == pytest.approx(3 / 7 - 2 / 7, abs=1e-3)

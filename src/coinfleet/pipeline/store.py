@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -27,12 +28,12 @@ class NewPrediction:
 
 async def insert_predictions(
     conn: asyncpg.Connection, model: ModelRecord, predictions: Sequence[NewPrediction]
-) -> None:
-    """Store the batch's predictions with the model's target and threshold as a snapshot."""
+) -> dict[tuple[str, datetime], int]:
+    """Store the batch's predictions (target and threshold as a snapshot); new ids by (coin, metric time)."""
     if not predictions:
-        return
+        return {}
     rows = [p.row for p in predictions]
-    await conn.execute(
+    inserted = await conn.fetch(
         query("insert_predictions"),
         model.id,
         model.version,
@@ -54,6 +55,7 @@ async def insert_predictions(
         [p.event.tx for p in predictions],
         [p.event.seq for p in predictions],
     )
+    return {(r["mint"], r["metric_ts"]): r["id"] for r in inserted}
 
 
 async def save_states(conn: asyncpg.Connection, model_id: int, states: dict[str, CoinState]) -> None:

@@ -13,6 +13,7 @@ FROM unnest($6::text[], $7::timestamptz[], $8::float8[], $9::int2[], $10::text[]
      AS p (mint, metric_ts, probability, prediction, tag, phase_id, price_open, price_high, price_low,
            price_close, market_cap_close, volume_sol, event_tx, event_seq)
 ON CONFLICT (model_id, mint, metric_ts) DO NOTHING
+RETURNING id, mint, metric_ts
 
 -- name: upsert_scan_state --
 -- Write the scan cache rows a batch changed.

@@ -1,0 +1,595 @@
+"""The webhook outbox end to end: lanes queue alerts, delivery lanes POST them to a real loopback server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import socket
+import sys
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import asyncpg
+import pytest
+
+from coinfleet.alerts import outbox
+from coinfleet.alerts.delivery import Deliverer, send_test
+from coinfleet.alerts.outbox import OutboxItem, write_outbox
+from coinfleet.config import Settings
+from coinfleet.errors import WebhookRefused
+from coinfleet.feed.writer import insert_metrics
+from coinfleet.metrics import MetricRow
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.registry import ModelRecord
+from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline.supervisor import Supervisor
+from support import market_rows
+
+FAST: dict[str, Any] = {
+    "poll_interval_seconds": 0.2,
+    "batch_max_events": 300,
+    "webhook_allow_private": True,
+    "webhook_timeout_seconds": 2.0,
+    "webhook_backoff_initial_seconds": 0.02,
+    "webhook_backoff_max_seconds": 0.1,
+    "webhook_backoff_jitter_seconds": 0.01,
+    "webhook_max_attempts": 1000,
+}
+
+
+def settings(**changes: Any) -> Settings:
+    return Settings.model_validate({**FAST, **changes})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Received:
+    path: str
+    headers: dict[str, str]  #: lower-case names
+    body: bytes
+
+    @property
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.body)
+        return data
+
+    @property
+    def key(self) -> str:
+        return self.headers["idempotency-key"]
+
+
+class Receiver:
+    """A real HTTP server on loopback, in a thread, recording every POST and answering `status`."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.received: list[Received] = []
+        self.status = 200
+        self.location: str | None = None
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with receiver._lock:
+                    receiver.received.append(Received(path=self.path, headers=headers, body=body))
+                answer = b'{"accepted": true}'
+                self.send_response(receiver.status)
+                if receiver.location:
+                    self.send_header("Location", receiver.location)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/webhook/n8n"
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return [r.key for r in self.received]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def hanging_url() -> Iterator[str]:
+    """A port that accepts connections (the kernel completes them) and never answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hangs"
+    finally:
+        sock.close()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def new_model(
+    pool: asyncpg.Pool, bundle: ModelBundle, name: str, *, activate: bool = False, **changes: object
+) -> ModelRecord:
+    async with pool.acquire() as conn:
+        return await import_bundle(
+            conn,
+            replace(bundle, name=name),
+            settings=ModelSettings.model_validate(changes),
+            activate=activate,
+        )
+
+
+def some_rows(count: int, seed: int = 3) -> list[MetricRow]:
+    rows = sorted(market_rows(coins=3, seconds=200, seed=seed), key=lambda r: r.timestamp)
+    return rows[:count]
+
+
+async def queue(pool: asyncpg.Pool, model: ModelRecord, url: str, rows: list[MetricRow]) -> list[str]:
+    """Commit outbox rows for `rows` as a lane would; their idempotency keys in queue order."""
+    items = [OutboxItem(url=url, row=r, probability=0.9, tag="alert", suppressed=None) for r in rows]
+    async with pool.acquire() as conn, conn.transaction():
+        await write_outbox(conn, model, items, {})
+        keys = await conn.fetch(
+            "SELECT idempotency_key FROM coinfleet_alerts WHERE model_id = $1 ORDER BY id", model.id
+        )
+    return [k["idempotency_key"] for k in keys][-len(rows) :]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.05)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+def all_events_scored(supervisor: Supervisor, lanes: int, events: int) -> Callable[[], bool]:
+    return lambda: len(supervisor.lanes) == lanes and all(x.stats.events == events for x in supervisor.lanes)
+
+
+async def count(pool: asyncpg.Pool, sql: str, *args: object) -> int:
+    async with pool.acquire() as conn:
+        return int(await conn.fetchval(sql, *args))
+
+
+def delivered(pool: asyncpg.Pool, n: int, model_id: int | None = None) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        found = await count(
+            pool,
+            "SELECT count(*) FROM coinfleet_alerts"
+            " WHERE state = 'delivered' AND ($1::int IS NULL OR model_id = $1)",
+            model_id,
+        )
+        return found >= n
+
+    return check
+
+
+@asynccontextmanager
+async def delivering(pool: asyncpg.Pool, dsn: str, config: Settings) -> AsyncIterator[Deliverer]:
+    deliverer = Deliverer(pool=pool, dsn=dsn, settings=config)
+    task = asyncio.create_task(deliverer.run())
+    try:
+        yield deliverer
+    finally:
+        deliverer.stop()
+        await task
+
+
+@asynccontextmanager
+async def scoring(pool: asyncpg.Pool, dsn: str, config: Settings) -> AsyncIterator[Supervisor]:
+    supervisor = Supervisor(pool=pool, dsn=dsn, settings=config)
+    task = asyncio.create_task(supervisor.run())
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop()
+        await task
+
+
+def verify(secret: str, received: Received) -> bool:
+    expected = "sha256=" + hmac.new(secret.encode(), received.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, received.headers["x-coinfleet-signature"])
+
+
+async def test_lane_alerts_arrive_signed_with_the_n8n_payload(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    model = await new_model(
+        pool,
+        small_bundle,
+        "signed",
+        activate=True,
+        min_scan_interval_seconds=0,
+        webhook_url=receiver.url,
+        webhook_secret="s3cret",
+    )
+    rows = market_rows(coins=4, seconds=120)
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows)
+    config = settings()
+    async with scoring(pool, db_dsn, config) as supervisor, delivering(pool, db_dsn, config):
+        await until(all_events_scored(supervisor, 1, len(rows)))
+        await eventually(delivered(pool, len(rows)))
+    async with pool.acquire() as conn:
+        predictions = {
+            r["id"]: r
+            for r in await conn.fetch("SELECT * FROM coinfleet_predictions WHERE model_id = $1", model.id)
+        }
+        logged = await conn.fetch("SELECT status_code, latency_ms FROM coinfleet_alert_attempts")
+    assert len(predictions) == len(rows) == len(receiver.received)
+    assert sorted(Counter(receiver.keys()).values()) == [1] * len(rows)
+    for got in receiver.received:
+        body = got.json
+        assert verify("s3cret", got)
+        assert got.headers["content-type"] == "application/json"
+        assert got.key == body["idempotency_key"]
+        (prediction,) = body["predictions"]
+        stored = predictions[prediction["prediction_id"]]
+        assert body["coin_id"] == stored["mint"]
+        assert prediction["probability"] == stored["probability"]
+        assert prediction["price_close"] == stored["price_close"]
+        assert prediction["market_cap_close"] == stored["market_cap_close"]
+        assert prediction["is_alert"] == (stored["tag"] == "alert")
+        assert prediction["model"]["name"] == "signed" and prediction["model"]["id"] == model.id
+        assert body["metadata"]["service"] == "coinfleet"
+    assert {r["status_code"] for r in logged} == {200} and len(logged) == len(rows)
+    assert all(r["latency_ms"] >= 0 for r in logged)
+
+
+async def test_receiver_down_then_up_every_alert_arrives_once_in_model_order(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/webhook"
+    first = await new_model(pool, small_bundle, "first", webhook_url=url)
+    second = await new_model(pool, small_bundle, "second", webhook_url=url)
+    keys_first = await queue(pool, first, url, some_rows(6))
+    keys_second = await queue(pool, second, url, some_rows(6, seed=4))
+    async with delivering(pool, db_dsn, settings()):
+        await eventually(
+            lambda: _at_least(pool, "SELECT count(DISTINCT model_id) FROM coinfleet_alert_attempts", 2)
+        )
+        assert await count(pool, "SELECT count(*) FROM coinfleet_alerts WHERE state = 'delivered'") == 0
+        receiver = Receiver(port)
+        try:
+            await eventually(delivered(pool, 12))
+        finally:
+            receiver.close()
+    got = receiver.keys()
+    assert Counter(got) == Counter(keys_first + keys_second)  # each key exactly once
+    assert [k for k in got if k in keys_first] == keys_first
+    assert [k for k in got if k in keys_second] == keys_second
+    failed = await count(pool, "SELECT count(*) FROM coinfleet_alert_attempts WHERE error IS NOT NULL")
+    assert failed >= 2
+
+
+async def _at_least(pool: asyncpg.Pool, sql: str, n: int) -> bool:
+    return await count(pool, sql) >= n
+
+
+async def test_a_hanging_webhook_does_not_hold_back_another_model(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver, hanging_url: str
+) -> None:
+    stuck = await new_model(pool, small_bundle, "stuck", webhook_url=hanging_url)
+    fine = await new_model(pool, small_bundle, "fine", webhook_url=receiver.url)
+    stuck_keys = await queue(pool, stuck, hanging_url, some_rows(3))
+    fine_keys = await queue(pool, fine, receiver.url, some_rows(5, seed=4))
+    config = settings(webhook_timeout_seconds=30, webhook_max_concurrency=4)
+    async with delivering(pool, db_dsn, config):
+        await eventually(delivered(pool, 5, fine.id))
+        assert (
+            await count(pool, "SELECT count(*) FROM coinfleet_alert_attempts WHERE model_id = $1", stuck.id)
+            == 0
+        )
+    assert receiver.keys() == fine_keys
+    assert not set(stuck_keys) & set(receiver.keys())
+    async with pool.acquire() as conn:
+        pending = await conn.fetch(
+            "SELECT attempts, claimed_by FROM coinfleet_alerts WHERE model_id = $1", stuck.id
+        )
+    assert len(pending) == 3 and all(
+        r["claimed_by"] is None for r in pending
+    )  # the interrupted claim is released
+
+
+async def test_outbox_survives_a_crash_between_commit_and_delivery(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    model = await new_model(
+        pool, small_bundle, "crashy", activate=True, min_scan_interval_seconds=0, webhook_url=receiver.url
+    )
+    rows = market_rows(coins=3, seconds=90)
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows)
+    async with scoring(pool, db_dsn, settings()) as supervisor:  # scoring only: no delivery runs
+        await until(all_events_scored(supervisor, 1, len(rows)))
+    assert await count(pool, "SELECT count(*) FROM coinfleet_alerts WHERE state = 'pending'") == len(rows)
+    async with pool.acquire() as conn:  # a worker claims the first alert and dies before sending
+        ghost = await outbox.claim(conn, model.id, "ghost-worker", 0.3)
+        queued = [
+            r["idempotency_key"] for r in await conn.fetch("SELECT * FROM coinfleet_alerts ORDER BY id")
+        ]
+    assert ghost is not None and receiver.received == []
+    async with delivering(pool, db_dsn, settings()):
+        await eventually(delivered(pool, len(rows)))
+    assert receiver.keys() == queued
+    assert await count(pool, "SELECT attempts FROM coinfleet_alerts WHERE id = $1", ghost.id) == 2
+
+
+async def test_suppressed_predictions_are_sent_only_with_send_ignored_and_have_no_prediction_id(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    common: dict[str, object] = {
+        "min_scan_interval_seconds": 0,
+        "webhook_url": "https://n8n.example.com/webhook/x",
+    }
+    windows = {"ignore_bad_seconds": 30, "ignore_positive_seconds": 30, "ignore_alert_seconds": 30}
+    limits = {"max_log_entries_negative": 1, "max_log_entries_positive": 1, "max_log_entries_alert": 1}
+    sends = await new_model(
+        pool, small_bundle, "sends", activate=True, send_ignored=True, **common, **windows
+    )
+    quiet = await new_model(
+        pool, small_bundle, "quiet", activate=True, send_ignored=False, **common, **limits
+    )
+    limited = await new_model(
+        pool, small_bundle, "limited", activate=True, send_ignored=True, **common, **limits
+    )
+    rows = market_rows(coins=3, seconds=150)
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows)
+    async with scoring(pool, db_dsn, settings()) as supervisor:
+        await until(all_events_scored(supervisor, 3, len(rows)))
+    async with pool.acquire() as conn:
+        alerts = await conn.fetch("SELECT model_id, prediction_id, suppressed, body FROM coinfleet_alerts")
+        predictions = await conn.fetch("SELECT id, model_id FROM coinfleet_predictions")
+    by_model: dict[int, list[asyncpg.Record]] = {}
+    for alert in alerts:
+        by_model.setdefault(alert["model_id"], []).append(alert)
+    assert {a["suppressed"] for a in by_model[sends.id]} == {None, "ignore_window"}
+    assert {a["suppressed"] for a in by_model[limited.id]} == {None, "log_limit"}
+    assert all(a["suppressed"] is None for a in by_model[quiet.id])
+    for alert in alerts:
+        prediction_id = json.loads(alert["body"])["predictions"][0]["prediction_id"]
+        assert prediction_id == alert["prediction_id"]
+        assert (prediction_id is None) == (alert["suppressed"] is not None)
+    stored = Counter(p["model_id"] for p in predictions)
+    for model in (sends, quiet, limited):  # every stored prediction is queued (send mode all)
+        assert sum(a["suppressed"] is None for a in by_model[model.id]) == stored[model.id]
+
+
+async def test_gives_up_after_max_attempts_logs_each_and_manual_retry_delivers(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    model = await new_model(pool, small_bundle, "flaky", webhook_url=receiver.url)
+    keys = await queue(pool, model, receiver.url, some_rows(2))
+    receiver.status = 500
+    async with delivering(pool, db_dsn, settings(webhook_max_attempts=2)):
+        await eventually(
+            lambda: _at_least(pool, "SELECT count(*) FROM coinfleet_alerts WHERE state = 'dead'", 2)
+        )
+        async with pool.acquire() as conn:
+            dead = await outbox.list_alerts(conn, model_id=model.id, state="dead")
+            logged = await conn.fetch("SELECT * FROM coinfleet_alert_attempts ORDER BY id")
+            assert [a.idempotency_key for a in reversed(dead)] == keys
+            assert [(r["attempt"], r["status_code"]) for r in logged] == [(1, 500), (2, 500)] * 2
+            assert all(
+                r["error"] == "HTTP 500" and r["response_excerpt"] == '{"accepted": true}' for r in logged
+            )
+            receiver.status = 200
+            assert await outbox.retry_dead(conn, model, None) == 2
+        await eventually(delivered(pool, 2))
+    first, second = keys
+    assert receiver.keys() == [first, first, second, second, first, second]  # in order, every time
+
+
+async def test_private_targets_are_refused_at_send_time_when_not_allowed(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    by_name = receiver.url.replace("127.0.0.1", "localhost")
+    model = await new_model(pool, small_bundle, "inward", webhook_url=receiver.url)
+    await queue(pool, model, receiver.url, some_rows(1))
+    await queue(pool, model, by_name, some_rows(2)[1:])
+    async with delivering(pool, db_dsn, settings(webhook_allow_private=False)):
+        await eventually(
+            lambda: _at_least(pool, "SELECT count(*) FROM coinfleet_alerts WHERE state = 'dead'", 2)
+        )
+    async with pool.acquire() as conn:
+        errors = [r["error"] for r in await conn.fetch("SELECT error FROM coinfleet_alert_attempts")]
+    assert receiver.received == []
+    assert len(errors) == 2 and all("loopback" in e for e in errors)
+
+
+async def test_redirects_are_followed_by_hand_and_each_target_is_checked(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    hop = Receiver()
+    to_metadata = Receiver()
+    try:
+        hop.status, hop.location = 307, receiver.url
+        to_metadata.status, to_metadata.location = 302, "http://169.254.169.254/latest/meta-data/"
+        good = await new_model(pool, small_bundle, "hops", webhook_url=hop.url)
+        bad = await new_model(pool, small_bundle, "sneaky", webhook_url=to_metadata.url)
+        good_keys = await queue(pool, good, hop.url, some_rows(1))
+        await queue(pool, bad, to_metadata.url, some_rows(1))
+        async with delivering(pool, db_dsn, settings()):
+            await eventually(delivered(pool, 1, good.id))
+            await eventually(
+                lambda: _at_least(pool, "SELECT count(*) FROM coinfleet_alerts WHERE state = 'dead'", 1)
+            )
+        assert receiver.keys() == good_keys and hop.keys() == good_keys
+        async with pool.acquire() as conn:
+            (dead,) = await outbox.list_alerts(conn, model_id=bad.id)
+        assert dead.state == "dead" and dead.last_error is not None and "metadata" in dead.last_error
+    finally:
+        hop.close()
+        to_metadata.close()
+
+
+async def test_several_workers_deliver_each_alert_once_in_order(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    model = await new_model(pool, small_bundle, "shared", webhook_url=receiver.url)
+    keys = await queue(pool, model, receiver.url, some_rows(20))
+    async with delivering(pool, db_dsn, settings()), delivering(pool, db_dsn, settings()):
+        await eventually(delivered(pool, 20))
+    assert receiver.keys() == keys
+
+
+async def test_old_attempt_log_rows_and_delivered_alerts_are_pruned(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    model = await new_model(pool, small_bundle, "pruned", webhook_url=receiver.url)
+    await queue(pool, model, receiver.url, some_rows(3))
+    async with delivering(pool, db_dsn, settings()):
+        await eventually(delivered(pool, 3))
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE coinfleet_alert_attempts SET attempted_at = now() - interval '30 days'"
+            " WHERE alert_id = (SELECT min(id) FROM coinfleet_alerts)"
+        )
+        await conn.execute(
+            "UPDATE coinfleet_alerts SET delivered_at = now() - interval '30 days'"
+            " WHERE id = (SELECT max(id) FROM coinfleet_alerts)"
+        )
+        assert await outbox.prune(conn, 14 * 86_400) == 2  # one old attempt, one old delivered alert
+    assert await count(pool, "SELECT count(*) FROM coinfleet_alerts") == 2
+    assert await count(pool, "SELECT count(*) FROM coinfleet_alert_attempts") == 1
+
+
+async def test_send_test_posts_one_signed_sample_and_the_guard_applies(
+    pool: asyncpg.Pool, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    model = await new_model(pool, small_bundle, "tester", webhook_secret="k3y")
+    attempt = await send_test(settings(), receiver.url, model)
+    assert attempt.ok and attempt.status_code == 200
+    (got,) = receiver.received
+    assert verify("k3y", got) and got.json["predictions"][0]["model"]["name"] == "tester"
+    with pytest.raises(WebhookRefused, match="loopback"):
+        await send_test(settings(webhook_allow_private=False), receiver.url, model)
+    assert len(receiver.received) == 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ran:
+    exit_code: int
+    stdout: str
+    output: str  #: stdout and stderr
+
+
+async def cli(args: list[str], env: dict[str, str]) -> Ran:
+    """Run a `coinfleet` command in its own process, as an operator would."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "coinfleet",
+        *args,
+        env={**os.environ, "COLUMNS": "200", **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return Ran(exit_code=process.returncode, stdout=out.decode(), output=out.decode() + err.decode())
+
+
+async def test_cli_lists_retries_and_tests_webhooks(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    await new_model(pool, small_bundle, "cli", webhook_url=receiver.url, webhook_secret="c1i")
+    await queue(pool, await new_model(pool, small_bundle, "other"), receiver.url, some_rows(1))
+    model = await new_model(pool, small_bundle, "cli2", webhook_url=receiver.url, webhook_secret="c1i")
+    await queue(pool, model, receiver.url, some_rows(2))
+    async with pool.acquire() as conn:
+        dead_id = await conn.fetchval(
+            "UPDATE coinfleet_alerts SET state = 'dead' WHERE id = (SELECT min(id) FROM coinfleet_alerts"
+            " WHERE model_id = $1) RETURNING id",
+            model.id,
+        )
+    env = {
+        "DATABASE_URL": db_dsn,
+        "COINFLEET_WEBHOOK_ALLOW_PRIVATE": "true",
+        "COINFLEET_LOG_LEVEL": "warning",
+    }
+
+    listed = await cli(["alerts", "list", "--model", "cli2", "--state", "dead", "--json"], env)
+    assert listed.exit_code == 0, listed.output
+    assert [row["id"] for row in json.loads(listed.stdout)] == [dead_id]
+    everything = await cli(["alerts", "list"], env)
+    assert everything.exit_code == 0 and "cli2" in everything.stdout
+
+    retried = await cli(["alerts", "retry", "--model", "cli2", "--dead"], env)
+    assert retried.exit_code == 0 and "1 alert(s) queued again" in retried.stdout
+    again = await cli(["alerts", "retry", str(dead_id)], env)
+    assert again.exit_code == 1 and "not dead" in again.stdout
+    assert (await cli(["alerts", "retry"], env)).exit_code != 0
+
+    tested = await cli(["alerts", "test-webhook", receiver.url, "--model", "cli", "--json"], env)
+    assert tested.exit_code == 0, tested.output
+    assert json.loads(tested.stdout)["status_code"] == 200
+    (got,) = receiver.received
+    assert verify("c1i", got) and got.json["predictions"][0]["model"]["name"] == "cli"
+
+    refused = await cli(
+        ["alerts", "test-webhook", receiver.url], {**env, "COINFLEET_WEBHOOK_ALLOW_PRIVATE": "false"}
+    )
+    assert refused.exit_code == 1 and "loopback" in refused.output
+    assert len(receiver.received) == 1
+
+
+async def test_models_without_their_own_url_use_the_global_default(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    await new_model(pool, small_bundle, "fallback", activate=True, min_scan_interval_seconds=0)
+    await new_model(
+        pool, small_bundle, "muted", activate=True, min_scan_interval_seconds=0, webhook_enabled=False
+    )
+    rows = market_rows(coins=2, seconds=60)
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows)
+    config = settings(default_webhook_url=receiver.url)
+    async with scoring(pool, db_dsn, config) as supervisor, delivering(pool, db_dsn, config):
+        await until(all_events_scored(supervisor, 2, len(rows)))
+        await eventually(delivered(pool, len(rows)))
+    names = Counter(r.json["predictions"][0]["model"]["name"] for r in receiver.received)
+    assert names == {"fallback": len(rows)}

@@ -13,6 +13,8 @@ end = t0 + horizon_seconds. The rules, for the coin's rows with t > t0:
 - classic target: `variable operator value` on the horizon observation (reached at horizon) or on any
   row within the horizon (hit within); "=" allows a 1e-12 relative difference.
 - p0 zero, negative, NaN or missing → status "invalid_price", nothing else is judged.
+- with `grace_seconds` (live evaluation), a horizon observation later than end + grace does not count:
+  the status is "no_data", so the outcome never depends on when the evaluation ran (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ class Outcome:
     min_change_at: float | None = None
 
 
-def evaluate_outcome(*, t0: float, p0: float | None, path: PricePath, target: TargetSpec) -> Outcome:
+def evaluate_outcome(
+    *, t0: float, p0: float | None, path: PricePath, target: TargetSpec, grace_seconds: float | None = None
+) -> Outcome:
     """Judge one prediction made at t0 with close p0 against the coin's rows after t0."""
     if p0 is None or not math.isfinite(p0) or p0 <= 0:
         return Outcome(status="invalid_price")
@@ -82,7 +86,7 @@ def evaluate_outcome(*, t0: float, p0: float | None, path: PricePath, target: Ta
     with np.errstate(over="ignore", invalid="ignore"):  # absurd prices give inf/NaN changes, not warnings
         seen = _within_horizon(path, within, p0, target)
     horizon = int(np.searchsorted(path.t, end, side="left"))
-    if horizon >= len(path.t):
+    if horizon >= len(path.t) or (grace_seconds is not None and path.t[horizon] > end + grace_seconds):
         return seen
     change = _pct(float(path.close[horizon]), p0)
     change_pct = None if math.isnan(change) else change

@@ -44,8 +44,46 @@ class Settings(BaseSettings):
     prune_interval_seconds: float = Field(default=30.0, gt=0)
     #: size of the connection pool of one process
     pool_max_size: int = Field(default=10, ge=2, le=200)
+    #: execution slots shared by the runners of one process (0: one per CPU core)
+    execution_slots: int = Field(default=0, ge=0, le=256)
+    #: a runner call still holding a slot after this many seconds gives it back (slow or hanging models)
+    slot_quantum_seconds: float = Field(default=0.5, gt=0, le=60)
     #: default webhook URL for models without their own
     default_webhook_url: str | None = None
+    #: allow webhook URLs that resolve to private, loopback or link-local addresses (tests, LANs)
+    webhook_allow_private: bool = False
+    #: seconds one webhook request may take to connect, send and answer
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    #: attempts before an undelivered alert is marked dead
+    webhook_max_attempts: int = Field(default=10, ge=1, le=1000)
+    #: an alert still undelivered this many seconds after it was queued is marked dead
+    webhook_max_age_seconds: float = Field(default=86_400.0, gt=0)
+    #: delay before the first retry; doubled per attempt up to the cap, plus random jitter
+    webhook_backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    #: longest delay between two attempts (before jitter)
+    webhook_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    #: up to this many random seconds added to each retry delay
+    webhook_backoff_jitter_seconds: float = Field(default=1.0, ge=0)
+    #: most webhook requests one process has in flight at once, over all models
+    webhook_max_concurrency: int = Field(default=64, ge=1, le=1000)
+    #: days the per-attempt delivery log and delivered alerts are kept
+    webhook_log_retention_days: float = Field(default=14.0, gt=0)
+    #: seconds after a prediction's horizon end (data time) before a coin without data gets "no_data"
+    evaluation_grace_seconds: float = Field(default=120.0, ge=0, le=86_400)
+    #: seconds between evaluation rounds when the last round found nothing to do
+    evaluation_interval_seconds: float = Field(default=1.0, gt=0, le=600)
+    #: due predictions one model of weight 1 gets evaluated per round (scaled by the model's weight)
+    evaluation_base_quota: int = Field(default=20_000, ge=1, le=10_000_000)
+    #: wall seconds without new metric rows after which the wall clock may settle stale predictions
+    evaluation_feed_stall_seconds: float = Field(default=300.0, gt=0)
+    #: connections one process evaluates with at once (claims never overlap: SKIP LOCKED)
+    evaluation_connections: int = Field(default=2, ge=1, le=64)
+    #: where models run: a child process per model, or inside this process (tests, tiny setups)
+    runner: Literal["process", "inline"] = "process"
+    #: a model is quarantined after this many failed batches in a row
+    runner_max_failures: int = Field(default=5, ge=1, le=1000)
+    #: serve sklearn / XGBoost / LightGBM models as verified ONNX graphs where the converters allow
+    runner_compile_onnx: bool = True
 
     @property
     def pgdata(self) -> Path:

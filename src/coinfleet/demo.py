@@ -17,6 +17,7 @@ from coinfleet.config import Settings
 from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, ensure_database, resolve, with_database
 from coinfleet.db.migrate import migrate
+from coinfleet.evaluation.rounds import evaluation_loop, loop_config
 from coinfleet.feed import live
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
 from coinfleet.metrics import MetricRow
@@ -173,6 +174,8 @@ class DemoRun:
         self._options = options
         self._pool = pool
         self._supervisor = Supervisor(pool=pool, dsn=dsn, settings=settings)
+        self._evaluation = loop_config(settings)
+        self._stop_evaluation = asyncio.Event()
         self._stop_feed = asyncio.Event()
         self._inserted = 0
         self._started = time.monotonic()
@@ -208,6 +211,7 @@ class DemoRun:
     async def run(self, on_snapshot: Callable[[DemoSnapshot], None]) -> DemoSnapshot:
         """Feed and score until the duration passes, or the replay ends and every lane caught up."""
         lanes = asyncio.create_task(self._supervisor.run())
+        evaluation = asyncio.create_task(evaluation_loop(self._pool, self._evaluation, self._stop_evaluation))
         feeder = self._feeder()
         duration = self._options.duration
         if duration is None and self._options.data_rows is None:
@@ -227,6 +231,8 @@ class DemoRun:
             await feeder
             self._supervisor.stop()
             await lanes
+            self._stop_evaluation.set()
+            await evaluation
 
     def _finished(self, snapshot: DemoSnapshot, duration: float | None) -> bool:
         if duration is not None and snapshot.elapsed >= duration:

@@ -32,6 +32,20 @@ class SlowPredictor:
         return np.full(len(x), 0.5)
 
 
+class CostlyPredictor:
+    """Burns a fixed CPU time per row (the priority benchmark's model)."""
+
+    n_features = None
+
+    def __init__(self, seconds_per_row: float) -> None:
+        self._seconds_per_row = seconds_per_row
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Answer 0.5 after burning CPU."""
+        burn(self._seconds_per_row * len(x))
+        return np.full(len(x), 0.5)
+
+
 class CrashingPredictor:
     """Kills its own process every few batches, as a segfaulting native library would."""
 
@@ -59,16 +73,21 @@ class HangingPredictor:
             time.sleep(3600)
 
 
-def load_slow(fmt: str, data: bytes) -> SlowPredictor:
+def load_slow() -> SlowPredictor:
     """Loader of the slow model."""
     return SlowPredictor()
 
 
-def load_crashing(fmt: str, data: bytes) -> CrashingPredictor:
+def load_costly(seconds_per_row: float) -> CostlyPredictor:
+    """Loader of the priority benchmark's model."""
+    return CostlyPredictor(seconds_per_row)
+
+
+def load_crashing() -> CrashingPredictor:
     """Loader of the crashing model."""
     return CrashingPredictor()
 
 
-def load_hanging(fmt: str, data: bytes) -> HangingPredictor:
+def load_hanging() -> HangingPredictor:
     """Loader of the hanging model."""
     return HangingPredictor()

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import numpy as np
 from rich.table import Table
 
-from coinfleet.bench.faulty import burn
 from coinfleet.bench.harness import (
     add_models,
     bench_bundle,
@@ -23,28 +21,23 @@ from coinfleet.bench.harness import (
 )
 from coinfleet.config import Settings
 from coinfleet.models.registry import ModelRecord
+from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner
 from coinfleet.pipeline.runner import Runner
-from coinfleet.pipeline.supervisor import Supervisor
+from coinfleet.pipeline.supervisor import Supervisor, runner_limits
 
 WEIGHTS = (1.0, 2.0, 4.0)
-CPU_PER_ROW_SECONDS = 0.001
+CPU_PER_ROW_SECONDS = 0.005  #: with 50-row batches a batch holds the slot ~250 ms
 
 
-class CostlyRunner:
-    """Scores 0.5 for every row after burning a fixed CPU time per row."""
-
-    async def predict(self, features: np.ndarray) -> np.ndarray:
-        """Burn, then answer."""
-        await asyncio.to_thread(burn, CPU_PER_ROW_SECONDS * len(features))
-        return np.full(len(features), 0.5)
-
-    async def close(self) -> None:
-        """Nothing to release."""
-
-
-def costly_runner(model: ModelRecord, artifact: bytes) -> Runner:
-    """The runner factory of this benchmark."""
-    return CostlyRunner()
+async def costly_runner(model: ModelRecord, artifact: bytes) -> Runner:
+    """Every model of this benchmark burns the same CPU per row, in its own runner process."""
+    runner = ProcessRunner(
+        LoaderSpec(function="coinfleet.bench.faulty:load_costly", args=(CPU_PER_ROW_SECONDS,)),
+        name=model.name,
+        limits=runner_limits(model.settings),
+    )
+    await runner.start()
+    return runner
 
 
 async def run(settings: Settings, *, seconds: float = 15, backlog: int = 20_000) -> dict[str, Any]:

@@ -62,3 +62,28 @@ def priority(as_json: bool = JSON_OPTION) -> None:
 
     result = run(bench.run)
     _print(result, bench.render(result), as_json)
+
+
+@app.command()
+def evaluation(as_json: bool = JSON_OPTION) -> None:
+    """Evaluations/s with 1,000,000 due predictions, and the rounds a 10-prediction model waits."""
+    from coinfleet.bench import evaluation as bench
+
+    result = run(bench.run)
+    _print(result, bench.render(result), as_json)
+
+
+@app.command()
+def isolation(
+    rate: float = typer.Option(50, min=1, help="Events per second fed."),
+    seconds: float = typer.Option(20, min=2, help="Measured seconds per phase."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """A fast model's p99 latency alone and beside slow, crashing and hanging models."""
+    from coinfleet.bench import isolation as bench
+
+    async def service(settings: Settings) -> dict[str, Any]:
+        return await bench.run(settings, rate=rate, seconds=seconds)
+
+    result = run(service)
+    _print(result, bench.render(result), as_json)

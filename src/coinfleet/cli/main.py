@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from coinfleet.cli import bench, db, feed, models
+from coinfleet.cli import alerts, bench, db, feed, models
+from coinfleet.cli.backtest import backtest
 from coinfleet.cli.common import run
 from coinfleet.cli.demo import demo
+from coinfleet.cli.stats import stats
 from coinfleet.cli.train import train
 from coinfleet.config import Settings
 from coinfleet.pipeline.serve import Scheduler
@@ -18,11 +20,14 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
+app.add_typer(alerts.app, name="alerts")
 app.add_typer(bench.app, name="bench")
 app.command()(demo)
 app.command()(feed.replay)
 app.command()(feed.simulate)
 app.command()(train)
+app.command()(stats)
+app.command()(backtest)
 
 
 @app.command()

@@ -6,6 +6,7 @@ import json
 import types
 import typing
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -63,6 +64,16 @@ class ModelSettings(BaseModel):
         if any(not m for m in cleaned):
             raise ValueError("coin ids must not be empty")
         return cleaned
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_scheme(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"webhook_url {url!r} must be an http:// or https:// URL with a host")
+        return url.strip()
 
     @model_validator(mode="after")
     def _whitelist_needs_coins(self) -> ModelSettings:

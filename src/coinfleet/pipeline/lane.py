@@ -1,15 +1,17 @@
 """A lane owns one model: its cursor, filters, runner and counters. One lane never waits for another.
 
 Each batch: claim_events → select_candidates → observe (shared features) → predict → decide
-(the sequential rules) → store_batch, where predictions, scan-cache changes and the cursor commit in
-ONE transaction. A failed batch is retried from the same cursor, so nothing is lost or written twice.
+(the sequential rules) → store_batch, where predictions, scan-cache changes, webhook outbox rows and
+the cursor commit in ONE transaction. A failed batch is retried from the same cursor, so nothing is
+lost or written twice.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -17,13 +19,17 @@ import asyncpg
 import numpy as np
 import structlog
 
+from coinfleet.alerts.outbox import OutboxItem, write_outbox
+from coinfleet.alerts.rules import route
 from coinfleet.events.cursor import Cursor, Event, load_cursor, read_events, save_cursor
 from coinfleet.events.feed import Signal
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline import telemetry
 from coinfleet.pipeline.observations import Observation, ObservationService, feature_indices
 from coinfleet.pipeline.rules import CoinState, Decision, Skip, decide, definitely_skipped, phase_allowed
-from coinfleet.pipeline.runner import Runner
+from coinfleet.pipeline.runner import BAD_OUTPUT, Runner, RunnerError, failure_reason
+from coinfleet.pipeline.scheduler import FairSlots
 from coinfleet.pipeline.store import NewPrediction, insert_predictions, load_states, save_states
 
 log = structlog.get_logger(__name__)
@@ -64,6 +70,8 @@ class BatchResult:
     skips: Counter[str] = field(default_factory=Counter)
     scored: int = 0
     last_probability: float | None = None
+    #: predictions the model's send rules pick for its webhook, suppressed ones included
+    outbox: list[OutboxItem] = field(default_factory=list)
 
 
 def select_candidates(
@@ -108,6 +116,10 @@ class Lane:
         signal: Signal,
         batch_max: int,
         poll_interval: float,
+        default_webhook_url: str | None = None,
+        slots: FairSlots | None = None,
+        max_failures: int = 5,
+        on_quarantine: Callable[[ModelRecord, str], Awaitable[None]] | None = None,
     ) -> None:
         self.model = model
         self.stats = LaneStats()
@@ -117,10 +129,14 @@ class Lane:
         self._signal = signal
         self._batch_max = batch_max
         self._poll_interval = poll_interval
+        self._default_webhook_url = default_webhook_url
+        self._slots = slots or FairSlots(os.cpu_count() or 1)
         self._columns = feature_indices(model.features)
         self._states: dict[str, CoinState] = {}
         self._cursor = Cursor(tx=0, seq=0)
         self._stopping = False
+        self._max_failures = max_failures
+        self._on_quarantine = on_quarantine
 
     @property
     def cursor(self) -> Cursor:
@@ -137,16 +153,20 @@ class Lane:
         self._signal.set()
 
     async def run(self) -> None:
-        """Batches until stopped; errors are logged, counted and retried with backoff."""
+        """Batches until stopped or quarantined; errors are logged, counted and retried with backoff."""
         await self._load()
-        failures = 0
+        failures = model_failures = 0
         while not self._stopping:
             try:
                 handled = await self.step()
-                failures = 0
+                failures = model_failures = 0
             except Exception as exc:  # one model's failure never leaves its lane
                 failures += 1
+                # only the model's own failures quarantine it; a database outage must not
+                model_failures += isinstance(exc, RunnerError)
                 self._record_error(exc)
+                if await self._quarantine_if_due(model_failures, exc):
+                    break
                 await self._signal.wait(min(MAX_BACKOFF_SECONDS, 0.1 * 2**failures))
                 continue
             if not handled:
@@ -159,9 +179,23 @@ class Lane:
             self._states = await load_states(conn, self.model.id)
 
     def _record_error(self, exc: Exception) -> None:
-        self.stats.errors[type(exc).__name__] += 1
-        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        reason = failure_reason(exc)
+        self.stats.errors[reason] += 1
+        telemetry.ERRORS.labels(self.model.name, reason).inc()
+        self.stats.last_error = f"{reason}: {exc}"
         log.error("batch_failed", model=self.model.name, error=self.stats.last_error)
+
+    async def _quarantine_if_due(self, model_failures: int, exc: Exception) -> bool:
+        """After too many model failures in a row, hand the model to `on_quarantine`; True when done."""
+        if self._on_quarantine is None or model_failures < self._max_failures:
+            return False
+        reason = f"{model_failures} batches failed in a row, the last with {failure_reason(exc)}: {exc}"
+        try:
+            await self._on_quarantine(self.model, reason)
+        except Exception as error:  # the database may be away: keep the lane and try again next failure
+            self._record_error(error)
+            return False
+        return True
 
     async def step(self) -> bool:
         """Handle one batch; False when there was nothing to do."""
@@ -171,10 +205,7 @@ class Lane:
         started = time.perf_counter()
         result = await self.score(events)
         await self.store_batch(result, events[-1].cursor)
-        committed = datetime.now(UTC)
-        self.stats.latencies.extend(
-            (committed - p.event.inserted_at).total_seconds() for p in result.predictions
-        )
+        self._record_latencies(result.predictions)
         self._count(events, result)
         log.debug(
             "batch_stored",
@@ -217,10 +248,17 @@ class Lane:
     async def predict(self, observations: Sequence[Observation]) -> np.ndarray:
         """The runner's probabilities for the model's feature columns."""
         matrix = np.stack([obs.features[self._columns] for obs in observations]).astype(np.float32)
-        probabilities = await self._runner.predict(matrix)
+        try:
+            async with self._slots.slot(self.model.name, self.model.settings.weight):
+                probabilities = await self._runner.predict(matrix)
+        except RunnerError:
+            raise
+        except Exception as exc:  # whatever the model raised counts as the model's failure
+            raise RunnerError(type(exc).__name__, str(exc)) from exc
         if probabilities.shape != (len(observations),) or not np.all(np.isfinite(probabilities)):
-            raise ValueError(
-                f"runner returned {probabilities.shape} probabilities for {len(observations)} rows"
+            shape = probabilities.shape
+            raise RunnerError(
+                BAD_OUTPUT, f"runner returned {shape} probabilities for {len(observations)} rows"
             )
         clipped: np.ndarray = np.clip(probabilities, 0.0, 1.0)
         return clipped
@@ -236,9 +274,8 @@ class Lane:
                 continue
             self._take(decision, event, obs, probability, result)
 
-    @staticmethod
     def _take(
-        decision: Decision, event: Event, obs: Observation, probability: float, result: BatchResult
+        self, decision: Decision, event: Event, obs: Observation, probability: float, result: BatchResult
     ) -> None:
         result.states[event.mint] = decision.state
         result.last_probability = probability
@@ -248,15 +285,43 @@ class Lane:
             )
         elif decision.suppressed is not None:
             result.skips[decision.suppressed] += 1
+        self._queue_webhook(decision, obs, probability, result)
+
+    def _queue_webhook(
+        self, decision: Decision, obs: Observation, probability: float, result: BatchResult
+    ) -> None:
+        """Collect the prediction for the outbox when the model's send rules pick it."""
+        suppressed = decision.suppressed if not decision.store else None
+        url = route(
+            self.model.settings,
+            self._default_webhook_url,
+            tag=decision.tag,
+            suppressed=suppressed is not None,
+        )
+        if url is not None:
+            result.outbox.append(
+                OutboxItem(
+                    url=url, row=obs.row, probability=probability, tag=decision.tag, suppressed=suppressed
+                )
+            )
 
     async def store_batch(self, result: BatchResult, cursor: Cursor) -> None:
-        """Predictions, scan-cache changes and the cursor in one transaction."""
+        """Predictions, scan-cache changes, outbox rows and the cursor in one transaction."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await insert_predictions(conn, self.model, result.predictions)
+            ids = await insert_predictions(conn, self.model, result.predictions)
             await save_states(conn, self.model.id, result.states)
+            await write_outbox(conn, self.model, result.outbox, ids)
             await save_cursor(conn, self.model.id, cursor)
         self._states.update(result.states)
         self._cursor = cursor
+
+    def _record_latencies(self, predictions: Sequence[NewPrediction]) -> None:
+        committed = datetime.now(UTC)
+        histogram = telemetry.LATENCY.labels(self.model.name)
+        for prediction in predictions:
+            seconds = (committed - prediction.event.inserted_at).total_seconds()
+            self.stats.latencies.append(seconds)
+            histogram.observe(seconds)
 
     def _count(self, events: Sequence[Event], result: BatchResult) -> None:
         stats = self.stats
@@ -266,5 +331,12 @@ class Lane:
         stats.last_batch_size = len(events)
         stats.skips.update(result.skips)
         stats.predictions.update(p.tag.value for p in result.predictions)
+        name = self.model.name
+        telemetry.EVENTS.labels(name).inc(len(events))
+        telemetry.BATCH_SIZE.labels(name).observe(len(events))
+        for tag, n in Counter(p.tag.value for p in result.predictions).items():
+            telemetry.PREDICTIONS.labels(name, tag).inc(n)
+        for reason, n in result.skips.items():
+            telemetry.SKIPS.labels(name, reason).inc(n)
         if result.last_probability is not None:
             stats.last_probability = result.last_probability

@@ -1,7 +1,7 @@
 """Runners turn feature matrices into probabilities. The lane only knows this interface.
 
-`InlineRunner` runs the model in the lane's own process (tests, tiny setups); a process-per-model
-runner plugs in behind the same interface.
+`InlineRunner` runs the model in the lane's own process (tests, tiny setups); `ProcessRunner`
+(process_runner.py) runs it in a child process of its own behind the same interface.
 """
 
 from __future__ import annotations
@@ -11,7 +11,28 @@ from typing import Protocol
 
 import numpy as np
 
+from coinfleet.errors import CoinfleetError
 from coinfleet.models.formats import Predictor, load_predictor
+
+#: failure reasons a runner reports besides the model's own exception type
+CRASH = "crash"
+TIMEOUT = "timeout"
+MEMORY = "memory"
+LOAD = "load"
+BAD_OUTPUT = "bad_output"
+
+
+class RunnerError(CoinfleetError):
+    """A batch failed in the runner; `reason` says how (crash, timeout, memory, load, an error type)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The reason a failure is counted under: a runner's own reason, else the exception type."""
+    return exc.reason if isinstance(exc, RunnerError) else type(exc).__name__
 
 
 class Runner(Protocol):

@@ -8,9 +8,11 @@ from typing import Literal
 
 import structlog
 
+from coinfleet.alerts.delivery import Deliverer
 from coinfleet.config import Settings
 from coinfleet.constants import EVENTS_CHANNEL
 from coinfleet.db.database import Database, open_database
+from coinfleet.evaluation.rounds import evaluation_loop, loop_config
 from coinfleet.events.feed import Notifier
 from coinfleet.pipeline.sequential import SequentialScorer, run_sequential
 from coinfleet.pipeline.supervisor import Supervisor
@@ -27,10 +29,17 @@ async def serve(settings: Settings, *, scheduler: Scheduler = "lanes") -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("serving", database="external" if settings.database_url else "embedded", scheduler=scheduler)
-        if scheduler == "sequential":
-            await serve_sequential(db, settings, stop)
-        else:
-            await serve_lanes(db, settings, stop)
+        delivery = asyncio.create_task(deliver_alerts(db, settings, stop))
+        evaluation = asyncio.create_task(evaluate_predictions(db, settings, stop))
+        try:
+            if scheduler == "sequential":
+                await serve_sequential(db, settings, stop)
+            else:
+                await serve_lanes(db, settings, stop)
+        finally:
+            stop.set()
+            await delivery
+            await evaluation
     log.info("stopped")
 
 
@@ -40,6 +49,15 @@ async def serve_lanes(db: Database, settings: Settings, stop: asyncio.Event) -> 
     task = asyncio.create_task(supervisor.run())
     await stop.wait()
     supervisor.stop()
+    await task
+
+
+async def deliver_alerts(db: Database, settings: Settings, stop: asyncio.Event) -> None:
+    """Deliver the webhook outbox until `stop`."""
+    deliverer = Deliverer(pool=db.pool, dsn=db.dsn, settings=settings)
+    task = asyncio.create_task(deliverer.run())
+    await stop.wait()
+    deliverer.stop()
     await task
 
 
@@ -56,3 +74,8 @@ async def serve_sequential(db: Database, settings: Settings, stop: asyncio.Event
         await run_sequential(scorer, stop)
     finally:
         await notifier.close()
+
+
+async def evaluate_predictions(db: Database, settings: Settings, stop: asyncio.Event) -> None:
+    """Evaluate due predictions in fair rounds until `stop`."""
+    await evaluation_loop(db.pool, loop_config(settings), stop)

@@ -4,25 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import inspect
+import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 import structlog
 
 from coinfleet.config import Settings
 from coinfleet.constants import EVENTS_CHANNEL, MODELS_CHANNEL
+from coinfleet.db.sql import query
 from coinfleet.errors import CoinfleetError
 from coinfleet.events.cursor import events_behind, prune_events
 from coinfleet.events.feed import Notifier
 from coinfleet.models import registry
+from coinfleet.models.compile import Served, served_form
 from coinfleet.models.registry import ModelRecord
+from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline import telemetry
 from coinfleet.pipeline.lane import Lane
-from coinfleet.pipeline.observations import ObservationService
+from coinfleet.pipeline.observations import ObservationService, feature_indices
+from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
 from coinfleet.pipeline.runner import InlineRunner, Runner
+from coinfleet.pipeline.scheduler import FairSlots
 
 log = structlog.get_logger(__name__)
-RunnerFactory = Callable[[ModelRecord, bytes], Runner]
+#: builds a model's runner from its record and artifact (sync or async)
+RunnerFactory = Callable[[ModelRecord, bytes], Runner | Awaitable[Runner]]
+#: recent events whose real feature rows join the synthetic ones when a compiled model is verified
+VERIFY_EVENTS = 512
 
 
 def inline_runner(model: ModelRecord, artifact: bytes) -> Runner:
@@ -30,10 +43,59 @@ def inline_runner(model: ModelRecord, artifact: bytes) -> Runner:
     return InlineRunner.from_artifact(model.format, artifact)
 
 
+def runner_limits(settings: ModelSettings) -> RunnerLimits:
+    """A model's batch timeout and memory limit."""
+    return RunnerLimits(
+        timeout_seconds=settings.batch_timeout_seconds, memory_limit_mb=settings.memory_limit_mb
+    )
+
+
+class ProcessRunnerFactory:
+    """Compiles a model to ONNX where it can (cached per artifact), then starts its runner process."""
+
+    def __init__(self, *, pool: asyncpg.Pool, observations: ObservationService, compile_onnx: bool) -> None:
+        self._pool = pool
+        self._observations = observations
+        self._compile_onnx = compile_onnx
+
+    async def __call__(self, model: ModelRecord, artifact: bytes) -> Runner:
+        """A started runner; RunnerError or ModelLoadError when the model cannot load."""
+        served = await self._served(model, artifact)
+        runner = ProcessRunner(
+            LoaderSpec.for_artifact(served.format, served.artifact),
+            name=model.name,
+            limits=runner_limits(model.settings),
+        )
+        await runner.start()
+        return runner
+
+    async def _served(self, model: ModelRecord, artifact: bytes) -> Served:
+        if not self._compile_onnx:
+            return Served(format=model.format, artifact=artifact, compiled=False, reason="compiling is off")
+        return await served_form(
+            self._pool,
+            name=model.name,
+            fmt=model.format,
+            artifact=artifact,
+            sha256=model.artifact_sha256,
+            n_features=len(model.features),
+            real_rows=lambda: self._recent_rows(model),
+        )
+
+    async def _recent_rows(self, model: ModelRecord) -> npt.NDArray[np.float64] | None:
+        """The model's feature rows at the newest events (None before the first event)."""
+        async with self._pool.acquire() as conn:
+            keys = [(r["mint"], r["ts"]) for r in await conn.fetch(query("recent_events"), VERIFY_EVENTS)]
+        columns = feature_indices(model.features)
+        rows = [obs.features[columns] for obs in await self._observations.observe(keys) if obs is not None]
+        return np.stack(rows).astype(np.float64) if rows else None
+
+
 @dataclass
 class _Running:
     lane: Lane
     task: asyncio.Task[None]
+    runner: Runner
 
 
 class Supervisor:
@@ -45,15 +107,25 @@ class Supervisor:
         pool: asyncpg.Pool,
         dsn: str,
         settings: Settings,
-        runner_factory: RunnerFactory = inline_runner,
+        runner_factory: RunnerFactory | None = None,
     ) -> None:
         self._pool = pool
         self._settings = settings
-        self._runner_factory = runner_factory
         self._notifier = Notifier(dsn, (EVENTS_CHANNEL, MODELS_CHANNEL))
         self._observations = ObservationService(pool)
+        self._runner_factory = runner_factory or self._default_factory()
         self._running: dict[int, _Running] = {}
         self._stop = asyncio.Event()
+        self.slots = FairSlots(
+            settings.execution_slots or os.cpu_count() or 1, quantum=settings.slot_quantum_seconds
+        )
+
+    def _default_factory(self) -> RunnerFactory:
+        if self._settings.runner == "inline":
+            return inline_runner
+        return ProcessRunnerFactory(
+            pool=self._pool, observations=self._observations, compile_onnx=self._settings.runner_compile_onnx
+        )
 
     @property
     def lanes(self) -> list[Lane]:
@@ -89,6 +161,8 @@ class Supervisor:
                 await self._stop_lane(model_id)
             else:
                 running.lane.update_model(model)
+                if isinstance(running.runner, ProcessRunner):
+                    running.runner.set_limits(runner_limits(model.settings))
         for model_id, model in models.items():
             if model_id not in self._running:
                 await self._start_lane(model)
@@ -97,7 +171,8 @@ class Supervisor:
         try:
             async with self._pool.acquire() as conn:
                 artifact = await registry.load_artifact(conn, model.id)
-            runner = self._runner_factory(model, artifact)
+            made = self._runner_factory(model, artifact)
+            runner = await made if inspect.isawaitable(made) else made
         except (CoinfleetError, ValueError) as exc:
             await self._quarantine(model, f"cannot load model: {exc}")
             return
@@ -109,12 +184,17 @@ class Supervisor:
             signal=self._notifier.subscribe(EVENTS_CHANNEL),
             batch_max=self._settings.batch_max_events,
             poll_interval=self._settings.poll_interval_seconds,
+            default_webhook_url=self._settings.default_webhook_url,
+            max_failures=self._settings.runner_max_failures,
+            on_quarantine=self._quarantine,
+            slots=self.slots,
         )
         task = asyncio.create_task(lane.run(), name=f"lane:{model.name}")
-        self._running[model.id] = _Running(lane=lane, task=task)
+        self._running[model.id] = _Running(lane=lane, task=task, runner=runner)
         log.info("lane_started", model=model.name, version=model.version)
 
     async def _quarantine(self, model: ModelRecord, reason: str) -> None:
+        """Mark the model quarantined; `sync` then stops its lane, and `models resume` restarts it."""
         log.error("model_quarantined", model=model.name, reason=reason)
         async with self._pool.acquire() as conn:
             await registry.set_status(conn, model.name, "quarantined", reason)
@@ -135,6 +215,7 @@ class Supervisor:
         async with self._pool.acquire() as conn:
             for lane in self.lanes:
                 lane.stats.lag_events = await events_behind(conn, lane.cursor)
+                telemetry.LAG_EVENTS.labels(lane.model.name).set(lane.stats.lag_events)
 
     async def _prune_forever(self) -> None:
         while True:

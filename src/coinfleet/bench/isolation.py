@@ -1,0 +1,153 @@
+"""`coinfleet bench isolation`: a fast model's p99 alone, then beside slow, crashing and hanging models.
+
+Both phases run the same feed on a fresh database. The neighbours: one model burning 50 ms of CPU per
+row, one whose runner process aborts every third batch, one whose runner never answers (killed at its
+batch timeout, then quarantined). The fast model is a real trained model served the default way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rich.table import Table
+
+from coinfleet.bench.harness import (
+    add_models,
+    bench_bundle,
+    bench_database,
+    feed_steady,
+    market,
+    reset_figures,
+    wait_for_lanes,
+)
+from coinfleet.config import Settings
+from coinfleet.metrics import MetricRow
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.registry import ModelRecord
+from coinfleet.pipeline.lane import Lane
+from coinfleet.pipeline.observations import ObservationService
+from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner
+from coinfleet.pipeline.runner import Runner
+from coinfleet.pipeline.supervisor import ProcessRunnerFactory, Supervisor, runner_limits
+
+FAST = "fast"
+NEIGHBOURS = {
+    "slow": "coinfleet.bench.faulty:load_slow",
+    "crashing": "coinfleet.bench.faulty:load_crashing",
+    "hanging": "coinfleet.bench.faulty:load_hanging",
+}
+NEIGHBOUR_SETTINGS: dict[str, dict[str, object]] = {
+    "slow": {"backlog_policy": "newest", "batch_timeout_seconds": 60},
+    "crashing": {},
+    "hanging": {"batch_timeout_seconds": 2},
+}
+
+
+class NeighbourFactory:
+    """Neighbours get their misbehaving loaders; every other model is served the default way."""
+
+    def __init__(self, default: ProcessRunnerFactory) -> None:
+        self._default = default
+
+    async def __call__(self, model: ModelRecord, artifact: bytes) -> Runner:
+        """A started runner for the model."""
+        if model.name not in NEIGHBOURS:
+            return await self._default(model, artifact)
+        runner = ProcessRunner(
+            LoaderSpec(function=NEIGHBOURS[model.name]), name=model.name, limits=runner_limits(model.settings)
+        )
+        await runner.start()
+        return runner
+
+
+async def phase(
+    settings: Settings,
+    bundle: ModelBundle,
+    rows: list[MetricRow],
+    *,
+    neighbours: bool,
+    options: dict[str, float],
+) -> dict[str, Any]:
+    """Feed the rows at the rate and return the fast model's figures (and the neighbours' errors)."""
+    async with bench_database(settings) as db:
+        await add_models(db.pool, bundle, [FAST])
+        names = [FAST]
+        if neighbours:
+            for name, extra in NEIGHBOUR_SETTINGS.items():
+                await add_models(db.pool, bundle, [name], **extra)
+            names += list(NEIGHBOURS)
+        default = ProcessRunnerFactory(
+            pool=db.pool, observations=ObservationService(db.pool), compile_onnx=True
+        )
+        supervisor = Supervisor(
+            pool=db.pool, dsn=db.dsn, settings=settings, runner_factory=NeighbourFactory(default)
+        )
+        task = asyncio.create_task(supervisor.run())
+        try:
+            lanes = await wait_for_lanes(supervisor, len(names))
+            await feed_steady(db.pool, rows[:200], rate=options["rate"], seconds=options["warmup"])
+            fast = _lane(lanes, FAST)
+            reset_figures([fast])
+            await feed_steady(db.pool, rows[200:], rate=options["rate"], seconds=options["seconds"])
+            await asyncio.sleep(1.0)
+            result = _figures(fast, lanes)
+        finally:
+            supervisor.stop()
+            await task
+    return result
+
+
+def _lane(lanes: list[Lane], name: str) -> Lane:
+    return next(lane for lane in lanes if lane.model.name == name)
+
+
+def _figures(fast: Lane, lanes: list[Lane]) -> dict[str, Any]:
+    p50, p99 = fast.stats.latency_quantile(0.5), fast.stats.latency_quantile(0.99)
+    return {
+        "predictions": sum(fast.stats.predictions.values()),
+        "p50_ms": None if p50 is None else 1000 * p50,
+        "p99_ms": None if p99 is None else 1000 * p99,
+        "neighbour_errors": {
+            lane.model.name: dict(lane.stats.errors) for lane in lanes if lane.model.name != FAST
+        },
+    }
+
+
+async def run(settings: Settings, *, rate: float = 50, seconds: float = 20) -> dict[str, Any]:
+    """Both phases, same feed; the ratio of the fast model's p99 is the verdict."""
+    bundle = await asyncio.to_thread(bench_bundle, settings.home)
+    rows = await asyncio.to_thread(market, int(rate * seconds) + 400)
+    options = {"rate": rate, "seconds": seconds, "warmup": 3.0}
+    alone = await phase(settings, bundle, rows, neighbours=False, options=options)
+    beside = await phase(settings, bundle, rows, neighbours=True, options=options)
+    ratio = None if not alone["p99_ms"] or beside["p99_ms"] is None else beside["p99_ms"] / alone["p99_ms"]
+    return {
+        "p99_alone_ms": alone["p99_ms"],
+        "p99_with_neighbours_ms": beside["p99_ms"],
+        "ratio": None if ratio is None else round(ratio, 2),
+        "alone": alone,
+        "with_neighbours": beside,
+        "rate": rate,
+    }
+
+
+def render(result: dict[str, Any]) -> Table:
+    """The fast model alone and beside its neighbours."""
+    table = Table(
+        title=f"isolation — fast model p99 beside slow, crashing and hanging models: ×{result['ratio']}"
+        " (goal ≤ 1.25)"
+    )
+    for column in ("phase", "predictions", "p50 ms", "p99 ms", "neighbour failures"):
+        table.add_column(column, justify="left" if column in ("phase", "neighbour failures") else "right")
+    for label, key in (("alone", "alone"), ("with neighbours", "with_neighbours")):
+        figures = result[key]
+        errors = ", ".join(f"{n}: {sum(e.values())}" for n, e in figures["neighbour_errors"].items()) or "-"
+        table.add_row(
+            label, str(figures["predictions"]), _ms(figures["p50_ms"]), _ms(figures["p99_ms"]), errors
+        )
+    return table
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"

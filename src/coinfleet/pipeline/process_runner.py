@@ -1,0 +1,282 @@
+"""A runner per model in a child process of its own: loaded once, fed micro-batches, killed on trouble.
+
+The child is started with "spawn" (the parent has an event loop and threads) and imports numpy and the
+library that serves its model (onnxruntime for compiled models); this module imports nothing heavier.
+One pipe carries every batch: the parent sends the shape and the float32 bytes, the child answers the
+float64 probabilities or the error. The parent waits on the pipe with `loop.add_reader`, never blocking
+its event loop, and polls the child's resident memory while it waits. A crash, a batch past its timeout
+or memory past its limit kills only this child; the next batch starts a new one, so the lane's retry
+backoff paces the restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import multiprocessing
+import os
+import resource
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import numpy as np
+import structlog
+
+from coinfleet.models.formats import Predictor, load_predictor
+from coinfleet.pipeline.runner import CRASH, LOAD, MEMORY, TIMEOUT, RunnerError
+
+log = structlog.get_logger(__name__)
+#: seconds between checks of a busy child's resident memory
+MEMORY_POLL_SECONDS = 0.02
+#: seconds a child may take to import its libraries and load its model
+START_TIMEOUT_SECONDS = 60.0
+#: seconds a closing child gets to leave on its own before it is killed
+CLOSE_GRACE_SECONDS = 2.0
+#: first byte of each message from the child
+_READY, _OK, _ERROR = b"R", b"P", b"E"
+_HEADER_BYTES = 16  #: two int64: rows, columns
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoaderSpec:
+    """How the child builds its predictor: `module:function` called with `args`, `sys_path` added first."""
+
+    function: str
+    args: tuple[Any, ...] = ()
+    sys_path: tuple[str, ...] = ()
+
+    @classmethod
+    def for_artifact(cls, fmt: str, artifact: bytes) -> LoaderSpec:
+        """Load a model file the ordinary way (formats.load_predictor)."""
+        return cls(function=f"{__name__}:load_artifact", args=(fmt, artifact))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunnerLimits:
+    """What one batch may take before its child is killed."""
+
+    timeout_seconds: float
+    memory_limit_mb: int
+
+
+def load_artifact(fmt: str, artifact: bytes) -> Predictor:
+    """The default loader, run in the child."""
+    return load_predictor(fmt, artifact)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Child:
+    process: BaseProcess
+    conn: Connection
+
+
+class ProcessRunner:
+    """Scores batches in a child process; restarts it after a crash, a timeout or too much memory."""
+
+    def __init__(self, spec: LoaderSpec, *, name: str, limits: RunnerLimits) -> None:
+        self.name = name
+        self.starts = 0  #: children started so far (restarts = starts - 1)
+        self._spec = spec
+        self._limits = limits
+        self._child: _Child | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id."""
+        return None if self._child is None else self._child.process.pid
+
+    def set_limits(self, limits: RunnerLimits) -> None:
+        """New limits apply from the next batch (the child's address-space cap from its next start)."""
+        self._limits = limits
+
+    async def start(self) -> None:
+        """Start the child now, so a model that cannot load fails here (RunnerError)."""
+        async with self._lock:
+            if self._child is None:
+                await self._start()
+
+    async def predict(self, features: np.ndarray) -> np.ndarray:
+        """P(class 1) per row; RunnerError with reason crash / timeout / memory / the model's error type."""
+        async with self._lock:
+            if self._child is None:
+                await self._start()
+            assert self._child is not None
+            try:
+                return await self._exchange(self._child, features)
+            except RunnerError as exc:
+                if exc.reason in (CRASH, TIMEOUT, MEMORY):
+                    await self._kill(exc.reason)
+                raise
+
+    async def close(self) -> None:
+        """Let the child leave, killing it if it does not."""
+        async with self._lock:
+            child, self._child = self._child, None
+        if child is not None:
+            child.conn.close()
+            await asyncio.to_thread(child.process.join, CLOSE_GRACE_SECONDS)
+            if child.process.is_alive():
+                child.process.kill()
+                await asyncio.to_thread(child.process.join)
+
+    async def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent_conn, child_conn = context.Pipe(duplex=True)
+        process = context.Process(
+            target=_child_main,
+            args=(child_conn, self._spec, self._limits.memory_limit_mb),
+            name=f"coinfleet-runner:{self.name}",
+            daemon=True,
+        )
+        # start() writes the pickled spec (the model file) into the child's pipe: off the event loop
+        await asyncio.to_thread(process.start)
+        child_conn.close()
+        self._child = _Child(process=process, conn=parent_conn)
+        self.starts += 1
+        try:
+            reply = await self._receive(self._child, START_TIMEOUT_SECONDS)
+        except RunnerError as exc:
+            await self._kill(exc.reason)
+            raise RunnerError(
+                LOAD if exc.reason == CRASH else exc.reason, f"runner did not start: {exc}"
+            ) from exc
+        if reply[:1] != _READY:
+            await self._kill(LOAD)
+            raise RunnerError(LOAD, f"cannot load model {self.name!r}: {_error_text(reply)}")
+        log.info("runner_started", model=self.name, pid=process.pid, starts=self.starts)
+
+    async def _exchange(self, child: _Child, features: np.ndarray) -> np.ndarray:
+        rows = np.ascontiguousarray(features, dtype=np.float32)
+        if rows.ndim != 2:
+            raise ValueError(f"features must be a 2-D array, got shape {rows.shape}")
+        try:
+            child.conn.send_bytes(np.array(rows.shape, dtype=np.int64).tobytes() + rows.tobytes())
+        except OSError as exc:
+            raise RunnerError(CRASH, f"runner process is gone ({exc})") from exc
+        reply = await self._receive(child, self._limits.timeout_seconds)
+        if reply[:1] == _OK:
+            return np.frombuffer(reply, dtype=np.float64, offset=1).copy()
+        kind, message = _error_parts(reply)
+        raise RunnerError(MEMORY if kind == "MemoryError" else kind, message)
+
+    async def _receive(self, child: _Child, timeout: float) -> bytes:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        fd = child.conn.fileno()
+        loop.add_reader(fd, _set_ready, ready)
+        try:
+            await self._watch(child, ready, loop.time() + timeout)
+        finally:
+            loop.remove_reader(fd)
+        try:
+            # readable means the child answered (or died): the whole message follows without waiting
+            return child.conn.recv_bytes()
+        except (EOFError, OSError) as exc:
+            await asyncio.to_thread(child.process.join, CLOSE_GRACE_SECONDS)
+            raise RunnerError(CRASH, f"runner process died (exit code {child.process.exitcode})") from exc
+
+    async def _watch(self, child: _Child, ready: asyncio.Future[None], deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        limit_mb = self._limits.memory_limit_mb
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise RunnerError(TIMEOUT, f"batch took longer than {self._limits.timeout_seconds:g} s")
+            await asyncio.wait([ready], timeout=min(remaining, MEMORY_POLL_SECONDS))
+            used_mb = _resident_mb(child.process.pid)
+            if used_mb > limit_mb:
+                raise RunnerError(MEMORY, f"runner used {used_mb:.0f} MB, over its limit of {limit_mb} MB")
+            if ready.done():
+                return
+
+    async def _kill(self, reason: str) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        child.process.kill()
+        child.conn.close()
+        await asyncio.to_thread(child.process.join)
+        log.warning("runner_killed", model=self.name, reason=reason, pid=child.process.pid)
+
+
+def _set_ready(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
+
+
+def _resident_mb(pid: int | None) -> float:
+    """Resident memory of a process in MB (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_BYTES / 2**20
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _error_parts(reply: bytes) -> tuple[str, str]:
+    kind, _, message = reply[1:].decode("utf-8", "replace").partition("\x00")
+    return kind or "RunnerError", message
+
+
+def _error_text(reply: bytes) -> str:
+    kind, message = _error_parts(reply)
+    return f"{kind}: {message}"
+
+
+# --- the child ---
+
+
+def _child_main(conn: Connection, spec: LoaderSpec, memory_limit_mb: int) -> None:
+    """Load the model once, then answer batches until the parent closes the pipe."""
+    try:
+        predictor = _resolve(spec)(*spec.args)
+    except Exception as exc:  # report any load failure to the parent, which decides
+        conn.send_bytes(_describe(exc))
+        return
+    _cap_address_space(memory_limit_mb)
+    conn.send_bytes(_READY)
+    while True:
+        try:
+            request = conn.recv_bytes()
+        except EOFError:
+            return
+        conn.send_bytes(_answer(predictor, request))
+
+
+def _resolve(spec: LoaderSpec) -> Callable[..., Predictor]:
+    sys.path[:0] = [path for path in spec.sys_path if path not in sys.path]
+    module, _, function = spec.function.partition(":")
+    loader: Callable[..., Predictor] = getattr(importlib.import_module(module), function)
+    return loader
+
+
+def _answer(predictor: Predictor, request: bytes) -> bytes:
+    try:
+        rows, columns = (int(n) for n in np.frombuffer(request, dtype=np.int64, count=2))
+        features = np.frombuffer(request, dtype=np.float32, offset=_HEADER_BYTES).reshape(rows, columns)
+        # predictors take float64 (they would convert anyway); the values stay the float32 ones sent
+        probabilities = np.ascontiguousarray(
+            predictor.predict_proba(features.astype(np.float64)), dtype=np.float64
+        )
+        return _OK + probabilities.tobytes()
+    except Exception as exc:  # the model's own error goes back to the lane, which counts it
+        return _describe(exc)
+
+
+def _describe(exc: BaseException) -> bytes:
+    return _ERROR + f"{type(exc).__name__}\x00{exc}".encode("utf-8", "replace")
+
+
+def _cap_address_space(memory_limit_mb: int) -> None:
+    """A hard stop behind the parent's memory watch: allocations past it raise MemoryError."""
+    # mapped-but-unused memory (libraries, arenas) counts here, so the cap sits above what is mapped now
+    with open("/proc/self/statm", "rb") as statm:
+        mapped = int(statm.read().split()[0]) * _PAGE_BYTES
+    cap = mapped + 2 * memory_limit_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))

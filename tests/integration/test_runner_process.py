@@ -1,0 +1,150 @@
+"""A runner process survives its model crashing, hanging or eating memory: only its child is replaced.
+
+The loaders below run in the runner's child process, which imports this module by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.compile import compile_model
+from coinfleet.models.formats import Predictor
+from coinfleet.models.train import build_dataset
+from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
+from coinfleet.pipeline.runner import InlineRunner, RunnerError
+from support import market_rows
+
+FloatArray = npt.NDArray[np.float64]
+HERE = str(Path(__file__).parent)
+LIMITS = RunnerLimits(timeout_seconds=1.0, memory_limit_mb=300)
+#: what the faulty model does when the first value of a batch is this
+CRASH, HANG, GROW, RAISE = 1.0, 2.0, 3.0, 4.0
+#: packages whose native libraries a serving child must not load
+TRAINING_LIBRARIES = ("/sklearn/", "/scipy/", "/xgboost/", "/lightgbm/", "/asyncpg/")
+
+
+class FaultyModel:
+    """Answers 0.25 per row, unless the batch's first value asks it to fail in some way."""
+
+    n_features = None
+
+    def __init__(self) -> None:
+        self._hoard: list[npt.NDArray[np.float64]] = []
+
+    def predict_proba(self, x: FloatArray) -> FloatArray:
+        first = float(x[0, 0])
+        if first == CRASH:
+            os.abort()
+        if first == HANG:
+            time.sleep(3600)
+        while first == GROW:
+            self._hoard.append(np.ones(2**20))  # 8 MB more each round
+            time.sleep(0.001)
+        if first == RAISE:
+            raise ArithmeticError("the model divided by zero")
+        return np.full(len(x), 0.25)
+
+
+def faulty_loader() -> Predictor:
+    """Runs in the child."""
+    return FaultyModel()
+
+
+def batch(first: float, rows: int = 3) -> npt.NDArray[np.float32]:
+    features = np.zeros((rows, 4), dtype=np.float32)
+    features[0, 0] = first
+    return features
+
+
+async def expect_failure(runner: ProcessRunner, first: float, reason: str) -> None:
+    with pytest.raises(RunnerError) as caught:
+        await runner.predict(batch(first))
+    assert caught.value.reason == reason
+
+
+async def test_only_the_failing_child_is_replaced() -> None:
+    faulty = ProcessRunner(
+        LoaderSpec(function=f"{__name__}:faulty_loader", sys_path=(HERE,)), name="f", limits=LIMITS
+    )
+    neighbour = ProcessRunner(
+        LoaderSpec(function=f"{__name__}:faulty_loader", sys_path=(HERE,)), name="n", limits=LIMITS
+    )
+    await faulty.start()
+    await neighbour.start()
+    neighbour_pid = neighbour.pid
+    try:
+        for first, reason in ((CRASH, "crash"), (HANG, "timeout"), (GROW, "memory")):
+            pid = faulty.pid
+            await expect_failure(faulty, first, reason)
+            assert faulty.pid is None  # killed, not waited for
+            assert (await neighbour.predict(batch(0.0, rows=2))).tolist() == [0.25, 0.25]
+            assert (await faulty.predict(batch(0.0))).tolist() == [0.25] * 3  # a new child
+            assert faulty.pid != pid
+        await expect_failure(faulty, RAISE, "ArithmeticError")
+        assert faulty.starts == 4  # a model's own exception keeps its child
+        assert neighbour.pid == neighbour_pid and neighbour.starts == 1
+    finally:
+        await faulty.close()
+        await neighbour.close()
+
+
+async def test_a_model_that_cannot_load_fails_at_start() -> None:
+    runner = ProcessRunner(
+        LoaderSpec.for_artifact("xgboost-json", b"{not a model"), name="bad", limits=LIMITS
+    )
+    with pytest.raises(RunnerError) as caught:
+        await runner.start()
+    assert caught.value.reason == "load"
+    assert "not a valid xgboost-json model" in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def real_rows(small_bundle: ModelBundle) -> FloatArray:
+    data = build_dataset(
+        market_rows(coins=10, seconds=600, seed=5),
+        target=small_bundle.target,
+        features=small_bundle.features,
+        label_mode="within",
+    )
+    rows: FloatArray = data.x
+    return rows
+
+
+async def test_the_compiled_model_serves_the_native_probabilities(
+    small_bundle: ModelBundle, real_rows: FloatArray
+) -> None:
+    served = compile_model(small_bundle.format, small_bundle.artifact, len(small_bundle.features))
+    assert served.compiled
+    runner = ProcessRunner(
+        LoaderSpec.for_artifact(served.format, served.artifact), name="onnx", limits=LIMITS
+    )
+    native = InlineRunner.from_artifact(small_bundle.format, small_bundle.artifact)
+    features = real_rows.astype(np.float32)
+    try:
+        for rows in (features[:1], features):
+            onnx_p, native_p = await runner.predict(rows), await native.predict(rows)
+            assert onnx_p.dtype == np.float64 and onnx_p.shape == (len(rows),)
+            assert np.max(np.abs(onnx_p - native_p)) <= 1e-5
+    finally:
+        await runner.close()
+
+
+async def test_a_serving_child_loads_no_training_library(small_bundle: ModelBundle) -> None:
+    served = compile_model(small_bundle.format, small_bundle.artifact, len(small_bundle.features))
+    runner = ProcessRunner(LoaderSpec.for_artifact("onnx", served.artifact), name="lean", limits=LIMITS)
+    try:
+        await runner.predict(np.zeros((1, len(small_bundle.features)), np.float32))
+        # every native library the child loaded
+        mapped = await asyncio.to_thread(Path(f"/proc/{runner.pid}/maps").read_text)
+    finally:
+        await runner.close()
+    assert "/onnxruntime/" in mapped
+    assert not [name for name in TRAINING_LIBRARIES if name in mapped]

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     #: execution slots shared by the runners of one process (0: one per CPU core)
     execution_slots: int = Field(default=0, ge=0, le=256)
     #: a runner call still holding a slot after this many seconds gives it back (slow or hanging models)
-    slot_quantum_seconds: float = Field(default=0.5, gt=0, le=60)
+    slot_quantum_seconds: float = Field(default=0.025, gt=0, le=60)
     #: default webhook URL for models without their own
     default_webhook_url: str | None = None
     #: allow webhook URLs that resolve to private, loopback or link-local addresses (tests, LANs)
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     evaluation_connections: int = Field(default=2, ge=1, le=64)
     #: where models run: a child process per model, or inside this process (tests, tiny setups)
     runner: Literal["process", "inline"] = "process"
-    #: a model is quarantined after this many failed batches in a row
+    #: a model is quarantined after this many failed batches among its last 20
     runner_max_failures: int = Field(default=5, ge=1, le=1000)
     #: serve sklearn / XGBoost / LightGBM models as verified ONNX graphs where the converters allow
     runner_compile_onnx: bool = True

@@ -26,7 +26,7 @@ from coinfleet.pipeline.runner import Runner
 from coinfleet.pipeline.supervisor import Supervisor, runner_limits
 
 WEIGHTS = (1.0, 2.0, 4.0)
-CPU_PER_ROW_SECONDS = 0.005  #: with 50-row batches a batch holds the slot ~250 ms
+CPU_PER_ROW_SECONDS = 0.0005  #: with 40-row batches a batch holds the slot ~20 ms, inside one quantum
 
 
 async def costly_runner(model: ModelRecord, artifact: bytes) -> Runner:
@@ -44,7 +44,7 @@ async def run(settings: Settings, *, seconds: float = 15, backlog: int = 20_000)
     """Serve three weighted models from one slot under a backlog; compare served shares to weights."""
     bundle = await asyncio.to_thread(bench_bundle, settings.home)
     rows = await asyncio.to_thread(market, backlog)
-    one_slot = settings.model_copy(update={"execution_slots": 1, "batch_max_events": 50})
+    one_slot = settings.model_copy(update={"execution_slots": 1, "batch_max_events": 40})
     async with bench_database(one_slot) as db:
         for weight in WEIGHTS:
             await add_models(db.pool, bundle, [f"weight-{weight:g}"], weight=weight)

@@ -34,6 +34,7 @@ from coinfleet.pipeline.store import NewPrediction, insert_predictions, load_sta
 
 log = structlog.get_logger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
+FAILURE_WINDOW = 20  #: recent batches in which `max_failures` model failures quarantine a model
 LATENCY_SAMPLES = 100_000  #: latencies kept per lane for quantiles
 
 
@@ -155,19 +156,23 @@ class Lane:
     async def run(self) -> None:
         """Batches until stopped or quarantined; errors are logged, counted and retried with backoff."""
         await self._load()
-        failures = model_failures = 0
+        failures = 0  #: in a row, of any kind: paces the retries
+        # only the model's own failures count towards quarantine (a database outage must not), and
+        # over a window of recent batches, so a model that crashes every few batches is caught too
+        recent: deque[bool] = deque(maxlen=FAILURE_WINDOW)
         while not self._stopping:
             try:
                 handled = await self.step()
-                failures = model_failures = 0
+                failures = 0
+                if handled:
+                    recent.append(False)
             except Exception as exc:  # one model's failure never leaves its lane
                 failures += 1
-                # only the model's own failures quarantine it; a database outage must not
-                model_failures += isinstance(exc, RunnerError)
+                recent.append(isinstance(exc, RunnerError))
                 self._record_error(exc)
-                if await self._quarantine_if_due(model_failures, exc):
+                if await self._quarantine_if_due(sum(recent), exc):
                     break
-                await self._signal.wait(min(MAX_BACKOFF_SECONDS, 0.1 * 2**failures))
+                await self._signal.wait(min(MAX_BACKOFF_SECONDS, 0.1 * 2 ** max(failures, sum(recent))))
                 continue
             if not handled:
                 await self._signal.wait(self._poll_interval)
@@ -186,10 +191,13 @@ class Lane:
         log.error("batch_failed", model=self.model.name, error=self.stats.last_error)
 
     async def _quarantine_if_due(self, model_failures: int, exc: Exception) -> bool:
-        """After too many model failures in a row, hand the model to `on_quarantine`; True when done."""
+        """After too many recent model failures, hand the model to `on_quarantine`; True when done."""
         if self._on_quarantine is None or model_failures < self._max_failures:
             return False
-        reason = f"{model_failures} batches failed in a row, the last with {failure_reason(exc)}: {exc}"
+        reason = (
+            f"{model_failures} of the last {FAILURE_WINDOW} batches failed, "
+            f"the last with {failure_reason(exc)}: {exc}"
+        )
         try:
             await self._on_quarantine(self.model, reason)
         except Exception as error:  # the database may be away: keep the lane and try again next failure

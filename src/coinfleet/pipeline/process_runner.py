@@ -38,6 +38,7 @@ START_TIMEOUT_SECONDS = 60.0
 CLOSE_GRACE_SECONDS = 2.0
 #: first byte of each message from the child
 _READY, _OK, _ERROR = b"R", b"P", b"E"
+CHILD_NICENESS = 10  #: runner children run at this nice level above the parent
 _HEADER_BYTES = 16  #: two int64: rows, columns
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -234,6 +235,8 @@ def _error_text(reply: bytes) -> str:
 
 def _child_main(conn: Connection, spec: LoaderSpec, memory_limit_mb: int) -> None:
     """Load the model once, then answer batches until the parent closes the pipe."""
+    # a model's compute yields to the coordinating process and the database, which serve every model
+    os.nice(CHILD_NICENESS)
     try:
         predictor = _resolve(spec)(*spec.args)
     except Exception as exc:  # report any load failure to the parent, which decides

@@ -29,7 +29,7 @@ class _Waiter:
 class FairSlots:
     """A fixed number of execution slots shared by weighted keys (models)."""
 
-    def __init__(self, slots: int, *, quantum: float = 0.5) -> None:
+    def __init__(self, slots: int, *, quantum: float = 0.025) -> None:
         if slots < 1:
             raise ValueError("at least one execution slot is needed")
         self._quantum = quantum

@@ -64,7 +64,7 @@ WINDOW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CoinWindow))
 def window_from_rows(rows: Sequence[MetricRow], first_seen: datetime) -> CoinWindow:
     """Build the window from one coin's rows oldest → newest; the last row is the scoring row."""
     arrays = _history_arrays(rows)
-    return _window_from_arrays(arrays, _epoch(first_seen), 0, len(rows))
+    return window_from_arrays(arrays, _epoch(first_seen), 0, len(rows))
 
 
 def windows_from_history(
@@ -78,7 +78,7 @@ def windows_from_history(
     arrays = _history_arrays(rows)
     start = _epoch(first_seen) if first_seen is not None else float(arrays["t"][0])
     for stop in range(1, len(rows) + 1):
-        yield _window_from_arrays(arrays, start, max(0, stop - window_rows), stop)
+        yield window_from_arrays(arrays, start, max(0, stop - window_rows), stop)
 
 
 def _history_arrays(rows: Sequence[MetricRow]) -> dict[str, FloatArray]:
@@ -98,9 +98,8 @@ def _history_arrays(rows: Sequence[MetricRow]) -> dict[str, FloatArray]:
     return arrays
 
 
-def _window_from_arrays(
-    arrays: dict[str, FloatArray], first_seen: float, start: int, stop: int
-) -> CoinWindow:
+def window_from_arrays(arrays: dict[str, FloatArray], first_seen: float, start: int, stop: int) -> CoinWindow:
+    """The window of rows start..stop-1 from column arrays (`t` and every numeric column)."""
     sliced = {name: array[start:stop] for name, array in arrays.items()}
     return CoinWindow(first_seen=first_seen, **sliced)
 

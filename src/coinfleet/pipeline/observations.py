@@ -12,10 +12,10 @@ import asyncpg
 import numpy as np
 
 from coinfleet.db.sql import query
-from coinfleet.features.spec import FEATURES, compute_features
-from coinfleet.features.window import WINDOW_ROWS, window_from_rows
+from coinfleet.features.spec import FEATURES, compute_matrix
+from coinfleet.features.window import WINDOW_ROWS, CoinWindow, window_from_arrays
 from coinfleet.feed.writer import metric_row
-from coinfleet.metrics import MetricRow
+from coinfleet.metrics import NUMERIC_COLUMNS, MetricRow
 
 Key = tuple[str, datetime]
 #: every feature the catalogue knows, in one fixed order; lanes pick their columns from it
@@ -102,7 +102,7 @@ class ObservationService:
         grouped: dict[int, list[asyncpg.Record]] = {}
         for record in records:
             grouped.setdefault(record["i"], []).append(record)
-        return {key: _observation(grouped.get(i, [])) for i, key in enumerate(keys, start=1)}
+        return observations(keys, [grouped.get(i, []) for i in range(1, len(keys) + 1)])
 
     def _remember(self, key: Key, observation: Observation | None) -> None:
         self._cache[key] = observation
@@ -110,10 +110,31 @@ class ObservationService:
             self._cache.popitem(last=False)
 
 
-def _observation(records: list[asyncpg.Record]) -> Observation | None:
-    """Features from one window (rows oldest → newest, the last is the event's own row)."""
-    if not records:
-        return None
-    rows = [metric_row(r) for r in records]
-    window = window_from_rows(rows, records[0]["first_seen"])
-    return Observation(row=rows[-1], features=compute_features(window, ALL_FEATURES))
+def observations(
+    keys: Sequence[Key], windows: Sequence[list[asyncpg.Record]]
+) -> dict[Key, Observation | None]:
+    """Features of many windows at once (rows oldest → newest, the last is the event's own row).
+
+    All windows' rows become one array per column first, so the per-row work is a list read, and the
+    features of every window are computed in one vectorised pass.
+    """
+    found: dict[Key, Observation | None] = dict.fromkeys(keys)
+    flat = [record for records in windows for record in records]
+    if not flat:
+        return found
+    arrays = {"t": np.array([r["timestamp"].timestamp() for r in flat], dtype=np.float64)}
+    for name in NUMERIC_COLUMNS:
+        arrays[name] = np.array([r[name] for r in flat], dtype=np.float64)  # None becomes NaN
+    built: list[tuple[Key, asyncpg.Record, CoinWindow]] = []
+    start = 0
+    for key, records in zip(keys, windows, strict=True):
+        if records:
+            first_seen = records[0]["first_seen"].timestamp()
+            built.append(
+                (key, records[-1], window_from_arrays(arrays, first_seen, start, start + len(records)))
+            )
+        start += len(records)
+    matrix = compute_matrix([window for _, _, window in built], ALL_FEATURES)
+    for (key, last, _), features in zip(built, matrix, strict=True):
+        found[key] = Observation(row=metric_row(last), features=features)
+    return found

@@ -59,9 +59,9 @@ class CoinState:
 
     def stored(self, tag: Tag) -> int:
         """How many predictions with this tag are stored for the coin."""
-        return {Tag.NEGATIVE: self.stored_negative, Tag.POSITIVE: self.stored_positive}.get(
-            tag, self.stored_alert
-        )
+        if tag is Tag.NEGATIVE:
+            return self.stored_negative
+        return self.stored_positive if tag is Tag.POSITIVE else self.stored_alert
 
 
 def coin_allowed(settings: ModelSettings, mint: str) -> bool:
@@ -111,28 +111,36 @@ class Decision:
     store: bool  #: write a prediction row
     suppressed: Skip | None  #: why it was not stored (ignore window or log limit)
     state: CoinState  #: the coin's state after this event
-    scored: bool = True  #: False when the event was dropped before scoring would have happened
 
 
-def _ignore_seconds(settings: ModelSettings, tag: Tag) -> float:
-    return {
-        Tag.ALERT: settings.ignore_alert_seconds,
-        Tag.POSITIVE: settings.ignore_positive_seconds,
-        Tag.NEGATIVE: settings.ignore_bad_seconds,
-    }[tag]
+#: per tag: the setting that opens its ignore window, and the one that caps its stored predictions
+_IGNORE_SETTING = {
+    Tag.ALERT: "ignore_alert_seconds",
+    Tag.POSITIVE: "ignore_positive_seconds",
+    Tag.NEGATIVE: "ignore_bad_seconds",
+}
+_LIMIT_SETTING = {
+    Tag.ALERT: "max_log_entries_alert",
+    Tag.POSITIVE: "max_log_entries_positive",
+    Tag.NEGATIVE: "max_log_entries_negative",
+}
 
 
-def _count_stored(state: CoinState, tag: Tag) -> CoinState:
-    field = f"stored_{tag.value}"
-    return replace(state, **{field: getattr(state, field) + 1})
-
-
-def _limit(settings: ModelSettings, tag: Tag) -> int:
-    return {
-        Tag.ALERT: settings.max_log_entries_alert,
-        Tag.POSITIVE: settings.max_log_entries_positive,
-        Tag.NEGATIVE: settings.max_log_entries_negative,
-    }[tag]
+def _after_result(
+    base: CoinState, settings: ModelSettings, ts: datetime, probability: float, tag: Tag, store: bool
+) -> CoinState:
+    """The coin's state after a scored (not ignored) result; built once, this runs for every event."""
+    window: float = getattr(settings, _IGNORE_SETTING[tag])
+    return CoinState(
+        last_scan_ts=ts,
+        last_probability=probability,
+        last_tag=tag,
+        ignore_until=ts + timedelta(seconds=window) if window > 0 else None,
+        ignore_reason=tag if window > 0 else None,
+        stored_negative=base.stored_negative + (store and tag is Tag.NEGATIVE),
+        stored_positive=base.stored_positive + (store and tag is Tag.POSITIVE),
+        stored_alert=base.stored_alert + (store and tag is Tag.ALERT),
+    )
 
 
 def decide(
@@ -149,16 +157,7 @@ def decide(
         scanned = replace(state, last_scan_ts=ts, last_probability=probability, last_tag=tag)
         return Decision(tag=tag, store=False, suppressed=Skip.IGNORE_WINDOW, state=scanned)
     base = state or CoinState(last_scan_ts=ts, last_probability=probability, last_tag=tag)
-    window = _ignore_seconds(settings, tag)
-    scanned = replace(
-        base,
-        last_scan_ts=ts,
-        last_probability=probability,
-        last_tag=tag,
-        ignore_until=ts + timedelta(seconds=window) if window > 0 else None,
-        ignore_reason=tag if window > 0 else None,
-    )
-    limit = _limit(settings, tag)
-    if limit and base.stored(tag) >= limit:
-        return Decision(tag=tag, store=False, suppressed=Skip.LOG_LIMIT, state=scanned)
-    return Decision(tag=tag, store=True, suppressed=None, state=_count_stored(scanned, tag))
+    limit: int = getattr(settings, _LIMIT_SETTING[tag])
+    store = not limit or base.stored(tag) < limit
+    after = _after_result(base, settings, ts, probability, tag, store)
+    return Decision(tag=tag, store=store, suppressed=None if store else Skip.LOG_LIMIT, state=after)

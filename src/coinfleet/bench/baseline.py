@@ -20,6 +20,7 @@ from typing import Any
 from rich.table import Table
 
 from coinfleet.bench.harness import (
+    Timeline,
     add_models,
     bench_bundle,
     bench_database,
@@ -98,13 +99,14 @@ async def measure_setup(
         options["rate"],
         options["seconds"],
     )
+    timeline = Timeline(rows)
     async with bench_database(settings) as db:
         await add_models(db.pool, bundle, [f"m{i}" for i in range(models)])
         async with running(setup, db, settings, models) as stats:
-            await feed_steady(db.pool, rows[:backlog], rate=1e9, seconds=60)
+            await feed_steady(db.pool, rows[:backlog], rate=1e9, seconds=60, timeline=timeline)
             throughput = await measure_backlog(stats, options["limit_seconds"])
         async with running(setup, db, settings, models) as stats:
-            await feed_steady(db.pool, rows[backlog:], rate=rate, seconds=seconds)
+            await feed_steady(db.pool, rows[backlog:], rate=rate, seconds=seconds, timeline=timeline)
             await asyncio.sleep(1.0)
             p99 = p99_ms(stats())
     return {"setup": setup, "predictions_per_s": throughput, "p99_ms": p99}

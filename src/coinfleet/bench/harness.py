@@ -97,10 +97,18 @@ async def add_models(
         ]
 
 
-async def feed_steady(pool: asyncpg.Pool, rows: Sequence[MetricRow], *, rate: float, seconds: float) -> int:
-    """Insert rows at `rate` per second for `seconds` (timestamps moved to now); return how many."""
-    start = datetime.now(UTC)
-    shift = start - rows[0].timestamp
+class Timeline:
+    """Moves a market's rows to the present once, so that consecutive feeds keep data time rising."""
+
+    def __init__(self, rows: Sequence[MetricRow]) -> None:
+        self.shift = datetime.now(UTC) - rows[0].timestamp
+
+
+async def feed_steady(
+    pool: asyncpg.Pool, rows: Sequence[MetricRow], *, rate: float, seconds: float, timeline: Timeline
+) -> int:
+    """Insert rows at `rate` per second for `seconds`, moved by the timeline; return how many."""
+    shift = timeline.shift
     began = time.monotonic()
     done = 0
     while (elapsed := time.monotonic() - began) < seconds and done < len(rows):

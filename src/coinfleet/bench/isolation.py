@@ -13,6 +13,7 @@ from typing import Any
 from rich.table import Table
 
 from coinfleet.bench.harness import (
+    Timeline,
     add_models,
     bench_bundle,
     bench_database,
@@ -86,10 +87,15 @@ async def phase(
         task = asyncio.create_task(supervisor.run())
         try:
             lanes = await wait_for_lanes(supervisor, len(names))
-            await feed_steady(db.pool, rows[:200], rate=options["rate"], seconds=options["warmup"])
+            timeline = Timeline(rows)
+            await feed_steady(
+                db.pool, rows[:200], rate=options["rate"], seconds=options["warmup"], timeline=timeline
+            )
             fast = _lane(lanes, FAST)
             reset_figures([fast])
-            await feed_steady(db.pool, rows[200:], rate=options["rate"], seconds=options["seconds"])
+            await feed_steady(
+                db.pool, rows[200:], rate=options["rate"], seconds=options["seconds"], timeline=timeline
+            )
             await asyncio.sleep(1.0)
             result = _figures(fast, lanes)
         finally:

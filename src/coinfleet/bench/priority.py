@@ -12,6 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from coinfleet.bench.harness import (
+    Timeline,
     add_models,
     bench_bundle,
     bench_database,
@@ -48,7 +49,7 @@ async def run(settings: Settings, *, seconds: float = 15, backlog: int = 20_000)
     async with bench_database(one_slot) as db:
         for weight in WEIGHTS:
             await add_models(db.pool, bundle, [f"weight-{weight:g}"], weight=weight)
-        await feed_steady(db.pool, rows, rate=1e9, seconds=60)
+        await feed_steady(db.pool, rows, rate=1e9, seconds=60, timeline=Timeline(rows))
         supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=one_slot, runner_factory=costly_runner)
         task = asyncio.create_task(supervisor.run())
         try:

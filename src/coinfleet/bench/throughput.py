@@ -9,6 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from coinfleet.bench.harness import (
+    Timeline,
     add_models,
     bench_bundle,
     bench_database,
@@ -43,11 +44,12 @@ async def run(
         task = asyncio.create_task(supervisor.run())
         try:
             lanes = await wait_for_lanes(supervisor, models)
+            timeline = Timeline(rows)
             offset = 0
             for rate in rates:
                 before = reset_figures(lanes)
                 started = time.monotonic()
-                fed = await feed_steady(db.pool, rows[offset:], rate=rate, seconds=seconds)
+                fed = await feed_steady(db.pool, rows[offset:], rate=rate, seconds=seconds, timeline=timeline)
                 offset += fed
                 drained = await drain(supervisor, DRAIN_SECONDS)
                 elapsed = time.monotonic() - started

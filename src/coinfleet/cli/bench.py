@@ -6,10 +6,10 @@ a `render(result) -> rich table`; the commands here only parse options and print
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from coinfleet.cli.common import console, print_json, run
 from coinfleet.config import Settings
@@ -18,8 +18,16 @@ app = typer.Typer(help="Benchmarks: measured side by side in one run.", no_args_
 JSON_OPTION = typer.Option(False, "--json", help="End with one JSON object on stdout.")
 
 
-def _print(result: dict[str, Any], table: Table, as_json: bool) -> None:
-    console.print(table)
+def _bench(name: str, as_json: bool, **options: Any) -> None:
+    """Run `coinfleet.bench.<name>`, print its table, and its JSON last when asked."""
+    bench = importlib.import_module(f"coinfleet.bench.{name}")
+
+    async def service(settings: Settings) -> dict[str, Any]:
+        result: dict[str, Any] = await bench.run(settings, **options)
+        return result
+
+    result = run(service)
+    console.print(bench.render(result))
     if as_json:
         print_json(result)
 
@@ -31,13 +39,7 @@ def throughput(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Sustained predictions/s and p99 latency of many models under a rising load."""
-    from coinfleet.bench import throughput as bench
-
-    async def service(settings: Settings) -> dict[str, Any]:
-        return await bench.run(settings, models=models, seconds=seconds)
-
-    result = run(service)
-    _print(result, bench.render(result), as_json)
+    _bench("throughput", as_json, models=models, seconds=seconds)
 
 
 @app.command()
@@ -46,31 +48,19 @@ def baseline(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Lanes against the predecessor's sequential loop on the same load: throughput and p99 ratios."""
-    from coinfleet.bench import baseline as bench
-
-    async def service(settings: Settings) -> dict[str, Any]:
-        return await bench.run(settings, models=models)
-
-    result = run(service)
-    _print(result, bench.render(result), as_json)
+    _bench("baseline", as_json, models=models)
 
 
 @app.command()
 def priority(as_json: bool = JSON_OPTION) -> None:
     """Served shares of weighted models on one overloaded slot against their weights."""
-    from coinfleet.bench import priority as bench
-
-    result = run(bench.run)
-    _print(result, bench.render(result), as_json)
+    _bench("priority", as_json)
 
 
 @app.command()
 def evaluation(as_json: bool = JSON_OPTION) -> None:
     """Evaluations/s with 1,000,000 due predictions, and the rounds a 10-prediction model waits."""
-    from coinfleet.bench import evaluation as bench
-
-    result = run(bench.run)
-    _print(result, bench.render(result), as_json)
+    _bench("evaluation", as_json)
 
 
 @app.command()
@@ -80,10 +70,4 @@ def isolation(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """A fast model's p99 latency alone and beside slow, crashing and hanging models."""
-    from coinfleet.bench import isolation as bench
-
-    async def service(settings: Settings) -> dict[str, Any]:
-        return await bench.run(settings, rate=rate, seconds=seconds)
-
-    result = run(service)
-    _print(result, bench.render(result), as_json)
+    _bench("isolation", as_json, rate=rate, seconds=seconds)

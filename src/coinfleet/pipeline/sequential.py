@@ -8,7 +8,6 @@ what the lane architecture buys on top of the same serving engine.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -117,15 +116,6 @@ class SequentialScorer:
         stats.predictions[tag.value] += 1
         stats.last_probability = probability
         stats.latencies.append((datetime.now(UTC) - event.inserted_at).total_seconds())
-
-
-async def run_sequential(scorer: SequentialScorer, stop: asyncio.Event) -> None:
-    """Load, then score until `stop` is set."""
-    await scorer.load()
-    task = asyncio.create_task(scorer.run())
-    await stop.wait()
-    scorer.stop()
-    await task
 
 
 def total_predictions(stats: Sequence[LaneStats]) -> int:

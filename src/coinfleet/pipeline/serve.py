@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Literal
+from typing import Literal, Protocol
 
 import structlog
 
@@ -14,7 +14,7 @@ from coinfleet.constants import EVENTS_CHANNEL
 from coinfleet.db.database import Database, open_database
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
 from coinfleet.events.feed import Notifier
-from coinfleet.pipeline.sequential import SequentialScorer, run_sequential
+from coinfleet.pipeline.sequential import SequentialScorer
 from coinfleet.pipeline.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -43,22 +43,36 @@ async def serve(settings: Settings, *, scheduler: Scheduler = "lanes") -> None:
     log.info("stopped")
 
 
+class Stoppable(Protocol):
+    """A service that runs until asked to stop."""
+
+    async def run(self) -> None:
+        """Work until `stop` is called."""
+        ...
+
+    def stop(self) -> None:
+        """Ask `run` to return."""
+        ...
+
+
+async def run_until(service: Stoppable, stop: asyncio.Event) -> None:
+    """Run a service until `stop` is set (or it ends by itself), then stop it and wait for it."""
+    task = asyncio.create_task(service.run())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    service.stop()
+    await task
+
+
 async def serve_lanes(db: Database, settings: Settings, stop: asyncio.Event) -> None:
     """One lane per active model until `stop`."""
-    supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=settings)
-    task = asyncio.create_task(supervisor.run())
-    await stop.wait()
-    supervisor.stop()
-    await task
+    await run_until(Supervisor(pool=db.pool, dsn=db.dsn, settings=settings), stop)
 
 
 async def deliver_alerts(db: Database, settings: Settings, stop: asyncio.Event) -> None:
     """Deliver the webhook outbox until `stop`."""
-    deliverer = Deliverer(pool=db.pool, dsn=db.dsn, settings=settings)
-    task = asyncio.create_task(deliverer.run())
-    await stop.wait()
-    deliverer.stop()
-    await task
+    await run_until(Deliverer(pool=db.pool, dsn=db.dsn, settings=settings), stop)
 
 
 async def serve_sequential(db: Database, settings: Settings, stop: asyncio.Event) -> None:
@@ -71,7 +85,8 @@ async def serve_sequential(db: Database, settings: Settings, stop: asyncio.Event
             signal=notifier.subscribe(EVENTS_CHANNEL),
             poll_interval=settings.poll_interval_seconds,
         )
-        await run_sequential(scorer, stop)
+        await scorer.load()
+        await run_until(scorer, stop)
     finally:
         await notifier.close()
 

@@ -12,11 +12,13 @@ backoff paces the restarts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import multiprocessing
 import os
 import resource
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -39,6 +41,8 @@ CLOSE_GRACE_SECONDS = 2.0
 #: first byte of each message from the child
 _READY, _OK, _ERROR = b"R", b"P", b"E"
 CHILD_NICENESS = 10  #: runner children run at this nice level above the parent
+HOG_NICENESS = 19  #: ... and at this one after a batch longer than HOG_BATCH_SECONDS
+HOG_BATCH_SECONDS = 0.025
 _HEADER_BYTES = 16  #: two int64: rows, columns
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -70,10 +74,11 @@ def load_artifact(fmt: str, artifact: bytes) -> Predictor:
     return load_predictor(fmt, artifact)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class _Child:
     process: BaseProcess
     conn: Connection
+    niceness: int = CHILD_NICENESS
 
 
 class ProcessRunner:
@@ -108,12 +113,26 @@ class ProcessRunner:
             if self._child is None:
                 await self._start()
             assert self._child is not None
+            started = time.perf_counter()
             try:
-                return await self._exchange(self._child, features)
+                answer = await self._exchange(self._child, features)
+                self._demote_if_hogging(self._child, time.perf_counter() - started)
+                return answer
             except RunnerError as exc:
                 if exc.reason in (CRASH, TIMEOUT, MEMORY):
                     await self._kill(exc.reason)
                 raise
+
+    def _demote_if_hogging(self, child: _Child, seconds: float) -> None:
+        """After a long batch the child runs at the lowest CPU priority, until its batches are quick again.
+
+        Waking children then win the CPU at once, so a slow model adds no scheduling delay to fast ones.
+        """
+        niceness = HOG_NICENESS if seconds > HOG_BATCH_SECONDS else CHILD_NICENESS
+        if child.niceness != niceness and child.process.pid is not None:
+            with contextlib.suppress(OSError):  # the child may have just left
+                os.setpriority(os.PRIO_PROCESS, child.process.pid, niceness)
+                child.niceness = niceness
 
     async def close(self) -> None:
         """Let the child leave, killing it if it does not."""

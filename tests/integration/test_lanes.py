@@ -169,3 +169,27 @@ async def test_backlog_policy_newest_skips_and_counts(
     coins = len({r.mint for r in rows})
     assert lane.stats.scored == coins
     assert lane.stats.skips["superseded"] == len(rows) - coins
+
+
+async def test_stale_events_are_skipped_and_counted(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    await activate(pool, small_bundle, "fresh-only", min_scan_interval_seconds=0, max_staleness_seconds=30)
+    rows = market_rows(coins=5, seconds=200)
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows)
+    settings = Settings(poll_interval_seconds=0.2, batch_max_events=10_000)
+    supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=settings)
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await until(lambda: bool(supervisor.lanes))
+        lane = supervisor.lanes[0]
+        await until(lambda: lane.stats.events == len(rows))
+    finally:
+        supervisor.stop()
+        await task
+    newest = max(r.timestamp for r in rows)
+    stale = sum(1 for r in rows if (newest - r.timestamp).total_seconds() > 30)
+    assert stale > 0
+    assert lane.stats.skips["stale"] == stale
+    assert lane.stats.scored == len(rows) - stale

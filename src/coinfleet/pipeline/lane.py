@@ -47,7 +47,7 @@ class LaneStats:
     batches: int = 0
     predictions: Counter[str] = field(default_factory=Counter)  #: stored, by tag
     skips: Counter[str] = field(default_factory=Counter)  #: by reason
-    errors: Counter[str] = field(default_factory=Counter)  #: by exception type
+    errors: Counter[str] = field(default_factory=Counter)  #: by reason (crash, timeout, memory, error type)
     last_probability: float | None = None
     last_batch_size: int = 0
     lag_events: int = 0

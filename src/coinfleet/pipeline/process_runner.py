@@ -29,6 +29,7 @@ import numpy as np
 import structlog
 
 from coinfleet.models.formats import Predictor, load_predictor
+from coinfleet.pipeline import telemetry
 from coinfleet.pipeline.runner import CRASH, LOAD, MEMORY, TIMEOUT, RunnerError
 
 log = structlog.get_logger(__name__)
@@ -159,6 +160,8 @@ class ProcessRunner:
         child_conn.close()
         self._child = _Child(process=process, conn=parent_conn)
         self.starts += 1
+        if self.starts > 1:
+            telemetry.RESTARTS.labels(self.name).inc()
         try:
             reply = await self._receive(self._child, START_TIMEOUT_SECONDS)
         except RunnerError as exc:

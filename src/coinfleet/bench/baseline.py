@@ -54,8 +54,13 @@ async def running(setup: str, db: Database, settings: Settings, models: int) -> 
             supervisor.stop()
             await task
         return
+    predecessor = setup == "sequential (predecessor)"
     scorer = SequentialScorer(
-        pool=db.pool, signal=Signal(), poll_interval=0.01, fetch_per_model=setup == "sequential (predecessor)"
+        pool=db.pool,
+        signal=Signal(),
+        poll_interval=0.01,
+        fetch_per_model=predecessor,
+        serve_onnx=not predecessor,
     )
     await scorer.load()
     task = asyncio.create_task(scorer.run())

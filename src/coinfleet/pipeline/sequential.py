@@ -2,8 +2,8 @@
 
 One loop takes one event at a time and runs it through every model in turn, in process: filters,
 features, `predict_proba` for one row, one INSERT. With `fetch_per_model` each model reads the coin's
-history again, as the predecessor did; without it the shared observation service is used, which shows
-what the lane architecture buys on top of the same serving engine.
+history again, as the predecessor did; without it, and with `serve_onnx`, the loop uses the lanes'
+serving engine (shared features, verified ONNX), which shows what the lane architecture alone buys.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from coinfleet.events.cursor import Cursor, Event, current_horizon, read_events
 from coinfleet.events.feed import Signal
 from coinfleet.models import registry
+from coinfleet.models.compile import served_form
 from coinfleet.models.formats import Predictor, load_predictor
 from coinfleet.models.registry import ModelRecord
 from coinfleet.pipeline.lane import LaneStats
@@ -44,13 +45,13 @@ class SequentialScorer:
         signal: Signal,
         fetch_per_model: bool = True,
         poll_interval: float = 2.0,
-        predictors: dict[str, Predictor] | None = None,
+        serve_onnx: bool = False,
     ) -> None:
         self._pool = pool
         self._signal = signal
         self._fetch_per_model = fetch_per_model
         self._poll_interval = poll_interval
-        self._predictors = predictors or {}
+        self._serve_onnx = serve_onnx
         self._shared = ObservationService(pool)
         self._models: list[_Scored] = []
         self._cursor = Cursor(tx=0, seq=0)
@@ -69,15 +70,26 @@ class SequentialScorer:
     async def load(self) -> None:
         """Load every active model once and start at the current horizon."""
         async with self._pool.acquire() as conn:
-            for model in await registry.list_models(conn):
-                if model.status == "active":
-                    predictor = self._predictors.get(model.name) or load_predictor(
-                        model.format, await registry.load_artifact(conn, model.id)
-                    )
-                    self._models.append(
-                        _Scored(model, predictor, feature_indices(model.features), LaneStats())
-                    )
+            active = [m for m in await registry.list_models(conn) if m.status == "active"]
+            artifacts = [await registry.load_artifact(conn, m.id) for m in active]
             self._cursor = await current_horizon(conn)
+        for model, artifact in zip(active, artifacts, strict=True):
+            predictor = await self._predictor(model, artifact)
+            self._models.append(_Scored(model, predictor, feature_indices(model.features), LaneStats()))
+
+    async def _predictor(self, model: ModelRecord, artifact: bytes) -> Predictor:
+        """The native model as imported, or the verified ONNX graph the lanes serve."""
+        if not self._serve_onnx:
+            return load_predictor(model.format, artifact)
+        served = await served_form(
+            self._pool,
+            name=model.name,
+            fmt=model.format,
+            artifact=artifact,
+            sha256=model.artifact_sha256,
+            n_features=len(model.features),
+        )
+        return load_predictor(served.format, served.artifact)
 
     async def run(self) -> None:
         """Score events until stopped."""

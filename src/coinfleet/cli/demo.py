@@ -66,7 +66,8 @@ def demo(
         with Live(console=screen, refresh_per_second=2, transient=False) as view:
             final = await run_demo(settings, options, lambda snap: view.update(render(snap)))
             view.update(render(final))
-            return final
+        screen.line()  # the last frame of a live view ends without a newline when not on a terminal
+        return final
 
     final = run(service)
     if as_json:

@@ -11,11 +11,13 @@ import numpy as np
 
 from coinfleet.config import Settings
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline.lane import Lane
 from coinfleet.pipeline.observations import ObservationService
 from coinfleet.pipeline.runner import Runner
 from coinfleet.pipeline.supervisor import Supervisor, inline_runner
@@ -149,11 +151,8 @@ async def test_features_at_t_ignore_rows_after_t(pool: asyncpg.Pool) -> None:
     np.testing.assert_array_equal(before.features, after.features)
 
 
-async def test_backlog_policy_newest_skips_and_counts(
-    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
-) -> None:
-    await activate(pool, small_bundle, "newest", min_scan_interval_seconds=0, backlog_policy="newest")
-    rows = market_rows(coins=5, seconds=200)
+async def one_batch_lane(pool: asyncpg.Pool, db_dsn: str, rows: list[MetricRow]) -> Lane:
+    """Insert the rows, let the only active model handle them all in one batch, return its lane."""
     async with pool.acquire() as conn:
         await insert_metrics(conn, rows)
     settings = Settings(poll_interval_seconds=0.2, batch_max_events=10_000)
@@ -166,6 +165,15 @@ async def test_backlog_policy_newest_skips_and_counts(
     finally:
         supervisor.stop()
         await task
+    return lane
+
+
+async def test_backlog_policy_newest_skips_and_counts(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    await activate(pool, small_bundle, "newest", min_scan_interval_seconds=0, backlog_policy="newest")
+    rows = market_rows(coins=5, seconds=200)
+    lane = await one_batch_lane(pool, db_dsn, rows)
     coins = len({r.mint for r in rows})
     assert lane.stats.scored == coins
     assert lane.stats.skips["superseded"] == len(rows) - coins
@@ -176,18 +184,7 @@ async def test_stale_events_are_skipped_and_counted(
 ) -> None:
     await activate(pool, small_bundle, "fresh-only", min_scan_interval_seconds=0, max_staleness_seconds=30)
     rows = market_rows(coins=5, seconds=200)
-    async with pool.acquire() as conn:
-        await insert_metrics(conn, rows)
-    settings = Settings(poll_interval_seconds=0.2, batch_max_events=10_000)
-    supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=settings)
-    task = asyncio.create_task(supervisor.run())
-    try:
-        await until(lambda: bool(supervisor.lanes))
-        lane = supervisor.lanes[0]
-        await until(lambda: lane.stats.events == len(rows))
-    finally:
-        supervisor.stop()
-        await task
+    lane = await one_batch_lane(pool, db_dsn, rows)
     newest = max(r.timestamp for r in rows)
     stale = sum(1 for r in rows if (newest - r.timestamp).total_seconds() > 30)
     assert stale > 0

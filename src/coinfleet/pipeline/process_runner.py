@@ -79,7 +79,7 @@ def load_artifact(fmt: str, artifact: bytes) -> Predictor:
 class _Child:
     process: BaseProcess
     conn: Connection
-    niceness: int = CHILD_NICENESS
+    niceness: int = HOG_NICENESS
 
 
 class ProcessRunner:
@@ -257,8 +257,9 @@ def _error_text(reply: bytes) -> str:
 
 def _child_main(conn: Connection, spec: LoaderSpec, memory_limit_mb: int) -> None:
     """Load the model once, then answer batches until the parent closes the pipe."""
-    # a model's compute yields to the coordinating process and the database, which serve every model
-    os.nice(CHILD_NICENESS)
+    # a model's compute yields to the coordinating process and the database, which serve every model;
+    # loading (imports, a restart after a crash) runs at the lowest priority until a first quick batch
+    os.nice(HOG_NICENESS)
     try:
         predictor = _resolve(spec)(*spec.args)
     except Exception as exc:  # report any load failure to the parent, which decides

@@ -47,3 +47,17 @@ async def test_one_event_per_row_and_order_by_tx(db_dsn: str) -> None:
         assert [e.mint for e in page + rest] == ["c1", "c2", "c3", "c4"]
     finally:
         await conn.close()
+
+
+async def test_an_incomplete_row_never_fails_the_ingesters_insert(db_dsn: str) -> None:
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        # an ingester's older table may allow NULLs; our trigger must not turn them into errors
+        await conn.execute("ALTER TABLE coin_metrics ALTER COLUMN mint DROP NOT NULL")
+        await conn.execute(INSERT, None, T0)
+        await conn.execute(INSERT, "ok-coin", T0)
+        events = await read_events(conn, Cursor(tx=0, seq=0), 100)
+        assert [e.mint for e in events] == ["ok-coin"]
+        assert await conn.fetchval("SELECT count(*) FROM coin_metrics") == 2
+    finally:
+        await conn.close()

@@ -64,13 +64,14 @@ def replay(
 
 
 def simulate(
-    coins: int = typer.Option(50, min=0, help="Coins launched in the first five minutes."),
+    coins: int = typer.Option(50, min=0, help="Coins launched in the first half minute."),
     rate: float = typer.Option(2.0, min=0, help="Further coin launches per minute."),
     seed: int = typer.Option(7, help="Same seed, same market."),
     duration: float | None = typer.Option(None, min=1, help="Stop after this many seconds."),
 ) -> None:
     """Write a live simulated pump.fun market (bonding curve, pumps, rugs) until stopped."""
-    config = SimulatorConfig(coins=coins, seed=seed, launches_per_minute=rate)
+    # the first coins launch within half a minute, so the market is busy soon after the start
+    config = SimulatorConfig(coins=coins, seed=seed, launches_per_minute=rate, launch_window_seconds=30)
 
     async def service(settings: Settings) -> int:
         stop = _stop_on_signals()

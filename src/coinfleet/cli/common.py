@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -30,20 +30,16 @@ def load_settings() -> Settings:
     return settings
 
 
-def run(coro_factory: Callable[[Settings], Awaitable[T]]) -> T:
+def run(service: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     """Run one async service function; a CoinfleetError becomes a one-line message and exit code 1."""
     settings = load_settings()
     try:
-        return asyncio.run(_call(coro_factory, settings))
+        return asyncio.run(service(settings))
     except CoinfleetError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-
-
-async def _call(coro_factory: Callable[[Settings], Awaitable[T]], settings: Settings) -> T:
-    return await coro_factory(settings)
 
 
 @asynccontextmanager

@@ -15,8 +15,7 @@ import structlog
 
 from coinfleet.config import Settings
 from coinfleet.db import embedded
-from coinfleet.db.database import create_pool, ensure_database, resolve, with_database
-from coinfleet.db.migrate import migrate
+from coinfleet.db.database import create_pool, fresh_database, resolve
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
 from coinfleet.feed import live
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
@@ -152,19 +151,7 @@ def ensure_demo_models(home: Path, options: DemoOptions) -> list[ModelBundle]:
 async def fresh_demo_database(settings: Settings) -> tuple[str, bool]:
     """An empty, migrated demo database on the configured server; (DSN, embedded server started)."""
     target = await resolve(settings)
-    admin = await asyncpg.connect(with_database(target.dsn, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)')
-    finally:
-        await admin.close()
-    await ensure_database(target.dsn, DEMO_DATABASE)
-    dsn = with_database(target.dsn, DEMO_DATABASE)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return dsn, target.started_embedded
+    return await fresh_database(target.dsn, DEMO_DATABASE), target.started_embedded
 
 
 class DemoRun:

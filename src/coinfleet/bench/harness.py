@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -16,8 +15,7 @@ import numpy as np
 
 from coinfleet.config import Settings
 from coinfleet.db import embedded
-from coinfleet.db.database import Database, create_pool, ensure_database, resolve, with_database
-from coinfleet.db.migrate import migrate
+from coinfleet.db.database import Database, create_pool, resolve, throwaway_database
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
@@ -38,29 +36,16 @@ BENCH_TARGET = TargetSpec(kind="change", direction="down", change_percent=1, hor
 async def bench_database(settings: Settings) -> AsyncIterator[Database]:
     """A new migrated database on the configured server, dropped afterwards."""
     target = await resolve(settings)
-    name = f"coinfleet_bench_{uuid.uuid4().hex[:8]}"
-    await ensure_database(target.dsn, name)
-    dsn = with_database(target.dsn, name)
     try:
-        pool = await create_pool(dsn, max_size=max(settings.pool_max_size, 30))
-        try:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-            yield Database(pool=pool, dsn=dsn)
-        finally:
-            await pool.close()
-        await _drop(target.dsn, name)
+        async with throwaway_database(target.dsn, "coinfleet_bench") as dsn:
+            pool = await create_pool(dsn, max_size=max(settings.pool_max_size, 30))
+            try:
+                yield Database(pool=pool, dsn=dsn)
+            finally:
+                await pool.close()
     finally:
         if target.started_embedded:
             embedded.stop(settings.pgdata)
-
-
-async def _drop(server_dsn: str, name: str) -> None:
-    admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def market(rows: int, *, seed: int = 3) -> list[MetricRow]:

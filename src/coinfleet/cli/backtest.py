@@ -10,9 +10,7 @@ runs past the end of the file stay pending (counted, never guessed).
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,7 @@ from coinfleet.cli.feed import load_recorded
 from coinfleet.cli.stats import render
 from coinfleet.config import Settings
 from coinfleet.db import embedded
-from coinfleet.db.database import create_pool, resolve, with_database
-from coinfleet.db.migrate import migrate
+from coinfleet.db.database import create_pool, resolve, throwaway_database
 from coinfleet.db.sql import query
 from coinfleet.errors import ConfigError
 from coinfleet.evaluation.rounds import LoopConfig, drain, evaluation_loop, round_config
@@ -117,27 +114,6 @@ async def caught_up(pool: asyncpg.Pool) -> None:
         await asyncio.sleep(CATCH_UP_POLL_SECONDS)
 
 
-@asynccontextmanager
-async def throwaway_database(server_dsn: str) -> AsyncIterator[str]:
-    """A new, migrated database on the same server, dropped on exit; yields its DSN."""
-    name = f"coinfleet_backtest_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')  # the name is ours
-        try:
-            dsn = with_database(server_dsn, name)
-            conn = await asyncpg.connect(dsn)
-            try:
-                await migrate(conn)
-            finally:
-                await conn.close()
-            yield dsn
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def run_backtest(
     settings: Settings,
     rows: Sequence[MetricRow],
@@ -148,7 +124,7 @@ async def run_backtest(
     """Copy the models, replay the rows through lanes and evaluation in a throwaway database, report."""
     target = await resolve(settings)
     try:
-        async with throwaway_database(target.dsn) as dsn:
+        async with throwaway_database(target.dsn, "coinfleet_backtest") as dsn:
             pool = await create_pool(dsn, max_size=settings.pool_max_size)
             try:
                 source = await asyncpg.connect(target.dsn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -45,6 +46,39 @@ async def ensure_database(server_dsn: str, database: str) -> None:
         pass  # another process created it at the same moment
     finally:
         await conn.close()
+
+
+async def drop_database(server_dsn: str, database: str) -> None:
+    """Drop `database` (closing its connections) if it exists."""
+    admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')  # name is ours
+    finally:
+        await admin.close()
+
+
+async def fresh_database(server_dsn: str, database: str) -> str:
+    """An empty, migrated `database` on the server (dropped first if it existed); its DSN."""
+    await drop_database(server_dsn, database)
+    await ensure_database(server_dsn, database)
+    dsn = with_database(server_dsn, database)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return dsn
+
+
+@asynccontextmanager
+async def throwaway_database(server_dsn: str, prefix: str) -> AsyncIterator[str]:
+    """A new migrated database named `prefix_<random>` on the server, dropped on exit; yields its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    dsn = await fresh_database(server_dsn, name)
+    try:
+        yield dsn
+    finally:
+        await drop_database(server_dsn, name)
 
 
 async def resolve(settings: Settings, *, start: bool = True, database: str = DEFAULT_DATABASE) -> Target:

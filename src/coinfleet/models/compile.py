@@ -29,6 +29,7 @@ import structlog
 from coinfleet.db.sql import query
 from coinfleet.errors import CoinfleetError
 from coinfleet.models.formats import Predictor, load_predictor, validate_predictor
+from coinfleet.models.registry import ModelRecord
 
 log = structlog.get_logger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -321,3 +322,21 @@ def _log_served(name: str, served: Served, *, cached: bool) -> None:
         log.info("onnx_compiled", model=name, max_delta=served.max_delta, cached=cached)
     else:
         log.info("onnx_fallback", model=name, reason=served.reason, cached=cached)
+
+
+async def served_model(
+    pool: asyncpg.Pool,
+    model: ModelRecord,
+    artifact: bytes,
+    real_rows: Callable[[], Awaitable[FloatArray | None]] | None = None,
+) -> Served:
+    """`served_form` for a registered model."""
+    return await served_form(
+        pool,
+        name=model.name,
+        fmt=model.format,
+        artifact=artifact,
+        sha256=model.artifact_sha256,
+        n_features=len(model.features),
+        real_rows=real_rows,
+    )

@@ -18,7 +18,7 @@ import numpy as np
 from coinfleet.events.cursor import Cursor, Event, current_horizon, read_events
 from coinfleet.events.feed import Signal
 from coinfleet.models import registry
-from coinfleet.models.compile import served_form
+from coinfleet.models.compile import served_model
 from coinfleet.models.formats import Predictor, load_predictor
 from coinfleet.models.registry import ModelRecord
 from coinfleet.pipeline.lane import LaneStats
@@ -81,14 +81,7 @@ class SequentialScorer:
         """The native model as imported, or the verified ONNX graph the lanes serve."""
         if not self._serve_onnx:
             return load_predictor(model.format, artifact)
-        served = await served_form(
-            self._pool,
-            name=model.name,
-            fmt=model.format,
-            artifact=artifact,
-            sha256=model.artifact_sha256,
-            n_features=len(model.features),
-        )
+        served = await served_model(self._pool, model, artifact)
         return load_predictor(served.format, served.artifact)
 
     async def run(self) -> None:

@@ -21,7 +21,7 @@ from coinfleet.errors import CoinfleetError
 from coinfleet.events.cursor import events_behind, prune_events
 from coinfleet.events.feed import Notifier
 from coinfleet.models import registry
-from coinfleet.models.compile import Served, served_form
+from coinfleet.models.compile import Served, served_model
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline import telemetry
@@ -72,15 +72,7 @@ class ProcessRunnerFactory:
     async def _served(self, model: ModelRecord, artifact: bytes) -> Served:
         if not self._compile_onnx:
             return Served(format=model.format, artifact=artifact, compiled=False, reason="compiling is off")
-        return await served_form(
-            self._pool,
-            name=model.name,
-            fmt=model.format,
-            artifact=artifact,
-            sha256=model.artifact_sha256,
-            n_features=len(model.features),
-            real_rows=lambda: self._recent_rows(model),
-        )
+        return await served_model(self._pool, model, artifact, real_rows=lambda: self._recent_rows(model))
 
     async def _recent_rows(self, model: ModelRecord) -> npt.NDArray[np.float64] | None:
         """The model's feature rows at the newest events (None before the first event)."""

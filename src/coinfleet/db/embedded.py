@@ -67,6 +67,11 @@ def start(pgdata: Path) -> tuple[str, bool]:
             f"could not start the embedded PostgreSQL in {pgdata}: {exc}. "
             "Check the folder's permissions and free space, or set DATABASE_URL to use another server."
         ) from exc
+    if not was_running:
+        # pgserver keeps one handle per data directory and, after a stop in this process, hands it out
+        # again without starting the server: start it through the handle
+        with server._lock:
+            server.ensure_postgres_running()
     info = server.get_postmaster_info()
     if info.socket_dir is None:
         raise DatabaseError(f"the embedded PostgreSQL in {pgdata} reports no socket directory")

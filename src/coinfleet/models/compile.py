@@ -9,6 +9,8 @@ threshold of the graph, with NaN mixed in. Otherwise the original serves and the
 Lanes score float32 rows. LightGBM and HistGradientBoosting compare against float64 thresholds, which
 ONNX rounds to the nearest float32; rounding each threshold *down* first keeps every float32 input on
 the same side of every split, so the compiled graph agrees with the original on all rows it will see.
+sklearn's trees send a missing value down the side each node chose at fit time; the graph is told the
+same, which skl2onnx leaves out (without it a RandomForest trained on rows with NaN fails verification).
 """
 
 from __future__ import annotations
@@ -169,7 +171,32 @@ def convert_estimator(estimator: Any, n_features: int) -> bytes:
         options={id(estimator): {"zipmap": False}},
         target_opset=TARGET_OPSET,
     )
+    _route_missing_values(graph, estimator)
     return bytes(graph.SerializeToString())
+
+
+def _route_missing_values(graph: Any, estimator: Any) -> None:
+    """Send NaN down the side each sklearn tree node chose at fit time, as sklearn does.
+
+    skl2onnx leaves `nodes_missing_value_tracks_true` out, so a NaN would take ONNX's default branch;
+    a node's true branch is sklearn's left child, hence the flag is sklearn's `missing_go_to_left`.
+    """
+    from onnx import helper
+
+    trees = [member.tree_ for member in getattr(estimator, "estimators_", [])]
+    if hasattr(estimator, "tree_"):
+        trees = [estimator.tree_]
+    if not trees or not all(hasattr(tree, "missing_go_to_left") for tree in trees):
+        return
+    for node in graph.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attributes = {a.name: a for a in node.attribute}
+        pairs = zip(attributes["nodes_treeids"].ints, attributes["nodes_nodeids"].ints, strict=True)
+        tracks = [int(trees[tree].missing_go_to_left[index]) for tree, index in pairs]
+        if "nodes_missing_value_tracks_true" in attributes:
+            node.attribute.remove(attributes["nodes_missing_value_tracks_true"])
+        node.attribute.append(helper.make_attribute("nodes_missing_value_tracks_true", tracks))
 
 
 def _register_converters() -> None:

@@ -1,12 +1,15 @@
 """`coinfleet bench baseline`: the lane design against the predecessor's sequential loop, same load.
 
 Three setups, each on a fresh database with the same models and the same market rows:
-- lanes: one lane per model (the default serving path);
 - sequential, as the predecessor ran it: one event at a time through every model, history read again
   per model, native `predict_proba` on one row, one INSERT per prediction;
-- sequential with the lanes' serving engine: the same loop, but the shared feature service — what the
-  architecture alone buys.
-Each setup is measured twice: throughput on a backlog, and p99 latency under a steady light feed.
+- sequential with the lanes' serving engine: the same loop, but the shared feature service and the
+  verified ONNX graph where one exists — what the engine alone buys;
+- lanes: one lane per model (the default serving path).
+Each setup is measured twice: throughput on a backlog, and p99 latency under a steady feed. The feed's
+rate is the same for all three: half of what the predecessor managed on the backlog (at most `rate`),
+so that it keeps up and its p99 is a latency, not a growing queue.
+The models are RandomForests by default, the kind the predecessor ran (`--algorithm` picks another).
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ from coinfleet.db.database import Database
 from coinfleet.events.feed import Signal
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.train import Algorithm
 from coinfleet.pipeline.lane import LaneStats
 from coinfleet.pipeline.sequential import SequentialScorer, total_predictions
 from coinfleet.pipeline.supervisor import Supervisor
 
 Stats = Callable[[], list[LaneStats]]
-SETUPS = ("lanes", "sequential (predecessor)", "sequential (lanes' engine)")
+PREDECESSOR = "sequential (predecessor)"
+SETUPS = (PREDECESSOR, "sequential (lanes' engine)", "lanes")
 
 
 @asynccontextmanager
@@ -54,7 +59,7 @@ async def running(setup: str, db: Database, settings: Settings, models: int) -> 
             supervisor.stop()
             await task
         return
-    predecessor = setup == "sequential (predecessor)"
+    predecessor = setup == PREDECESSOR
     scorer = SequentialScorer(
         pool=db.pool,
         signal=Signal(),
@@ -97,37 +102,38 @@ def p99_ms(stats: Sequence[LaneStats]) -> float | None:
 async def measure_setup(
     setup: str, settings: Settings, bundle: ModelBundle, rows: list[MetricRow], options: dict[str, Any]
 ) -> dict[str, Any]:
-    """Throughput on a backlog, then p99 under a steady feed, for one setup."""
-    models, backlog, rate, seconds = (
-        options["models"],
-        options["backlog"],
-        options["rate"],
-        options["seconds"],
-    )
+    """Throughput on a backlog, then p99 under a steady feed, for one setup.
+
+    Without a `feed_rate` in the options (the first setup) the feed runs at half of this setup's
+    backlog rate in events/s, capped at `rate`; the result says which rate was used.
+    """
+    models, backlog, seconds = options["models"], options["backlog"], options["seconds"]
     timeline = Timeline(rows)
     async with bench_database(settings) as db:
         await add_models(db.pool, bundle, [f"m{i}" for i in range(models)])
         async with running(setup, db, settings, models) as stats:
             await feed_steady(db.pool, rows[:backlog], rate=1e9, seconds=60, timeline=timeline)
             throughput = await measure_backlog(stats, options["limit_seconds"])
+        rate = options.get("feed_rate") or min(options["rate"], max(1.0, throughput / models / 2))
         async with running(setup, db, settings, models) as stats:
             await feed_steady(db.pool, rows[backlog:], rate=rate, seconds=seconds, timeline=timeline)
             await asyncio.sleep(1.0)
             p99 = p99_ms(stats())
-    return {"setup": setup, "predictions_per_s": throughput, "p99_ms": p99}
+    return {"setup": setup, "predictions_per_s": throughput, "p99_ms": p99, "feed_rate": rate}
 
 
 async def run(
     settings: Settings,
     *,
     models: int = 3,
+    algorithm: Algorithm = "random_forest",
     backlog: int = 2000,
     rate: float = 20,
     seconds: float = 10,
     limit_seconds: float = 30,
 ) -> dict[str, Any]:
-    """All three setups, side by side."""
-    bundle = await asyncio.to_thread(bench_bundle, settings.home)
+    """All three setups, side by side; the predecessor first, since its capacity sets the feed rate."""
+    bundle = await asyncio.to_thread(bench_bundle, settings.home, algorithm)
     rows = await asyncio.to_thread(market, backlog + int(rate * seconds) + 100)
     options = {
         "models": models,
@@ -136,14 +142,19 @@ async def run(
         "seconds": seconds,
         "limit_seconds": limit_seconds,
     }
-    results = [await measure_setup(setup, settings, bundle, rows, options) for setup in SETUPS]
-    lanes, predecessor = results[0], results[1]
+    results = []
+    for setup in SETUPS:
+        results.append(await measure_setup(setup, settings, bundle, rows, options))
+        options["feed_rate"] = results[0]["feed_rate"]
+    predecessor, lanes = results[0], results[-1]
     return {
         "throughput_ratio": round(
             lanes["predictions_per_s"] / max(predecessor["predictions_per_s"], 1e-9), 1
         ),
         "p99_ratio": _ratio(predecessor["p99_ms"], lanes["p99_ms"]),
         "models": models,
+        "algorithm": algorithm,
+        "feed_rate": predecessor["feed_rate"],
         "setups": results,
     }
 
@@ -155,10 +166,12 @@ def _ratio(slow: float | None, fast: float | None) -> float | None:
 def render(result: dict[str, Any]) -> Table:
     """One row per setup, then the ratios."""
     table = Table(
-        title=f"baseline — {result['models']} models: lanes vs the predecessor's loop "
-        f"(throughput ×{result['throughput_ratio']}, p99 ×{result['p99_ratio']} lower; goals ×50, ×20)"
+        title=f"baseline — {result['models']} {result['algorithm']} models: lanes vs the predecessor's "
+        f"loop (throughput ×{result['throughput_ratio']}, p99 ×{result['p99_ratio']} lower; "
+        "goals ×50, ×20)"
     )
-    for column in ("setup", "predictions/s (backlog)", "p99 ms (steady feed)"):
+    feed = f"p99 ms ({result['feed_rate']:.1f} events/s)"
+    for column in ("setup", "predictions/s (backlog)", feed):
         table.add_column(column, justify="left" if column == "setup" else "right")
     for setup in result["setups"]:
         p99 = setup["p99_ms"]

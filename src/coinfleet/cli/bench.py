@@ -13,6 +13,7 @@ import typer
 
 from coinfleet.cli.common import console, print_json, run
 from coinfleet.config import Settings
+from coinfleet.models.train import Algorithm
 
 app = typer.Typer(help="Benchmarks: measured side by side in one run.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="End with one JSON object on stdout.")
@@ -45,10 +46,13 @@ def throughput(
 @app.command()
 def baseline(
     models: int = typer.Option(3, min=1, help="Active models."),
+    algorithm: Algorithm = typer.Option(
+        "random_forest", help="Model kind (the predecessor ran RandomForests)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Lanes against the predecessor's sequential loop on the same load: throughput and p99 ratios."""
-    _bench("baseline", as_json, models=models)
+    _bench("baseline", as_json, models=models, algorithm=algorithm)
 
 
 @app.command()

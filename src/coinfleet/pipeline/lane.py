@@ -21,8 +21,9 @@ import structlog
 
 from coinfleet.alerts.outbox import OutboxItem, write_outbox
 from coinfleet.alerts.rules import route
-from coinfleet.events.cursor import Cursor, Event, load_cursor, read_events, save_cursor
+from coinfleet.events.cursor import Cursor, Event, load_cursor, save_cursor
 from coinfleet.events.feed import Signal
+from coinfleet.events.log import EventLog
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline import telemetry
@@ -118,6 +119,7 @@ class Lane:
         batch_max: int,
         poll_interval: float,
         default_webhook_url: str | None = None,
+        events: EventLog,
         slots: FairSlots | None = None,
         max_failures: int = 5,
         on_quarantine: Callable[[ModelRecord, str], Awaitable[None]] | None = None,
@@ -132,6 +134,7 @@ class Lane:
         self._poll_interval = poll_interval
         self._default_webhook_url = default_webhook_url
         self._slots = slots or FairSlots(os.cpu_count() or 1)
+        self._events = events
         self._columns = feature_indices(model.features)
         self._states: dict[str, CoinState] = {}
         self._cursor = Cursor(tx=0, seq=0)
@@ -226,8 +229,7 @@ class Lane:
 
     async def claim_events(self) -> list[Event]:
         """The next finished events after this lane's cursor."""
-        async with self._pool.acquire() as conn:
-            return await read_events(conn, self._cursor, self._batch_max)
+        return await self._events.read(self._cursor, self._batch_max)
 
     async def score(self, events: Sequence[Event]) -> BatchResult:
         """Filter, build features, predict and apply the rules to a batch (no writes)."""

@@ -12,8 +12,9 @@ import asyncpg
 import numpy as np
 
 from coinfleet.db.sql import query
+from coinfleet.events.cursor import Event
 from coinfleet.features.spec import FEATURES, compute_matrix
-from coinfleet.features.window import WINDOW_ROWS, CoinWindow, window_from_arrays
+from coinfleet.features.window import WINDOW_ROWS, FloatArray, window_from_arrays
 from coinfleet.feed.writer import metric_row
 from coinfleet.metrics import NUMERIC_COLUMNS, MetricRow
 
@@ -40,14 +41,35 @@ def feature_indices(names: Sequence[str]) -> np.ndarray:
 
 
 class ObservationService:
-    """Builds Observations for (coin, time) keys, caching them so every lane shares the work."""
+    """Builds Observations for (coin, time) keys, caching them so every lane shares the work.
 
-    def __init__(self, pool: asyncpg.Pool, *, cache_size: int = 200_000) -> None:
+    It also keeps each recently seen coin's newest window, so that a coin's next event reads only the
+    rows that are new since then, not its whole window again. A row that arrives late (its time at or
+    before a kept window's newest time) would be missed that way: `follow` is told every event once,
+    in stream order, and drops the window of a coin that got one.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, *, cache_size: int = 200_000, coin_cache_size: int = 20_000
+    ) -> None:
         self._pool = pool
         self._cache: OrderedDict[Key, Observation | None] = OrderedDict()
         self._pending: dict[Key, asyncio.Future[Observation | None]] = {}
         self._cache_size = cache_size
+        self._coins: OrderedDict[str, _CoinWindow] = OrderedDict()
+        self._coin_cache_size = coin_cache_size
         self.fetched = 0  #: keys read from the database (the rest came from the cache)
+        self.rows_read = 0  #: metric rows those reads returned
+
+    def follow(self, events: Sequence[Event], *, after_gap: bool = False) -> None:
+        """Events in stream order, each once; after a gap in that order nothing kept can be trusted."""
+        if after_gap:
+            self._coins.clear()
+        coins = self._coins
+        for event in events:
+            kept = coins.get(event.mint)
+            if kept is not None and event.ts <= kept.last_ts:
+                del coins[event.mint]
 
     async def observe(self, keys: Sequence[Key]) -> list[Observation | None]:
         """Observations for the keys, in order; None where the metric row does not exist."""
@@ -94,15 +116,35 @@ class ObservationService:
         return loaded
 
     async def _load(self, keys: list[Key]) -> dict[Key, Observation | None]:
+        kept = [self._coins.get(mint) for mint, _ in keys]
+        # a coin's kept window serves a later time; an earlier or equal one reads its window whole
+        bases = [k if k is not None and t > k.last_ts else None for (_, t), k in zip(keys, kept, strict=True)]
         async with self._pool.acquire() as conn:
             records = await conn.fetch(
-                query("fetch_windows"), [k[0] for k in keys], [k[1] for k in keys], WINDOW_ROWS
+                query("fetch_windows"),
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [b.last_ts if b is not None else None for b in bases],
+                WINDOW_ROWS,
             )
         self.fetched += len(keys)
+        self.rows_read += len(records)
         grouped: dict[int, list[asyncpg.Record]] = {}
         for record in records:
             grouped.setdefault(record["i"], []).append(record)
-        return observations(keys, [grouped.get(i, []) for i in range(1, len(keys) + 1)])
+        windows = [_extend(base, grouped.get(i, [])) for i, base in enumerate(bases, start=1)]
+        for (mint, _), window in zip(keys, windows, strict=True):
+            if window is not None:
+                self._keep(mint, window)
+        return observations(keys, windows)
+
+    def _keep(self, mint: str, window: _CoinWindow) -> None:
+        kept = self._coins.get(mint)
+        if kept is None or window.last_ts > kept.last_ts:
+            self._coins[mint] = window
+            self._coins.move_to_end(mint)
+            while len(self._coins) > self._coin_cache_size:
+                self._coins.popitem(last=False)
 
     def _remember(self, key: Key, observation: Observation | None) -> None:
         self._cache[key] = observation
@@ -110,31 +152,53 @@ class ObservationService:
             self._cache.popitem(last=False)
 
 
-def observations(
-    keys: Sequence[Key], windows: Sequence[list[asyncpg.Record]]
-) -> dict[Key, Observation | None]:
-    """Features of many windows at once (rows oldest → newest, the last is the event's own row).
+@dataclass(frozen=True, slots=True)
+class _CoinWindow:
+    """A coin's last rows at or before `last_ts`, oldest first, as one float array per row."""
 
-    All windows' rows become one array per column first, so the per-row work is a list read, and the
-    features of every window are computed in one vectorised pass.
-    """
+    values: FloatArray  #: [rows, len(WINDOW_COLUMNS)]
+    first_seen: float  #: epoch seconds
+    last_ts: datetime
+    last_row: MetricRow  #: the newest row (the one scored)
+
+
+#: the columns of a kept window's values, in CoinWindow's names
+WINDOW_COLUMNS: tuple[str, ...] = ("t", *NUMERIC_COLUMNS)
+
+
+def _extend(base: _CoinWindow | None, records: list[asyncpg.Record]) -> _CoinWindow | None:
+    """The window after `base` takes the newer rows `records` (oldest first); None if there is none."""
+    if not records:
+        return base
+    fresh = np.array(  # None becomes NaN
+        [[r["timestamp"].timestamp(), *(r[name] for name in NUMERIC_COLUMNS)] for r in records],
+        dtype=np.float64,
+    )
+    if base is None:
+        values = fresh
+        first_seen = records[0]["first_seen"].timestamp()
+    else:
+        values = np.concatenate((base.values, fresh))[-WINDOW_ROWS:]
+        first_seen = base.first_seen
+    return _CoinWindow(values, first_seen, records[-1]["timestamp"], metric_row(records[-1]))
+
+
+def observations(keys: Sequence[Key], windows: Sequence[_CoinWindow | None]) -> dict[Key, Observation | None]:
+    """Features of many windows at once: all rows become one array per column first, so the features
+    of every window are computed in one vectorised pass."""
     found: dict[Key, Observation | None] = dict.fromkeys(keys)
-    flat = [record for records in windows for record in records]
-    if not flat:
+    built = [(key, window) for key, window in zip(keys, windows, strict=True) if window is not None]
+    if not built:
         return found
-    arrays = {"t": np.array([r["timestamp"].timestamp() for r in flat], dtype=np.float64)}
-    for name in NUMERIC_COLUMNS:
-        arrays[name] = np.array([r[name] for r in flat], dtype=np.float64)  # None becomes NaN
-    built: list[tuple[Key, asyncpg.Record, CoinWindow]] = []
+    table = np.concatenate([window.values for _, window in built]).T.copy()
+    arrays = dict(zip(WINDOW_COLUMNS, table, strict=True))
+    coin_windows = []
     start = 0
-    for key, records in zip(keys, windows, strict=True):
-        if records:
-            first_seen = records[0]["first_seen"].timestamp()
-            built.append(
-                (key, records[-1], window_from_arrays(arrays, first_seen, start, start + len(records)))
-            )
-        start += len(records)
-    matrix = compute_matrix([window for _, _, window in built], ALL_FEATURES)
-    for (key, last, _), features in zip(built, matrix, strict=True):
-        found[key] = Observation(row=metric_row(last), features=features)
+    for _, window in built:
+        stop = start + len(window.values)
+        coin_windows.append(window_from_arrays(arrays, window.first_seen, start, stop))
+        start = stop
+    matrix = compute_matrix(coin_windows, ALL_FEATURES)
+    for (key, window), features in zip(built, matrix, strict=True):
+        found[key] = Observation(row=window.last_row, features=features)
     return found

@@ -89,6 +89,7 @@ class SequentialScorer:
         while not self._stopping:
             async with self._pool.acquire() as conn:
                 events = await read_events(conn, self._cursor, 1)
+            self._shared.follow(events)
             if not events:
                 await self._signal.wait(self._poll_interval)
                 continue

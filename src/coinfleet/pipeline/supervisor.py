@@ -20,6 +20,7 @@ from coinfleet.db.sql import query
 from coinfleet.errors import CoinfleetError
 from coinfleet.events.cursor import events_behind, prune_events
 from coinfleet.events.feed import Notifier
+from coinfleet.events.log import EventLog
 from coinfleet.models import registry
 from coinfleet.models.compile import Served, served_model
 from coinfleet.models.registry import ModelRecord
@@ -105,6 +106,7 @@ class Supervisor:
         self._settings = settings
         self._notifier = Notifier(dsn, (EVENTS_CHANNEL, MODELS_CHANNEL))
         self._observations = ObservationService(pool)
+        self._events = EventLog(pool, follower=self._observations)
         self._runner_factory = runner_factory or self._default_factory()
         self._running: dict[int, _Running] = {}
         self._stop = asyncio.Event()
@@ -180,6 +182,7 @@ class Supervisor:
             max_failures=self._settings.runner_max_failures,
             on_quarantine=self._quarantine,
             slots=self.slots,
+            events=self._events,
         )
         task = asyncio.create_task(lane.run(), name=f"lane:{model.name}")
         self._running[model.id] = _Running(lane=lane, task=task, runner=runner)

@@ -1,9 +1,10 @@
 -- name: fetch_windows --
--- For each (coin, time): the coin's last $3 rows at or before that time, and its first time ever.
+-- For each (coin, time, after): the coin's last $4 rows at or before that time and later than `after`
+-- (all of them when `after` is NULL), and, when `after` is NULL, its first time ever.
 SELECT k.i, f.first_seen, m.*
-FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS k (mint, ts, i)
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) WITH ORDINALITY AS k (mint, ts, after, i)
 CROSS JOIN LATERAL (
-    SELECT min(c."timestamp") AS first_seen FROM coin_metrics c WHERE c.mint = k.mint
+    SELECT min(c."timestamp") AS first_seen FROM coin_metrics c WHERE c.mint = k.mint AND k.after IS NULL
 ) AS f
 CROSS JOIN LATERAL (
     SELECT c.mint, c."timestamp", c.phase_id_at_time,
@@ -14,9 +15,9 @@ CROSS JOIN LATERAL (
            c.whale_sell_volume_sol::float8, c.volatility_pct::float8, c.unique_signer_ratio::float8,
            c.net_volume_sol::float8
     FROM coin_metrics c
-    WHERE c.mint = k.mint AND c."timestamp" <= k.ts
+    WHERE c.mint = k.mint AND c."timestamp" <= k.ts AND c."timestamp" > coalesce(k.after, '-infinity')
     ORDER BY c."timestamp" DESC
-    LIMIT $3
+    LIMIT $4
 ) AS m
 ORDER BY k.i, m."timestamp"
 

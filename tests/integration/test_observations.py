@@ -1,0 +1,72 @@
+"""Kept coin windows give exactly the features a whole-window read gives, late rows included."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+
+import asyncpg
+import numpy as np
+
+from coinfleet.events.cursor import Cursor
+from coinfleet.events.log import EventLog
+from coinfleet.feed.writer import insert_metrics
+from coinfleet.metrics import MetricRow
+from coinfleet.pipeline.observations import Key, ObservationService
+from support import market_rows
+
+
+async def _insert(pool: asyncpg.Pool, rows: list[MetricRow]) -> None:
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows)
+
+
+async def _assert_same_as_whole_reads(
+    pool: asyncpg.Pool, service: ObservationService, keys: list[Key]
+) -> None:
+    kept = await service.observe(keys)
+    whole = await ObservationService(pool).observe(keys)
+    for key, a, b in zip(keys, kept, whole, strict=True):
+        assert a is not None and b is not None, key
+        assert a.row == b.row
+        np.testing.assert_array_equal(a.features, b.features)
+
+
+async def test_a_warm_coin_reads_only_its_new_rows(pool: asyncpg.Pool) -> None:
+    rows = sorted(market_rows(coins=4, seconds=600), key=lambda r: r.timestamp)
+    service = ObservationService(pool)
+    log = EventLog(pool, follower=service)
+    cursor = Cursor(tx=0, seq=0)
+    chunks: list[list[MetricRow]] = [[]]
+    for row in rows:  # each chunk holds at most one row per coin, as a live feed's insert does
+        if any(r.mint == row.mint for r in chunks[-1]):
+            chunks.append([])
+        chunks[-1].append(row)
+    for chunk in chunks:
+        await _insert(pool, chunk)
+        events = await log.read(cursor, 10_000)
+        cursor = events[-1].cursor
+        read_before = service.rows_read
+        await _assert_same_as_whole_reads(pool, service, [(e.mint, e.ts) for e in events])
+        # a new coin's window is its first row; a known coin's adds its new row: one row per event,
+        # where reading whole windows would take up to 30
+        assert service.rows_read - read_before == len(events)
+
+
+async def test_a_late_row_reaches_the_next_window(pool: asyncpg.Pool) -> None:
+    rows = sorted(market_rows(coins=2, seconds=900), key=lambda r: r.timestamp)
+    coin = Counter(r.mint for r in rows).most_common(1)[0][0]
+    own = [r for r in rows if r.mint == coin]
+    service = ObservationService(pool)
+    log = EventLog(pool, follower=service)
+    await _insert(pool, own[:20])
+    events = await log.read(Cursor(tx=0, seq=0), 10_000)
+    await service.observe([(e.mint, e.ts) for e in events])
+    # a row between two stored ones arrives late, then the next regular row
+    late = replace(own[10], timestamp=own[10].timestamp + timedelta(milliseconds=1), price_close=123.0)
+    await _insert(pool, [late])
+    await _insert(pool, [own[20]])
+    more = await log.read(events[-1].cursor, 10_000)
+    assert [e.ts for e in more] == [late.timestamp, own[20].timestamp]
+    await _assert_same_as_whole_reads(pool, service, [(coin, own[20].timestamp)])

@@ -58,11 +58,6 @@ async def reset_cursor_to_now(conn: asyncpg.Connection, model_id: int) -> None:
     await conn.execute(query("reset_cursor_to_now"), model_id)
 
 
-async def save_cursor(conn: asyncpg.Connection, model_id: int, cursor: Cursor) -> None:
-    """Advance the cursor; call inside the transaction that stores the batch."""
-    await conn.execute(query("save_cursor"), model_id, cursor.tx, cursor.seq)
-
-
 async def events_behind(conn: asyncpg.Connection, cursor: Cursor) -> int:
     """How many stored events lie after the cursor."""
     return int(await conn.fetchval(query("count_events_after"), cursor.tx, cursor.seq))

@@ -2,8 +2,8 @@
 
 Each batch: claim_events → select_candidates → observe (shared features) → predict → decide
 (the sequential rules) → store_batch, where predictions, scan-cache changes, webhook outbox rows and
-the cursor commit in ONE transaction. A failed batch is retried from the same cursor, so nothing is
-lost or written twice.
+the cursor commit in ONE transaction (one statement when there are no outbox rows). A failed batch
+is retried from the same cursor, so nothing is lost or written twice.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import structlog
 
 from coinfleet.alerts.outbox import OutboxItem, write_outbox
 from coinfleet.alerts.rules import route
-from coinfleet.events.cursor import Cursor, Event, load_cursor, save_cursor
+from coinfleet.events.cursor import Cursor, Event, load_cursor
 from coinfleet.events.feed import Signal
 from coinfleet.events.log import EventLog
 from coinfleet.models.registry import ModelRecord
@@ -31,7 +31,7 @@ from coinfleet.pipeline.observations import Observation, ObservationService, fea
 from coinfleet.pipeline.rules import CoinState, Decision, Skip, decide, definitely_skipped, phase_allowed
 from coinfleet.pipeline.runner import BAD_OUTPUT, Runner, RunnerError, failure_reason
 from coinfleet.pipeline.scheduler import FairSlots
-from coinfleet.pipeline.store import NewPrediction, insert_predictions, load_states, save_states
+from coinfleet.pipeline.store import NewPrediction, load_states, store_batch
 
 log = structlog.get_logger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
@@ -317,11 +317,15 @@ class Lane:
 
     async def store_batch(self, result: BatchResult, cursor: Cursor) -> None:
         """Predictions, scan-cache changes, outbox rows and the cursor in one transaction."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            ids = await insert_predictions(conn, self.model, result.predictions)
-            await save_states(conn, self.model.id, result.states)
-            await write_outbox(conn, self.model, result.outbox, ids)
-            await save_cursor(conn, self.model.id, cursor)
+        async with self._pool.acquire() as conn:
+            if not result.outbox:  # one statement is a transaction of its own
+                await store_batch(conn, self.model, result.predictions, result.states, cursor)
+            else:
+                async with conn.transaction():
+                    ids = await store_batch(
+                        conn, self.model, result.predictions, result.states, cursor, want_ids=True
+                    )
+                    await write_outbox(conn, self.model, result.outbox, ids)
         self._states.update(result.states)
         self._cursor = cursor
 

@@ -24,7 +24,7 @@ from coinfleet.models.registry import ModelRecord
 from coinfleet.pipeline.lane import LaneStats
 from coinfleet.pipeline.observations import Observation, ObservationService, feature_indices
 from coinfleet.pipeline.rules import Tag, tag_for
-from coinfleet.pipeline.store import NewPrediction, insert_predictions
+from coinfleet.pipeline.store import NewPrediction, store_batch
 
 
 @dataclass
@@ -106,7 +106,7 @@ class SequentialScorer:
         tag = tag_for(probability, scored.model.settings.alert_threshold)
         prediction = NewPrediction(event=event, row=observation.row, probability=probability, tag=tag)
         async with self._pool.acquire() as conn:
-            await insert_predictions(conn, scored.model, [prediction])
+            await store_batch(conn, scored.model, [prediction], {}, event.cursor)
         self._count(scored.stats, event, tag, probability)
 
     async def _observe(self, event: Event) -> Observation | None:

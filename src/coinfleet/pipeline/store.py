@@ -1,16 +1,16 @@
-"""What a lane writes: predictions and scan-cache rows (the caller owns the transaction)."""
+"""What a lane writes: predictions, scan-cache rows and its cursor, in one statement."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from coinfleet.db.sql import query
-from coinfleet.events.cursor import Event
+from coinfleet.events.cursor import Cursor, Event
 from coinfleet.metrics import MetricRow
 from coinfleet.models.registry import ModelRecord
 from coinfleet.pipeline.rules import CoinState, Tag
@@ -26,15 +26,21 @@ class NewPrediction:
     tag: Tag
 
 
-async def insert_predictions(
-    conn: asyncpg.Connection, model: ModelRecord, predictions: Sequence[NewPrediction]
+async def store_batch(
+    conn: asyncpg.Connection,
+    model: ModelRecord,
+    predictions: Sequence[NewPrediction],
+    states: Mapping[str, CoinState],
+    cursor: Cursor,
+    *,
+    want_ids: bool = False,
 ) -> dict[tuple[str, datetime], int]:
-    """Store the batch's predictions (target and threshold as a snapshot); new ids by (coin, metric time)."""
-    if not predictions:
-        return {}
+    """Store a batch's predictions (target and threshold as a snapshot), its scan-cache changes and the
+    model's cursor in one statement; with `want_ids` the new prediction ids by (coin, metric time)."""
     rows = [p.row for p in predictions]
-    inserted = await conn.fetch(
-        query("insert_predictions"),
+    items = list(states.items())
+    stored = await conn.fetch(
+        query("store_batch"),
         model.id,
         model.version,
         model.settings.alert_threshold,
@@ -54,18 +60,6 @@ async def insert_predictions(
         [r.volume_sol for r in rows],
         [p.event.tx for p in predictions],
         [p.event.seq for p in predictions],
-    )
-    return {(r["mint"], r["metric_ts"]): r["id"] for r in inserted}
-
-
-async def save_states(conn: asyncpg.Connection, model_id: int, states: dict[str, CoinState]) -> None:
-    """Upsert the scan-cache rows of the coins a batch touched."""
-    if not states:
-        return
-    items = list(states.items())
-    await conn.execute(
-        query("upsert_scan_state"),
-        model_id,
         [mint for mint, _ in items],
         [s.last_scan_ts for _, s in items],
         [s.last_probability for _, s in items],
@@ -75,7 +69,11 @@ async def save_states(conn: asyncpg.Connection, model_id: int, states: dict[str,
         [s.stored_negative for _, s in items],
         [s.stored_positive for _, s in items],
         [s.stored_alert for _, s in items],
+        cursor.tx,
+        cursor.seq,
+        want_ids,
     )
+    return {(r["mint"], r["metric_ts"]): r["id"] for r in stored}
 
 
 async def load_states(conn: asyncpg.Connection, model_id: int) -> dict[str, CoinState]:

@@ -33,10 +33,6 @@ INSERT INTO coinfleet_cursors (model_id, tx, seq)
 VALUES ($1, pg_snapshot_xmin(pg_current_snapshot()), 0)
 ON CONFLICT (model_id) DO UPDATE SET tx = excluded.tx, seq = 0, updated_at = now()
 
--- name: save_cursor --
--- Advance a model's cursor (inside the batch's transaction).
-UPDATE coinfleet_cursors SET tx = $2::xid8, seq = $3, updated_at = now() WHERE model_id = $1
-
 -- name: prune_events --
 -- Delete events every active or quarantined model's cursor has passed.
 DELETE FROM coinfleet_events e

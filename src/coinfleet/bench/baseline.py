@@ -94,7 +94,7 @@ def p99_ms(stats: Sequence[LaneStats]) -> float | None:
     """p99 latency over all models' predictions."""
     pooled = LaneStats()
     for s in stats:
-        pooled.latencies.extend(s.latencies)
+        pooled.latencies.extend(s.latencies.values())
     value = pooled.latency_quantile(0.99)
     return None if value is None else 1000 * value
 

@@ -143,8 +143,8 @@ def figures(lanes: Sequence[Lane], before: dict[str, int]) -> list[LaneFigures]:
 
 def pooled_quantile(lanes: Sequence[Lane], q: float) -> float | None:
     """A latency quantile over every lane's recent predictions together, in milliseconds."""
-    samples = [x for lane in lanes for x in lane.stats.latencies]
-    return None if not samples else 1000 * float(np.quantile(np.asarray(samples), q))
+    samples = np.concatenate([lane.stats.latencies.values() for lane in lanes] or [np.empty(0)])
+    return None if not len(samples) else 1000 * float(np.quantile(samples, q))
 
 
 async def wait_for_lanes(supervisor: Supervisor, count: int, timeout: float = 120) -> list[Lane]:

@@ -1,6 +1,7 @@
 """`coinfleet bench isolation`: a fast model's p99 alone, then beside slow, crashing and hanging models.
 
-Both phases run the same feed on a fresh database. The neighbours: one model burning 50 ms of CPU per
+Both phases run the same feed on a fresh database, taking turns (alone, beside, alone, …), and each
+phase's latencies are pooled over its turns. The neighbours: one model burning 50 ms of CPU per
 row, one whose runner process aborts every third batch, one whose runner never answers (killed at its
 batch timeout, then quarantined). The fast model is a real trained model served the default way.
 """
@@ -8,8 +9,10 @@ batch timeout, then quarantined). The fast model is a real trained model served 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
+import numpy as np
 from rich.table import Table
 
 from coinfleet.bench.harness import (
@@ -104,29 +107,50 @@ async def phase(
     return result
 
 
+def pooled(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of several runs of one phase, their latencies taken together."""
+    samples = np.concatenate([p["samples"] for p in phases])
+    errors: dict[str, Counter[str]] = {}
+    for p in phases:
+        for name, counts in p["neighbour_errors"].items():
+            errors.setdefault(name, Counter()).update(counts)
+    return {
+        "predictions": sum(p["predictions"] for p in phases),
+        "p50_ms": 1000 * float(np.quantile(samples, 0.5)) if len(samples) else None,
+        "p99_ms": 1000 * float(np.quantile(samples, 0.99)) if len(samples) else None,
+        "neighbour_errors": {name: dict(counts) for name, counts in errors.items()},
+    }
+
+
 def _lane(lanes: list[Lane], name: str) -> Lane:
     return next(lane for lane in lanes if lane.model.name == name)
 
 
 def _figures(fast: Lane, lanes: list[Lane]) -> dict[str, Any]:
-    p50, p99 = fast.stats.latency_quantile(0.5), fast.stats.latency_quantile(0.99)
     return {
         "predictions": sum(fast.stats.predictions.values()),
-        "p50_ms": None if p50 is None else 1000 * p50,
-        "p99_ms": None if p99 is None else 1000 * p99,
+        "samples": fast.stats.latencies.values(),
         "neighbour_errors": {
             lane.model.name: dict(lane.stats.errors) for lane in lanes if lane.model.name != FAST
         },
     }
 
 
-async def run(settings: Settings, *, rate: float = 50, seconds: float = 20) -> dict[str, Any]:
-    """Both phases, same feed; the ratio of the fast model's p99 is the verdict."""
+async def run(
+    settings: Settings, *, rate: float = 50, seconds: float = 20, rounds: int = 2
+) -> dict[str, Any]:
+    """Both phases, same feed, taking turns `rounds` times (so a drift of the machine hits both alike);
+    the ratio of the fast model's p99 is the verdict."""
     bundle = await asyncio.to_thread(bench_bundle, settings.home)
     rows = await asyncio.to_thread(market, int(rate * seconds) + 400)
     options = {"rate": rate, "seconds": seconds, "warmup": 3.0}
-    alone = await phase(settings, bundle, rows, neighbours=False, options=options)
-    beside = await phase(settings, bundle, rows, neighbours=True, options=options)
+    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    for _ in range(rounds):
+        for neighbours in (False, True):
+            runs[neighbours].append(
+                await phase(settings, bundle, rows, neighbours=neighbours, options=options)
+            )
+    alone, beside = pooled(runs[False]), pooled(runs[True])
     ratio = None if not alone["p99_ms"] or beside["p99_ms"] is None else beside["p99_ms"] / alone["p99_ms"]
     return {
         "p99_alone_ms": alone["p99_ms"],
@@ -135,6 +159,7 @@ async def run(settings: Settings, *, rate: float = 50, seconds: float = 20) -> d
         "alone": alone,
         "with_neighbours": beside,
         "rate": rate,
+        "rounds": rounds,
     }
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 import structlog
 
 from coinfleet.alerts.outbox import OutboxItem, write_outbox
@@ -39,6 +40,39 @@ FAILURE_WINDOW = 20  #: recent batches in which `max_failures` model failures qu
 LATENCY_SAMPLES = 100_000  #: latencies kept per lane for quantiles
 
 
+class Samples:
+    """The newest float samples in a fixed numpy ring: no Python object per sample for the GC to walk."""
+
+    def __init__(self, size: int = LATENCY_SAMPLES) -> None:
+        self._ring = np.empty(size, dtype=np.float64)
+        self._added = 0
+
+    def __len__(self) -> int:
+        return min(self._added, len(self._ring))
+
+    def extend(self, values: npt.ArrayLike) -> None:
+        """Add samples; the oldest beyond the ring's size are forgotten."""
+        size = len(self._ring)
+        new = np.asarray(values, dtype=np.float64)[-size:]
+        start = self._added % size
+        head = min(len(new), size - start)
+        self._ring[start : start + head] = new[:head]
+        self._ring[: len(new) - head] = new[head:]
+        self._added += len(new)
+
+    def clear(self) -> None:
+        """Forget every sample."""
+        self._added = 0
+
+    def values(self) -> npt.NDArray[np.float64]:
+        """The kept samples, in no particular order."""
+        return self._ring[: len(self)].copy()
+
+    def quantile(self, q: float) -> float | None:
+        """A quantile of the kept samples, None when there are none."""
+        return float(np.quantile(self._ring[: len(self)], q)) if len(self) else None
+
+
 @dataclass
 class LaneStats:
     """Counters of one lane, read by the demo table, the API and metrics."""
@@ -54,13 +88,11 @@ class LaneStats:
     lag_events: int = 0
     last_error: str | None = None
     #: recent latencies in seconds, metric row inserted → prediction committed
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    latencies: Samples = field(default_factory=Samples)
 
     def latency_quantile(self, q: float) -> float | None:
         """A quantile of the recent latencies (seconds), None before the first prediction."""
-        if not self.latencies:
-            return None
-        return float(np.quantile(np.fromiter(self.latencies, dtype=np.float64), q))
+        return self.latencies.quantile(q)
 
 
 @dataclass
@@ -330,12 +362,13 @@ class Lane:
         self._cursor = cursor
 
     def _record_latencies(self, predictions: Sequence[NewPrediction]) -> None:
-        committed = datetime.now(UTC)
+        committed = datetime.now(UTC).timestamp()
+        inserted = np.fromiter((p.event.inserted_at.timestamp() for p in predictions), np.float64)
+        seconds = committed - inserted
+        self.stats.latencies.extend(seconds)
         histogram = telemetry.LATENCY.labels(self.model.name)
-        for prediction in predictions:
-            seconds = (committed - prediction.event.inserted_at).total_seconds()
-            self.stats.latencies.append(seconds)
-            histogram.observe(seconds)
+        for value in seconds.tolist():
+            histogram.observe(value)
 
     def _count(self, events: Sequence[Event], result: BatchResult) -> None:
         stats = self.stats

@@ -50,7 +50,7 @@ class ObservationService:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, *, cache_size: int = 200_000, coin_cache_size: int = 20_000
+        self, pool: asyncpg.Pool, *, cache_size: int = 50_000, coin_cache_size: int = 20_000
     ) -> None:
         self._pool = pool
         self._cache: OrderedDict[Key, Observation | None] = OrderedDict()

@@ -1,7 +1,9 @@
 """A runner per model in a child process of its own: loaded once, fed micro-batches, killed on trouble.
 
-The child is started with "spawn" (the parent has an event loop and threads) and imports numpy and the
-library that serves its model (onnxruntime for compiled models); this module imports nothing heavier.
+Children are forked by multiprocessing's fork server, a small process that has imported this module,
+numpy and onnxruntime once: a start or a restart after a crash costs a fork, not a new interpreter
+importing everything again on the cores the other models need (forking the serving process itself is
+unsafe: it has an event loop and threads). The child imports the library of its model's format itself.
 One pipe carries every batch: the parent sends the shape and the float32 bytes, the child answers the
 float64 probabilities or the error. The parent waits on the pipe with `loop.add_reader`, never blocking
 its event loop, and polls the child's resident memory while it waits. A crash, a batch past its timeout
@@ -35,6 +37,8 @@ from coinfleet.pipeline.runner import CRASH, LOAD, MEMORY, TIMEOUT, RunnerError
 log = structlog.get_logger(__name__)
 #: seconds between checks of a busy child's resident memory
 MEMORY_POLL_SECONDS = 0.02
+#: what the fork server imports once, so that a child starts warm
+FORK_SERVER_PRELOAD = ["coinfleet.pipeline.process_runner", "onnxruntime"]
 #: seconds a child may take to import its libraries and load its model
 START_TIMEOUT_SECONDS = 60.0
 #: seconds a closing child gets to leave on its own before it is killed
@@ -42,8 +46,11 @@ CLOSE_GRACE_SECONDS = 2.0
 #: first byte of each message from the child
 _READY, _OK, _ERROR = b"R", b"P", b"E"
 CHILD_NICENESS = 10  #: runner children run at this nice level above the parent
-HOG_NICENESS = 19  #: ... and at this one after a batch longer than HOG_BATCH_SECONDS
+HOG_NICENESS = 19  #: ... and at this one, as SCHED_IDLE, after a batch longer than HOG_BATCH_SECONDS
 HOG_BATCH_SECONDS = 0.025
+#: children load at the lowest priority and rise after a quick batch; only a privileged parent can
+#: raise a child again, so an unprivileged one starts them at CHILD_NICENESS and demotes for good
+START_HOGGING = os.geteuid() == 0
 _HEADER_BYTES = 16  #: two int64: rows, columns
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -79,7 +86,7 @@ def load_artifact(fmt: str, artifact: bytes) -> Predictor:
 class _Child:
     process: BaseProcess
     conn: Connection
-    niceness: int = HOG_NICENESS
+    hogging: bool = START_HOGGING  #: at the lowest CPU priority (see `_cpu_class`)
     memory_checked_at: float = float("-inf")  #: event-loop time of the last look at its memory
 
 
@@ -130,11 +137,11 @@ class ProcessRunner:
 
         Waking children then win the CPU at once, so a slow model adds no scheduling delay to fast ones.
         """
-        niceness = HOG_NICENESS if seconds > HOG_BATCH_SECONDS else CHILD_NICENESS
-        if child.niceness != niceness and child.process.pid is not None:
+        hogging = seconds > HOG_BATCH_SECONDS
+        if child.hogging != hogging and child.process.pid is not None:
             with contextlib.suppress(OSError):  # the child may have just left
-                os.setpriority(os.PRIO_PROCESS, child.process.pid, niceness)
-                child.niceness = niceness
+                _cpu_class(child.process.pid, hogging=hogging)
+                child.hogging = hogging
 
     async def close(self) -> None:
         """Let the child leave, killing it if it does not."""
@@ -148,7 +155,8 @@ class ProcessRunner:
                 await asyncio.to_thread(child.process.join)
 
     async def _start(self) -> None:
-        context = multiprocessing.get_context("spawn")
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(FORK_SERVER_PRELOAD)  # takes effect when the server starts
         parent_conn, child_conn = context.Pipe(duplex=True)
         process = context.Process(
             target=_child_main,
@@ -232,6 +240,17 @@ class ProcessRunner:
         log.warning("runner_killed", model=self.name, reason=reason, pid=child.process.pid)
 
 
+def _cpu_class(pid: int, *, hogging: bool) -> None:
+    """A hogging child is SCHED_IDLE: any waking process of normal priority preempts it at once (nice 19
+    alone still let it finish its time slice first); otherwise it runs at nice CHILD_NICENESS."""
+    if hogging:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        os.setpriority(os.PRIO_PROCESS, pid, HOG_NICENESS)
+    else:
+        os.setpriority(os.PRIO_PROCESS, pid, CHILD_NICENESS)  # first: leaving SCHED_IDLE checks it
+        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+
+
 def _set_ready(ready: asyncio.Future[None]) -> None:
     if not ready.done():
         ready.set_result(None)
@@ -263,7 +282,10 @@ def _child_main(conn: Connection, spec: LoaderSpec, memory_limit_mb: int) -> Non
     """Load the model once, then answer batches until the parent closes the pipe."""
     # a model's compute yields to the coordinating process and the database, which serve every model;
     # loading (imports, a restart after a crash) runs at the lowest priority until a first quick batch
-    os.nice(HOG_NICENESS)
+    if START_HOGGING:
+        _cpu_class(0, hogging=True)
+    else:
+        os.nice(CHILD_NICENESS)
     try:
         predictor = _resolve(spec)(*spec.args)
     except Exception as exc:  # report any load failure to the parent, which decides

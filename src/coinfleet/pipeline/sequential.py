@@ -121,7 +121,7 @@ class SequentialScorer:
         stats.scored += 1
         stats.predictions[tag.value] += 1
         stats.last_probability = probability
-        stats.latencies.append((datetime.now(UTC) - event.inserted_at).total_seconds())
+        stats.latencies.extend([(datetime.now(UTC) - event.inserted_at).total_seconds()])
 
 
 def total_predictions(stats: Sequence[LaneStats]) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from coinfleet.bench import priority, throughput
+from coinfleet.bench import isolation, priority, throughput
 
 
 def test_sustained_throughput_is_the_best_step_that_kept_up() -> None:
@@ -33,3 +34,15 @@ def test_share_error_against_weights() -> None:
     skewed = priority.summarise({"weight-1": 0, "weight-2": 300, "weight-4": 400})
     assert skewed["min_served"] == 0
     assert skewed["max_share_error"] == pytest.approx(3 / 7 - 2 / 7, abs=1e-3)
+
+
+def test_isolation_pools_the_turns_of_a_phase() -> None:
+    turns = [
+        {"predictions": 100, "samples": np.full(100, 0.010), "neighbour_errors": {"crashing": {"crash": 2}}},
+        {"predictions": 100, "samples": np.full(100, 0.030), "neighbour_errors": {"crashing": {"crash": 3}}},
+    ]
+    result = isolation.pooled(turns)
+    assert result["predictions"] == 200
+    assert result["p50_ms"] == pytest.approx(20.0)  # between the turns: both count
+    assert result["p99_ms"] == pytest.approx(30.0)
+    assert result["neighbour_errors"] == {"crashing": {"crash": 5}}

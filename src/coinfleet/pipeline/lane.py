@@ -289,7 +289,7 @@ class Lane:
 
     async def predict(self, observations: Sequence[Observation]) -> np.ndarray:
         """The runner's probabilities for the model's feature columns."""
-        matrix = np.stack([obs.features[self._columns] for obs in observations]).astype(np.float32)
+        matrix = np.stack([obs.features for obs in observations])[:, self._columns].astype(np.float32)
         try:
             async with self._slots.slot(self.model.name, self.model.settings.weight):
                 probabilities = await self._runner.predict(matrix)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,8 +37,23 @@ async def store_batch(
 ) -> dict[tuple[str, datetime], int]:
     """Store a batch's predictions (target and threshold as a snapshot), its scan-cache changes and the
     model's cursor in one statement; with `want_ids` the new prediction ids by (coin, metric time)."""
-    rows = [p.row for p in predictions]
-    items = list(states.items())
+    # one tuple per row, turned into one list per column by zip (in C)
+    prediction_columns = _columns(
+        (
+            p.event.mint, p.event.ts, p.probability, 1 if p.probability >= 0.5 else 0, p.tag.value,
+            p.row.phase_id_at_time, p.row.price_open, p.row.price_high, p.row.price_low,
+            p.row.price_close, p.row.market_cap_close, p.row.volume_sol, p.event.tx, p.event.seq,
+        )
+        for p in predictions
+    )  # fmt: skip
+    state_columns = _columns(
+        (
+            mint, s.last_scan_ts, s.last_probability, s.last_tag.value, s.ignore_until,
+            s.ignore_reason.value if s.ignore_reason else None, s.stored_negative, s.stored_positive,
+            s.stored_alert,
+        )
+        for mint, s in states.items()
+    )  # fmt: skip
     stored = await conn.fetch(
         query("store_batch"),
         model.id,
@@ -46,34 +61,18 @@ async def store_batch(
         model.settings.alert_threshold,
         json.dumps(model.target.to_dict()),
         float(model.target.horizon_seconds),
-        [p.event.mint for p in predictions],
-        [p.event.ts for p in predictions],
-        [p.probability for p in predictions],
-        [1 if p.probability >= 0.5 else 0 for p in predictions],
-        [p.tag.value for p in predictions],
-        [r.phase_id_at_time for r in rows],
-        [r.price_open for r in rows],
-        [r.price_high for r in rows],
-        [r.price_low for r in rows],
-        [r.price_close for r in rows],
-        [r.market_cap_close for r in rows],
-        [r.volume_sol for r in rows],
-        [p.event.tx for p in predictions],
-        [p.event.seq for p in predictions],
-        [mint for mint, _ in items],
-        [s.last_scan_ts for _, s in items],
-        [s.last_probability for _, s in items],
-        [s.last_tag.value for _, s in items],
-        [s.ignore_until for _, s in items],
-        [s.ignore_reason.value if s.ignore_reason else None for _, s in items],
-        [s.stored_negative for _, s in items],
-        [s.stored_positive for _, s in items],
-        [s.stored_alert for _, s in items],
+        *(prediction_columns or [[]] * 14),
+        *(state_columns or [[]] * 9),
         cursor.tx,
         cursor.seq,
         want_ids,
     )
     return {(r["mint"], r["metric_ts"]): r["id"] for r in stored}
+
+
+def _columns(rows: Iterable[tuple[object, ...]]) -> list[list[object]]:
+    """Rows as columns; [] when there are no rows."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def load_states(conn: asyncpg.Connection, model_id: int) -> dict[str, CoinState]:

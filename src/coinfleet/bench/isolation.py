@@ -29,6 +29,7 @@ from coinfleet.config import Settings
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.registry import ModelRecord
+from coinfleet.pipeline.hogs import HogGate
 from coinfleet.pipeline.lane import Lane
 from coinfleet.pipeline.observations import ObservationService
 from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner
@@ -59,7 +60,10 @@ class NeighbourFactory:
         if model.name not in NEIGHBOURS:
             return await self._default(model, artifact)
         runner = ProcessRunner(
-            LoaderSpec(function=NEIGHBOURS[model.name]), name=model.name, limits=runner_limits(model.settings)
+            LoaderSpec(function=NEIGHBOURS[model.name]),
+            name=model.name,
+            limits=runner_limits(model.settings),
+            hogs=self._default.hogs,
         )
         await runner.start()
         return runner
@@ -81,11 +85,12 @@ async def phase(
             for name, extra in NEIGHBOUR_SETTINGS.items():
                 await add_models(db.pool, bundle, [name], **extra)
             names += list(NEIGHBOURS)
+        hogs = HogGate()
         default = ProcessRunnerFactory(
-            pool=db.pool, observations=ObservationService(db.pool), compile_onnx=True
+            pool=db.pool, observations=ObservationService(db.pool), compile_onnx=True, hogs=hogs
         )
         supervisor = Supervisor(
-            pool=db.pool, dsn=db.dsn, settings=settings, runner_factory=NeighbourFactory(default)
+            pool=db.pool, dsn=db.dsn, settings=settings, runner_factory=NeighbourFactory(default), hogs=hogs
         )
         task = asyncio.create_task(supervisor.run())
         try:

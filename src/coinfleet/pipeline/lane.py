@@ -8,6 +8,7 @@ is retried from the same cursor, so nothing is lost or written twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter, deque
@@ -28,6 +29,7 @@ from coinfleet.events.log import EventLog
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline import telemetry
+from coinfleet.pipeline.hogs import HogGate
 from coinfleet.pipeline.observations import Observation, ObservationService, feature_indices
 from coinfleet.pipeline.rules import CoinState, Decision, Skip, decide, definitely_skipped, phase_allowed
 from coinfleet.pipeline.runner import BAD_OUTPUT, Runner, RunnerError, failure_reason
@@ -153,6 +155,7 @@ class Lane:
         default_webhook_url: str | None = None,
         events: EventLog,
         slots: FairSlots | None = None,
+        hogs: HogGate | None = None,
         max_failures: int = 5,
         on_quarantine: Callable[[ModelRecord, str], Awaitable[None]] | None = None,
     ) -> None:
@@ -167,6 +170,7 @@ class Lane:
         self._default_webhook_url = default_webhook_url
         self._slots = slots or FairSlots(os.cpu_count() or 1)
         self._events = events
+        self._hogs = hogs
         self._columns = feature_indices(model.features)
         self._states: dict[str, CoinState] = {}
         self._cursor = Cursor(tx=0, seq=0)
@@ -242,12 +246,13 @@ class Lane:
 
     async def step(self) -> bool:
         """Handle one batch; False when there was nothing to do."""
-        events = await self.claim_events()
-        if not events:
-            return False
-        started = time.perf_counter()
-        result = await self.score(events)
-        await self.store_batch(result, events[-1].cursor)
+        with self._quick_work():
+            events = await self.claim_events()
+            if not events:
+                return False
+            started = time.perf_counter()
+            result = await self.score(events)
+            await self.store_batch(result, events[-1].cursor)
         self._record_latencies(result.predictions)
         self._count(events, result)
         log.debug(
@@ -258,6 +263,12 @@ class Lane:
             ms=round(1000 * (time.perf_counter() - started), 1),
         )
         return True
+
+    def _quick_work(self) -> contextlib.AbstractContextManager[None]:
+        """While a quick model's batch is in flight, hogging runners stand still (see HogGate)."""
+        if self._hogs is None or getattr(self._runner, "hogging", False):
+            return contextlib.nullcontext()
+        return self._hogs.quick_work()
 
     async def claim_events(self) -> list[Event]:
         """The next finished events after this lane's cursor."""

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib
 import multiprocessing
 import os
 import resource
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +34,7 @@ import structlog
 
 from coinfleet.models.formats import Predictor, load_predictor
 from coinfleet.pipeline import telemetry
+from coinfleet.pipeline.hogs import HogGate
 from coinfleet.pipeline.runner import CRASH, LOAD, MEMORY, TIMEOUT, RunnerError
 
 log = structlog.get_logger(__name__)
@@ -51,6 +54,7 @@ HOG_BATCH_SECONDS = 0.025
 #: children load at the lowest priority and rise after a quick batch; only a privileged parent can
 #: raise a child again, so an unprivileged one starts them at CHILD_NICENESS and demotes for good
 START_HOGGING = os.geteuid() == 0
+PR_SET_PDEATHSIG = 1  #: prctl option (linux/prctl.h)
 _HEADER_BYTES = 16  #: two int64: rows, columns
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -93,13 +97,21 @@ class _Child:
 class ProcessRunner:
     """Scores batches in a child process; restarts it after a crash, a timeout or too much memory."""
 
-    def __init__(self, spec: LoaderSpec, *, name: str, limits: RunnerLimits) -> None:
+    def __init__(
+        self, spec: LoaderSpec, *, name: str, limits: RunnerLimits, hogs: HogGate | None = None
+    ) -> None:
         self.name = name
+        self._hogs = hogs
         self.starts = 0  #: children started so far (restarts = starts - 1)
         self._spec = spec
         self._limits = limits
         self._child: _Child | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def hogging(self) -> bool:
+        """Whether the child's last batch hogged a core (it then yields to quick lanes)."""
+        return self._child is not None and self._child.hogging
 
     @property
     def pid(self) -> int | None:
@@ -138,16 +150,23 @@ class ProcessRunner:
         Waking children then win the CPU at once, so a slow model adds no scheduling delay to fast ones.
         """
         hogging = seconds > HOG_BATCH_SECONDS
-        if child.hogging != hogging and child.process.pid is not None:
+        pid = child.process.pid
+        if child.hogging != hogging and pid is not None:
             with contextlib.suppress(OSError):  # the child may have just left
-                _cpu_class(child.process.pid, hogging=hogging)
+                _cpu_class(pid, hogging=hogging)
                 child.hogging = hogging
+            if self._hogs is not None:
+                if hogging:
+                    self._hogs.add(pid)
+                else:
+                    self._hogs.discard(pid)
 
     async def close(self) -> None:
         """Let the child leave, killing it if it does not."""
         async with self._lock:
             child, self._child = self._child, None
         if child is not None:
+            self._release(child)
             child.conn.close()
             await asyncio.to_thread(child.process.join, CLOSE_GRACE_SECONDS)
             if child.process.is_alive():
@@ -216,8 +235,12 @@ class ProcessRunner:
     async def _watch(self, child: _Child, ready: asyncio.Future[None], deadline: float) -> None:
         loop = asyncio.get_running_loop()
         limit_mb = self._limits.memory_limit_mb
+        stoppable = child.hogging
+        stopped_at_start = self._stopped_seconds()
         while True:
-            remaining = deadline - loop.time()
+            # time a hog spent stopped for quick lanes is not the model's: it moves the deadline
+            stopped = self._stopped_seconds() - stopped_at_start if stoppable else 0.0
+            remaining = deadline + stopped - loop.time()
             if remaining <= 0:
                 raise RunnerError(TIMEOUT, f"batch took longer than {self._limits.timeout_seconds:g} s")
             await asyncio.wait([ready], timeout=min(remaining, MEMORY_POLL_SECONDS))
@@ -230,10 +253,19 @@ class ProcessRunner:
             if ready.done():
                 return
 
+    def _stopped_seconds(self) -> float:
+        return 0.0 if self._hogs is None else self._hogs.stopped_seconds()
+
+    def _release(self, child: _Child) -> None:
+        """A leaving child must not stay stopped."""
+        if self._hogs is not None and child.process.pid is not None:
+            self._hogs.discard(child.process.pid)
+
     async def _kill(self, reason: str) -> None:
         child, self._child = self._child, None
         if child is None:
             return
+        self._release(child)
         child.process.kill()
         child.conn.close()
         await asyncio.to_thread(child.process.join)
@@ -282,6 +314,7 @@ def _child_main(conn: Connection, spec: LoaderSpec, memory_limit_mb: int) -> Non
     """Load the model once, then answer batches until the parent closes the pipe."""
     # a model's compute yields to the coordinating process and the database, which serve every model;
     # loading (imports, a restart after a crash) runs at the lowest priority until a first quick batch
+    _die_with_parent()
     if START_HOGGING:
         _cpu_class(0, hogging=True)
     else:
@@ -299,6 +332,13 @@ def _child_main(conn: Connection, spec: LoaderSpec, memory_limit_mb: int) -> Non
         except EOFError:
             return
         conn.send_bytes(_answer(predictor, request))
+
+
+def _die_with_parent() -> None:
+    """Get SIGKILL when the parent (the fork server, which leaves with the server) dies: a child the
+    HogGate stopped would otherwise outlive a server killed with SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):  # Linux only; elsewhere the pipe's EOF must do
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _resolve(spec: LoaderSpec) -> Callable[..., Predictor]:

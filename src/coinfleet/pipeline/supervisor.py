@@ -26,6 +26,7 @@ from coinfleet.models.compile import Served, served_model
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline import telemetry
+from coinfleet.pipeline.hogs import HogGate
 from coinfleet.pipeline.lane import Lane
 from coinfleet.pipeline.observations import ObservationService, feature_indices
 from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
@@ -54,8 +55,16 @@ def runner_limits(settings: ModelSettings) -> RunnerLimits:
 class ProcessRunnerFactory:
     """Compiles a model to ONNX where it can (cached per artifact), then starts its runner process."""
 
-    def __init__(self, *, pool: asyncpg.Pool, observations: ObservationService, compile_onnx: bool) -> None:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        observations: ObservationService,
+        compile_onnx: bool,
+        hogs: HogGate | None = None,
+    ) -> None:
         self._pool = pool
+        self.hogs = hogs
         self._observations = observations
         self._compile_onnx = compile_onnx
 
@@ -66,6 +75,7 @@ class ProcessRunnerFactory:
             LoaderSpec.for_artifact(served.format, served.artifact),
             name=model.name,
             limits=runner_limits(model.settings),
+            hogs=self.hogs,
         )
         await runner.start()
         return runner
@@ -101,12 +111,15 @@ class Supervisor:
         dsn: str,
         settings: Settings,
         runner_factory: RunnerFactory | None = None,
+        hogs: HogGate | None = None,
     ) -> None:
         self._pool = pool
         self._settings = settings
         self._notifier = Notifier(dsn, (EVENTS_CHANNEL, MODELS_CHANNEL))
         self._observations = ObservationService(pool)
         self._events = EventLog(pool, follower=self._observations)
+        #: shared with a given runner_factory's process runners, which register their hogs in it
+        self.hogs = hogs or HogGate()
         self._runner_factory = runner_factory or self._default_factory()
         self._running: dict[int, _Running] = {}
         self._stop = asyncio.Event()
@@ -118,7 +131,10 @@ class Supervisor:
         if self._settings.runner == "inline":
             return inline_runner
         return ProcessRunnerFactory(
-            pool=self._pool, observations=self._observations, compile_onnx=self._settings.runner_compile_onnx
+            pool=self._pool,
+            observations=self._observations,
+            compile_onnx=self._settings.runner_compile_onnx,
+            hogs=self.hogs,
         )
 
     @property
@@ -141,6 +157,7 @@ class Supervisor:
                 await models_signal.wait(self._settings.poll_interval_seconds)
         finally:
             pruner.cancel()
+            self.hogs.release()
             await self._stop_all()
             await self._notifier.close()
 
@@ -183,6 +200,7 @@ class Supervisor:
             on_quarantine=self._quarantine,
             slots=self.slots,
             events=self._events,
+            hogs=self.hogs,
         )
         task = asyncio.create_task(lane.run(), name=f"lane:{model.name}")
         self._running[model.id] = _Running(lane=lane, task=task, runner=runner)

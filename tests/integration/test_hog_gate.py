@@ -1,0 +1,77 @@
+"""Hogging runner processes stand still while quick lanes work, and never for long."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from coinfleet.pipeline.hogs import HogGate
+
+
+def _state(pid: int) -> str:
+    """The process state letter from /proc: T when stopped."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def burner() -> Iterator[int]:
+    """A process that burns CPU, like a hogging runner."""
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait()
+
+
+async def test_a_hog_stands_still_during_quick_work_and_runs_after(burner: int) -> None:
+    gate = HogGate(quick_seconds=60)
+    gate.add(burner)
+    with gate.quick_work():
+        await _until(lambda: _state(burner) == "T")
+    await _until(lambda: _state(burner) != "T")
+    assert gate.stopped_seconds() > 0
+
+
+async def test_a_hog_is_never_stopped_longer_than_its_budget(burner: int) -> None:
+    gate = HogGate(max_stop=0.2, quick_seconds=60)
+    gate.add(burner)
+    with gate.quick_work():
+        await _until(lambda: _state(burner) == "T")
+        await _until(lambda: _state(burner) != "T")  # the budget ran out while quick work went on
+        with gate.quick_work():  # more quick work right away: the budget is spent, the hog runs
+            await asyncio.sleep(0.05)
+            assert _state(burner) != "T"
+
+
+async def test_quick_work_that_hangs_stops_holding_hogs(burner: int) -> None:
+    gate = HogGate(quick_seconds=0.1)
+    gate.add(burner)
+    with gate.quick_work():  # a lane whose runner call hangs
+        await _until(lambda: _state(burner) == "T")
+        await _until(lambda: _state(burner) != "T")
+
+
+async def test_a_hog_that_turns_quick_or_leaves_runs_at_once(burner: int) -> None:
+    gate = HogGate(quick_seconds=60)
+    gate.add(burner)
+    with gate.quick_work():
+        await _until(lambda: _state(burner) == "T")
+        gate.discard(burner)
+        await _until(lambda: _state(burner) != "T")
+        gate.add(burner)  # hogging again while quick work is in flight: stopped at once
+        await _until(lambda: _state(burner) == "T")
+        gate.release()
+        await _until(lambda: _state(burner) != "T")

@@ -5,10 +5,10 @@ numpy and onnxruntime once: a start or a restart after a crash costs a fork, not
 importing everything again on the cores the other models need (forking the serving process itself is
 unsafe: it has an event loop and threads). The child imports the library of its model's format itself.
 One pipe carries every batch: the parent sends the shape and the float32 bytes, the child answers the
-float64 probabilities or the error. The parent waits on the pipe with `loop.add_reader`, never blocking
-its event loop, and polls the child's resident memory while it waits. A crash, a batch past its timeout
-or memory past its limit kills only this child; the next batch starts a new one, so the lane's retry
-backoff paces the restarts.
+CPU seconds it spent and the float64 probabilities, or the error. The parent waits on the pipe with
+`loop.add_reader`, never blocking its event loop, and polls the child's resident memory while it waits.
+A crash, a batch past its timeout or memory past its limit kills only this child; the next batch
+starts a new one, so the lane's retry backoff paces the restarts.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ CLOSE_GRACE_SECONDS = 2.0
 #: first byte of each message from the child
 _READY, _OK, _ERROR = b"R", b"P", b"E"
 CHILD_NICENESS = 10  #: runner children run at this nice level above the parent
-HOG_NICENESS = 19  #: ... and at this one, as SCHED_IDLE, after a batch longer than HOG_BATCH_SECONDS
+HOG_NICENESS = 19  #: ... and at this one, as SCHED_IDLE, after a batch of more than HOG_BATCH_SECONDS CPU
 HOG_BATCH_SECONDS = 0.025
 #: children load at the lowest priority and rise after a quick batch; only a privileged parent can
 #: raise a child again, so an unprivileged one starts them at CHILD_NICENESS and demotes for good
@@ -134,22 +134,22 @@ class ProcessRunner:
             if self._child is None:
                 await self._start()
             assert self._child is not None
-            started = time.perf_counter()
             try:
-                answer = await self._exchange(self._child, features)
-                self._demote_if_hogging(self._child, time.perf_counter() - started)
+                answer, cpu_seconds = await self._exchange(self._child, features)
+                self._demote_if_hogging(self._child, cpu_seconds)
                 return answer
             except RunnerError as exc:
                 if exc.reason in (CRASH, TIMEOUT, MEMORY):
                     await self._kill(exc.reason)
                 raise
 
-    def _demote_if_hogging(self, child: _Child, seconds: float) -> None:
-        """After a long batch the child runs at the lowest CPU priority, until its batches are quick again.
+    def _demote_if_hogging(self, child: _Child, cpu_seconds: float) -> None:
+        """After a batch that burned more than HOG_BATCH_SECONDS of CPU the child runs at the lowest CPU
+        priority and yields to quick lanes (HogGate), until its batches are cheap again.
 
-        Waking children then win the CPU at once, so a slow model adds no scheduling delay to fast ones.
+        CPU time, not wall time: a model slowed down by a busy machine is not a hog.
         """
-        hogging = seconds > HOG_BATCH_SECONDS
+        hogging = cpu_seconds > HOG_BATCH_SECONDS
         pid = child.process.pid
         if child.hogging != hogging and pid is not None:
             with contextlib.suppress(OSError):  # the child may have just left
@@ -202,7 +202,8 @@ class ProcessRunner:
             raise RunnerError(LOAD, f"cannot load model {self.name!r}: {_error_text(reply)}")
         log.info("runner_started", model=self.name, pid=process.pid, starts=self.starts)
 
-    async def _exchange(self, child: _Child, features: np.ndarray) -> np.ndarray:
+    async def _exchange(self, child: _Child, features: np.ndarray) -> tuple[np.ndarray, float]:
+        """The probabilities, and the CPU seconds the child spent on them."""
         rows = np.ascontiguousarray(features, dtype=np.float32)
         if rows.ndim != 2:
             raise ValueError(f"features must be a 2-D array, got shape {rows.shape}")
@@ -212,7 +213,8 @@ class ProcessRunner:
             raise RunnerError(CRASH, f"runner process is gone ({exc})") from exc
         reply = await self._receive(child, self._limits.timeout_seconds)
         if reply[:1] == _OK:
-            return np.frombuffer(reply, dtype=np.float64, offset=1).copy()
+            values = np.frombuffer(reply, dtype=np.float64, offset=1)
+            return values[1:].copy(), float(values[0])
         kind, message = _error_parts(reply)
         raise RunnerError(MEMORY if kind == "MemoryError" else kind, message)
 
@@ -353,10 +355,12 @@ def _answer(predictor: Predictor, request: bytes) -> bytes:
         rows, columns = (int(n) for n in np.frombuffer(request, dtype=np.int64, count=2))
         features = np.frombuffer(request, dtype=np.float32, offset=_HEADER_BYTES).reshape(rows, columns)
         # predictors take float64 (they would convert anyway); the values stay the float32 ones sent
+        started = time.process_time()
         probabilities = np.ascontiguousarray(
             predictor.predict_proba(features.astype(np.float64)), dtype=np.float64
         )
-        return _OK + probabilities.tobytes()
+        cpu_seconds = np.array([time.process_time() - started], dtype=np.float64)
+        return _OK + cpu_seconds.tobytes() + probabilities.tobytes()
     except Exception as exc:  # the model's own error goes back to the lane, which counts it
         return _describe(exc)
 

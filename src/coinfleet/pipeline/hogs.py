@@ -67,6 +67,9 @@ class HogGate:
     def quick_work(self) -> Iterator[None]:
         """Around a quick lane's batch: hogs are stopped while any such batch is in flight (each for
         QUICK_WORK_SECONDS at most)."""
+        if not self._hogs:  # the common case costs nothing; a hog that appears meanwhile waits its turn
+            yield
+            return
         self._quick += 1
         if self._quick == 1:
             self._stop_hogs()

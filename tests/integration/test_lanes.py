@@ -42,6 +42,8 @@ async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
 class BrokenRunner:
     """A model whose every batch fails."""
 
+    hogging = False
+
     async def predict(self, features: np.ndarray) -> np.ndarray:
         raise RuntimeError("model exploded")
 

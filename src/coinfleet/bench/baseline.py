@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,6 +29,7 @@ from coinfleet.bench.harness import (
     bench_database,
     feed_steady,
     market,
+    pooled_quantile,
     wait_for_lanes,
 )
 from coinfleet.config import Settings
@@ -90,15 +91,6 @@ async def measure_backlog(stats: Stats, limit_seconds: float, idle_seconds: floa
     return (done - base) / max(last_change - started, 1e-9)
 
 
-def p99_ms(stats: Sequence[LaneStats]) -> float | None:
-    """p99 latency over all models' predictions."""
-    pooled = LaneStats()
-    for s in stats:
-        pooled.latencies.extend(s.latencies.values())
-    value = pooled.latency_quantile(0.99)
-    return None if value is None else 1000 * value
-
-
 async def measure_setup(
     setup: str, settings: Settings, bundle: ModelBundle, rows: list[MetricRow], options: dict[str, Any]
 ) -> dict[str, Any]:
@@ -118,7 +110,7 @@ async def measure_setup(
         async with running(setup, db, settings, models) as stats:
             await feed_steady(db.pool, rows[backlog:], rate=rate, seconds=seconds, timeline=timeline)
             await asyncio.sleep(1.0)
-            p99 = p99_ms(stats())
+            p99 = pooled_quantile(stats(), 0.99)
     return {"setup": setup, "predictions_per_s": throughput, "p99_ms": p99, "feed_rate": rate}
 
 

@@ -24,7 +24,7 @@ from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
 from coinfleet.models.train import Algorithm, train_model
-from coinfleet.pipeline.lane import Lane
+from coinfleet.pipeline.lane import Lane, LaneStats
 from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.targets import TargetSpec
 
@@ -141,9 +141,9 @@ def figures(lanes: Sequence[Lane], before: dict[str, int]) -> list[LaneFigures]:
     return result
 
 
-def pooled_quantile(lanes: Sequence[Lane], q: float) -> float | None:
-    """A latency quantile over every lane's recent predictions together, in milliseconds."""
-    samples = np.concatenate([lane.stats.latencies.values() for lane in lanes] or [np.empty(0)])
+def pooled_quantile(stats: Sequence[LaneStats], q: float) -> float | None:
+    """A latency quantile over the recent predictions of several lanes together, in milliseconds."""
+    samples = np.concatenate([s.latencies.values() for s in stats] or [np.empty(0)])
     return None if not len(samples) else 1000 * float(np.quantile(samples, q))
 
 

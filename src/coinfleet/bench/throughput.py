@@ -60,7 +60,7 @@ async def run(
                     {
                         "events_per_s": rate,
                         "predictions_per_s": predictions / elapsed,
-                        "p99_ms": pooled_quantile(lanes, 0.99),
+                        "p99_ms": pooled_quantile([lane.stats for lane in lanes], 0.99),
                         "drained": drained,
                     }
                 )

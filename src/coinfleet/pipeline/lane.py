@@ -266,7 +266,7 @@ class Lane:
 
     def _quick_work(self) -> contextlib.AbstractContextManager[None]:
         """While a quick model's batch is in flight, hogging runners stand still (see HogGate)."""
-        if self._hogs is None or getattr(self._runner, "hogging", False):
+        if self._hogs is None or self._runner.hogging:
             return contextlib.nullcontext()
         return self._hogs.quick_work()
 

@@ -38,6 +38,11 @@ def failure_reason(exc: BaseException) -> str:
 class Runner(Protocol):
     """Scores micro-batches for one model."""
 
+    @property
+    def hogging(self) -> bool:
+        """Whether its last batch hogged a core (it then yields to quick lanes)."""
+        ...
+
     async def predict(self, features: np.ndarray) -> np.ndarray:
         """P(class 1) per row of `features` (float64, shape [N])."""
         ...
@@ -49,6 +54,8 @@ class Runner(Protocol):
 
 class InlineRunner:
     """Runs the model in this process, off the event loop in a worker thread."""
+
+    hogging = False  #: in process, nothing to stop
 
     def __init__(self, predictor: Predictor) -> None:
         self._predictor = predictor

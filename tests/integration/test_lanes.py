@@ -44,7 +44,9 @@ class BrokenRunner:
 
     hogging = False
 
-    async def predict(self, features: np.ndarray) -> np.ndarray:
+    async def predict(
+        self, features: np.ndarray, *, on_answer: Callable[[], None] | None = None
+    ) -> np.ndarray:
         raise RuntimeError("model exploded")
 
     async def close(self) -> None:

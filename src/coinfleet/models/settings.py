@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import types
 import typing
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -84,6 +86,11 @@ class ModelSettings(BaseModel):
                 "send_modes needs at least one of all, alerts_only, positive_only, negative_only"
             )
         return self
+
+    @functools.cached_property
+    def scan_interval(self) -> timedelta:
+        """`min_scan_interval_seconds` as a timedelta (built once: the rules compare it per event)."""
+        return timedelta(seconds=self.min_scan_interval_seconds)
 
     def public(self) -> dict[str, Any]:
         """Settings for display: the webhook secret is never shown."""

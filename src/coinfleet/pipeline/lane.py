@@ -302,8 +302,8 @@ class Lane:
         """The runner's probabilities for the model's feature columns."""
         matrix = np.stack([obs.features for obs in observations])[:, self._columns].astype(np.float32)
         try:
-            async with self._slots.slot(self.model.name, self.model.settings.weight):
-                probabilities = await self._runner.predict(matrix)
+            async with self._slots.slot(self.model.name, self.model.settings.weight) as lease:
+                probabilities = await self._runner.predict(matrix, on_answer=lease.release)
         except RunnerError:
             raise
         except Exception as exc:  # whatever the model raised counts as the model's failure

@@ -128,14 +128,17 @@ class ProcessRunner:
             if self._child is None:
                 await self._start()
 
-    async def predict(self, features: np.ndarray) -> np.ndarray:
-        """P(class 1) per row; RunnerError with reason crash / timeout / memory / the model's error type."""
+    async def predict(
+        self, features: np.ndarray, *, on_answer: Callable[[], None] | None = None
+    ) -> np.ndarray:
+        """P(class 1) per row; RunnerError with reason crash / timeout / memory / the model's error type.
+        `on_answer` is called the moment the child's answer is readable."""
         async with self._lock:
             if self._child is None:
                 await self._start()
             assert self._child is not None
             try:
-                answer, cpu_seconds = await self._exchange(self._child, features)
+                answer, cpu_seconds = await self._exchange(self._child, features, on_answer)
                 self._demote_if_hogging(self._child, cpu_seconds)
                 return answer
             except RunnerError as exc:
@@ -202,7 +205,9 @@ class ProcessRunner:
             raise RunnerError(LOAD, f"cannot load model {self.name!r}: {_error_text(reply)}")
         log.info("runner_started", model=self.name, pid=process.pid, starts=self.starts)
 
-    async def _exchange(self, child: _Child, features: np.ndarray) -> tuple[np.ndarray, float]:
+    async def _exchange(
+        self, child: _Child, features: np.ndarray, on_answer: Callable[[], None] | None
+    ) -> tuple[np.ndarray, float]:
         """The probabilities, and the CPU seconds the child spent on them."""
         rows = np.ascontiguousarray(features, dtype=np.float32)
         if rows.ndim != 2:
@@ -211,20 +216,22 @@ class ProcessRunner:
             child.conn.send_bytes(np.array(rows.shape, dtype=np.int64).tobytes() + rows.tobytes())
         except OSError as exc:
             raise RunnerError(CRASH, f"runner process is gone ({exc})") from exc
-        reply = await self._receive(child, self._limits.timeout_seconds)
+        reply = await self._receive(child, self._limits.timeout_seconds, on_answer)
         if reply[:1] == _OK:
             values = np.frombuffer(reply, dtype=np.float64, offset=1)
             return values[1:].copy(), float(values[0])
         kind, message = _error_parts(reply)
         raise RunnerError(MEMORY if kind == "MemoryError" else kind, message)
 
-    async def _receive(self, child: _Child, timeout: float) -> bytes:
+    async def _receive(
+        self, child: _Child, timeout: float, on_answer: Callable[[], None] | None = None
+    ) -> bytes:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         fd = child.conn.fileno()
-        loop.add_reader(fd, _set_ready, ready)
+        loop.add_reader(fd, _set_ready, ready, on_answer)
         try:
-            await self._watch(child, ready, loop.time() + timeout)
+            await self._watch(child, ready, timeout)
         finally:
             loop.remove_reader(fd)
         try:
@@ -234,26 +241,45 @@ class ProcessRunner:
             await asyncio.to_thread(child.process.join, CLOSE_GRACE_SECONDS)
             raise RunnerError(CRASH, f"runner process died (exit code {child.process.exitcode})") from exc
 
-    async def _watch(self, child: _Child, ready: asyncio.Future[None], deadline: float) -> None:
+    async def _watch(self, child: _Child, ready: asyncio.Future[None], timeout: float) -> None:
+        """Until `ready`; a timer checks the deadline and the child's memory meanwhile and fails `ready`
+        when either is past (the answer wakes this coroutine directly, with no task in between)."""
         loop = asyncio.get_running_loop()
-        limit_mb = self._limits.memory_limit_mb
+        deadline = loop.time() + timeout
         stoppable = child.hogging
         stopped_at_start = self._stopped_seconds()
-        while True:
+        timer: asyncio.TimerHandle
+
+        def check() -> None:
+            nonlocal timer
+            if ready.done():
+                return
             # time a hog spent stopped for quick lanes is not the model's: it moves the deadline
             stopped = self._stopped_seconds() - stopped_at_start if stoppable else 0.0
             remaining = deadline + stopped - loop.time()
-            if remaining <= 0:
-                raise RunnerError(TIMEOUT, f"batch took longer than {self._limits.timeout_seconds:g} s")
-            await asyncio.wait([ready], timeout=min(remaining, MEMORY_POLL_SECONDS))
-            if ready.done() and loop.time() - child.memory_checked_at < MEMORY_POLL_SECONDS:
-                return  # quick answers in a row: one look at /proc per poll interval is enough
-            used_mb = _resident_mb(child.process.pid)
-            child.memory_checked_at = loop.time()
-            if used_mb > limit_mb:
-                raise RunnerError(MEMORY, f"runner used {used_mb:.0f} MB, over its limit of {limit_mb} MB")
-            if ready.done():
+            try:
+                self._check_memory(child)
+                if remaining <= 0:
+                    raise RunnerError(TIMEOUT, f"batch took longer than {self._limits.timeout_seconds:g} s")
+            except RunnerError as exc:
+                ready.set_exception(exc)
                 return
+            timer = loop.call_later(min(remaining, MEMORY_POLL_SECONDS), check)
+
+        timer = loop.call_later(min(timeout, MEMORY_POLL_SECONDS), check)
+        try:
+            await ready
+        finally:
+            timer.cancel()
+        if loop.time() - child.memory_checked_at >= MEMORY_POLL_SECONDS:
+            self._check_memory(child)  # quick answers in a row: one look at /proc per poll interval
+
+    def _check_memory(self, child: _Child) -> None:
+        used_mb = _resident_mb(child.process.pid)
+        child.memory_checked_at = asyncio.get_running_loop().time()
+        limit_mb = self._limits.memory_limit_mb
+        if used_mb > limit_mb:
+            raise RunnerError(MEMORY, f"runner used {used_mb:.0f} MB, over its limit of {limit_mb} MB")
 
     def _stopped_seconds(self) -> float:
         return 0.0 if self._hogs is None else self._hogs.stopped_seconds()
@@ -285,9 +311,11 @@ def _cpu_class(pid: int, *, hogging: bool) -> None:
         os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
 
 
-def _set_ready(ready: asyncio.Future[None]) -> None:
+def _set_ready(ready: asyncio.Future[None], on_answer: Callable[[], None] | None) -> None:
     if not ready.done():
         ready.set_result(None)
+        if on_answer is not None:
+            on_answer()
 
 
 def _resident_mb(pid: int | None) -> float:

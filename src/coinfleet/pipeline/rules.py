@@ -82,7 +82,7 @@ def too_soon(settings: ModelSettings, state: CoinState | None, ts: datetime) -> 
     """The minimum scan interval, in data time."""
     if state is None:
         return False
-    return ts - state.last_scan_ts < timedelta(seconds=settings.min_scan_interval_seconds)
+    return ts - state.last_scan_ts < settings.scan_interval
 
 
 def ignored(state: CoinState | None, ts: datetime) -> bool:

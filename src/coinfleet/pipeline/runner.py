@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -43,8 +44,11 @@ class Runner(Protocol):
         """Whether its last batch hogged a core (it then yields to quick lanes)."""
         ...
 
-    async def predict(self, features: np.ndarray) -> np.ndarray:
-        """P(class 1) per row of `features` (float64, shape [N])."""
+    async def predict(
+        self, features: np.ndarray, *, on_answer: Callable[[], None] | None = None
+    ) -> np.ndarray:
+        """P(class 1) per row of `features` (float64, shape [N]). `on_answer`, when given, may be called
+        as soon as the model's work is over, before this returns (its execution slot can go back)."""
         ...
 
     async def close(self) -> None:
@@ -65,7 +69,9 @@ class InlineRunner:
         """Load the model file once."""
         return cls(load_predictor(fmt, artifact))
 
-    async def predict(self, features: np.ndarray) -> np.ndarray:
+    async def predict(
+        self, features: np.ndarray, *, on_answer: Callable[[], None] | None = None
+    ) -> np.ndarray:
         """Score in a thread so other lanes keep running."""
         return await asyncio.to_thread(self._predictor.predict_proba, features)
 

@@ -32,7 +32,7 @@ class FairSlots:
     def __init__(self, slots: int, *, quantum: float = 0.025) -> None:
         if slots < 1:
             raise ValueError("at least one execution slot is needed")
-        self._quantum = quantum
+        self.quantum = quantum  #: seconds a body holds its slot at most
         self._free = slots
         self._queue: list[_Waiter] = []
         self._finish: dict[str, float] = {}
@@ -46,31 +46,20 @@ class FairSlots:
         return len(self._queue)
 
     @asynccontextmanager
-    async def slot(self, key: str, weight: float) -> AsyncIterator[None]:
+    async def slot(self, key: str, weight: float) -> AsyncIterator[Lease]:
         """Hold one slot for the body; charge the time it took to `key`, scaled by 1 / weight.
 
-        A body still running after one quantum gives its slot back early (a hanging or very slow model
-        must not keep others from running); the rest of its time is still charged when it ends.
+        The body may give the slot back before it ends (`Lease.release`: a runner whose answer has
+        arrived no longer needs a core while its lane waits for the event loop). A body still running
+        after one quantum gives its slot back early too (a hanging or very slow model must not keep
+        others from running); the rest of its time is still charged when it ends.
         """
         await self._acquire(key)
-        started = time.perf_counter()
-        released_early = False
-
-        def give_back() -> None:
-            nonlocal released_early
-            released_early = True
-            self._release(key, weight, self._quantum)
-
-        timer = asyncio.get_running_loop().call_later(self._quantum, give_back)
+        lease = Lease(self, key, weight)
         try:
-            yield
+            yield lease
         finally:
-            elapsed = time.perf_counter() - started
-            if released_early:
-                self._charge(key, weight, elapsed - self._quantum)
-            else:
-                timer.cancel()
-                self._release(key, weight, elapsed)
+            lease.release()
 
     async def _acquire(self, key: str) -> None:
         if self._free > 0 and not self._queue:
@@ -114,3 +103,32 @@ class FairSlots:
             waiter.granted.set_result(None)
             return
         self._free += 1
+
+
+class Lease:
+    """One granted slot, charged from its grant until `release` (which may come early, and more than once)."""
+
+    def __init__(self, slots: FairSlots, key: str, weight: float) -> None:
+        self._slots = slots
+        self._key = key
+        self._weight = weight
+        self._started = time.perf_counter()
+        self._returned = False  #: the slot went back at the quantum; the rest is charged at release
+        self._released = False
+        self._timer = asyncio.get_running_loop().call_later(slots.quantum, self._give_back)
+
+    def release(self) -> None:
+        """Give the slot back now and charge its time; later calls do nothing."""
+        if self._released:
+            return
+        self._released = True
+        elapsed = time.perf_counter() - self._started
+        if self._returned:
+            self._slots._charge(self._key, self._weight, elapsed - self._slots.quantum)
+        else:
+            self._timer.cancel()
+            self._slots._release(self._key, self._weight, elapsed)
+
+    def _give_back(self) -> None:
+        self._returned = True
+        self._slots._release(self._key, self._weight, self._slots.quantum)

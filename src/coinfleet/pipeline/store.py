@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from coinfleet.events.cursor import Cursor, Event
 from coinfleet.metrics import MetricRow
 from coinfleet.models.registry import ModelRecord
 from coinfleet.pipeline.rules import CoinState, Tag
+from coinfleet.targets import TargetSpec
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,7 +61,7 @@ async def store_batch(
         model.id,
         model.version,
         model.settings.alert_threshold,
-        json.dumps(model.target.to_dict()),
+        _target_json(model.target),
         float(model.target.horizon_seconds),
         *(prediction_columns or [[]] * 14),
         *(state_columns or [[]] * 9),
@@ -68,6 +70,12 @@ async def store_batch(
         want_ids,
     )
     return {(r["mint"], r["metric_ts"]): r["id"] for r in stored}
+
+
+@functools.cache
+def _target_json(target: TargetSpec) -> str:
+    """The target snapshot stored with each prediction, encoded once per target."""
+    return json.dumps(target.to_dict())
 
 
 def _columns(rows: Iterable[tuple[object, ...]]) -> list[list[object]]:

@@ -82,3 +82,13 @@ async def test_a_hanging_holder_gives_the_slot_back_after_one_quantum() -> None:
     hang.set()
     await holder
     assert slots.used["hang"] >= 0.05
+
+
+async def test_a_released_lease_frees_its_slot_before_the_body_ends() -> None:
+    slots = FairSlots(1, quantum=60)
+    async with slots.slot("a", 1) as lease:
+        lease.release()
+        lease.release()  # a second release changes nothing
+        async with asyncio.timeout(1), slots.slot("b", 1):
+            assert slots.waiting == 0
+    assert slots.used["a"] < 1

@@ -118,6 +118,29 @@ async def test_a_failing_model_does_not_stop_its_neighbour(
         ) == len(rows)
 
 
+async def test_new_events_do_not_cut_a_failing_models_backoff_short(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    await activate(pool, small_bundle, "broken", min_scan_interval_seconds=0)
+    rows = market_rows(coins=10, seconds=200)
+    supervisor = Supervisor(
+        pool=pool, dsn=db_dsn, settings=SETTINGS, runner_factory=runners_with_broken("broken")
+    )
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await until(lambda: len(supervisor.lanes) == 1)
+        lane = supervisor.lanes[0]
+        for row in rows[:75]:  # a NOTIFY every 20 ms for 1.5 s
+            async with pool.acquire() as conn:
+                await insert_metrics(conn, [row])
+            await asyncio.sleep(0.02)
+    finally:
+        supervisor.stop()
+        await task
+    # retries wait 0.2, 0.4, 0.8 s …: four attempts at most fit in 1.5 s, whatever the feed does
+    assert 1 <= lane.stats.errors["RuntimeError"] <= 4
+
+
 async def test_settings_change_applies_without_restart(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
 ) -> None:

@@ -8,6 +8,7 @@ is retried from the same cursor, so nothing is lost or written twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -174,7 +175,7 @@ class Lane:
         self._columns = feature_indices(model.features)
         self._states: dict[str, CoinState] = {}
         self._cursor = Cursor(tx=0, seq=0)
-        self._stopping = False
+        self._stopping = asyncio.Event()
         self._max_failures = max_failures
         self._on_quarantine = on_quarantine
 
@@ -189,7 +190,7 @@ class Lane:
 
     def stop(self) -> None:
         """Finish the current batch, then leave `run`."""
-        self._stopping = True
+        self._stopping.set()
         self._signal.set()
 
     async def run(self) -> None:
@@ -199,7 +200,7 @@ class Lane:
         # only the model's own failures count towards quarantine (a database outage must not), and
         # over a window of recent batches, so a model that crashes every few batches is caught too
         recent: deque[bool] = deque(maxlen=FAILURE_WINDOW)
-        while not self._stopping:
+        while not self._stopping.is_set():
             try:
                 handled = await self.step()
                 failures = 0
@@ -211,11 +212,17 @@ class Lane:
                 self._record_error(exc)
                 if await self._quarantine_if_due(sum(recent), exc):
                     break
-                await self._signal.wait(min(MAX_BACKOFF_SECONDS, 0.1 * 2 ** max(failures, sum(recent))))
+                await self._back_off(min(MAX_BACKOFF_SECONDS, 0.1 * 2 ** max(failures, sum(recent))))
                 continue
             if not handled:
                 await self._signal.wait(self._poll_interval)
         await self._runner.close()
+
+    async def _back_off(self, seconds: float) -> None:
+        """Wait before retrying a failed batch; new events do not cut this short (they would make a
+        crashing model restart at the feed's pace), only `stop` does."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _load(self) -> None:
         async with self._pool.acquire() as conn:

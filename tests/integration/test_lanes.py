@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -66,12 +67,14 @@ async def test_every_event_is_scored_once(pool: asyncpg.Pool, db_dsn: str, small
     async with pool.acquire() as conn:
         await insert_metrics(conn, rows)
     supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=SETTINGS)
+    gc.unfreeze()
     task = asyncio.create_task(supervisor.run())
     try:
         await until(lambda: bool(supervisor.lanes) and supervisor.lanes[0].stats.events == len(rows))
     finally:
         supervisor.stop()
         await task
+    assert gc.get_freeze_count() > 0  # what lived once the lane ran is out of full collections
     async with pool.acquire() as conn:
         stored = await conn.fetch(
             "SELECT mint, metric_ts, count(*) AS n FROM coinfleet_predictions WHERE model_id = $1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import os
 from collections.abc import Awaitable, Callable
@@ -174,9 +175,13 @@ class Supervisor:
                 running.lane.update_model(model)
                 if isinstance(running.runner, ProcessRunner):
                     running.runner.set_limits(runner_limits(model.settings))
-        for model_id, model in models.items():
-            if model_id not in self._running:
-                await self._start_lane(model)
+        started = [model for model_id, model in models.items() if model_id not in self._running]
+        for model in started:
+            await self._start_lane(model)
+        if started:
+            # what is alive now (libraries imported for the models, loaded models) lives as long as the
+            # process: frozen, full collections skip it (they walked ~190,000 such objects: 110 ms pauses)
+            gc.freeze()
 
     async def _start_lane(self, model: ModelRecord) -> None:
         try:

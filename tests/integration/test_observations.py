@@ -33,7 +33,7 @@ async def _assert_same_as_whole_reads(
         np.testing.assert_array_equal(a.features, b.features)
 
 
-async def test_a_warm_coin_reads_only_its_new_rows(pool: asyncpg.Pool) -> None:
+async def test_a_warm_coins_event_needs_no_read(pool: asyncpg.Pool) -> None:
     rows = sorted(market_rows(coins=4, seconds=600), key=lambda r: r.timestamp)
     service = ObservationService(pool)
     log = EventLog(pool, follower=service)
@@ -43,15 +43,36 @@ async def test_a_warm_coin_reads_only_its_new_rows(pool: asyncpg.Pool) -> None:
         if any(r.mint == row.mint for r in chunks[-1]):
             chunks.append([])
         chunks[-1].append(row)
+    seen: set[str] = set()
     for chunk in chunks:
         await _insert(pool, chunk)
         events = await log.read(cursor, 10_000)
         cursor = events[-1].cursor
-        read_before = service.rows_read
+        fetched_before, read_before = service.fetched, service.rows_read
         await _assert_same_as_whole_reads(pool, service, [(e.mint, e.ts) for e in events])
-        # a new coin's window is its first row; a known coin's adds its new row: one row per event,
-        # where reading whole windows would take up to 30
-        assert service.rows_read - read_before == len(events)
+        # a new coin reads its window (its first row); a known coin's new row came with its event,
+        # where reading whole windows would take up to 30 rows per event
+        new = {e.mint for e in events} - seen
+        seen |= new
+        assert service.fetched - fetched_before == len(new)
+        assert service.rows_read - read_before == len(new)
+
+
+async def test_a_window_read_while_the_coin_has_newer_rows_is_not_extended_past_them(
+    pool: asyncpg.Pool,
+) -> None:
+    rows = sorted(market_rows(coins=2, seconds=900), key=lambda r: r.timestamp)
+    coin = Counter(r.mint for r in rows).most_common(1)[0][0]
+    own = [r for r in rows if r.mint == coin][:12]
+    service = ObservationService(pool)
+    log = EventLog(pool, follower=service)
+    await _insert(pool, own[:10])
+    events = await log.read(Cursor(tx=0, seq=0), 10_000)
+    # a lane far behind asks for an old time: the coin's rows after it exist but were followed before
+    await service.observe([(coin, own[4].timestamp)])
+    await _insert(pool, own[10:])
+    await log.read(events[-1].cursor, 10_000)
+    await _assert_same_as_whole_reads(pool, service, [(coin, own[11].timestamp)])
 
 
 async def test_a_late_row_reaches_the_next_window(pool: asyncpg.Pool) -> None:

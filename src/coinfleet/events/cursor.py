@@ -8,6 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from coinfleet.db.sql import query
+from coinfleet.metrics import METRIC_COLUMNS, MetricRow
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, order=True)
@@ -41,6 +42,22 @@ async def read_events(conn: asyncpg.Connection, after: Cursor, limit: int) -> li
         Event(tx=r["tx"], seq=r["seq"], mint=r["mint"], ts=r["ts"], inserted_at=r["inserted_at"])
         for r in rows
     ]
+
+
+async def read_events_with_rows(
+    conn: asyncpg.Connection, after: Cursor, limit: int
+) -> tuple[list[Event], list[MetricRow | None]]:
+    """`read_events`, and each event's metric row (None when it is gone)."""
+    events: list[Event] = []
+    rows: list[MetricRow | None] = []
+    for r in await conn.fetch(query("read_events_with_rows"), after.tx, after.seq, limit):
+        events.append(
+            Event(
+                tx=r["tx"], seq=r["seq"], mint=r["event_mint"], ts=r["event_ts"], inserted_at=r["inserted_at"]
+            )
+        )
+        rows.append(MetricRow(**{name: r[name] for name in METRIC_COLUMNS}) if r["has_row"] else None)
+    return events, rows
 
 
 async def load_cursor(conn: asyncpg.Connection, model_id: int) -> Cursor:

@@ -17,16 +17,24 @@ from typing import Protocol
 
 import asyncpg
 
-from coinfleet.events.cursor import Cursor, Event, read_events
+from coinfleet.events.cursor import Cursor, Event, read_events, read_events_with_rows
+from coinfleet.metrics import MetricRow
 
 #: events kept in memory; when more arrive, the older half is dropped
 DEFAULT_CAPACITY = 100_000
 
 
 class Follower(Protocol):
-    """Told every event of the stream once, in order (the feature service keeps coin windows with it)."""
+    """Told every event of the stream once, in order, with its metric row (the feature service keeps
+    coin windows with them)."""
 
-    def follow(self, events: Sequence[Event], *, after_gap: bool = False) -> None:
+    def follow(
+        self,
+        events: Sequence[Event],
+        rows: Sequence[MetricRow | None] | None = None,
+        *,
+        after_gap: bool = False,
+    ) -> None:
         """Take the next events; `after_gap` when events before them were never passed on."""
 
 
@@ -66,11 +74,19 @@ class EventLog:
         async with self._pool.acquire() as conn:
             return await read_events(conn, after, limit)
 
+    async def _read_head(self, after: Cursor, limit: int) -> tuple[list[Event], list[MetricRow | None]]:
+        """A read that extends the run: with the events' rows when a follower takes them."""
+        self.reads += 1
+        async with self._pool.acquire() as conn:
+            if self._follower is None:
+                return await read_events(conn, after, limit), []
+            return await read_events_with_rows(conn, after, limit)
+
     async def _reanchor(self, after: Cursor, limit: int) -> list[Event]:
-        events = await self._read_database(after, limit)
+        events, rows = await self._read_head(after, limit)
         if self._anchor is None or after > self._tail:  # still ahead once the read is back
             self._anchor, self._events, self._keys = after, [], []
-            self._append(events, after_gap=True)
+            self._append(events, rows, after_gap=True)
         return events
 
     async def _extend(self, limit: int) -> None:
@@ -81,13 +97,13 @@ class EventLog:
 
     async def _extend_once(self, limit: int) -> None:
         tail = self._tail
-        events = await self._read_database(tail, limit)
+        events, rows = await self._read_head(tail, limit)
         if tail == self._tail:  # a re-anchor while reading would make these events a gap's far side
-            self._append(events)
+            self._append(events, rows)
 
-    def _append(self, events: list[Event], *, after_gap: bool = False) -> None:
+    def _append(self, events: list[Event], rows: list[MetricRow | None], *, after_gap: bool = False) -> None:
         if self._follower is not None:
-            self._follower.follow(events, after_gap=after_gap)
+            self._follower.follow(events, rows, after_gap=after_gap)
         self._events.extend(events)
         self._keys.extend((e.tx, e.seq) for e in events)
         if len(self._events) > self._capacity:

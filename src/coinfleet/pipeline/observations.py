@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import asyncpg
@@ -47,6 +48,12 @@ class ObservationService:
     rows that are new since then, not its whole window again. A row that arrives late (its time at or
     before a kept window's newest time) would be missed that way: `follow` is told every event once,
     in stream order, and drops the window of a coin that got one.
+
+    `follow` also gets each event's row; it appends it to the coin's kept window when that window is
+    known to miss no row after its newest time — the read that made it saw no later row of the coin,
+    and no event of the coin was followed while it ran — so an event at the head is served with no
+    read at all. Every later row of such a coin comes through `follow` in stream order: a newer one
+    extends the window, an older one (late) drops it.
     """
 
     def __init__(
@@ -58,18 +65,32 @@ class ObservationService:
         self._cache_size = cache_size
         self._coins: OrderedDict[str, _CoinWindow] = OrderedDict()
         self._coin_cache_size = coin_cache_size
-        self.fetched = 0  #: keys read from the database (the rest came from the cache)
+        self._reads: list[_Read] = []  #: window reads in flight
+        self.fetched = 0  #: keys read from the database (the rest came from the cache or kept windows)
         self.rows_read = 0  #: metric rows those reads returned
 
-    def follow(self, events: Sequence[Event], *, after_gap: bool = False) -> None:
-        """Events in stream order, each once; after a gap in that order nothing kept can be trusted."""
+    def follow(
+        self,
+        events: Sequence[Event],
+        rows: Sequence[MetricRow | None] | None = None,
+        *,
+        after_gap: bool = False,
+    ) -> None:
+        """Events in stream order, each once, with their rows if known; after a gap in that order nothing
+        kept can be trusted."""
         if after_gap:
             self._coins.clear()
         coins = self._coins
-        for event in events:
+        for event, row in zip(events, rows or itertools.repeat(None, len(events)), strict=True):
+            for read in self._reads:
+                read.followed(event.mint)
             kept = coins.get(event.mint)
-            if kept is not None and event.ts <= kept.last_ts:
+            if kept is None:
+                continue
+            if event.ts <= kept.last_ts:
                 del coins[event.mint]
+            elif kept.complete:
+                coins[event.mint] = kept.appended(row) if row is not None else replace(kept, complete=False)
 
     async def observe(self, keys: Sequence[Key]) -> list[Observation | None]:
         """Observations for the keys, in order; None where the metric row does not exist."""
@@ -116,27 +137,48 @@ class ObservationService:
         return loaded
 
     async def _load(self, keys: list[Key]) -> dict[Key, Observation | None]:
-        kept = [self._coins.get(mint) for mint, _ in keys]
-        # a coin's kept window serves a later time; an earlier or equal one reads its window whole
+        windows: list[_CoinWindow | None] = [self._coins.get(mint) for mint, _ in keys]
+        # a kept window ending at the key's time serves it as it is; one ending earlier is the base that
+        # the rows after it extend; an earlier or equal one reads its window whole
+        wanted = [
+            i for i, ((_, t), k) in enumerate(zip(keys, windows, strict=True)) if k is None or k.last_ts != t
+        ]
+        if wanted:
+            read = await self._read([keys[i] for i in wanted], [windows[i] for i in wanted])
+            for i, window in zip(wanted, read, strict=True):
+                windows[i] = window
+        return observations(keys, windows)
+
+    async def _read(self, keys: list[Key], kept: list[_CoinWindow | None]) -> list[_CoinWindow | None]:
         bases = [k if k is not None and t > k.last_ts else None for (_, t), k in zip(keys, kept, strict=True)]
-        async with self._pool.acquire() as conn:
-            records = await conn.fetch(
-                query("fetch_windows"),
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [b.last_ts if b is not None else None for b in bases],
-                WINDOW_ROWS,
-            )
+        read = _Read(frozenset(mint for mint, _ in keys))
+        self._reads.append(read)
+        try:
+            async with self._pool.acquire() as conn:
+                records = await conn.fetch(
+                    query("fetch_windows"),
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    [b.last_ts if b is not None else None for b in bases],
+                    WINDOW_ROWS,
+                )
+        finally:
+            self._reads.remove(read)
         self.fetched += len(keys)
         self.rows_read += len(records)
         grouped: dict[int, list[asyncpg.Record]] = {}
         for record in records:
             grouped.setdefault(record["i"], []).append(record)
-        windows = [_extend(base, grouped.get(i, [])) for i, base in enumerate(bases, start=1)]
-        for (mint, _), window in zip(keys, windows, strict=True):
+        windows = []
+        for i, ((mint, _), base) in enumerate(zip(keys, bases, strict=True), start=1):
+            found = grouped.get(i, [])
+            window = _extend(base, found)
             if window is not None:
+                complete = bool(found) and not found[0]["has_newer"] and mint not in read.touched
+                window = replace(window, complete=complete)
                 self._keep(mint, window)
-        return observations(keys, windows)
+            windows.append(window)
+        return windows
 
     def _keep(self, mint: str, window: _CoinWindow) -> None:
         kept = self._coins.get(mint)
@@ -160,6 +202,30 @@ class _CoinWindow:
     first_seen: float  #: epoch seconds
     last_ts: datetime
     last_row: MetricRow  #: the newest row (the one scored)
+    #: every row of the coin after `last_ts` will reach `follow` (see ObservationService)
+    complete: bool = False
+
+    def appended(self, row: MetricRow) -> _CoinWindow:
+        """The window with a newer row at its end."""
+        fresh = np.array([[row.timestamp.timestamp(), *_numbers(row)]], dtype=np.float64)
+        values = np.concatenate((self.values, fresh))[-WINDOW_ROWS:]
+        return _CoinWindow(values, self.first_seen, row.timestamp, row, self.complete)
+
+
+@dataclass
+class _Read:
+    """A window read in flight, and the coins `follow` saw an event of meanwhile."""
+
+    mints: frozenset[str]
+    touched: set[str] = field(default_factory=set)
+
+    def followed(self, mint: str) -> None:
+        if mint in self.mints:
+            self.touched.add(mint)
+
+
+def _numbers(row: MetricRow) -> list[float | int | None]:
+    return [getattr(row, name) for name in NUMERIC_COLUMNS]
 
 
 #: the columns of a kept window's values, in CoinWindow's names

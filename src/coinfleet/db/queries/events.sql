@@ -49,3 +49,25 @@ WHERE (e.tx, e.seq) <= (
 SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
 FROM pg_stat_activity
 WHERE backend_xid IS NOT NULL OR backend_xmin IS NOT NULL
+
+-- name: read_events_with_rows --
+-- read_events, each event with its metric row (the first, should the coin have two at that time; NULL
+-- columns and has_row false when the row is gone), so that the feature service needs no read for it.
+SELECT e.tx, e.seq, e.mint AS event_mint, e.ts AS event_ts, e.inserted_at, m.mint IS NOT NULL AS has_row, m.*
+FROM coinfleet_events e
+LEFT JOIN LATERAL (
+    SELECT c.mint, c."timestamp", c.phase_id_at_time,
+           c.price_open::float8, c.price_high::float8, c.price_low::float8, c.price_close::float8,
+           c.market_cap_close::float8, c.volume_sol::float8, c.buy_volume_sol::float8,
+           c.sell_volume_sol::float8, c.num_buys::int, c.num_sells::int, c.unique_wallets::int,
+           c.dev_sold_amount::float8, c.buy_pressure_ratio::float8, c.whale_buy_volume_sol::float8,
+           c.whale_sell_volume_sol::float8, c.volatility_pct::float8, c.unique_signer_ratio::float8,
+           c.net_volume_sol::float8
+    FROM coin_metrics c
+    WHERE c.mint = e.mint AND c."timestamp" = e.ts
+    LIMIT 1
+) AS m ON true
+WHERE (e.tx, e.seq) > ($1::xid8, $2::bigint)
+  AND e.tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY e.tx, e.seq
+LIMIT $3

@@ -1,10 +1,13 @@
 -- name: fetch_windows --
 -- For each (coin, time, after): the coin's last $4 rows at or before that time and later than `after`
--- (all of them when `after` is NULL), and, when `after` is NULL, its first time ever.
-SELECT k.i, f.first_seen, m.*
+-- (all of them when `after` is NULL), when `after` is NULL its first time ever, and whether it has rows
+-- after that time.
+SELECT k.i, f.first_seen, f.has_newer, m.*
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) WITH ORDINALITY AS k (mint, ts, after, i)
 CROSS JOIN LATERAL (
-    SELECT min(c."timestamp") AS first_seen FROM coin_metrics c WHERE c.mint = k.mint AND k.after IS NULL
+    SELECT (SELECT min(c."timestamp") FROM coin_metrics c WHERE c.mint = k.mint AND k.after IS NULL)
+               AS first_seen,
+           EXISTS (SELECT FROM coin_metrics c WHERE c.mint = k.mint AND c."timestamp" > k.ts) AS has_newer
 ) AS f
 CROSS JOIN LATERAL (
     SELECT c.mint, c."timestamp", c.phase_id_at_time,

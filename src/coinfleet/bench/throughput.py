@@ -31,7 +31,7 @@ async def run(
     settings: Settings,
     *,
     models: int = 20,
-    rates: tuple[int, ...] = (250, 500, 1000, 1500, 2000),
+    rates: tuple[int, ...] = (250, 500, 750, 1000, 1500, 2000),
     seconds: float = 8,
 ) -> dict[str, Any]:
     """Feed each rate for `seconds`, let the lanes drain, and measure predictions/s and p99."""

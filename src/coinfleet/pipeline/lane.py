@@ -309,7 +309,8 @@ class Lane:
         """The runner's probabilities for the model's feature columns."""
         matrix = np.stack([obs.features for obs in observations])[:, self._columns].astype(np.float32)
         try:
-            async with self._slots.slot(self.model.name, self.model.settings.weight) as lease:
+            slot = self._slots.slot(self.model.name, self.model.settings.weight, hog=self._runner.hogging)
+            async with slot as lease:
                 probabilities = await self._runner.predict(matrix, on_answer=lease.release)
         except RunnerError:
             raise

@@ -23,17 +23,23 @@ class _Waiter:
     tag: float
     order: int
     key: str = field(compare=False)
+    hog: bool = field(compare=False)
     granted: asyncio.Future[None] = field(compare=False)
 
 
 class FairSlots:
-    """A fixed number of execution slots shared by weighted keys (models)."""
+    """A fixed number of execution slots shared by weighted keys (models).
+
+    A slot held by a hogging runner does not count against quick ones: while quick lanes work, hogs stand
+    still (HogGate), so they use no core then. Hogs compete for whatever quick runners leave.
+    """
 
     def __init__(self, slots: int, *, quantum: float = 0.025) -> None:
         if slots < 1:
             raise ValueError("at least one execution slot is needed")
         self.quantum = quantum  #: seconds a body holds its slot at most
-        self._free = slots
+        self._slots = slots
+        self._held = {False: 0, True: 0}  #: slots held, by whether the holder hogs
         self._queue: list[_Waiter] = []
         self._finish: dict[str, float] = {}
         self._clock = 0.0
@@ -46,7 +52,7 @@ class FairSlots:
         return len(self._queue)
 
     @asynccontextmanager
-    async def slot(self, key: str, weight: float) -> AsyncIterator[Lease]:
+    async def slot(self, key: str, weight: float, *, hog: bool = False) -> AsyncIterator[Lease]:
         """Hold one slot for the body; charge the time it took to `key`, scaled by 1 / weight.
 
         The body may give the slot back before it ends (`Lease.release`: a runner whose answer has
@@ -54,21 +60,26 @@ class FairSlots:
         after one quantum gives its slot back early too (a hanging or very slow model must not keep
         others from running); the rest of its time is still charged when it ends.
         """
-        await self._acquire(key)
-        lease = Lease(self, key, weight)
+        await self._acquire(key, hog)
+        lease = Lease(self, key, weight, hog)
         try:
             yield lease
         finally:
             lease.release()
 
-    async def _acquire(self, key: str) -> None:
-        if self._free > 0 and not self._queue:
-            self._free -= 1
+    def _fits(self, hog: bool) -> bool:
+        quick = self._held[False]
+        return (quick + self._held[True] if hog else quick) < self._slots
+
+    async def _acquire(self, key: str, hog: bool) -> None:
+        if self._fits(hog):  # whoever waits does not fit (a release hands over at once)
+            self._held[hog] += 1
             return
         waiter = _Waiter(
             tag=max(self._clock, self._finish.get(key, 0.0)),
             order=next(self._order),
             key=key,
+            hog=hog,
             granted=asyncio.get_running_loop().create_future(),
         )
         heapq.heappush(self._queue, waiter)
@@ -80,38 +91,42 @@ class FairSlots:
 
     def _abandon(self, waiter: _Waiter) -> None:
         if waiter.granted.done() and not waiter.granted.cancelled():
-            self._hand_over()  # it was granted a slot it will never use
+            self._give_back(waiter.hog)  # it was granted a slot it will never use
         elif waiter in self._queue:
             self._queue.remove(waiter)
             heapq.heapify(self._queue)
 
-    def _release(self, key: str, weight: float, seconds: float) -> None:
+    def _release(self, key: str, weight: float, hog: bool, seconds: float) -> None:
         self._charge(key, weight, seconds)
-        self._hand_over()
+        self._give_back(hog)
 
     def _charge(self, key: str, weight: float, seconds: float) -> None:
         start = max(self._clock, self._finish.get(key, 0.0))
         self._finish[key] = start + seconds / weight
         self.used[key] = self.used.get(key, 0.0) + seconds
 
-    def _hand_over(self) -> None:
-        while self._queue:
-            waiter = heapq.heappop(self._queue)
+    def _give_back(self, hog: bool) -> None:
+        """Free a slot and grant it to the waiters that now fit, smallest tag first."""
+        self._held[hog] -= 1
+        for waiter in sorted(self._queue):
             if waiter.granted.cancelled():
-                continue
-            self._clock = max(self._clock, waiter.tag)
-            waiter.granted.set_result(None)
-            return
-        self._free += 1
+                self._queue.remove(waiter)
+            elif self._fits(waiter.hog):
+                self._queue.remove(waiter)
+                self._held[waiter.hog] += 1
+                self._clock = max(self._clock, waiter.tag)
+                waiter.granted.set_result(None)
+        heapq.heapify(self._queue)
 
 
 class Lease:
     """One granted slot, charged from its grant until `release` (which may come early, and more than once)."""
 
-    def __init__(self, slots: FairSlots, key: str, weight: float) -> None:
+    def __init__(self, slots: FairSlots, key: str, weight: float, hog: bool) -> None:
         self._slots = slots
         self._key = key
         self._weight = weight
+        self._hog = hog
         self._started = time.perf_counter()
         self._returned = False  #: the slot went back at the quantum; the rest is charged at release
         self._released = False
@@ -127,8 +142,8 @@ class Lease:
             self._slots._charge(self._key, self._weight, elapsed - self._slots.quantum)
         else:
             self._timer.cancel()
-            self._slots._release(self._key, self._weight, elapsed)
+            self._slots._release(self._key, self._weight, self._hog, elapsed)
 
     def _give_back(self) -> None:
         self._returned = True
-        self._slots._release(self._key, self._weight, self._slots.quantum)
+        self._slots._release(self._key, self._weight, self._hog, self._slots.quantum)

@@ -92,3 +92,18 @@ async def test_a_released_lease_frees_its_slot_before_the_body_ends() -> None:
         async with asyncio.timeout(1), slots.slot("b", 1):
             assert slots.waiting == 0
     assert slots.used["a"] < 1
+
+
+async def test_slots_held_by_hogs_do_not_keep_quick_runners_waiting() -> None:
+    slots = FairSlots(1, quantum=60)
+    async with slots.slot("hog", 1, hog=True):
+        async with asyncio.timeout(1), slots.slot("quick", 1):
+            assert slots.waiting == 0  # the hog stands still while quick work runs (HogGate)
+            waiter = asyncio.create_task(slots.slot("other hog", 1, hog=True).__aenter__())
+            await asyncio.sleep(0)
+            assert slots.waiting == 1  # a hog waits for what quick runners leave
+        await asyncio.sleep(0)
+        assert slots.waiting == 1  # ... and for the other hog
+    async with asyncio.timeout(1):
+        await waiter
+    assert slots.waiting == 0

@@ -8,9 +8,11 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from coinfleet.pipeline.hogs import HogGate
+from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
 
 
 def _state(pid: int) -> str:
@@ -75,3 +77,25 @@ async def test_a_hog_that_turns_quick_or_leaves_runs_at_once(burner: int) -> Non
         await _until(lambda: _state(burner) == "T")
         gate.release()
         await _until(lambda: _state(burner) != "T")
+
+
+async def test_a_runner_that_hogs_from_its_first_batch_stands_still_during_quick_work() -> None:
+    gate = HogGate(quick_seconds=60)
+    runner = ProcessRunner(
+        LoaderSpec(function="coinfleet.bench.faulty:load_slow"),
+        name="slow",
+        limits=RunnerLimits(timeout_seconds=60, memory_limit_mb=1024),
+        hogs=gate,
+    )
+    try:
+        await runner.predict(np.zeros((1, 3), dtype=np.float32))  # 50 ms of CPU: a hog at once
+        assert runner.hogging and runner.pid is not None
+        pid = runner.pid
+        batch = asyncio.create_task(runner.predict(np.zeros((40, 3), dtype=np.float32)))  # 2 s of CPU
+        await asyncio.sleep(0.05)
+        with gate.quick_work():
+            await _until(lambda: _state(pid) == "T")
+        await _until(lambda: _state(pid) != "T")
+        assert len(await batch) == 40
+    finally:
+        await runner.close()

@@ -190,6 +190,10 @@ class ProcessRunner:
         await asyncio.to_thread(process.start)
         child_conn.close()
         self._child = _Child(process=process, conn=parent_conn)
+        if self._child.hogging and self._hogs is not None and process.pid is not None:
+            # a child loads at the lowest priority (START_HOGGING) and yields to quick lanes like any hog;
+            # a hog from its first batch on is never announced by a change of class, so it is here
+            self._hogs.add(process.pid)
         self.starts += 1
         if self.starts > 1:
             telemetry.RESTARTS.labels(self.name).inc()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 
 from coinfleet.config import Settings
 from coinfleet.db import embedded
@@ -143,8 +144,12 @@ def figures(lanes: Sequence[Lane], before: dict[str, int]) -> list[LaneFigures]:
 
 def pooled_quantile(stats: Sequence[LaneStats], q: float) -> float | None:
     """A latency quantile over the recent predictions of several lanes together, in milliseconds."""
-    samples = np.concatenate([s.latencies.values() for s in stats] or [np.empty(0)])
-    return None if not len(samples) else 1000 * float(np.quantile(samples, q))
+    return quantile_ms(np.concatenate([s.latencies.values() for s in stats] or [np.empty(0)]), q)
+
+
+def quantile_ms(seconds: npt.NDArray[np.float64], q: float) -> float | None:
+    """A quantile of latencies in seconds, in milliseconds; None when there are none."""
+    return None if not len(seconds) else 1000 * float(np.quantile(seconds, q))
 
 
 async def wait_for_lanes(supervisor: Supervisor, count: int, timeout: float = 120) -> list[Lane]:

@@ -22,6 +22,7 @@ from coinfleet.bench.harness import (
     bench_database,
     feed_steady,
     market,
+    quantile_ms,
     reset_figures,
     wait_for_lanes,
 )
@@ -121,8 +122,8 @@ def pooled(phases: list[dict[str, Any]]) -> dict[str, Any]:
             errors.setdefault(name, Counter()).update(counts)
     return {
         "predictions": sum(p["predictions"] for p in phases),
-        "p50_ms": 1000 * float(np.quantile(samples, 0.5)) if len(samples) else None,
-        "p99_ms": 1000 * float(np.quantile(samples, 0.99)) if len(samples) else None,
+        "p50_ms": quantile_ms(samples, 0.5),
+        "p99_ms": quantile_ms(samples, 0.99),
         "neighbour_errors": {name: dict(counts) for name, counts in errors.items()},
     }
 

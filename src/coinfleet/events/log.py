@@ -76,10 +76,10 @@ class EventLog:
 
     async def _read_head(self, after: Cursor, limit: int) -> tuple[list[Event], list[MetricRow | None]]:
         """A read that extends the run: with the events' rows when a follower takes them."""
+        if self._follower is None:
+            return await self._read_database(after, limit), []
         self.reads += 1
         async with self._pool.acquire() as conn:
-            if self._follower is None:
-                return await read_events(conn, after, limit), []
             return await read_events_with_rows(conn, after, limit)
 
     async def _reanchor(self, after: Cursor, limit: int) -> list[Event]:

@@ -110,6 +110,47 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
     return pool
 
 
+class OwnConnection:
+    """One connection kept by one owner (a lane) instead of a pool's: no hand-off per use (asyncpg's
+    acquire and release cost more CPU than a small query), and no waiting while other owners hold the
+    pool's connections. A connection that broke is dropped; the next use opens a new one.
+
+    `server_settings` apply to this connection alone, e.g. generic plans for statements whose plan
+    never depends on their parameters (planning them anew cost more than running them).
+    """
+
+    def __init__(self, dsn: str, *, server_settings: dict[str, str] | None = None) -> None:
+        self._dsn = dsn
+        self._server_settings = server_settings or {}
+        self._conn: asyncpg.Connection | None = None
+
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[asyncpg.Connection]:
+        """The connection, opened first if need be; one user at a time."""
+        if self._conn is None or self._conn.is_closed():
+            try:
+                self._conn = await asyncpg.connect(
+                    self._dsn, command_timeout=60, server_settings=self._server_settings
+                )
+            except (OSError, asyncpg.PostgresError) as exc:
+                raise DatabaseError(f"cannot connect to PostgreSQL ({redact(self._dsn)}): {exc}") from exc
+        try:
+            yield self._conn
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, asyncpg.PostgresConnectionError):
+                await self.close()
+            raise
+        except BaseException:  # broken, or cancelled mid-statement: its state is unknown
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the connection (the next use opens a new one)."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """What a released connection needs beyond asyncpg's own rollback of an open transaction: nothing.
 

@@ -24,6 +24,7 @@ import structlog
 
 from coinfleet.alerts.outbox import OutboxItem, write_outbox
 from coinfleet.alerts.rules import route
+from coinfleet.db.database import OwnConnection
 from coinfleet.events.cursor import Cursor, Event, load_cursor
 from coinfleet.events.feed import Signal
 from coinfleet.events.log import EventLog
@@ -149,6 +150,7 @@ class Lane:
         model: ModelRecord,
         runner: Runner,
         pool: asyncpg.Pool,
+        connection: OwnConnection,
         observations: ObservationService,
         signal: Signal,
         batch_max: int,
@@ -164,6 +166,7 @@ class Lane:
         self.stats = LaneStats()
         self._runner = runner
         self._pool = pool
+        self._connection = connection
         self._observations = observations
         self._signal = signal
         self._batch_max = batch_max
@@ -217,6 +220,7 @@ class Lane:
             if not handled:
                 await self._signal.wait(self._poll_interval)
         await self._runner.close()
+        await self._connection.close()
 
     async def _back_off(self, seconds: float) -> None:
         """Wait before retrying a failed batch; new events do not cut this short (they would make a
@@ -367,8 +371,9 @@ class Lane:
             )
 
     async def store_batch(self, result: BatchResult, cursor: Cursor) -> None:
-        """Predictions, scan-cache changes, outbox rows and the cursor in one transaction."""
-        async with self._pool.acquire() as conn:
+        """Predictions, scan-cache changes, outbox rows and the cursor in one transaction, on the lane's
+        own connection."""
+        async with self._connection.use() as conn:
             if not result.outbox:  # one statement is a transaction of its own
                 await store_batch(conn, self.model, result.predictions, result.states, cursor)
             else:

@@ -17,6 +17,7 @@ import structlog
 
 from coinfleet.config import Settings
 from coinfleet.constants import EVENTS_CHANNEL, MODELS_CHANNEL
+from coinfleet.db.database import OwnConnection
 from coinfleet.db.sql import query
 from coinfleet.errors import CoinfleetError
 from coinfleet.events.cursor import events_behind, prune_events
@@ -37,6 +38,10 @@ from coinfleet.pipeline.scheduler import FairSlots
 log = structlog.get_logger(__name__)
 #: builds a model's runner from its record and artifact (sync or async)
 RunnerFactory = Callable[[ModelRecord, bytes], Runner | Awaitable[Runner]]
+#: a lane's own connection runs the same few statements over and over, whose plans do not depend on
+#: their parameters (arrays of a batch's rows): planned once, not per batch (custom plans doubled
+#: PostgreSQL's CPU per one-row batch: 150 → 345 µs)
+LANE_SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 #: recent events whose real feature rows join the synthetic ones when a compiled model is verified
 VERIFY_EVENTS = 512
 
@@ -115,6 +120,7 @@ class Supervisor:
         hogs: HogGate | None = None,
     ) -> None:
         self._pool = pool
+        self._dsn = dsn
         self._settings = settings
         self._notifier = Notifier(dsn, (EVENTS_CHANNEL, MODELS_CHANNEL))
         self._observations = ObservationService(pool)
@@ -196,6 +202,7 @@ class Supervisor:
             model=model,
             runner=runner,
             pool=self._pool,
+            connection=OwnConnection(self._dsn, server_settings=LANE_SERVER_SETTINGS),
             observations=self._observations,
             signal=self._notifier.subscribe(EVENTS_CHANNEL),
             batch_max=self._settings.batch_max_events,

@@ -390,9 +390,7 @@ class Lane:
         inserted = np.fromiter((p.event.inserted_at.timestamp() for p in predictions), np.float64)
         seconds = committed - inserted
         self.stats.latencies.extend(seconds)
-        histogram = telemetry.LATENCY.labels(self.model.name)
-        for value in seconds.tolist():
-            histogram.observe(value)
+        telemetry.LATENCY.observe((self.model.name,), seconds)
 
     def _count(self, events: Sequence[Event], result: BatchResult) -> None:
         stats = self.stats

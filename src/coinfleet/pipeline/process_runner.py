@@ -92,6 +92,28 @@ class _Child:
     conn: Connection
     hogging: bool = START_HOGGING  #: at the lowest CPU priority (see `_cpu_class`)
     memory_checked_at: float = float("-inf")  #: event-loop time of the last look at its memory
+    statm: int | None = None  #: its /proc statm, open for the whole life of the child
+
+    def __post_init__(self) -> None:
+        # one pread per look instead of open, read and close (a tenth of the cost)
+        with contextlib.suppress(OSError):
+            self.statm = os.open(f"/proc/{self.process.pid}/statm", os.O_RDONLY)
+
+    def resident_mb(self) -> float:
+        """Its resident memory in MB (0 when it is gone)."""
+        if self.statm is None:
+            return 0.0
+        try:
+            return int(os.pread(self.statm, 128, 0).split()[1]) * _PAGE_BYTES / 2**20
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def forget(self) -> None:
+        """Close what the parent holds of it."""
+        self.conn.close()
+        if self.statm is not None:
+            os.close(self.statm)
+            self.statm = None
 
 
 class ProcessRunner:
@@ -170,7 +192,7 @@ class ProcessRunner:
             child, self._child = self._child, None
         if child is not None:
             self._release(child)
-            child.conn.close()
+            child.forget()
             await asyncio.to_thread(child.process.join, CLOSE_GRACE_SECONDS)
             if child.process.is_alive():
                 child.process.kill()
@@ -279,7 +301,7 @@ class ProcessRunner:
             self._check_memory(child)  # quick answers in a row: one look at /proc per poll interval
 
     def _check_memory(self, child: _Child) -> None:
-        used_mb = _resident_mb(child.process.pid)
+        used_mb = child.resident_mb()
         child.memory_checked_at = asyncio.get_running_loop().time()
         limit_mb = self._limits.memory_limit_mb
         if used_mb > limit_mb:
@@ -299,7 +321,7 @@ class ProcessRunner:
             return
         self._release(child)
         child.process.kill()
-        child.conn.close()
+        child.forget()
         await asyncio.to_thread(child.process.join)
         log.warning("runner_killed", model=self.name, reason=reason, pid=child.process.pid)
 
@@ -320,15 +342,6 @@ def _set_ready(ready: asyncio.Future[None], on_answer: Callable[[], None] | None
         ready.set_result(None)
         if on_answer is not None:
             on_answer()
-
-
-def _resident_mb(pid: int | None) -> float:
-    """Resident memory of a process in MB (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_BYTES / 2**20
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _error_parts(reply: bytes) -> tuple[str, str]:

@@ -2,7 +2,69 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator, Sequence
+from typing import cast
+
+import numpy as np
+import numpy.typing as npt
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
+
+#: how prometheus_client writes a bucket's bound (the library leaves it untyped)
+_bound_label = cast(Callable[[float], str], floatToGoString)
+
+
+class BatchHistogram:
+    """A labelled histogram fed a whole batch of values at once.
+
+    prometheus_client's Histogram takes one value per call, each under a lock: for the latency of
+    every prediction that was 5–7 % of the serving process's CPU at high load. This one counts a batch
+    into its buckets with numpy and is exported like any histogram (a custom collector).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        *,
+        buckets: Sequence[float],
+        registry: CollectorRegistry | None = REGISTRY,
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._labelnames = list(labelnames)
+        self._bounds = np.asarray(sorted(buckets), dtype=np.float64)
+        self._counts: dict[tuple[str, ...], npt.NDArray[np.int64]] = {}
+        self._sums: dict[tuple[str, ...], float] = {}
+        if registry is not None:
+            registry.register(self)
+
+    def observe(self, labels: tuple[str, ...], values: npt.ArrayLike) -> None:
+        """Count every value under these label values."""
+        array = np.asarray(values, dtype=np.float64)
+        counts = self._counts.get(labels)
+        if counts is None:
+            counts = self._counts[labels] = np.zeros(len(self._bounds) + 1, dtype=np.int64)
+            self._sums[labels] = 0.0
+        # bucket i holds values in (bound[i-1], bound[i]]; the last one those above every bound
+        counts += np.bincount(np.searchsorted(self._bounds, array, side="left"), minlength=len(counts))
+        self._sums[labels] += float(array.sum())
+
+    def describe(self) -> list[HistogramMetricFamily]:
+        """The family without samples (for the registry's name check)."""
+        return [HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)]
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        """The cumulative buckets, count and sum per label values."""
+        family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        for labels, counts in list(self._counts.items()):
+            cumulative = np.cumsum(counts).tolist()
+            bounds = [_bound_label(b) for b in self._bounds.tolist()] + ["+Inf"]
+            family.add_metric(list(labels), list(zip(bounds, cumulative, strict=True)), self._sums[labels])
+        yield family
+
 
 EVENTS = Counter("coinfleet_lane_events", "Events a model's cursor has passed", ["model"])
 PREDICTIONS = Counter("coinfleet_lane_predictions", "Predictions stored", ["model", "tag"])
@@ -16,7 +78,7 @@ BATCH_SIZE = Histogram(
     ["model"],
     buckets=(1, 5, 20, 50, 100, 250, 500, 1000, 2000, 5000),
 )
-LATENCY = Histogram(
+LATENCY = BatchHistogram(
     "coinfleet_lane_latency_seconds",
     "Metric row inserted → prediction committed",
     ["model"],

@@ -99,3 +99,40 @@ async def test_a_runner_that_hogs_from_its_first_batch_stands_still_during_quick
         assert len(await batch) == 40
     finally:
         await runner.close()
+
+
+async def test_a_large_batch_for_a_stopped_hog_leaves_the_event_loop_running() -> None:
+    """A batch larger than any socket buffer, sent to a child that the gate keeps stopped, waits for
+    the child without blocking the event loop (a blocked loop could never let the child go on)."""
+    gate = HogGate(quick_seconds=0.3)
+    runner = ProcessRunner(
+        LoaderSpec(function="coinfleet.bench.faulty:load_costly", args=(0.0,)),
+        name="big",
+        limits=RunnerLimits(timeout_seconds=30, memory_limit_mb=1024),
+        hogs=gate,
+    )
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await runner.start()
+        assert runner.pid is not None
+        pid = runner.pid
+        gate.add(pid)  # as if its last batch had hogged a core
+        rows = 400_000  # 6.4 MB of features, a 3.2 MB answer
+        with gate.quick_work():
+            await _until(lambda: _state(pid) == "T")
+            started = ticks
+            answer = await runner.predict(np.zeros((rows, 4), dtype=np.float32))
+        assert len(answer) == rows
+        assert ticks - started >= 10  # the loop ran while the child stood still (0.3 s)
+    finally:
+        ticker.cancel()
+        gate.release()
+        await runner.close()

@@ -56,6 +56,10 @@ HOG_BATCH_SECONDS = 0.025
 START_HOGGING = os.geteuid() == 0
 PR_SET_PDEATHSIG = 1  #: prctl option (linux/prctl.h)
 _HEADER_BYTES = 16  #: two int64: rows, columns
+#: messages up to this size are written and read on the event loop. Larger ones go through a thread:
+#: a write that does not fit the socket's buffer blocks until the child reads, and a child that the
+#: HogGate stopped reads nothing until the event loop lets it go on (a blocked loop never would)
+INLINE_MESSAGE_BYTES = 32 * 1024
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -238,11 +242,18 @@ class ProcessRunner:
         rows = np.ascontiguousarray(features, dtype=np.float32)
         if rows.ndim != 2:
             raise ValueError(f"features must be a 2-D array, got shape {rows.shape}")
+        request = np.array(rows.shape, dtype=np.int64).tobytes() + rows.tobytes()
+        large = max(len(request), _answer_bytes(len(rows))) > INLINE_MESSAGE_BYTES
         try:
-            child.conn.send_bytes(np.array(rows.shape, dtype=np.int64).tobytes() + rows.tobytes())
+            if large:
+                # from a thread, while the batch's deadline runs: the child answers only after it has
+                # read the whole batch, and a write that does not fit the socket's buffer waits for it
+                _send_in_background(child, request)
+            else:
+                child.conn.send_bytes(request)
         except OSError as exc:
             raise RunnerError(CRASH, f"runner process is gone ({exc})") from exc
-        reply = await self._receive(child, self._limits.timeout_seconds, on_answer)
+        reply = await self._receive(child, self._limits.timeout_seconds, on_answer, large=large)
         if reply[:1] == _OK:
             values = np.frombuffer(reply, dtype=np.float64, offset=1)
             return values[1:].copy(), float(values[0])
@@ -250,7 +261,12 @@ class ProcessRunner:
         raise RunnerError(MEMORY if kind == "MemoryError" else kind, message)
 
     async def _receive(
-        self, child: _Child, timeout: float, on_answer: Callable[[], None] | None = None
+        self,
+        child: _Child,
+        timeout: float,
+        on_answer: Callable[[], None] | None = None,
+        *,
+        large: bool = False,
     ) -> bytes:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
@@ -261,8 +277,9 @@ class ProcessRunner:
         finally:
             loop.remove_reader(fd)
         try:
-            # readable means the child answered (or died): the whole message follows without waiting
-            return child.conn.recv_bytes()
+            # readable means the child answered (or died): a small message follows without waiting; a
+            # large one may come in parts, from a child that the HogGate can stop meanwhile
+            return await asyncio.to_thread(child.conn.recv_bytes) if large else child.conn.recv_bytes()
         except (EOFError, OSError) as exc:
             await asyncio.to_thread(child.process.join, CLOSE_GRACE_SECONDS)
             raise RunnerError(CRASH, f"runner process died (exit code {child.process.exitcode})") from exc
@@ -335,6 +352,17 @@ def _cpu_class(pid: int, *, hogging: bool) -> None:
     else:
         os.setpriority(os.PRIO_PROCESS, pid, CHILD_NICENESS)  # first: leaving SCHED_IDLE checks it
         os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+
+
+def _answer_bytes(rows: int) -> int:
+    """The size of a child's answer to a batch of `rows`: its tag, CPU seconds and probabilities."""
+    return 1 + 8 + 8 * rows
+
+
+def _send_in_background(child: _Child, message: bytes) -> None:
+    """Write a message to the child from a thread; a failure shows as the child's crash or timeout."""
+    sending = asyncio.get_running_loop().run_in_executor(None, child.conn.send_bytes, message)
+    sending.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 def _set_ready(ready: asyncio.Future[None], on_answer: Callable[[], None] | None) -> None:

@@ -136,3 +136,24 @@ async def test_a_large_batch_for_a_stopped_hog_leaves_the_event_loop_running() -
         ticker.cancel()
         gate.release()
         await runner.close()
+
+
+@pytest.mark.parametrize(
+    ("seconds_per_row", "rows", "hog"),
+    [(0.0002, 250, False), (0.003, 15, True)],  # both burn ~45 ms: cheap rows in bulk vs costly rows
+)
+async def test_a_hog_is_a_model_costly_per_row_not_a_large_batch(
+    seconds_per_row: float, rows: int, hog: bool
+) -> None:
+    gate = HogGate()
+    runner = ProcessRunner(
+        LoaderSpec(function="coinfleet.bench.faulty:load_costly", args=(seconds_per_row,)),
+        name="costly",
+        limits=RunnerLimits(timeout_seconds=30, memory_limit_mb=1024),
+        hogs=gate,
+    )
+    try:
+        await runner.predict(np.zeros((rows, 3), dtype=np.float32))
+        assert runner.hogging is hog
+    finally:
+        await runner.close()

@@ -51,6 +51,8 @@ _READY, _OK, _ERROR = b"R", b"P", b"E"
 CHILD_NICENESS = 10  #: runner children run at this nice level above the parent
 HOG_NICENESS = 19  #: ... and at this one, as SCHED_IDLE, after a batch of more than HOG_BATCH_SECONDS CPU
 HOG_BATCH_SECONDS = 0.025
+#: ... and of more than this per row: a cheap model's large batch (a backlog, a burst) is not hogging
+HOG_ROW_SECONDS = 0.001
 #: children load at the lowest priority and rise after a quick batch; only a privileged parent can
 #: raise a child again, so an unprivileged one starts them at CHILD_NICENESS and demotes for good
 START_HOGGING = os.geteuid() == 0
@@ -165,20 +167,23 @@ class ProcessRunner:
             assert self._child is not None
             try:
                 answer, cpu_seconds = await self._exchange(self._child, features, on_answer)
-                self._demote_if_hogging(self._child, cpu_seconds)
+                self._demote_if_hogging(self._child, cpu_seconds, len(features))
                 return answer
             except RunnerError as exc:
                 if exc.reason in (CRASH, TIMEOUT, MEMORY):
                     await self._kill(exc.reason)
                 raise
 
-    def _demote_if_hogging(self, child: _Child, cpu_seconds: float) -> None:
-        """After a batch that burned more than HOG_BATCH_SECONDS of CPU the child runs at the lowest CPU
-        priority and yields to quick lanes (HogGate), until its batches are cheap again.
+    def _demote_if_hogging(self, child: _Child, cpu_seconds: float, rows: int) -> None:
+        """After a batch that burned more than HOG_BATCH_SECONDS of CPU, and more than HOG_ROW_SECONDS per
+        row, the child runs at the lowest CPU priority and yields to quick lanes (HogGate), until its
+        batches are cheap again.
 
-        CPU time, not wall time: a model slowed down by a busy machine is not a hog.
+        CPU time, not wall time: a model slowed down by a busy machine is not a hog. Per row too: under
+        load every lane's batches grow, and a cheap model's 2000-row batch is not a slow model (stopping
+        it made it fall further behind, its batches grow further).
         """
-        hogging = cpu_seconds > HOG_BATCH_SECONDS
+        hogging = cpu_seconds > max(HOG_BATCH_SECONDS, HOG_ROW_SECONDS * rows)
         pid = child.process.pid
         if child.hogging != hogging and pid is not None:
             with contextlib.suppress(OSError):  # the child may have just left

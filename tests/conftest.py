@@ -6,13 +6,15 @@ another server, e.g. postgresql://postgres@127.0.0.1:5432/test.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+import uvloop
 
 from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, with_database
@@ -24,6 +26,13 @@ from support import market_rows
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RECORDED_FILE = SHARED_DATA / "pumpfun_tracks_2025-06-06.csv"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests run on the event loop the CLI runs its services on."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

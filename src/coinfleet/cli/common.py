@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -11,6 +10,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import typer
+import uvloop
 from rich.console import Console
 
 from coinfleet.config import Settings
@@ -31,10 +31,11 @@ def load_settings() -> Settings:
 
 
 def run(service: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
-    """Run one async service function; a CoinfleetError becomes a one-line message and exit code 1."""
+    """Run one async service function on uvloop; a CoinfleetError becomes a one-line message and exit
+    code 1."""
     settings = load_settings()
     try:
-        return asyncio.run(service(settings))
+        return uvloop.run(service(settings))
     except CoinfleetError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

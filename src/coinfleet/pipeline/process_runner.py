@@ -21,10 +21,12 @@ import multiprocessing
 import os
 import resource
 import signal
+import socket
+import struct
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -58,10 +60,7 @@ HOG_ROW_SECONDS = 0.001
 START_HOGGING = os.geteuid() == 0
 PR_SET_PDEATHSIG = 1  #: prctl option (linux/prctl.h)
 _HEADER_BYTES = 16  #: two int64: rows, columns
-#: messages up to this size are written and read on the event loop. Larger ones go through a thread:
-#: a write that does not fit the socket's buffer blocks until the child reads, and a child that the
-#: HogGate stopped reads nothing until the event loop lets it go on (a blocked loop never would)
-INLINE_MESSAGE_BYTES = 32 * 1024
+_MAX_INT32 = 0x7FFFFFFF
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -99,8 +98,14 @@ class _Child:
     hogging: bool = START_HOGGING  #: at the lowest CPU priority (see `_cpu_class`)
     memory_checked_at: float = float("-inf")  #: event-loop time of the last look at its memory
     statm: int | None = None  #: its /proc statm, open for the whole life of the child
+    #: the parent's end of the pipe as a non-blocking socket: every read and write goes through the event
+    #: loop, since one that waits (a batch larger than the socket's buffer, for a child the HogGate has
+    #: stopped) must not block the loop, whose timer lets the child go on
+    sock: socket.socket = field(init=False)
 
     def __post_init__(self) -> None:
+        self.sock = socket.socket(fileno=os.dup(self.conn.fileno()))
+        self.sock.setblocking(False)
         # one pread per look instead of open, read and close (a tenth of the cost)
         with contextlib.suppress(OSError):
             self.statm = os.open(f"/proc/{self.process.pid}/statm", os.O_RDONLY)
@@ -116,6 +121,7 @@ class _Child:
 
     def forget(self) -> None:
         """Close what the parent holds of it."""
+        self.sock.close()
         self.conn.close()
         if self.statm is not None:
             os.close(self.statm)
@@ -247,18 +253,23 @@ class ProcessRunner:
         rows = np.ascontiguousarray(features, dtype=np.float32)
         if rows.ndim != 2:
             raise ValueError(f"features must be a 2-D array, got shape {rows.shape}")
-        request = np.array(rows.shape, dtype=np.int64).tobytes() + rows.tobytes()
-        large = max(len(request), _answer_bytes(len(rows))) > INLINE_MESSAGE_BYTES
+        frame = _frame(np.array(rows.shape, dtype=np.int64).tobytes() + rows.tobytes())
         try:
-            if large:
-                # from a thread, while the batch's deadline runs: the child answers only after it has
-                # read the whole batch, and a write that does not fit the socket's buffer waits for it
-                _send_in_background(child, request)
-            else:
-                child.conn.send_bytes(request)
+            sent = child.sock.send(frame)  # a batch that fits the socket's buffer goes at once
+        except BlockingIOError:
+            sent = 0
         except OSError as exc:
             raise RunnerError(CRASH, f"runner process is gone ({exc})") from exc
-        reply = await self._receive(child, self._limits.timeout_seconds, on_answer, large=large)
+        sending = None
+        if sent < len(frame):  # the rest as the child reads it, while the batch's deadline runs
+            loop = asyncio.get_running_loop()
+            sending = loop.create_task(loop.sock_sendall(child.sock, memoryview(frame)[sent:]))
+            sending.add_done_callback(lambda f: f.cancelled() or f.exception())
+        try:
+            reply = await self._receive(child, self._limits.timeout_seconds, on_answer)
+        finally:
+            if sending is not None:
+                sending.cancel()  # done by now unless the child failed
         if reply[:1] == _OK:
             values = np.frombuffer(reply, dtype=np.float64, offset=1)
             return values[1:].copy(), float(values[0])
@@ -266,12 +277,7 @@ class ProcessRunner:
         raise RunnerError(MEMORY if kind == "MemoryError" else kind, message)
 
     async def _receive(
-        self,
-        child: _Child,
-        timeout: float,
-        on_answer: Callable[[], None] | None = None,
-        *,
-        large: bool = False,
+        self, child: _Child, timeout: float, on_answer: Callable[[], None] | None = None
     ) -> bytes:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
@@ -282,9 +288,8 @@ class ProcessRunner:
         finally:
             loop.remove_reader(fd)
         try:
-            # readable means the child answered (or died): a small message follows without waiting; a
-            # large one may come in parts, from a child that the HogGate can stop meanwhile
-            return await asyncio.to_thread(child.conn.recv_bytes) if large else child.conn.recv_bytes()
+            # readable means the child answered (or died); a large answer may still come in parts
+            return await _read_message(child.sock)
         except (EOFError, OSError) as exc:
             await asyncio.to_thread(child.process.join, CLOSE_GRACE_SECONDS)
             raise RunnerError(CRASH, f"runner process died (exit code {child.process.exitcode})") from exc
@@ -359,15 +364,32 @@ def _cpu_class(pid: int, *, hogging: bool) -> None:
         os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
 
 
-def _answer_bytes(rows: int) -> int:
-    """The size of a child's answer to a batch of `rows`: its tag, CPU seconds and probabilities."""
-    return 1 + 8 + 8 * rows
+def _frame(message: bytes) -> bytes:
+    """A message in the framing of multiprocessing's Connection, which the child reads with."""
+    size = len(message)
+    header = struct.pack("!i", size) if size <= _MAX_INT32 else struct.pack("!iQ", -1, size)
+    return header + message
 
 
-def _send_in_background(child: _Child, message: bytes) -> None:
-    """Write a message to the child from a thread; a failure shows as the child's crash or timeout."""
-    sending = asyncio.get_running_loop().run_in_executor(None, child.conn.send_bytes, message)
-    sending.add_done_callback(lambda f: f.cancelled() or f.exception())
+async def _read_message(sock: socket.socket) -> bytes:
+    """One message the child wrote with Connection.send_bytes, read on the event loop."""
+    (size,) = struct.unpack("!i", await _read_exactly(sock, 4))
+    if size == -1:
+        (size,) = struct.unpack("!Q", await _read_exactly(sock, 8))
+    return await _read_exactly(sock, size)
+
+
+async def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        n = await loop.sock_recv_into(sock, view[got:])
+        if n == 0:
+            raise EOFError("the runner closed its end of the pipe")
+        got += n
+    return bytes(buffer)
 
 
 def _set_ready(ready: asyncio.Future[None], on_answer: Callable[[], None] | None) -> None:

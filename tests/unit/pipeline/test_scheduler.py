@@ -81,7 +81,9 @@ async def test_a_hanging_holder_gives_the_slot_back_after_one_quantum() -> None:
         pass  # granted although "hang" never left its body
     hang.set()
     await holder
-    assert slots.used["hang"] >= 0.05
+    # charged its whole hold; uvloop's timers run on a millisecond clock and may fire up to 1 ms before
+    # the monotonic clock that measures the hold says the quantum has passed
+    assert slots.used["hang"] >= 0.05 - 0.002
 
 
 async def test_a_released_lease_frees_its_slot_before_the_body_ends() -> None:

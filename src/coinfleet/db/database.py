@@ -18,6 +18,7 @@ from coinfleet.db.migrate import migrate
 from coinfleet.errors import DatabaseError
 
 log = structlog.get_logger(__name__)
+COMMAND_TIMEOUT_SECONDS = 60  #: a statement running longer fails
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,10 +103,10 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
     """A connection pool; raises DatabaseError with the reason when the server cannot be reached."""
     try:
         pool = await asyncpg.create_pool(
-            dsn, min_size=1, max_size=max_size, command_timeout=60, reset=_keep_session
+            dsn, min_size=1, max_size=max_size, command_timeout=COMMAND_TIMEOUT_SECONDS, reset=_keep_session
         )
     except (OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseError(f"cannot connect to PostgreSQL ({redact(dsn)}): {exc}") from exc
+        raise _unreachable(dsn, exc) from exc
     assert pool is not None
     return pool
 
@@ -130,10 +131,10 @@ class OwnConnection:
         if self._conn is None or self._conn.is_closed():
             try:
                 self._conn = await asyncpg.connect(
-                    self._dsn, command_timeout=60, server_settings=self._server_settings
+                    self._dsn, command_timeout=COMMAND_TIMEOUT_SECONDS, server_settings=self._server_settings
                 )
             except (OSError, asyncpg.PostgresError) as exc:
-                raise DatabaseError(f"cannot connect to PostgreSQL ({redact(self._dsn)}): {exc}") from exc
+                raise _unreachable(self._dsn, exc) from exc
         try:
             yield self._conn
         except asyncpg.PostgresError as exc:
@@ -149,6 +150,10 @@ class OwnConnection:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             conn.terminate()
+
+
+def _unreachable(dsn: str, exc: Exception) -> DatabaseError:
+    return DatabaseError(f"cannot connect to PostgreSQL ({redact(dsn)}): {exc}")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -281,7 +281,7 @@ class ProcessRunner:
     ) -> bytes:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
-        fd = child.conn.fileno()
+        fd = child.sock.fileno()
         loop.add_reader(fd, _set_ready, ready, on_answer)
         try:
             await self._watch(child, ready, timeout)

@@ -36,6 +36,7 @@ class BatchHistogram:
         self._documentation = documentation
         self._labelnames = list(labelnames)
         self._bounds = np.asarray(sorted(buckets), dtype=np.float64)
+        self._bound_labels = [_bound_label(b) for b in self._bounds.tolist()] + ["+Inf"]
         self._counts: dict[tuple[str, ...], npt.NDArray[np.int64]] = {}
         self._sums: dict[tuple[str, ...], float] = {}
         if registry is not None:
@@ -60,9 +61,8 @@ class BatchHistogram:
         """The cumulative buckets, count and sum per label values."""
         family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
         for labels, counts in list(self._counts.items()):
-            cumulative = np.cumsum(counts).tolist()
-            bounds = [_bound_label(b) for b in self._bounds.tolist()] + ["+Inf"]
-            family.add_metric(list(labels), list(zip(bounds, cumulative, strict=True)), self._sums[labels])
+            buckets = list(zip(self._bound_labels, np.cumsum(counts).tolist(), strict=True))
+            family.add_metric(list(labels), buckets, self._sums[labels])
         yield family
 
 

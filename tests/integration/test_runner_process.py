@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -148,3 +150,34 @@ async def test_a_serving_child_loads_no_training_library(small_bundle: ModelBund
         await runner.close()
     assert "/onnxruntime/" in mapped
     assert not [name for name in TRAINING_LIBRARIES if name in mapped]
+
+
+MAIN_SCRIPT = """
+import asyncio
+with open({marker!r}, "a") as runs:
+    runs.write(__name__ + "\\n")
+from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
+
+async def main():
+    for i in range(3):
+        runner = ProcessRunner(
+            LoaderSpec(function="coinfleet.bench.faulty:load_crashing"),
+            name=f"r{{i}}",
+            limits=RunnerLimits(timeout_seconds=5, memory_limit_mb=1000),
+        )
+        await runner.start()
+        await runner.close()
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_runner_children_do_not_rerun_the_parents_main_script(tmp_path: Path) -> None:
+    """multiprocessing runs the parent's main script again in each child unless its fork server has
+    imported it; the runners' fork server does, once, so a start costs a fork, not the main's imports."""
+    marker = tmp_path / "runs"
+    script = tmp_path / "main.py"
+    script.write_text(MAIN_SCRIPT.format(marker=str(marker)))
+    subprocess.run([sys.executable, str(script)], check=True, timeout=120, capture_output=True)
+    assert marker.read_text().split() == ["__main__", "__mp_main__"]  # the parent, the fork server

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing import spawn
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -42,8 +43,10 @@ from coinfleet.pipeline.runner import CRASH, LOAD, MEMORY, TIMEOUT, RunnerError
 log = structlog.get_logger(__name__)
 #: seconds between checks of a busy child's resident memory
 MEMORY_POLL_SECONDS = 0.02
-#: what the fork server imports once, so that a child starts warm
-FORK_SERVER_PRELOAD = ["coinfleet.pipeline.process_runner", "onnxruntime"]
+#: what the fork server imports once, so that a child starts warm (fork_main: the parent's main script)
+FORK_SERVER_PRELOAD = ["coinfleet.pipeline.fork_main", "coinfleet.pipeline.process_runner", "onnxruntime"]
+#: where the parent's main script is, for the fork server (fork_main); set before the server starts
+MAIN_PATH_ENV = "COINFLEET_FORK_SERVER_MAIN"
 #: seconds a child may take to import its libraries and load its model
 START_TIMEOUT_SECONDS = 60.0
 #: seconds a closing child gets to leave on its own before it is killed
@@ -216,6 +219,7 @@ class ProcessRunner:
     async def _start(self) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(FORK_SERVER_PRELOAD)  # takes effect when the server starts
+        _tell_fork_server_main()
         parent_conn, child_conn = context.Pipe(duplex=True)
         process = context.Process(
             target=_child_main,
@@ -351,6 +355,15 @@ class ProcessRunner:
         child.forget()
         await asyncio.to_thread(child.process.join)
         log.warning("runner_killed", model=self.name, reason=reason, pid=child.process.pid)
+
+
+def _tell_fork_server_main() -> None:
+    """Where the parent's main script is, for the fork server to import it once (see fork_main)."""
+    main_path = spawn.get_preparation_data("coinfleet-runner").get("init_main_from_path")
+    if main_path is None:
+        os.environ.pop(MAIN_PATH_ENV, None)  # inherited from a parent of this process: not ours
+    else:
+        os.environ[MAIN_PATH_ENV] = main_path
 
 
 def _cpu_class(pid: int, *, hogging: bool) -> None:

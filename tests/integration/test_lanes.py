@@ -45,6 +45,9 @@ class BrokenRunner:
 
     hogging = False
 
+    def expected_cpu_seconds(self, rows: int) -> float | None:
+        return None
+
     async def predict(
         self, features: np.ndarray, *, on_answer: Callable[[], None] | None = None
     ) -> np.ndarray:

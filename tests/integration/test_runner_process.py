@@ -181,3 +181,16 @@ def test_runner_children_do_not_rerun_the_parents_main_script(tmp_path: Path) ->
     script.write_text(MAIN_SCRIPT.format(marker=str(marker)))
     subprocess.run([sys.executable, str(script)], check=True, timeout=120, capture_output=True)
     assert marker.read_text().split() == ["__main__", "__mp_main__"]  # the parent, the fork server
+
+
+async def test_a_runner_expects_the_cost_per_row_of_its_last_batch() -> None:
+    runner = ProcessRunner(
+        LoaderSpec(function="coinfleet.bench.faulty:load_costly", args=(0.005,)), name="costly", limits=LIMITS
+    )
+    try:
+        assert runner.expected_cpu_seconds(4) is None  # nothing measured yet
+        await runner.predict(np.zeros((4, 3), np.float32))
+        expected = runner.expected_cpu_seconds(8)
+    finally:
+        await runner.close()
+    assert expected is not None and 0.04 - 0.005 <= expected < 0.2  # 5 ms of CPU per row, twice the rows

@@ -144,6 +144,11 @@ class ProcessRunner:
         self._limits = limits
         self._child: _Child | None = None
         self._lock = asyncio.Lock()
+        self._cpu_per_row: float | None = None  #: of the last batch answered
+
+    def expected_cpu_seconds(self, rows: int) -> float | None:
+        """CPU seconds a batch of `rows` will likely take, at the last batch's cost per row."""
+        return None if self._cpu_per_row is None else self._cpu_per_row * rows
 
     @property
     def hogging(self) -> bool:
@@ -176,6 +181,7 @@ class ProcessRunner:
             assert self._child is not None
             try:
                 answer, cpu_seconds = await self._exchange(self._child, features, on_answer)
+                self._cpu_per_row = cpu_seconds / max(1, len(features))
                 self._demote_if_hogging(self._child, cpu_seconds, len(features))
                 return answer
             except RunnerError as exc:

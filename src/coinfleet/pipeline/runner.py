@@ -44,6 +44,10 @@ class Runner(Protocol):
         """Whether its last batch hogged a core (it then yields to quick lanes)."""
         ...
 
+    def expected_cpu_seconds(self, rows: int) -> float | None:
+        """CPU seconds a batch of `rows` will likely take, by the last batch; None when unknown."""
+        ...
+
     async def predict(
         self, features: np.ndarray, *, on_answer: Callable[[], None] | None = None
     ) -> np.ndarray:
@@ -68,6 +72,10 @@ class InlineRunner:
     def from_artifact(cls, fmt: str, artifact: bytes) -> InlineRunner:
         """Load the model file once."""
         return cls(load_predictor(fmt, artifact))
+
+    def expected_cpu_seconds(self, rows: int) -> float | None:
+        """Not measured in process."""
+        return None
 
     async def predict(
         self, features: np.ndarray, *, on_answer: Callable[[], None] | None = None

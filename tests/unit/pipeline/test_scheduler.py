@@ -109,3 +109,17 @@ async def test_slots_held_by_hogs_do_not_keep_quick_runners_waiting() -> None:
     async with asyncio.timeout(1):
         await waiter
     assert slots.waiting == 0
+
+
+async def test_a_small_batch_holds_no_slot_and_is_charged() -> None:
+    slots = FairSlots(1, quantum=60)
+    async with slots.slot("big", 1):
+        async with asyncio.timeout(1), slots.slot("small", 1, small=True):
+            assert slots.waiting == 0  # granted beside the holder at once
+            await asyncio.sleep(0.01)
+        waiter = asyncio.create_task(slots.slot("other", 1).__aenter__())
+        await asyncio.sleep(0)
+        assert slots.waiting == 1  # the one slot is still the big batch's: the small one took none
+    async with asyncio.timeout(1):
+        await waiter
+    assert slots.used["small"] >= 0.01 - 0.002  # its time counts against its weight all the same

@@ -17,6 +17,7 @@ async def test_settings_apply_and_the_connection_is_kept(db_dsn: str) -> None:
     try:
         async with own.use() as conn:
             assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
             first = await conn.fetchval("SELECT pg_backend_pid()")
         async with own.use() as conn:
             assert await conn.fetchval("SELECT pg_backend_pid()") == first

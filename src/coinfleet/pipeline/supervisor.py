@@ -40,8 +40,10 @@ log = structlog.get_logger(__name__)
 RunnerFactory = Callable[[ModelRecord, bytes], Runner | Awaitable[Runner]]
 #: a lane's own connection runs the same few statements over and over, whose plans do not depend on
 #: their parameters (arrays of a batch's rows): planned once, not per batch (custom plans doubled
-#: PostgreSQL's CPU per one-row batch: 150 → 345 µs)
-LANE_SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+#: PostgreSQL's CPU per one-row batch: 150 → 345 µs). Its commits do not wait for the WAL flush: a
+#: server crash may lose the last fraction of a second of batches, each whole (predictions, cursor and
+#: outbox rows commit together), and the lane scores those events again; nothing is inconsistent.
+LANE_SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "synchronous_commit": "off"}
 #: recent events whose real feature rows join the synthetic ones when a compiled model is verified
 VERIFY_EVENTS = 512
 

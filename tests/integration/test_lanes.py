@@ -21,7 +21,7 @@ from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.lane import Lane
 from coinfleet.pipeline.observations import ObservationService
 from coinfleet.pipeline.runner import Runner
-from coinfleet.pipeline.supervisor import Supervisor, inline_runner
+from coinfleet.pipeline.supervisor import GC_THRESHOLDS, Supervisor, inline_runner
 from support import market_rows
 
 SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300)
@@ -71,6 +71,7 @@ async def test_every_event_is_scored_once(pool: asyncpg.Pool, db_dsn: str, small
         await insert_metrics(conn, rows)
     supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=SETTINGS)
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     task = asyncio.create_task(supervisor.run())
     try:
         await until(lambda: bool(supervisor.lanes) and supervisor.lanes[0].stats.events == len(rows))
@@ -78,6 +79,8 @@ async def test_every_event_is_scored_once(pool: asyncpg.Pool, db_dsn: str, small
         supervisor.stop()
         await task
     assert gc.get_freeze_count() > 0  # what lived once the lane ran is out of full collections
+    assert gc.get_threshold() == GC_THRESHOLDS  # short-lived batch objects are left to refcounting
+    gc.set_threshold(*thresholds)
     async with pool.acquire() as conn:
         stored = await conn.fetch(
             "SELECT mint, metric_ts, count(*) AS n FROM coinfleet_predictions WHERE model_id = $1"

@@ -10,10 +10,10 @@ from coinfleet.bench import isolation, priority, throughput
 
 def test_sustained_throughput_is_the_best_step_that_kept_up() -> None:
     steps = [
-        {"events_per_s": 100, "predictions_per_s": 2000.0, "p99_ms": 20.0, "drained": True},
-        {"events_per_s": 200, "predictions_per_s": 4000.0, "p99_ms": 90.0, "drained": True},
-        {"events_per_s": 400, "predictions_per_s": 5000.0, "p99_ms": 900.0, "drained": True},  # p99 too high
-        {"events_per_s": 800, "predictions_per_s": 6000.0, "p99_ms": 100.0, "drained": False},  # fell behind
+        {"events_per_s": 100, "predictions_per_s": 2000.0, "p99_ms": 20.0, "kept_up": True},
+        {"events_per_s": 200, "predictions_per_s": 4000.0, "p99_ms": 90.0, "kept_up": True},
+        {"events_per_s": 400, "predictions_per_s": 5000.0, "p99_ms": 900.0, "kept_up": True},  # p99 too high
+        {"events_per_s": 800, "predictions_per_s": 6000.0, "p99_ms": 100.0, "kept_up": False},  # fell behind
     ]
     result = throughput.summarise(steps, models=20)
     assert result["predictions_per_s"] == 4000.0
@@ -22,7 +22,7 @@ def test_sustained_throughput_is_the_best_step_that_kept_up() -> None:
 
 
 def test_when_no_step_kept_up_the_best_is_reported_as_not_kept_up() -> None:
-    steps = [{"events_per_s": 100, "predictions_per_s": 50.0, "p99_ms": 900.0, "drained": False}]
+    steps = [{"events_per_s": 100, "predictions_per_s": 50.0, "p99_ms": 900.0, "kept_up": False}]
     result = throughput.summarise(steps, models=1)
     assert not result["kept_up"]
     assert result["predictions_per_s"] == 50.0

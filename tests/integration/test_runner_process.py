@@ -153,12 +153,14 @@ async def test_a_serving_child_loads_no_training_library(small_bundle: ModelBund
 
 
 MAIN_SCRIPT = """
-import asyncio
+import asyncio, resource
 with open({marker!r}, "a") as runs:
     runs.write(__name__ + "\\n")
 from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
 
 async def main():
+    hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))  # core dumps on, as a developer may have them
     for i in range(3):
         runner = ProcessRunner(
             LoaderSpec(function="coinfleet.bench.faulty:load_crashing"),
@@ -166,6 +168,9 @@ async def main():
             limits=RunnerLimits(timeout_seconds=5, memory_limit_mb=1000),
         )
         await runner.start()
+        with open(f"/proc/{{runner.pid}}/limits") as limits:
+            core = next(line for line in limits if line.startswith("Max core file size"))
+        print("core", core.split()[4], flush=True)
         await runner.close()
 
 if __name__ == "__main__":
@@ -173,14 +178,18 @@ if __name__ == "__main__":
 """
 
 
-def test_runner_children_do_not_rerun_the_parents_main_script(tmp_path: Path) -> None:
+def test_runner_children_start_cheap_and_write_no_core_files(tmp_path: Path) -> None:
     """multiprocessing runs the parent's main script again in each child unless its fork server has
-    imported it; the runners' fork server does, once, so a start costs a fork, not the main's imports."""
+    imported it; the runners' fork server does, once, so a start costs a fork, not the main's imports.
+    A child that crashes again and again writes no core file each time, even where core dumps are on."""
     marker = tmp_path / "runs"
     script = tmp_path / "main.py"
     script.write_text(MAIN_SCRIPT.format(marker=str(marker)))
-    subprocess.run([sys.executable, str(script)], check=True, timeout=120, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, str(script)], check=True, timeout=120, capture_output=True, text=True
+    )
     assert marker.read_text().split() == ["__main__", "__mp_main__"]  # the parent, the fork server
+    assert [line for line in done.stdout.splitlines() if line.startswith("core")] == ["core 0"] * 3
 
 
 async def test_a_runner_expects_the_cost_per_row_of_its_last_batch() -> None:

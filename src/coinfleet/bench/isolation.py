@@ -143,7 +143,7 @@ def _figures(fast: Lane, lanes: list[Lane]) -> dict[str, Any]:
 
 
 async def run(
-    settings: Settings, *, rate: float = 50, seconds: float = 20, rounds: int = 2
+    settings: Settings, *, rate: float = 50, seconds: float = 20, rounds: int = 3
 ) -> dict[str, Any]:
     """Both phases, same feed, taking turns `rounds` times (so a drift of the machine hits both alike);
     the ratio of the fast model's p99 is the verdict."""

@@ -71,7 +71,7 @@ def evaluation(as_json: bool = JSON_OPTION) -> None:
 def isolation(
     rate: float = typer.Option(50, min=1, help="Events per second fed."),
     seconds: float = typer.Option(20, min=2, help="Measured seconds per phase and round."),
-    rounds: int = typer.Option(2, min=1, help="Turns each phase takes."),
+    rounds: int = typer.Option(3, min=1, help="Turns each phase takes."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """A fast model's p99 latency alone and beside slow, crashing and hanging models."""

@@ -159,3 +159,18 @@ async def test_pending_until_the_clock_allows_then_nothing_stays_pending(pool: a
     async with pool.acquire() as conn:
         row = await stored(conn, pid)
     assert row is not None and row["status"] == "no_data"
+
+
+async def test_a_quota_split_over_connections_is_served_whole_and_once(pool: asyncpg.Pool) -> None:
+    await _bars(pool)
+    model = await _backlog(pool, "split", 5000)
+    config = RoundConfig(grace_seconds=30, base_quota=2000, connections=2)
+    assert config.chunks(1.0) == [1000, 1000]  # two claims, on disjoint halves of the ids
+    result = await run_round(pool, config, T0 + timedelta(seconds=190))
+    ids = result.evaluated[model]
+    assert len(ids) == 2000 and len(set(ids)) == 2000
+    async with pool.acquire() as conn:  # each claim keeps to its own part of the ids
+        odd = await evaluate_model(
+            conn, model, quota=100, clock=T0 + timedelta(seconds=190), grace_seconds=30, part=1, parts=2
+        )
+    assert len(odd) == 100 and all(i % 2 == 1 for i in odd)

@@ -41,7 +41,10 @@ class RoundConfig:
         return max(1, math.ceil(self.base_quota * weight))
 
     def chunks(self, weight: float) -> list[int]:
-        """A model's quota cut into one claim per connection (fewer when the quota is small)."""
+        """A model's quota cut into one claim per connection (fewer when the quota is small). Claim k of
+        n takes predictions whose id is k modulo n: concurrent claims of one model then never wade
+        through each other's locked rows (SKIP LOCKED still guards other workers); a batch's ids are
+        consecutive, so the parts are even."""
         quota = self.quota(weight)
         parts = max(1, min(self.connections, quota // MIN_CHUNK))
         size = math.ceil(quota / parts)
@@ -74,10 +77,17 @@ async def track_open(conn: asyncpg.Connection, clock: datetime) -> int:
 
 
 async def evaluate_model(
-    conn: asyncpg.Connection, model_id: int, *, quota: int, clock: datetime, grace_seconds: float
+    conn: asyncpg.Connection,
+    model_id: int,
+    *,
+    quota: int,
+    clock: datetime,
+    grace_seconds: float,
+    part: int = 0,
+    parts: int = 1,
 ) -> list[int]:
     """Judge up to `quota` due predictions of one model in one statement; their ids."""
-    rows = await conn.fetch(query("evaluate_due"), model_id, quota, clock, grace_seconds)
+    rows = await conn.fetch(query("evaluate_due"), model_id, quota, clock, grace_seconds, parts, part)
     return [r["prediction_id"] for r in rows]
 
 
@@ -86,18 +96,30 @@ async def run_round(pool: asyncpg.Pool, config: RoundConfig, clock: datetime) ->
     async with pool.acquire() as conn:
         await track_open(conn, clock)
         models = await conn.fetch(query("models_with_due"), clock)
-    claims = _round_robin([[(m["id"], size) for size in config.chunks(m["weight"])] for m in models])
+    claims = _round_robin(
+        [
+            [(m["id"], size, part, len(chunks)) for part, size in enumerate(chunks)]
+            for m in models
+            for chunks in [config.chunks(m["weight"])]
+        ]
+    )
     evaluated: dict[int, list[int]] = {}
-    queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[int, int, int, int]] = asyncio.Queue()
     for claim in claims:
         queue.put_nowait(claim)
 
     async def worker() -> None:
         async with pool.acquire() as conn:
             while not queue.empty():
-                model_id, size = queue.get_nowait()
+                model_id, size, part, parts = queue.get_nowait()
                 ids = await evaluate_model(
-                    conn, model_id, quota=size, clock=clock, grace_seconds=config.grace_seconds
+                    conn,
+                    model_id,
+                    quota=size,
+                    clock=clock,
+                    grace_seconds=config.grace_seconds,
+                    part=part,
+                    parts=parts,
                 )
                 if ids:
                     evaluated.setdefault(model_id, []).extend(ids)
@@ -106,9 +128,9 @@ async def run_round(pool: asyncpg.Pool, config: RoundConfig, clock: datetime) ->
     return RoundResult(clock=clock, evaluated=evaluated)
 
 
-def _round_robin(per_model: list[list[tuple[int, int]]]) -> list[tuple[int, int]]:
+def _round_robin(per_model: list[list[tuple[int, int, int, int]]]) -> list[tuple[int, int, int, int]]:
     """First claim of every model, then every second claim, and so on."""
-    order: list[tuple[int, int]] = []
+    order: list[tuple[int, int, int, int]] = []
     for depth in range(max((len(c) for c in per_model), default=0)):
         order.extend(claims[depth] for claims in per_model if depth < len(claims))
     return order

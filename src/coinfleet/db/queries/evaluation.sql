@@ -13,13 +13,15 @@ ORDER BY m.id
 
 -- name: evaluate_due --
 -- Claim up to $2 due predictions of model $1 (SKIP LOCKED), judge them set-based, store, unqueue.
--- $3 is the clock, $4 the grace period in seconds (docs/evaluation.md).
+-- $3 is the clock, $4 the grace period in seconds (docs/evaluation.md); only ids that are $6 modulo $5
+-- (a model's quota split over connections: parts that do not skip each other's locked rows).
 WITH due AS (
     SELECT o.*, o.ctid AS row_id, coalesce(o.p0 > 0 AND o.p0 < 'Infinity'::float8, false) AS valid,
            o.evaluate_at + make_interval(secs => $4) AS deadline
     FROM coinfleet_open_predictions AS o
     WHERE o.model_id = $1
       AND o.evaluate_at <= $3
+      AND o.prediction_id % $5 = $6
       AND (NOT coalesce(o.p0 > 0 AND o.p0 < 'Infinity'::float8, false)
            OR o.evaluate_at + make_interval(secs => $4) < $3
            OR EXISTS (SELECT 1 FROM coin_metrics AS m

@@ -39,20 +39,21 @@ async def store_batch(
 ) -> dict[tuple[str, datetime], int]:
     """Store a batch's predictions (target and threshold as a snapshot), its scan-cache changes and the
     model's cursor in one statement; with `want_ids` the new prediction ids by (coin, metric time)."""
-    # one tuple per row, turned into one list per column by zip (in C)
+    # one tuple per row, turned into one list per column by zip (in C); the columns that are never NULL
+    # go as one row list each, a 2-D array (asyncpg checks each element of a 1-D array for nesting)
     prediction_columns = _columns(
         (
-            p.event.mint, p.event.ts, p.probability, 1 if p.probability >= 0.5 else 0, p.tag.value,
-            p.row.phase_id_at_time, p.row.price_open, p.row.price_high, p.row.price_low,
-            p.row.price_close, p.row.market_cap_close, p.row.volume_sol, p.event.tx, p.event.seq,
+            p.event.mint, p.event.ts, p.tag.value, p.row.phase_id_at_time, p.event.tx, p.event.seq,
+            [p.probability, p.row.price_open, p.row.price_high, p.row.price_low, p.row.price_close,
+             p.row.market_cap_close, p.row.volume_sol],
         )
         for p in predictions
     )  # fmt: skip
     state_columns = _columns(
         (
             mint, s.last_scan_ts, s.last_probability, s.last_tag.value, s.ignore_until,
-            s.ignore_reason.value if s.ignore_reason else None, s.stored_negative, s.stored_positive,
-            s.stored_alert,
+            s.ignore_reason.value if s.ignore_reason else None,
+            [s.stored_negative, s.stored_positive, s.stored_alert],
         )
         for mint, s in states.items()
     )  # fmt: skip
@@ -63,8 +64,8 @@ async def store_batch(
         model.settings.alert_threshold,
         _target_json(model.target),
         float(model.target.horizon_seconds),
-        *(prediction_columns or [[]] * 14),
-        *(state_columns or [[]] * 9),
+        *(prediction_columns or [[]] * 7),
+        *(state_columns or [[]] * 7),
         cursor.tx,
         cursor.seq,
         want_ids,

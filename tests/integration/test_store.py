@@ -1,0 +1,74 @@
+"""A lane's batch statement stores every column where it belongs, NULLs and NaN included."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from coinfleet.events.cursor import Cursor, Event
+from coinfleet.metrics import MetricRow
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline.rules import CoinState, Tag
+from coinfleet.pipeline.store import NewPrediction, load_states, store_batch
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def prediction(
+    mint: str, seconds: int, probability: float, tag: Tag, *, phase: int | None = 2, volume: float = 4.0
+) -> NewPrediction:
+    ts = T0 + timedelta(seconds=seconds)
+    metric = MetricRow(
+        mint=mint, timestamp=ts, phase_id_at_time=phase, price_open=1.0, price_high=1.5, price_low=0.5,
+        price_close=1.25, market_cap_close=30.0, volume_sol=volume, buy_volume_sol=3.0, sell_volume_sol=1.0,
+        num_buys=3, num_sells=1, unique_wallets=4,
+    )  # fmt: skip
+    event = Event(tx=7, seq=seconds, mint=mint, ts=ts, inserted_at=ts)
+    return NewPrediction(event=event, row=metric, probability=probability, tag=tag)
+
+
+async def test_every_column_lands_in_place(pool: asyncpg.Pool, small_bundle: ModelBundle) -> None:
+    async with pool.acquire() as conn:
+        model = await import_bundle(
+            conn, replace(small_bundle, name="stored"), settings=ModelSettings(), activate=True
+        )
+        batch = [
+            prediction("a", 1, 0.75, Tag.ALERT),
+            prediction("b", 2, 0.25, Tag.NEGATIVE, phase=None, volume=math.nan),
+        ]
+        states = {
+            "a": CoinState(last_scan_ts=T0, last_probability=0.75, last_tag=Tag.ALERT, stored_alert=3),
+            "b": CoinState(
+                last_scan_ts=T0 + timedelta(seconds=2), last_probability=0.25, last_tag=Tag.NEGATIVE,
+                ignore_until=T0 + timedelta(hours=1), ignore_reason=Tag.NEGATIVE, stored_negative=1,
+                stored_positive=2,
+            ),
+        }  # fmt: skip
+        ids = await store_batch(conn, model, batch, states, Cursor(tx=7, seq=2), want_ids=True)
+        rows = await conn.fetch(
+            "SELECT mint, metric_ts, probability, prediction, tag, phase_id, price_open, price_high,"
+            " price_low, price_close, market_cap_close, volume_sol, event_tx::text::int8 AS tx, event_seq,"
+            " evaluate_at - metric_ts AS horizon FROM coinfleet_predictions WHERE model_id = $1"
+            " ORDER BY mint",
+            model.id,
+        )
+        cursor = await conn.fetchrow(
+            "SELECT tx::text::int8 AS tx, seq FROM coinfleet_cursors WHERE model_id = $1", model.id
+        )
+        assert await load_states(conn, model.id) == states
+    assert set(ids) == {("a", T0 + timedelta(seconds=1)), ("b", T0 + timedelta(seconds=2))}
+    a, b = (dict(r) for r in rows)
+    horizon = timedelta(seconds=model.target.horizon_seconds)
+    assert a == {
+        "mint": "a", "metric_ts": T0 + timedelta(seconds=1), "probability": 0.75, "prediction": 1,
+        "tag": "alert", "phase_id": 2, "price_open": 1.0, "price_high": 1.5, "price_low": 0.5,
+        "price_close": 1.25, "market_cap_close": 30.0, "volume_sol": 4.0, "tx": 7, "event_seq": 1,
+        "horizon": horizon,
+    }  # fmt: skip
+    assert b["prediction"] == 0 and b["phase_id"] is None and math.isnan(b["volume_sol"])
+    assert (cursor["tx"], cursor["seq"]) == (7, 2)

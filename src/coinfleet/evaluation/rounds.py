@@ -51,6 +51,16 @@ class RoundConfig:
         return [min(size, quota - i * size) for i in range(parts)]
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One statement of a round: up to `size` due predictions of a model, its part `part` of `parts`."""
+
+    model_id: int
+    size: int
+    part: int = 0
+    parts: int = 1
+
+
 @dataclass(frozen=True, kw_only=True)
 class RoundResult:
     """What one round did: evaluated prediction ids per model id."""
@@ -96,41 +106,39 @@ async def run_round(pool: asyncpg.Pool, config: RoundConfig, clock: datetime) ->
     async with pool.acquire() as conn:
         await track_open(conn, clock)
         models = await conn.fetch(query("models_with_due"), clock)
-    claims = _round_robin(
-        [
-            [(m["id"], size, part, len(chunks)) for part, size in enumerate(chunks)]
-            for m in models
-            for chunks in [config.chunks(m["weight"])]
-        ]
-    )
+    per_model = []
+    for m in models:
+        chunks = config.chunks(m["weight"])
+        per_model.append([Claim(m["id"], size, part, len(chunks)) for part, size in enumerate(chunks)])
+    claims = _round_robin(per_model)
     evaluated: dict[int, list[int]] = {}
-    queue: asyncio.Queue[tuple[int, int, int, int]] = asyncio.Queue()
+    queue: asyncio.Queue[Claim] = asyncio.Queue()
     for claim in claims:
         queue.put_nowait(claim)
 
     async def worker() -> None:
         async with pool.acquire() as conn:
             while not queue.empty():
-                model_id, size, part, parts = queue.get_nowait()
+                claim = queue.get_nowait()
                 ids = await evaluate_model(
                     conn,
-                    model_id,
-                    quota=size,
+                    claim.model_id,
+                    quota=claim.size,
                     clock=clock,
                     grace_seconds=config.grace_seconds,
-                    part=part,
-                    parts=parts,
+                    part=claim.part,
+                    parts=claim.parts,
                 )
                 if ids:
-                    evaluated.setdefault(model_id, []).extend(ids)
+                    evaluated.setdefault(claim.model_id, []).extend(ids)
 
     await asyncio.gather(*(worker() for _ in range(min(config.connections, len(claims)))))
     return RoundResult(clock=clock, evaluated=evaluated)
 
 
-def _round_robin(per_model: list[list[tuple[int, int, int, int]]]) -> list[tuple[int, int, int, int]]:
+def _round_robin(per_model: list[list[Claim]]) -> list[Claim]:
     """First claim of every model, then every second claim, and so on."""
-    order: list[tuple[int, int, int, int]] = []
+    order: list[Claim] = []
     for depth in range(max((len(c) for c in per_model), default=0)):
         order.extend(claims[depth] for claims in per_model if depth < len(claims))
     return order

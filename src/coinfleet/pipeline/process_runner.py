@@ -368,7 +368,7 @@ def _tell_fork_server_main() -> None:
     main_path = spawn.get_preparation_data("coinfleet-runner").get("init_main_from_path")
     if main_path is None:
         os.environ.pop(MAIN_PATH_ENV, None)  # inherited from a parent of this process: not ours
-    else:
+    elif os.environ.get(MAIN_PATH_ENV) != main_path:  # the environment changes once, not per start
         os.environ[MAIN_PATH_ENV] = main_path
 
 

@@ -140,9 +140,9 @@ class Lease:
         self._weight = weight
         self._hog = hog
         self._started = time.perf_counter()
-        self._holds = holds  #: a slot, not only a charge (see `FairSlots.slot`)
         self._returned = False  #: the slot went back at the quantum; the rest is charged at release
         self._released = False
+        #: gives a held slot back at the quantum; None when the lease holds no slot, only a charge
         self._timer = asyncio.get_running_loop().call_later(slots.quantum, self._give_back) if holds else None
 
     def release(self) -> None:
@@ -151,12 +151,11 @@ class Lease:
             return
         self._released = True
         elapsed = time.perf_counter() - self._started
-        if not self._holds:
+        if self._timer is None:
             self._slots._charge(self._key, self._weight, elapsed)
         elif self._returned:
             self._slots._charge(self._key, self._weight, elapsed - self._slots.quantum)
         else:
-            assert self._timer is not None
             self._timer.cancel()
             self._slots._release(self._key, self._weight, self._hog, elapsed)
 

@@ -43,11 +43,11 @@ RunnerFactory = Callable[[ModelRecord, bytes], Runner | Awaitable[Runner]]
 #: PostgreSQL's CPU per one-row batch: 150 → 345 µs). Its commits do not wait for the WAL flush: a
 #: server crash may lose the last fraction of a second of batches, each whole (predictions, cursor and
 #: outbox rows commit together), and the lane scores those events again; nothing is inconsistent.
+LANE_SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "synchronous_commit": "off"}
 #: the garbage collector's thresholds in a serving process: a lane batch makes thousands of short-lived
 #: objects that reference counting frees; with the default 700, young collections walked them mid-batch
 #: (7 % of the serving process at 30,000 predictions/s)
 GC_THRESHOLDS = (50_000, 20, 100)
-LANE_SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "synchronous_commit": "off"}
 #: recent events whose real feature rows join the synthetic ones when a compiled model is verified
 VERIFY_EVENTS = 512
 

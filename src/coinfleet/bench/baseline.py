@@ -34,8 +34,9 @@ from coinfleet.bench.harness import (
     wait_for_lanes,
 )
 from coinfleet.config import Settings
+from coinfleet.constants import EVENTS_CHANNEL
 from coinfleet.db.database import Database
-from coinfleet.events.feed import Signal
+from coinfleet.events.feed import Notifier
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.train import Algorithm
@@ -63,20 +64,25 @@ async def running(setup: str, db: Database, settings: Settings, models: int) -> 
             await task
         return
     predecessor = setup == PREDECESSOR
-    scorer = SequentialScorer(
-        pool=db.pool,
-        signal=Signal(),
-        poll_interval=0.01,
-        fetch_per_model=predecessor,
-        serve_onnx=not predecessor,
-    )
-    await scorer.load()
-    task = asyncio.create_task(scorer.run())
+    notifier = Notifier(db.dsn, (EVENTS_CHANNEL,))  # woken like `serve --scheduler sequential`
+    await notifier.start()
     try:
-        yield lambda: list(scorer.stats.values())
+        scorer = SequentialScorer(
+            pool=db.pool,
+            signal=notifier.subscribe(EVENTS_CHANNEL),
+            poll_interval=settings.poll_interval_seconds,
+            fetch_per_model=predecessor,
+            serve_onnx=not predecessor,
+        )
+        await scorer.load()
+        task = asyncio.create_task(scorer.run())
+        try:
+            yield lambda: list(scorer.stats.values())
+        finally:
+            scorer.stop()
+            await task
     finally:
-        scorer.stop()
-        await task
+        await notifier.close()
 
 
 async def measure_backlog(stats: Stats, limit_seconds: float, idle_seconds: float = 1.0) -> float:

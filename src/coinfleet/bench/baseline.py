@@ -34,14 +34,12 @@ from coinfleet.bench.harness import (
     wait_for_lanes,
 )
 from coinfleet.config import Settings
-from coinfleet.constants import EVENTS_CHANNEL
 from coinfleet.db.database import Database
-from coinfleet.events.feed import Notifier
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.train import Algorithm
 from coinfleet.pipeline.lane import LaneStats
-from coinfleet.pipeline.sequential import SequentialScorer, total_predictions
+from coinfleet.pipeline.sequential import total_predictions, woken_scorer
 from coinfleet.pipeline.supervisor import Supervisor
 
 Stats = Callable[[], list[LaneStats]]
@@ -64,25 +62,19 @@ async def running(setup: str, db: Database, settings: Settings, models: int) -> 
             await task
         return
     predecessor = setup == PREDECESSOR
-    notifier = Notifier(db.dsn, (EVENTS_CHANNEL,))  # woken like `serve --scheduler sequential`
-    await notifier.start()
-    try:
-        scorer = SequentialScorer(
-            pool=db.pool,
-            signal=notifier.subscribe(EVENTS_CHANNEL),
-            poll_interval=settings.poll_interval_seconds,
-            fetch_per_model=predecessor,
-            serve_onnx=not predecessor,
-        )
-        await scorer.load()
+    async with woken_scorer(  # woken like `serve --scheduler sequential`
+        db.pool,
+        db.dsn,
+        poll_interval=settings.poll_interval_seconds,
+        fetch_per_model=predecessor,
+        serve_onnx=not predecessor,
+    ) as scorer:
         task = asyncio.create_task(scorer.run())
         try:
             yield lambda: list(scorer.stats.values())
         finally:
             scorer.stop()
             await task
-    finally:
-        await notifier.close()
 
 
 async def measure_backlog(stats: Stats, limit_seconds: float, idle_seconds: float = 1.0) -> float:

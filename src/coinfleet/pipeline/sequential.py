@@ -8,15 +8,17 @@ serving engine (shared features, verified ONNX), which shows what the lane archi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 import numpy as np
 
+from coinfleet.constants import EVENTS_CHANNEL
 from coinfleet.events.cursor import Cursor, Event, current_horizon, read_events
-from coinfleet.events.feed import Signal
+from coinfleet.events.feed import Notifier, Signal
 from coinfleet.models import registry
 from coinfleet.models.compile import served_model
 from coinfleet.models.formats import Predictor, load_predictor
@@ -127,3 +129,29 @@ class SequentialScorer:
 def total_predictions(stats: Sequence[LaneStats]) -> int:
     """Predictions stored by all models."""
     return sum(sum(s.predictions.values()) for s in stats)
+
+
+@asynccontextmanager
+async def woken_scorer(
+    pool: asyncpg.Pool,
+    dsn: str,
+    *,
+    poll_interval: float,
+    fetch_per_model: bool = True,
+    serve_onnx: bool = False,
+) -> AsyncIterator[SequentialScorer]:
+    """A loaded scorer that wakes on new events' NOTIFY (and every `poll_interval` seconds)."""
+    notifier = Notifier(dsn, (EVENTS_CHANNEL,))
+    await notifier.start()
+    try:
+        scorer = SequentialScorer(
+            pool=pool,
+            signal=notifier.subscribe(EVENTS_CHANNEL),
+            poll_interval=poll_interval,
+            fetch_per_model=fetch_per_model,
+            serve_onnx=serve_onnx,
+        )
+        await scorer.load()
+        yield scorer
+    finally:
+        await notifier.close()

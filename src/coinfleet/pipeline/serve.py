@@ -10,11 +10,9 @@ import structlog
 
 from coinfleet.alerts.delivery import Deliverer
 from coinfleet.config import Settings
-from coinfleet.constants import EVENTS_CHANNEL
 from coinfleet.db.database import Database, open_database
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
-from coinfleet.events.feed import Notifier
-from coinfleet.pipeline.sequential import SequentialScorer
+from coinfleet.pipeline.sequential import woken_scorer
 from coinfleet.pipeline.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -77,18 +75,8 @@ async def deliver_alerts(db: Database, settings: Settings, stop: asyncio.Event) 
 
 async def serve_sequential(db: Database, settings: Settings, stop: asyncio.Event) -> None:
     """The predecessor's one-loop design (a benchmark baseline) until `stop`."""
-    notifier = Notifier(db.dsn, (EVENTS_CHANNEL,))
-    await notifier.start()
-    try:
-        scorer = SequentialScorer(
-            pool=db.pool,
-            signal=notifier.subscribe(EVENTS_CHANNEL),
-            poll_interval=settings.poll_interval_seconds,
-        )
-        await scorer.load()
+    async with woken_scorer(db.pool, db.dsn, poll_interval=settings.poll_interval_seconds) as scorer:
         await run_until(scorer, stop)
-    finally:
-        await notifier.close()
 
 
 async def evaluate_predictions(db: Database, settings: Settings, stop: asyncio.Event) -> None:

@@ -35,7 +35,7 @@ from coinfleet.pipeline.hogs import HogGate
 from coinfleet.pipeline.observations import Observation, ObservationService, feature_indices
 from coinfleet.pipeline.rules import CoinState, Decision, Skip, decide, definitely_skipped, phase_allowed
 from coinfleet.pipeline.runner import BAD_OUTPUT, Runner, RunnerError, failure_reason
-from coinfleet.pipeline.scheduler import SMALL_BATCH_SECONDS, FairSlots
+from coinfleet.pipeline.scheduler import FairSlots
 from coinfleet.pipeline.store import NewPrediction, load_states, store_batch
 
 log = structlog.get_logger(__name__)
@@ -313,12 +313,11 @@ class Lane:
         """The runner's probabilities for the model's feature columns."""
         matrix = np.stack([obs.features for obs in observations])[:, self._columns].astype(np.float32)
         try:
-            expected = self._runner.expected_cpu_seconds(len(matrix))
             slot = self._slots.slot(
                 self.model.name,
                 self.model.settings.weight,
                 hog=self._runner.hogging,
-                small=expected is not None and expected < SMALL_BATCH_SECONDS,
+                expected_seconds=self._runner.expected_cpu_seconds(len(matrix)),
             )
             async with slot as lease:
                 probabilities = await self._runner.predict(matrix, on_answer=lease.release)

@@ -61,16 +61,18 @@ class FairSlots:
 
     @asynccontextmanager
     async def slot(
-        self, key: str, weight: float, *, hog: bool = False, small: bool = False
+        self, key: str, weight: float, *, hog: bool = False, expected_seconds: float | None = None
     ) -> AsyncIterator[Lease]:
-        """Hold one slot for the body; charge the time it took to `key`, scaled by 1 / weight. A `small`
-        body holds none (see the module's doc) and is only charged.
+        """Hold one slot for the body; charge the time it took to `key`, scaled by 1 / weight. A body
+        expected to take under SMALL_BATCH_SECONDS of CPU holds none (see the module's doc) and is only
+        charged; None means not known.
 
         The body may give the slot back before it ends (`Lease.release`: a runner whose answer has
         arrived no longer needs a core while its lane waits for the event loop). A body still running
         after one quantum gives its slot back early too (a hanging or very slow model must not keep
         others from running); the rest of its time is still charged when it ends.
         """
+        small = expected_seconds is not None and expected_seconds < SMALL_BATCH_SECONDS
         if not small:
             await self._acquire(key, hog)
         lease = Lease(self, key, weight, hog, holds=not small)

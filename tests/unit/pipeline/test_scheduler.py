@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from coinfleet.pipeline.scheduler import FairSlots
+from coinfleet.pipeline.scheduler import SMALL_BATCH_SECONDS, FairSlots
 
 
 async def busy_model(slots: FairSlots, key: str, weight: float, work: float, stop: asyncio.Event) -> int:
@@ -114,7 +114,7 @@ async def test_slots_held_by_hogs_do_not_keep_quick_runners_waiting() -> None:
 async def test_a_small_batch_holds_no_slot_and_is_charged() -> None:
     slots = FairSlots(1, quantum=60)
     async with slots.slot("big", 1):
-        async with asyncio.timeout(1), slots.slot("small", 1, small=True):
+        async with asyncio.timeout(1), slots.slot("small", 1, expected_seconds=SMALL_BATCH_SECONDS / 2):
             assert slots.waiting == 0  # granted beside the holder at once
             await asyncio.sleep(0.01)
         waiter = asyncio.create_task(slots.slot("other", 1).__aenter__())

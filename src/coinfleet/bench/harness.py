@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import asyncpg
 import numpy as np
@@ -29,7 +30,7 @@ from coinfleet.pipeline.lane import Lane, LaneStats
 from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.targets import TargetSpec
 
-TICK_SECONDS = 0.02  #: the steady feed inserts what has come due this often
+TICK_SECONDS = 0.02  #: the feed inserts what has come due at most this often
 BENCH_TARGET = TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60)
 
 
@@ -90,20 +91,47 @@ class Timeline:
         self.shift = datetime.now(UTC) - rows[0].timestamp
 
 
+Arrivals = Literal["even", "poisson"]
+
+
+def arrival_offsets(
+    count: int, rate: float, arrivals: Arrivals = "even", seed: int = 0
+) -> npt.NDArray[np.float64]:
+    """When each of `count` rows is due, in seconds after the feed starts, at `rate` rows per second.
+
+    "even" spaces them 1/rate apart; "poisson" draws independent exponential gaps of mean 1/rate
+    (seeded, so every setup of a benchmark gets the same arrivals) — the shape of an ingester's
+    stream of many coins, whose recorded per-second counts are at least as bursty.
+    """
+    if arrivals == "even":
+        return np.arange(1, count + 1, dtype=np.float64) / rate
+    return np.cumsum(np.random.default_rng(seed).exponential(1 / rate, count))
+
+
 async def feed_steady(
-    pool: asyncpg.Pool, rows: Sequence[MetricRow], *, rate: float, seconds: float, timeline: Timeline
+    pool: asyncpg.Pool,
+    rows: Sequence[MetricRow],
+    *,
+    rate: float,
+    seconds: float,
+    timeline: Timeline,
+    arrivals: Arrivals = "even",
 ) -> int:
-    """Insert rows at `rate` per second for `seconds`, moved by the timeline; return how many."""
+    """Insert rows as they come due at `rate` per second for `seconds`, moved by the timeline; return
+    how many. Rows due within one tick are inserted together, as an ingester's batch."""
     shift = timeline.shift
+    due_at = arrival_offsets(len(rows), rate, arrivals)
     began = time.monotonic()
     done = 0
     while (elapsed := time.monotonic() - began) < seconds and done < len(rows):
-        due = min(len(rows), int(elapsed * rate))
+        due = int(np.searchsorted(due_at, elapsed, side="right"))
         if due > done:
             batch = [replace(r, timestamp=r.timestamp + shift) for r in rows[done:due]]
             async with pool.acquire() as conn:
                 done += await insert_metrics(conn, batch)
-        await asyncio.sleep(TICK_SECONDS)
+        if done < len(rows):
+            next_due = min(float(due_at[done]), seconds)
+            await asyncio.sleep(max(TICK_SECONDS, next_due - (time.monotonic() - began)))
     return done
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coinfleet.bench import isolation, priority, throughput
+from coinfleet.bench import harness, isolation, priority, throughput
 
 
 def test_sustained_throughput_is_the_best_step_that_kept_up() -> None:
@@ -46,3 +46,19 @@ def test_isolation_pools_the_turns_of_a_phase() -> None:
     assert result["p50_ms"] == pytest.approx(20.0)  # between the turns: both count
     assert result["p99_ms"] == pytest.approx(30.0)
     assert result["neighbour_errors"] == {"crashing": {"crash": 5}}
+
+
+def test_even_arrivals_are_evenly_spaced_at_the_rate() -> None:
+    offsets = harness.arrival_offsets(4, rate=2.0)
+    assert offsets.tolist() == [0.5, 1.0, 1.5, 2.0]
+
+
+def test_poisson_arrivals_keep_the_rate_but_bunch_up_and_repeat_per_seed() -> None:
+    offsets = harness.arrival_offsets(20_000, rate=10.0, arrivals="poisson", seed=4)
+    gaps = np.diff(offsets)
+    assert offsets[-1] == pytest.approx(2000.0, rel=0.03)  # the same mean rate
+    assert np.all(gaps >= 0)
+    assert 0.9 < gaps.std() / gaps.mean() < 1.1  # exponential gaps, where even ones have none
+    assert np.mean(gaps < 0.01) > 0.08  # ~10% of events come within a tenth of the mean gap
+    again = harness.arrival_offsets(20_000, rate=10.0, arrivals="poisson", seed=4)
+    assert np.array_equal(offsets, again)

@@ -136,6 +136,7 @@ class Supervisor:
         self._runner_factory = runner_factory or self._default_factory()
         self._running: dict[int, _Running] = {}
         self._stop = asyncio.Event()
+        self._models_signal = self._notifier.subscribe(MODELS_CHANNEL)  #: also set by `stop`
         self.slots = FairSlots(
             settings.execution_slots or os.cpu_count() or 1, quantum=settings.slot_quantum_seconds
         )
@@ -158,17 +159,17 @@ class Supervisor:
     def stop(self) -> None:
         """Ask `run` to stop all lanes and return."""
         self._stop.set()
+        self._models_signal.set()
 
     async def run(self) -> None:
         """Run lanes until `stop`; follow model changes live."""
         gc.set_threshold(*GC_THRESHOLDS)
         await self._notifier.start()
-        models_signal = self._notifier.subscribe(MODELS_CHANNEL)
         pruner = asyncio.create_task(self._prune_forever())
         try:
             while not self._stop.is_set():
                 await self.sync()
-                await models_signal.wait(self._settings.poll_interval_seconds)
+                await self._models_signal.wait(self._settings.poll_interval_seconds)
         finally:
             pruner.cancel()
             self.hogs.release()

@@ -226,3 +226,26 @@ async def test_stale_events_are_skipped_and_counted(
     assert stale > 0
     assert lane.stats.skips["stale"] == stale
     assert lane.stats.scored == len(rows) - stale
+
+
+async def test_an_event_held_back_by_an_older_transaction_is_read_when_that_one_ends(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    await activate(pool, small_bundle, "held", min_scan_interval_seconds=0)
+    rows = market_rows(coins=1, seconds=5)[:1]
+    # a poll far longer than the wait below: the lane must find the event without it
+    supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=Settings(poll_interval_seconds=60))
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await until(lambda: bool(supervisor.lanes))
+        lane = supervisor.lanes[0]
+        await asyncio.sleep(0.2)  # the lane has found nothing and sleeps on its signal
+        async with pool.acquire() as older, pool.acquire() as conn, older.transaction():
+            await older.fetchval("SELECT pg_current_xact_id()")  # an open transaction with an xid
+            await insert_metrics(conn, rows)  # commits after it: its NOTIFY wakes the lane now
+            await asyncio.sleep(0.3)
+            assert lane.stats.events == 0  # not readable while the older transaction is open
+        await until(lambda: lane.stats.events == 1, timeout=20)  # no NOTIFY comes for the commit
+    finally:
+        supervisor.stop()
+        await task

@@ -1,6 +1,8 @@
 """Wake-ups for lanes: one LISTEN connection per process fans NOTIFYs out to subscribers.
 
-A lost notification costs at most one poll interval: subscribers also wake on a timer.
+A lost notification costs at most one poll interval: subscribers also wake on a timer. An event whose
+NOTIFY came while an older transaction was still open cannot be read until that one ends, and no NOTIFY
+says when: a reader that saw such events looks again after short, doubling pauses (`IdlePause`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,30 @@ class Signal:
             return False
         finally:
             self._event.clear()
+
+
+class IdlePause:
+    """How long a reader that found nothing waits for a wake-up before it reads again."""
+
+    FIRST_SECONDS = 0.001  #: the first pause while events wait for an older transaction
+
+    def __init__(self, poll_interval: float) -> None:
+        self._poll_interval = poll_interval
+        self._held = 0  #: pauses in a row with events held back
+
+    def seconds(self, *, held_back: bool) -> float:
+        """The poll interval, or while committed events wait for an older transaction a pause that
+        starts at a millisecond and doubles up to the poll interval (a transaction left open must not
+        make every reader poll at a kilohertz)."""
+        if not held_back:
+            self._held = 0
+            return self._poll_interval
+        self._held += 1
+        return min(self._poll_interval, self.FIRST_SECONDS * 2.0 ** (self._held - 1))
+
+    def reset(self) -> None:
+        """The reader found events: the next held-back pause is short again."""
+        self._held = 0
 
 
 class Notifier:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import asyncpg
 
-from coinfleet.events.cursor import Cursor, Event, read_events, read_events_with_rows
+from coinfleet.events.cursor import Cursor, Event, any_event_after, read_events, read_events_with_rows
 from coinfleet.metrics import MetricRow
 
 #: events kept in memory; when more arrive, the older half is dropped
@@ -51,6 +51,8 @@ class EventLog:
         self._events: list[Event] = []
         self._keys: list[tuple[int, int]] = []  #: (tx, seq) of each event, for bisecting
         self._extending: asyncio.Task[None] | None = None
+        #: the cursor after which the last read at the head found no finished event but committed ones
+        self._held_back_after: Cursor | None = None
         self.reads = 0  #: database reads made (for tests and benchmarks)
 
     async def read(self, after: Cursor, limit: int) -> list[Event]:
@@ -74,13 +76,24 @@ class EventLog:
         async with self._pool.acquire() as conn:
             return await read_events(conn, after, limit)
 
+    def held_back(self, after: Cursor) -> bool:
+        """Whether the last read at the head, after `after`, found nothing although committed events lie
+        there, waiting for an older transaction to end: no NOTIFY will say when they can be read."""
+        return self._held_back_after == after
+
     async def _read_head(self, after: Cursor, limit: int) -> tuple[list[Event], list[MetricRow | None]]:
-        """A read that extends the run: with the events' rows when a follower takes them."""
-        if self._follower is None:
-            return await self._read_database(after, limit), []
+        """A read that extends the run: with the events' rows when a follower takes them. One that finds
+        nothing also asks whether events are held back (see `held_back`)."""
         self.reads += 1
+        rows: list[MetricRow | None] = []
         async with self._pool.acquire() as conn:
-            return await read_events_with_rows(conn, after, limit)
+            if self._follower is None:
+                events = await read_events(conn, after, limit)
+            else:
+                events, rows = await read_events_with_rows(conn, after, limit)
+            held = not events and await any_event_after(conn, after)
+        self._held_back_after = after if held else None
+        return events, rows
 
     async def _reanchor(self, after: Cursor, limit: int) -> list[Event]:
         events, rows = await self._read_head(after, limit)

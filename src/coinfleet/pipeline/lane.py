@@ -26,7 +26,7 @@ from coinfleet.alerts.outbox import OutboxItem, write_outbox
 from coinfleet.alerts.rules import route
 from coinfleet.db.database import OwnConnection
 from coinfleet.events.cursor import Cursor, Event, load_cursor
-from coinfleet.events.feed import Signal
+from coinfleet.events.feed import IdlePause, Signal
 from coinfleet.events.log import EventLog
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
@@ -170,7 +170,7 @@ class Lane:
         self._observations = observations
         self._signal = signal
         self._batch_max = batch_max
-        self._poll_interval = poll_interval
+        self._pause = IdlePause(poll_interval)
         self._default_webhook_url = default_webhook_url
         self._slots = slots or FairSlots(os.cpu_count() or 1)
         self._events = events
@@ -209,6 +209,7 @@ class Lane:
                 failures = 0
                 if handled:
                     recent.append(False)
+                    self._pause.reset()
             except Exception as exc:  # one model's failure never leaves its lane
                 failures += 1
                 recent.append(isinstance(exc, RunnerError))
@@ -218,7 +219,7 @@ class Lane:
                 await self._back_off(min(MAX_BACKOFF_SECONDS, 0.1 * 2 ** max(failures, sum(recent))))
                 continue
             if not handled:
-                await self._signal.wait(self._poll_interval)
+                await self._signal.wait(self._pause.seconds(held_back=self._events.held_back(self._cursor)))
         await self._runner.close()
         await self._connection.close()
 

@@ -17,8 +17,8 @@ import asyncpg
 import numpy as np
 
 from coinfleet.constants import EVENTS_CHANNEL
-from coinfleet.events.cursor import Cursor, Event, current_horizon, read_events
-from coinfleet.events.feed import Notifier, Signal
+from coinfleet.events.cursor import Cursor, Event, any_event_after, current_horizon, read_events
+from coinfleet.events.feed import IdlePause, Notifier, Signal
 from coinfleet.models import registry
 from coinfleet.models.compile import served_model
 from coinfleet.models.formats import Predictor, load_predictor
@@ -52,7 +52,7 @@ class SequentialScorer:
         self._pool = pool
         self._signal = signal
         self._fetch_per_model = fetch_per_model
-        self._poll_interval = poll_interval
+        self._pause = IdlePause(poll_interval)
         self._serve_onnx = serve_onnx
         self._shared = ObservationService(pool)
         self._models: list[_Scored] = []
@@ -91,10 +91,12 @@ class SequentialScorer:
         while not self._stopping:
             async with self._pool.acquire() as conn:
                 events = await read_events(conn, self._cursor, 1)
+                held_back = not events and await any_event_after(conn, self._cursor)
             self._shared.follow(events)
             if not events:
-                await self._signal.wait(self._poll_interval)
+                await self._signal.wait(self._pause.seconds(held_back=held_back))
                 continue
+            self._pause.reset()
             for model in self._models:
                 await self._score(model, events[0])
             self._cursor = events[0].cursor

@@ -49,10 +49,13 @@ def baseline(
     algorithm: Algorithm = typer.Option(
         "random_forest", help="Model kind (the predecessor ran RandomForests)."
     ),
+    seconds: float = typer.Option(
+        20, min=2, help="Measured seconds per arrival shape (a longer feed steadies the p99)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Lanes against the predecessor's sequential loop on the same load: throughput and p99 ratios."""
-    _bench("baseline", as_json, models=models, algorithm=algorithm)
+    _bench("baseline", as_json, models=models, algorithm=algorithm, seconds=seconds)
 
 
 @app.command()

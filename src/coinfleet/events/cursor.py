@@ -80,16 +80,6 @@ async def events_behind(conn: asyncpg.Connection, cursor: Cursor) -> int:
     return int(await conn.fetchval(query("count_events_after"), cursor.tx, cursor.seq))
 
 
-async def any_event_after(conn: asyncpg.Connection, cursor: Cursor) -> bool:
-    """Whether a committed event lies after the cursor, finished or not.
-
-    An event's NOTIFY comes when its transaction commits, but `read_events` leaves it out while an older
-    transaction is still open (a lane's store, another ingester's insert), and nothing wakes the reader
-    when that one ends. A read that found nothing asks this to know whether to look again soon.
-    """
-    return bool(await conn.fetchval(query("any_event_after"), cursor.tx, cursor.seq))
-
-
 async def oldest_unread_ts(conn: asyncpg.Connection, cursor: Cursor) -> datetime | None:
     """Metric time of the oldest event after the cursor."""
     value: datetime | None = await conn.fetchval(query("oldest_unread_event_ts"), cursor.tx, cursor.seq)

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import asyncpg
 
-from coinfleet.events.cursor import Cursor, Event, any_event_after, read_events, read_events_with_rows
+from coinfleet.events.cursor import Cursor, Event, events_behind, read_events, read_events_with_rows
 from coinfleet.metrics import MetricRow
 
 #: events kept in memory; when more arrive, the older half is dropped
@@ -78,7 +78,8 @@ class EventLog:
 
     def held_back(self, after: Cursor) -> bool:
         """Whether the last read at the head, after `after`, found nothing although committed events lie
-        there, waiting for an older transaction to end: no NOTIFY will say when they can be read."""
+        there: `read_events` leaves an event out while an older transaction is open (a lane's store,
+        another ingester's insert), and no NOTIFY will say when that one ends."""
         return self._held_back_after == after
 
     async def _read_head(self, after: Cursor, limit: int) -> tuple[list[Event], list[MetricRow | None]]:
@@ -91,7 +92,7 @@ class EventLog:
                 events = await read_events(conn, after, limit)
             else:
                 events, rows = await read_events_with_rows(conn, after, limit)
-            held = not events and await any_event_after(conn, after)
+            held = not events and await events_behind(conn, after) > 0  # all of them held back
         self._held_back_after = after if held else None
         return events, rows
 

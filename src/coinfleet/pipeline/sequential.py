@@ -17,7 +17,7 @@ import asyncpg
 import numpy as np
 
 from coinfleet.constants import EVENTS_CHANNEL
-from coinfleet.events.cursor import Cursor, Event, any_event_after, current_horizon, read_events
+from coinfleet.events.cursor import Cursor, Event, current_horizon, events_behind, read_events
 from coinfleet.events.feed import IdlePause, Notifier, Signal
 from coinfleet.models import registry
 from coinfleet.models.compile import served_model
@@ -91,7 +91,7 @@ class SequentialScorer:
         while not self._stopping:
             async with self._pool.acquire() as conn:
                 events = await read_events(conn, self._cursor, 1)
-                held_back = not events and await any_event_after(conn, self._cursor)
+                held_back = not events and await events_behind(conn, self._cursor) > 0
             self._shared.follow(events)
             if not events:
                 await self._signal.wait(self._pause.seconds(held_back=held_back))

@@ -15,11 +15,6 @@ SELECT pg_snapshot_xmin(pg_current_snapshot())
 -- How many events a cursor is behind (finished or not).
 SELECT count(*) FROM coinfleet_events WHERE (tx, seq) > ($1::xid8, $2::bigint)
 
--- name: any_event_after --
--- Whether a committed event lies after a cursor, finished or not: after a read that found none, one
--- that is there waits for an older transaction (read_events leaves it out until that one ends).
-SELECT EXISTS (SELECT 1 FROM coinfleet_events WHERE (tx, seq) > ($1::xid8, $2::bigint))
-
 -- name: oldest_unread_event_ts --
 -- Metric time of the oldest event after a cursor, for lag in seconds.
 SELECT min(ts) FROM coinfleet_events WHERE (tx, seq) > ($1::xid8, $2::bigint)

@@ -13,35 +13,52 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from coinfleet.features.window import WINDOW_ROWS, CoinWindow, FloatArray
+from coinfleet.features.window import WINDOW_COLUMNS, WINDOW_ROWS, CoinWindow, FloatArray
 
 
 class WindowBatch:
-    """Many windows stacked into right-aligned [n, WINDOW_ROWS] arrays (NaN-padded), built per column."""
+    """Many windows as one right-aligned [column, window, WINDOW_ROWS] array, NaN-padded on the left."""
 
-    def __init__(self, windows: Sequence[CoinWindow]) -> None:
-        self._windows = windows
-        self.lengths = np.array([min(len(w), WINDOW_ROWS) for w in windows], dtype=np.int64)
-        self.first_seen = np.array([w.first_seen for w in windows], dtype=np.float64)
-        ends = np.cumsum(self.lengths)
-        position = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - self.lengths, self.lengths)
-        self._rows = np.repeat(np.arange(len(windows)), self.lengths)
-        self._cols = np.repeat(WINDOW_ROWS - self.lengths, self.lengths) + position
-        self._cache: dict[str, FloatArray] = {}
+    def __init__(self, values: FloatArray, lengths: npt.NDArray[np.int64], first_seen: FloatArray) -> None:
+        self._values = values  #: [len(WINDOW_COLUMNS), n, WINDOW_ROWS]
+        self.lengths = lengths  #: rows of each window, at most WINDOW_ROWS
+        self.first_seen = first_seen  #: epoch seconds of each coin's first row ever
+
+    @classmethod
+    def of_tables(cls, tables: Sequence[FloatArray], first_seen: Sequence[float]) -> WindowBatch:
+        """`tables[i]` holds window i's rows oldest → newest, one column per WINDOW_COLUMNS name, as the
+        serving side keeps them; only the newest WINDOW_ROWS rows are read."""
+        lengths = np.array([min(len(table), WINDOW_ROWS) for table in tables], dtype=np.int64)
+        values = np.full((len(WINDOW_COLUMNS), len(tables), WINDOW_ROWS), np.nan)
+        for i, (table, n) in enumerate(zip(tables, lengths.tolist(), strict=True)):
+            values[:, i, WINDOW_ROWS - n :] = table[len(table) - n :].T
+        return cls(values, lengths, np.asarray(first_seen, dtype=np.float64))
+
+    @classmethod
+    def of_windows(cls, windows: Sequence[CoinWindow]) -> WindowBatch:
+        """CoinWindows (the training path), gathered a column at a time for all windows at once."""
+        lengths = np.array([min(len(w), WINDOW_ROWS) for w in windows], dtype=np.int64)
+        ends = np.cumsum(lengths)
+        position = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - lengths, lengths)
+        rows = np.repeat(np.arange(len(windows)), lengths)
+        cols = np.repeat(WINDOW_ROWS - lengths, lengths) + position
+        values = np.full((len(WINDOW_COLUMNS), len(windows), WINDOW_ROWS), np.nan)
+        for j, name in enumerate(WINDOW_COLUMNS):
+            if windows:
+                parts = [w.column(name)[-n:] for w, n in zip(windows, lengths.tolist(), strict=True)]
+                values[j, rows, cols] = np.concatenate(parts)
+        return cls(values, lengths, np.array([w.first_seen for w in windows], dtype=np.float64))
 
     def col(self, name: str) -> FloatArray:
         """Column `name` (or `t`) as [n, WINDOW_ROWS]; the last column is the scoring row."""
-        if name not in self._cache:
-            self._cache[name] = self._stack(name)
-        return self._cache[name]
+        column: FloatArray = self._values[_COLUMN_INDEX[name]]
+        return column
 
-    def _stack(self, name: str) -> FloatArray:
-        out = np.full((len(self._windows), WINDOW_ROWS), np.nan)
-        if self._windows:
-            parts = [w.column(name)[-n:] for w, n in zip(self._windows, self.lengths.tolist(), strict=True)]
-            out[self._rows, self._cols] = np.concatenate(parts)
-        return out
+
+#: where each column lies in a WindowBatch
+_COLUMN_INDEX = {name: i for i, name in enumerate(WINDOW_COLUMNS)}
 
 
 FeatureFn = Callable[[WindowBatch], FloatArray]
@@ -78,8 +95,9 @@ def _f64(values: object) -> FloatArray:
 
 
 def _row_mean(a: FloatArray) -> FloatArray:
-    """Mean per window; NaN if any value is NaN (strict: missing history stays missing)."""
-    return _f64(a.mean(axis=1))
+    """Mean per window; NaN if any value is NaN (strict: missing history stays missing). The sum over
+    the count is what `mean` computes, without its Python overhead."""
+    return _f64(a.sum(axis=1) / a.shape[1])
 
 
 def _pct(new: FloatArray, old: FloatArray) -> FloatArray:
@@ -307,13 +325,17 @@ def validate_feature_names(names: Sequence[str]) -> None:
 
 def compute_matrix(windows: Sequence[CoinWindow], names: Sequence[str]) -> FloatArray:
     """Features `names` for each window as float64 [len(windows), len(names)]; non-finite values are NaN."""
+    return compute_batch(WindowBatch.of_windows(windows), names)
+
+
+def compute_batch(batch: WindowBatch, names: Sequence[str]) -> FloatArray:
+    """Features `names` for each window of a batch, as `compute_matrix` gives them."""
     validate_feature_names(names)
-    if not windows:
+    if not len(batch.lengths):
         return np.empty((0, len(names)), dtype=np.float64)
-    batch = WindowBatch(windows)
     with np.errstate(all="ignore"):
         columns = [FEATURES[name].compute(batch) for name in names]
-    matrix = np.column_stack(columns).astype(np.float64) if columns else np.empty((len(windows), 0))
+    matrix = np.column_stack(columns).astype(np.float64) if columns else np.empty((len(batch.lengths), 0))
     matrix[~np.isfinite(matrix)] = np.nan
     return matrix
 

@@ -15,6 +15,8 @@ from coinfleet.metrics import NUMERIC_COLUMNS, MetricRow
 WINDOW_ROWS = 30
 
 FloatArray = npt.NDArray[np.float64]
+#: a window's row columns in one fixed order: its time, then every numeric metric column
+WINDOW_COLUMNS: tuple[str, ...] = ("t", *NUMERIC_COLUMNS)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -14,8 +14,8 @@ import numpy as np
 
 from coinfleet.db.sql import query
 from coinfleet.events.cursor import Event
-from coinfleet.features.spec import FEATURES, compute_matrix
-from coinfleet.features.window import WINDOW_ROWS, FloatArray, window_from_arrays
+from coinfleet.features.spec import FEATURES, WindowBatch, compute_batch
+from coinfleet.features.window import WINDOW_ROWS, FloatArray
 from coinfleet.feed.writer import metric_row
 from coinfleet.metrics import NUMERIC_COLUMNS, MetricRow
 
@@ -198,7 +198,7 @@ class ObservationService:
 class _CoinWindow:
     """A coin's last rows at or before `last_ts`, oldest first, as one float array per row."""
 
-    values: FloatArray  #: [rows, len(WINDOW_COLUMNS)]
+    values: FloatArray  #: [rows, len(WINDOW_COLUMNS)]: `t`, then every numeric column
     first_seen: float  #: epoch seconds
     last_ts: datetime
     last_row: MetricRow  #: the newest row (the one scored)
@@ -228,10 +228,6 @@ def _numbers(row: MetricRow) -> list[float | int | None]:
     return [getattr(row, name) for name in NUMERIC_COLUMNS]
 
 
-#: the columns of a kept window's values, in CoinWindow's names
-WINDOW_COLUMNS: tuple[str, ...] = ("t", *NUMERIC_COLUMNS)
-
-
 def _extend(base: _CoinWindow | None, records: list[asyncpg.Record]) -> _CoinWindow | None:
     """The window after `base` takes the newer rows `records` (oldest first); None if there is none."""
     if not records:
@@ -250,21 +246,14 @@ def _extend(base: _CoinWindow | None, records: list[asyncpg.Record]) -> _CoinWin
 
 
 def observations(keys: Sequence[Key], windows: Sequence[_CoinWindow | None]) -> dict[Key, Observation | None]:
-    """Features of many windows at once: all rows become one array per column first, so the features
-    of every window are computed in one vectorised pass."""
+    """Features of many windows at once: the kept tables go into one batch as they are, so the
+    features of every window are computed in one vectorised pass."""
     found: dict[Key, Observation | None] = dict.fromkeys(keys)
     built = [(key, window) for key, window in zip(keys, windows, strict=True) if window is not None]
     if not built:
         return found
-    table = np.concatenate([window.values for _, window in built]).T.copy()
-    arrays = dict(zip(WINDOW_COLUMNS, table, strict=True))
-    coin_windows = []
-    start = 0
-    for _, window in built:
-        stop = start + len(window.values)
-        coin_windows.append(window_from_arrays(arrays, window.first_seen, start, stop))
-        start = stop
-    matrix = compute_matrix(coin_windows, ALL_FEATURES)
+    tables, first_seen = [window.values for _, window in built], [window.first_seen for _, window in built]
+    matrix = compute_batch(WindowBatch.of_tables(tables, first_seen), ALL_FEATURES)
     for (key, window), features in zip(built, matrix, strict=True):
         found[key] = Observation(row=window.last_row, features=features)
     return found

@@ -16,11 +16,14 @@ from hypothesis import strategies as st
 from coinfleet.features.spec import (
     DEFAULT_FEATURES,
     FEATURES,
+    WindowBatch,
+    compute_batch,
     compute_features,
     compute_matrix,
     validate_feature_names,
 )
 from coinfleet.features.window import (
+    WINDOW_COLUMNS,
     WINDOW_FIELDS,
     WINDOW_ROWS,
     CoinWindow,
@@ -312,6 +315,17 @@ def test_history_equals_serving_windows_at_every_row() -> None:
     for i in range(len(rows)):
         served = window_from_rows(rows[max(0, i + 1 - WINDOW_ROWS) : i + 1], first_seen=rows[0].timestamp)
         np.testing.assert_array_equal(compute_features(served, DEFAULT_FEATURES), training[i])
+
+
+def test_tables_as_serving_keeps_them_give_the_training_features() -> None:
+    # serving keeps each coin's rows as one [rows, WINDOW_COLUMNS] table; short tables are padded like
+    # short windows, and a table longer than WINDOW_ROWS is read from its newest rows only
+    rows = _random_history(70, seed=5)
+    windows = list(windows_from_history(rows, window_rows=40))
+    tables = [np.column_stack([w.column(name) for name in WINDOW_COLUMNS]) for w in windows]
+    served = compute_batch(WindowBatch.of_tables(tables, [w.first_seen for w in windows]), DEFAULT_FEATURES)
+    np.testing.assert_array_equal(served, compute_matrix(windows, DEFAULT_FEATURES))
+    assert np.isnan(served[0]).any() and not np.isnan(served[-1, DEFAULT_FEATURES.index("price_change_20")])
 
 
 def test_longer_windows_give_the_same_features() -> None:

@@ -45,10 +45,9 @@ class WindowBatch:
         rows = np.repeat(np.arange(len(windows)), lengths)
         cols = np.repeat(WINDOW_ROWS - lengths, lengths) + position
         values = np.full((len(WINDOW_COLUMNS), len(windows), WINDOW_ROWS), np.nan)
-        for j, name in enumerate(WINDOW_COLUMNS):
-            if windows:
-                parts = [w.column(name)[-n:] for w, n in zip(windows, lengths.tolist(), strict=True)]
-                values[j, rows, cols] = np.concatenate(parts)
+        for j, name in enumerate(WINDOW_COLUMNS if windows else ()):
+            parts = [w.column(name)[-n:] for w, n in zip(windows, lengths.tolist(), strict=True)]
+            values[j, rows, cols] = np.concatenate(parts)
         return cls(values, lengths, np.array([w.first_seen for w in windows], dtype=np.float64))
 
     def col(self, name: str) -> FloatArray:

@@ -11,9 +11,10 @@ import numpy as np
 
 from coinfleet.events.cursor import Cursor
 from coinfleet.events.log import EventLog
+from coinfleet.features.window import WINDOW_ROWS
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
-from coinfleet.pipeline.observations import Key, ObservationService
+from coinfleet.pipeline.observations import KEPT_ROWS, Key, ObservationService
 from support import market_rows
 
 
@@ -91,3 +92,47 @@ async def test_a_late_row_reaches_the_next_window(pool: asyncpg.Pool) -> None:
     more = await log.read(events[-1].cursor, 10_000)
     assert [e.ts for e in more] == [late.timestamp, own[20].timestamp]
     await _assert_same_as_whole_reads(pool, service, [(coin, own[20].timestamp)])
+
+
+def _chunks(rows: list[MetricRow]) -> list[list[MetricRow]]:
+    """Rows in inserts of at most one row per coin, as a live feed's insert does."""
+    chunks: list[list[MetricRow]] = [[]]
+    for row in rows:
+        if any(r.mint == row.mint for r in chunks[-1]):
+            chunks.append([])
+        chunks[-1].append(row)
+    return chunks
+
+
+async def test_a_lane_behind_the_head_is_served_from_the_kept_rows(pool: asyncpg.Pool) -> None:
+    market = market_rows(coins=3, seconds=900)
+    coins = {mint for mint, _ in Counter(r.mint for r in market).most_common(3)}
+    chunks = _chunks(sorted((r for r in market if r.mint in coins), key=lambda r: r.timestamp))
+    service = ObservationService(pool)
+    log = EventLog(pool, follower=service)
+    cursor = Cursor(tx=0, seq=0)
+
+    async def follow(chunk: list[MetricRow]) -> list[Key]:
+        nonlocal cursor
+        await _insert(pool, chunk)
+        events = await log.read(cursor, 10_000)
+        cursor = events[-1].cursor
+        return [(e.mint, e.ts) for e in events]
+
+    # a lane at the head until every coin's kept window is full
+    head: Counter[str] = Counter()
+    while len(head) < len(coins) or min(head.values()) < KEPT_ROWS:
+        keys = await follow(chunks.pop(0))
+        await service.observe(keys)
+        head.update(mint for mint, _ in keys)
+    # then the reader follows rows the lane asks for only later, up to 45 of a coin
+    behind: list[Key] = []
+    while max(Counter(mint for mint, _ in behind).values(), default=0) < 45:
+        behind += await follow(chunks.pop(0))
+    fetched = service.fetched
+    await _assert_same_as_whole_reads(pool, service, behind)
+    # a coin's newest KEPT_ROWS - WINDOW_ROWS + 1 rows are served as they stood; older ones are read
+    served = KEPT_ROWS - WINDOW_ROWS + 1
+    behind_by_coin = Counter(mint for mint, _ in behind).values()
+    assert min(behind_by_coin) > WINDOW_ROWS // 2
+    assert service.fetched - fetched == sum(max(0, n - served) for n in behind_by_coin) > 0

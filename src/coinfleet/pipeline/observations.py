@@ -22,6 +22,9 @@ from coinfleet.metrics import NUMERIC_COLUMNS, MetricRow
 Key = tuple[str, datetime]
 #: every feature the catalogue knows, in one fixed order; lanes pick their columns from it
 ALL_FEATURES: tuple[str, ...] = tuple(FEATURES)
+#: rows a kept coin window holds: the newest window and as many rows before it, so that a lane up to
+#: WINDOW_ROWS of the coin's rows behind the head is served from memory too
+KEPT_ROWS = 2 * WINDOW_ROWS
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,7 +56,8 @@ class ObservationService:
     known to miss no row after its newest time — the read that made it saw no later row of the coin,
     and no event of the coin was followed while it ran — so an event at the head is served with no
     read at all. Every later row of such a coin comes through `follow` in stream order: a newer one
-    extends the window, an older one (late) drops it.
+    extends the window, an older one (late) drops it. A kept window holds up to KEPT_ROWS rows, so an
+    event of a coin that has had newer rows since (a lane behind the head) is served from it as well.
     """
 
     def __init__(
@@ -137,9 +141,9 @@ class ObservationService:
         return loaded
 
     async def _load(self, keys: list[Key]) -> dict[Key, Observation | None]:
-        windows: list[_CoinWindow | None] = [self._coins.get(mint) for mint, _ in keys]
-        # a kept window ending at the key's time serves it as it is; one ending earlier is the base that
-        # the rows after it extend; an earlier or equal one reads its window whole
+        # a kept window holding the key's row serves it as it stood then; one ending earlier is the base
+        # that the rows after it extend; otherwise the key's window is read whole
+        windows = [_served(self._coins.get(mint), t) for mint, t in keys]
         wanted = [
             i for i, ((_, t), k) in enumerate(zip(keys, windows, strict=True)) if k is None or k.last_ts != t
         ]
@@ -196,20 +200,59 @@ class ObservationService:
 
 @dataclass(frozen=True, slots=True)
 class _CoinWindow:
-    """A coin's last rows at or before `last_ts`, oldest first, as one float array per row."""
+    """A coin's last rows at or before `last_ts`, oldest first: up to KEPT_ROWS, one float array per row."""
 
     values: FloatArray  #: [rows, len(WINDOW_COLUMNS)]: `t`, then every numeric column
+    #: the MetricRow of each row of `values` where it is known (rows that came from follow, and the
+    #: newest row of a read); an event is served from its row only
+    rows: tuple[MetricRow | None, ...]
     first_seen: float  #: epoch seconds
-    last_ts: datetime
-    last_row: MetricRow  #: the newest row (the one scored)
+    whole: bool  #: `values` starts at the coin's first row
     #: every row of the coin after `last_ts` will reach `follow` (see ObservationService)
     complete: bool = False
+
+    @property
+    def last_ts(self) -> datetime:
+        """The time of the newest row."""
+        return self.last_row.timestamp
+
+    @property
+    def last_row(self) -> MetricRow:
+        """The newest row (the one an event at `last_ts` scores)."""
+        row = self.rows[-1]
+        assert row is not None, "a kept window always knows its newest row"
+        return row
 
     def appended(self, row: MetricRow) -> _CoinWindow:
         """The window with a newer row at its end."""
         fresh = np.array([[row.timestamp.timestamp(), *_numbers(row)]], dtype=np.float64)
-        values = np.concatenate((self.values, fresh))[-WINDOW_ROWS:]
-        return _CoinWindow(values, self.first_seen, row.timestamp, row, self.complete)
+        return self.extended(fresh, (row,))
+
+    def extended(self, values: FloatArray, rows: tuple[MetricRow | None, ...]) -> _CoinWindow:
+        """The window with newer rows at its end; the oldest fall out past KEPT_ROWS."""
+        joined = np.concatenate((self.values, values))
+        whole = self.whole and len(joined) <= KEPT_ROWS
+        kept_rows = (*self.rows, *rows)[-KEPT_ROWS:]
+        return _CoinWindow(joined[-KEPT_ROWS:], kept_rows, self.first_seen, whole, self.complete)
+
+    def at(self, ts: datetime) -> _CoinWindow | None:
+        """The window as it stood when its row at `ts` was the newest; None unless it holds that row
+        and the WINDOW_ROWS before it (or every row of the coin before it)."""
+        if ts == self.last_ts:
+            return self
+        j = int(np.searchsorted(self.values[:, 0], ts.timestamp()))
+        row = self.rows[j] if j < len(self.rows) else None
+        if row is None or row.timestamp != ts or (j < WINDOW_ROWS - 1 and not self.whole):
+            return None
+        return _CoinWindow(self.values[: j + 1], self.rows[: j + 1], self.first_seen, self.whole)
+
+
+def _served(kept: _CoinWindow | None, ts: datetime) -> _CoinWindow | None:
+    """What a kept window offers an event at `ts`: itself as the base to extend when the event is newer,
+    else the window as it stood at the event's row, if it holds that row."""
+    if kept is None or ts > kept.last_ts:
+        return kept
+    return kept.at(ts)
 
 
 @dataclass
@@ -236,13 +279,12 @@ def _extend(base: _CoinWindow | None, records: list[asyncpg.Record]) -> _CoinWin
         [[r["timestamp"].timestamp(), *(r[name] for name in NUMERIC_COLUMNS)] for r in records],
         dtype=np.float64,
     )
+    rows = (*[None] * (len(records) - 1), metric_row(records[-1]))
     if base is None:
-        values = fresh
-        first_seen = records[0]["first_seen"].timestamp()
-    else:
-        values = np.concatenate((base.values, fresh))[-WINDOW_ROWS:]
-        first_seen = base.first_seen
-    return _CoinWindow(values, first_seen, records[-1]["timestamp"], metric_row(records[-1]))
+        return _CoinWindow(fresh, rows, records[0]["first_seen"].timestamp(), len(records) < WINDOW_ROWS)
+    if len(records) == WINDOW_ROWS:  # rows between the base and these may be left out: start anew
+        return _CoinWindow(fresh, rows, base.first_seen, whole=False)
+    return base.extended(fresh, rows)
 
 
 def observations(keys: Sequence[Key], windows: Sequence[_CoinWindow | None]) -> dict[Key, Observation | None]:

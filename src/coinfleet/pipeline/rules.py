@@ -44,7 +44,7 @@ def tag_for(probability: float, alert_threshold: float) -> Tag:
     return Tag.NEGATIVE
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class CoinState:
     """What a model remembers about one coin (the scan cache)."""
 
@@ -103,7 +103,7 @@ def definitely_skipped(
     return None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class Decision:
     """What to do with one scored event."""
 

@@ -18,7 +18,7 @@ from coinfleet.pipeline.rules import CoinState, Tag
 from coinfleet.targets import TargetSpec
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class NewPrediction:
     """One prediction to store, with the metric row it was made on."""
 

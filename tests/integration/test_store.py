@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -20,15 +21,23 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def prediction(
-    mint: str, seconds: int, probability: float, tag: Tag, *, phase: int | None = 2, volume: float = 4.0
+    mint: str,
+    seconds: float,
+    probability: float,
+    tag: Tag,
+    *,
+    phase: int | None = 2,
+    volume: float = 4.0,
+    seq: int = 1,
+    ts: datetime | None = None,
 ) -> NewPrediction:
-    ts = T0 + timedelta(seconds=seconds)
+    ts = ts or T0 + timedelta(seconds=seconds)
     metric = MetricRow(
         mint=mint, timestamp=ts, phase_id_at_time=phase, price_open=1.0, price_high=1.5, price_low=0.5,
         price_close=1.25, market_cap_close=30.0, volume_sol=volume, buy_volume_sol=3.0, sell_volume_sol=1.0,
         num_buys=3, num_sells=1, unique_wallets=4,
     )  # fmt: skip
-    event = Event(tx=7, seq=seconds, mint=mint, ts=ts, inserted_at=ts)
+    event = Event(tx=7, seq=seq, mint=mint, ts=ts, inserted_at=ts)
     return NewPrediction(event=event, row=metric, probability=probability, tag=tag)
 
 
@@ -38,11 +47,14 @@ async def test_every_column_lands_in_place(pool: asyncpg.Pool, small_bundle: Mod
             conn, replace(small_bundle, name="stored"), settings=ModelSettings(), activate=True
         )
         batch = [
-            prediction("a", 1, 0.75, Tag.ALERT),
-            prediction("b", 2, 0.25, Tag.NEGATIVE, phase=None, volume=math.nan),
+            prediction("a", 1.000001, 0.75, Tag.ALERT),
+            prediction("b", 2, 0.25, Tag.NEGATIVE, phase=None, volume=math.nan, seq=2),
         ]
         states = {
-            "a": CoinState(last_scan_ts=T0, last_probability=0.75, last_tag=Tag.ALERT, stored_alert=3),
+            "a": CoinState(
+                last_scan_ts=T0 + timedelta(microseconds=1), last_probability=0.75, last_tag=Tag.ALERT,
+                stored_alert=3,
+            ),
             "b": CoinState(
                 last_scan_ts=T0 + timedelta(seconds=2), last_probability=0.25, last_tag=Tag.NEGATIVE,
                 ignore_until=T0 + timedelta(hours=1), ignore_reason=Tag.NEGATIVE, stored_negative=1,
@@ -61,14 +73,40 @@ async def test_every_column_lands_in_place(pool: asyncpg.Pool, small_bundle: Mod
             "SELECT tx::text::int8 AS tx, seq FROM coinfleet_cursors WHERE model_id = $1", model.id
         )
         assert await load_states(conn, model.id) == states
-    assert set(ids) == {("a", T0 + timedelta(seconds=1)), ("b", T0 + timedelta(seconds=2))}
+    a_ts = T0 + timedelta(seconds=1, microseconds=1)
+    assert set(ids) == {("a", a_ts), ("b", T0 + timedelta(seconds=2))}
     a, b = (dict(r) for r in rows)
     horizon = timedelta(seconds=model.target.horizon_seconds)
     assert a == {
-        "mint": "a", "metric_ts": T0 + timedelta(seconds=1), "probability": 0.75, "prediction": 1,
+        "mint": "a", "metric_ts": a_ts, "probability": 0.75, "prediction": 1,
         "tag": "alert", "phase_id": 2, "price_open": 1.0, "price_high": 1.5, "price_low": 0.5,
         "price_close": 1.25, "market_cap_close": 30.0, "volume_sol": 4.0, "tx": 7, "event_seq": 1,
         "horizon": horizon,
     }  # fmt: skip
     assert b["prediction"] == 0 and b["phase_id"] is None and math.isnan(b["volume_sol"])
     assert (cursor["tx"], cursor["seq"]) == (7, 2)
+
+
+async def test_times_keep_every_microsecond(pool: asyncpg.Pool, small_bundle: ModelBundle) -> None:
+    # times travel as microseconds since 1970, before it too
+    rng = random.Random(4)
+    start, span = datetime(1900, 1, 1, tzinfo=UTC), int(timedelta(days=400 * 365).total_seconds()) * 10**6
+    times = [start + timedelta(microseconds=rng.randrange(span)) for _ in range(3000)]
+    batch = [prediction(f"c{i}", 0, 0.5, Tag.POSITIVE, ts=t) for i, t in enumerate(times)]
+    states = {
+        f"c{i}": CoinState(
+            last_scan_ts=t, last_probability=0.5, last_tag=Tag.POSITIVE,
+            ignore_until=t + timedelta(microseconds=1), ignore_reason=Tag.POSITIVE,
+        )
+        for i, t in enumerate(times)
+    }  # fmt: skip
+    async with pool.acquire() as conn:
+        model = await import_bundle(
+            conn, replace(small_bundle, name="times"), settings=ModelSettings(), activate=True
+        )
+        await store_batch(conn, model, batch, states, Cursor(tx=7, seq=1))
+        stored = await conn.fetch(
+            "SELECT mint, metric_ts FROM coinfleet_predictions WHERE model_id = $1", model.id
+        )
+        assert {r["mint"]: r["metric_ts"] for r in stored} == {p.event.mint: p.event.ts for p in batch}
+        assert await load_states(conn, model.id) == states

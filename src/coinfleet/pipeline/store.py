@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -28,6 +28,14 @@ class NewPrediction:
     tag: Tag
 
 
+#: tags travel by their position in this list, from 1 (SQL arrays count from 1); 0 is no tag
+TAG_NAMES = [tag.value for tag in Tag]
+_TAG_CODE = {tag: code for code, tag in enumerate(Tag, start=1)}
+NULL = -(2**63)  #: a NULL phase or time in an int8 row: neither an int4 nor a timestamptz can be it
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 async def store_batch(
     conn: asyncpg.Connection,
     model: ModelRecord,
@@ -39,21 +47,26 @@ async def store_batch(
 ) -> dict[tuple[str, datetime], int]:
     """Store a batch's predictions (target and threshold as a snapshot), its scan-cache changes and the
     model's cursor in one statement; with `want_ids` the new prediction ids by (coin, metric time)."""
-    # one tuple per row, turned into one list per column by zip (in C); the columns that are never NULL
-    # go as one row list each, a 2-D array (asyncpg checks each element of a 1-D array for nesting)
+    # one tuple per prediction or coin, turned into one list per column by zip (in C); the numbers go as
+    # rows of a 2-D array per type: asyncpg checks each element of a 1-D array for nesting, and encodes
+    # a timestamp in 2.5 µs where its microseconds in an int8 row take 0.5
     prediction_columns = _columns(
         (
-            p.event.mint, p.event.ts, p.tag.value, p.row.phase_id_at_time, p.event.tx, p.event.seq,
+            p.event.mint, p.event.tx,
             [p.probability, p.row.price_open, p.row.price_high, p.row.price_low, p.row.price_close,
              p.row.market_cap_close, p.row.volume_sol],
+            [(p.event.ts - _EPOCH) // _MICROSECOND, _TAG_CODE[p.tag],
+             NULL if p.row.phase_id_at_time is None else p.row.phase_id_at_time, p.event.seq],
         )
         for p in predictions
     )  # fmt: skip
     state_columns = _columns(
         (
-            mint, s.last_scan_ts, s.last_probability, s.last_tag.value, s.ignore_until,
-            s.ignore_reason.value if s.ignore_reason else None,
-            [s.stored_negative, s.stored_positive, s.stored_alert],
+            mint, s.last_probability,
+            [(s.last_scan_ts - _EPOCH) // _MICROSECOND,
+             NULL if s.ignore_until is None else (s.ignore_until - _EPOCH) // _MICROSECOND,
+             _TAG_CODE[s.last_tag], _TAG_CODE[s.ignore_reason] if s.ignore_reason else 0,
+             s.stored_negative, s.stored_positive, s.stored_alert],
         )
         for mint, s in states.items()
     )  # fmt: skip
@@ -64,8 +77,9 @@ async def store_batch(
         model.settings.alert_threshold,
         _target_json(model.target),
         float(model.target.horizon_seconds),
-        *(prediction_columns or [[]] * 7),
-        *(state_columns or [[]] * 7),
+        TAG_NAMES,
+        *(prediction_columns or [[]] * 4),
+        *(state_columns or [[]] * 3),
         cursor.tx,
         cursor.seq,
         want_ids,

@@ -200,7 +200,7 @@ class ObservationService:
 
 @dataclass(frozen=True, slots=True)
 class _CoinWindow:
-    """A coin's last rows at or before `last_ts`, oldest first: up to KEPT_ROWS, one float array per row."""
+    """A coin's last rows (up to KEPT_ROWS) at or before `last_ts`, oldest first."""
 
     values: FloatArray  #: [rows, len(WINDOW_COLUMNS)]: `t`, then every numeric column
     #: the MetricRow of each row of `values` where it is known (rows that came from follow, and the
@@ -237,7 +237,7 @@ class _CoinWindow:
 
     def at(self, ts: datetime) -> _CoinWindow | None:
         """The window as it stood when its row at `ts` was the newest; None unless it holds that row
-        and the WINDOW_ROWS before it (or every row of the coin before it)."""
+        and a whole window's rows up to it (or every row of the coin up to it)."""
         if ts == self.last_ts:
             return self
         j = int(np.searchsorted(self.values[:, 0], ts.timestamp()))

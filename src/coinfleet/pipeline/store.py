@@ -31,7 +31,7 @@ class NewPrediction:
 #: tags travel by their position in this list, from 1 (SQL arrays count from 1); 0 is no tag
 TAG_NAMES = [tag.value for tag in Tag]
 _TAG_CODE = {tag: code for code, tag in enumerate(Tag, start=1)}
-NULL = -(2**63)  #: a NULL phase or time in an int8 row: neither an int4 nor a timestamptz can be it
+_NULL = -(2**63)  #: a NULL phase or time in an int8 row: neither an int4 nor a timestamptz can be it
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -55,16 +55,16 @@ async def store_batch(
             p.event.mint, p.event.tx,
             [p.probability, p.row.price_open, p.row.price_high, p.row.price_low, p.row.price_close,
              p.row.market_cap_close, p.row.volume_sol],
-            [(p.event.ts - _EPOCH) // _MICROSECOND, _TAG_CODE[p.tag],
-             NULL if p.row.phase_id_at_time is None else p.row.phase_id_at_time, p.event.seq],
+            [_microseconds(p.event.ts), _TAG_CODE[p.tag],
+             _NULL if p.row.phase_id_at_time is None else p.row.phase_id_at_time, p.event.seq],
         )
         for p in predictions
     )  # fmt: skip
     state_columns = _columns(
         (
             mint, s.last_probability,
-            [(s.last_scan_ts - _EPOCH) // _MICROSECOND,
-             NULL if s.ignore_until is None else (s.ignore_until - _EPOCH) // _MICROSECOND,
+            [_microseconds(s.last_scan_ts),
+             _NULL if s.ignore_until is None else _microseconds(s.ignore_until),
              _TAG_CODE[s.last_tag], _TAG_CODE[s.ignore_reason] if s.ignore_reason else 0,
              s.stored_negative, s.stored_positive, s.stored_alert],
         )
@@ -85,6 +85,11 @@ async def store_batch(
         want_ids,
     )
     return {(r["mint"], r["metric_ts"]): r["id"] for r in stored}
+
+
+def _microseconds(ts: datetime) -> int:
+    """Microseconds since 1970, exactly."""
+    return (ts - _EPOCH) // _MICROSECOND
 
 
 @functools.cache

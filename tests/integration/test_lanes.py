@@ -97,6 +97,43 @@ async def test_every_event_is_scored_once(pool: asyncpg.Pool, db_dsn: str, small
     assert counted == len(rows)
 
 
+async def test_a_metric_row_inserted_twice_is_predicted_once(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    plain = await activate(pool, small_bundle, "plain", min_scan_interval_seconds=0)
+    hooked = await activate(
+        pool, small_bundle, "hooked", min_scan_interval_seconds=0, webhook_url="http://127.0.0.1:9/hook"
+    )
+    rows = market_rows(coins=5, seconds=300)
+    again = [replace(r, price_close=r.price_close * 2) for r in rows[::7]]
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, rows)
+        await insert_metrics(conn, again)
+    supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=SETTINGS, runner_factory=inline_runner)
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await until(
+            lambda: (
+                len(supervisor.lanes) == 2
+                and all(lane.stats.events == len(rows) + len(again) for lane in supervisor.lanes)
+            )
+        )
+        assert all(not lane.stats.errors for lane in supervisor.lanes)
+    finally:
+        supervisor.stop()
+        await task
+    async with pool.acquire() as conn:
+        for model in (plain, hooked):
+            stored = await conn.fetch(
+                "SELECT mint, metric_ts FROM coinfleet_predictions WHERE model_id = $1", model.id
+            )
+            assert sorted((r["mint"], r["metric_ts"]) for r in stored) == sorted(
+                (r.mint, r.timestamp) for r in rows
+            )
+        alerts = await conn.fetchval("SELECT count(*) FROM coinfleet_alerts WHERE model_id = $1", hooked.id)
+    assert 0 < alerts <= len(rows)
+
+
 async def test_a_failing_model_does_not_stop_its_neighbour(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
 ) -> None:

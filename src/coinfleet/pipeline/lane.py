@@ -378,18 +378,28 @@ class Lane:
 
     async def store_batch(self, result: BatchResult, cursor: Cursor) -> None:
         """Predictions, scan-cache changes, outbox rows and the cursor in one transaction, on the lane's
-        own connection."""
+        own connection. Predictions go in as a plain insert; one that repeats a stored coin and metric
+        time (a metric row inserted twice) fails it, and the batch is stored again skipping repeats."""
+        try:
+            await self._store(result, cursor, skip_repeats=False)
+        except asyncpg.UniqueViolationError:
+            await self._store(result, cursor, skip_repeats=True)
+        self._states.update(result.states)
+        self._cursor = cursor
+
+    async def _store(self, result: BatchResult, cursor: Cursor, *, skip_repeats: bool) -> None:
         async with self._connection.use() as conn:
             if not result.outbox:  # one statement is a transaction of its own
-                await store_batch(conn, self.model, result.predictions, result.states, cursor)
+                await store_batch(
+                    conn, self.model, result.predictions, result.states, cursor, skip_repeats=skip_repeats
+                )
             else:
                 async with conn.transaction():
                     ids = await store_batch(
-                        conn, self.model, result.predictions, result.states, cursor, want_ids=True
-                    )
+                        conn, self.model, result.predictions, result.states, cursor,
+                        want_ids=True, skip_repeats=skip_repeats,
+                    )  # fmt: skip
                     await write_outbox(conn, self.model, result.outbox, ids)
-        self._states.update(result.states)
-        self._cursor = cursor
 
     def _record_latencies(self, predictions: Sequence[NewPrediction]) -> None:
         committed = datetime.now(UTC).timestamp()

@@ -1,6 +1,7 @@
 -- name: store_batch --
 -- A batch in one statement, so atomic without a transaction: its predictions (a repeat of model, coin
--- and metric time is ignored), the scan-cache rows it changed, and the model's cursor. Returns the new
+-- and metric time is ignored; lanes first send the statement without its ON CONFLICT line, see
+-- store._statement), the scan-cache rows it changed, and the model's cursor. Returns the new
 -- prediction ids when $16 asks for them (the webhook outbox needs them). Numbers come as rows of a
 -- two-dimensional array per type, a row per prediction or coin, so that the client encodes a few
 -- arrays, not an array and an element per column: times as microseconds since the epoch, tags by their

@@ -34,18 +34,23 @@ async def _assert_same_as_whole_reads(
         np.testing.assert_array_equal(a.features, b.features)
 
 
+def _chunks(rows: list[MetricRow]) -> list[list[MetricRow]]:
+    """Rows in inserts of at most one row per coin, as a live feed's insert does."""
+    chunks: list[list[MetricRow]] = [[]]
+    for row in rows:
+        if any(r.mint == row.mint for r in chunks[-1]):
+            chunks.append([])
+        chunks[-1].append(row)
+    return chunks
+
+
 async def test_a_warm_coins_event_needs_no_read(pool: asyncpg.Pool) -> None:
     rows = sorted(market_rows(coins=4, seconds=600), key=lambda r: r.timestamp)
     service = ObservationService(pool)
     log = EventLog(pool, follower=service)
     cursor = Cursor(tx=0, seq=0)
-    chunks: list[list[MetricRow]] = [[]]
-    for row in rows:  # each chunk holds at most one row per coin, as a live feed's insert does
-        if any(r.mint == row.mint for r in chunks[-1]):
-            chunks.append([])
-        chunks[-1].append(row)
     seen: set[str] = set()
-    for chunk in chunks:
+    for chunk in _chunks(rows):
         await _insert(pool, chunk)
         events = await log.read(cursor, 10_000)
         cursor = events[-1].cursor
@@ -92,16 +97,6 @@ async def test_a_late_row_reaches_the_next_window(pool: asyncpg.Pool) -> None:
     more = await log.read(events[-1].cursor, 10_000)
     assert [e.ts for e in more] == [late.timestamp, own[20].timestamp]
     await _assert_same_as_whole_reads(pool, service, [(coin, own[20].timestamp)])
-
-
-def _chunks(rows: list[MetricRow]) -> list[list[MetricRow]]:
-    """Rows in inserts of at most one row per coin, as a live feed's insert does."""
-    chunks: list[list[MetricRow]] = [[]]
-    for row in rows:
-        if any(r.mint == row.mint for r in chunks[-1]):
-            chunks.append([])
-        chunks[-1].append(row)
-    return chunks
 
 
 async def test_a_lane_behind_the_head_is_served_from_the_kept_rows(pool: asyncpg.Pool) -> None:

@@ -73,8 +73,6 @@ async def test_killed_lane_resumes_without_loss_or_repeat(
         await second.wait()
     async with pool.acquire() as conn:
         distinct = await conn.fetchval("SELECT count(DISTINCT (mint, metric_ts)) FROM coinfleet_predictions")
-        counted = await conn.fetchval(
-            "SELECT sum(stored_negative + stored_positive + stored_alert) FROM coinfleet_scan_state"
-        )
+        counted = await conn.fetchval("SELECT sum(stored_predictions) FROM coinfleet_cursors")
     assert distinct == len({(r.mint, r.timestamp) for r in rows}) == len(rows)
     assert counted == len(rows), "a batch applied twice would count its predictions twice"

@@ -87,14 +87,64 @@ async def test_every_event_is_scored_once(pool: asyncpg.Pool, db_dsn: str, small
             " GROUP BY mint, metric_ts",
             model.id,
         )
-        counted = await conn.fetchval(
-            "SELECT sum(stored_negative + stored_positive + stored_alert) FROM coinfleet_scan_state"
+        totals = await conn.fetchrow(
+            "SELECT stored_predictions, last_prediction_at, scan_cache_complete FROM coinfleet_cursors"
             " WHERE model_id = $1",
             model.id,
         )
+        cached = await conn.fetchval(
+            "SELECT count(*) FROM coinfleet_scan_state WHERE model_id = $1", model.id
+        )
     assert {(r["mint"], r["metric_ts"]) for r in stored} == {(r.mint, r.timestamp) for r in rows}
     assert all(r["n"] == 1 for r in stored)
-    assert counted == len(rows)
+    assert totals["stored_predictions"] == len(rows)
+    assert totals["last_prediction_at"] == max(r.timestamp for r in rows)
+    # no rule of this model reads the scan cache: the lane kept none, and the cursor row says so
+    assert cached == 0 and not totals["scan_cache_complete"]
+
+
+async def test_a_rule_turned_on_counts_what_was_stored_without_the_scan_cache(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    await activate(pool, small_bundle, "limited", min_scan_interval_seconds=0)
+    rows = sorted(market_rows(coins=12, seconds=400), key=lambda r: r.timestamp)
+    first, second = rows[: len(rows) // 2], rows[len(rows) // 2 :]
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, first)
+    supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=SETTINGS)
+    task = asyncio.create_task(supervisor.run())
+    count_by_coin = (
+        "SELECT mint, count(*) FILTER (WHERE tag = $2) AS n FROM coinfleet_predictions WHERE model_id = $1"
+        " GROUP BY mint"
+    )
+    try:
+        await until(lambda: bool(supervisor.lanes) and supervisor.lanes[0].stats.events == len(first))
+        lane = supervisor.lanes[0]
+        async with pool.acquire() as conn:
+            tag = await conn.fetchval(
+                "SELECT tag FROM coinfleet_predictions WHERE model_id = $1"
+                " GROUP BY tag ORDER BY count(*) DESC LIMIT 1",
+                lane.model.id,
+            )
+            before = {r["mint"]: r["n"] for r in await conn.fetch(count_by_coin, lane.model.id, tag)}
+            model = await registry.get(conn, "limited")
+            await registry.update_settings(
+                conn, "limited", model.settings.model_copy(update={f"max_log_entries_{tag}": 2})
+            )
+        await until(lambda: lane.model.settings.reads_scan_cache)
+        async with pool.acquire() as conn:
+            await insert_metrics(conn, second)
+        await until(lambda: lane.stats.events == len(rows))
+    finally:
+        supervisor.stop()
+        await task
+    async with pool.acquire() as conn:
+        after = {r["mint"]: r["n"] for r in await conn.fetch(count_by_coin, lane.model.id, tag)}
+    # the limit counts every stored prediction of the tag, those stored while no cache was kept too
+    assert any(n >= 2 for n in before.values())
+    assert {m: after[m] for m, n in before.items() if n >= 2} == {m: n for m, n in before.items() if n >= 2}
+    assert all(n <= max(2, before.get(mint, 0)) for mint, n in after.items())
+    assert lane.stats.skips["log_limit"] > 0
 
 
 async def test_a_metric_row_inserted_twice_is_predicted_once(

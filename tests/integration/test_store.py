@@ -110,3 +110,53 @@ async def test_times_keep_every_microsecond(pool: asyncpg.Pool, small_bundle: Mo
         )
         assert {r["mint"]: r["metric_ts"] for r in stored} == {p.event.mint: p.event.ts for p in batch}
         assert await load_states(conn, model.id) == states
+
+
+async def test_a_scan_cache_left_behind_is_rebuilt_from_the_predictions(
+    pool: asyncpg.Pool, small_bundle: ModelBundle
+) -> None:
+    def at(seconds: float) -> datetime:
+        return T0 + timedelta(seconds=seconds)
+
+    kept = {
+        "a": CoinState(
+            last_scan_ts=at(1), last_probability=0.75, last_tag=Tag.ALERT, ignore_until=at(3600),
+            ignore_reason=Tag.ALERT, stored_alert=1,
+        ),
+        # scanned after its stored prediction (one the log limit held back)
+        "b": CoinState(
+            last_scan_ts=at(9), last_probability=0.2, last_tag=Tag.NEGATIVE, ignore_until=at(3600),
+            ignore_reason=Tag.NEGATIVE, stored_positive=1,
+        ),
+    }  # fmt: skip
+    without_cache = [
+        prediction("a", 5, 0.3, Tag.NEGATIVE, seq=3),
+        prediction("a", 6, 0.55, Tag.POSITIVE, seq=4),
+        prediction("c", 7, 0.9, Tag.ALERT, seq=5),
+    ]
+    complete = "SELECT scan_cache_complete FROM coinfleet_cursors WHERE model_id = $1"
+    async with pool.acquire() as conn:
+        model = await import_bundle(
+            conn, replace(small_bundle, name="rebuilt"), settings=ModelSettings(), activate=True
+        )
+        with_cache = [prediction("a", 1, 0.75, Tag.ALERT), prediction("b", 2, 0.6, Tag.POSITIVE, seq=2)]
+        await store_batch(conn, model, with_cache, kept, Cursor(tx=7, seq=2))
+        assert await load_states(conn, model.id) == kept
+        await store_batch(conn, model, without_cache, {}, Cursor(tx=7, seq=5), keeps_scan_cache=False)
+        assert not await conn.fetchval(complete, model.id)
+        totals = await conn.fetchrow(
+            "SELECT stored_predictions, last_prediction_at FROM coinfleet_cursors WHERE model_id = $1",
+            model.id,
+        )
+        rebuilt = await load_states(conn, model.id)
+        assert await conn.fetchval(complete, model.id)
+    assert (totals["stored_predictions"], totals["last_prediction_at"]) == (5, at(7))
+    assert rebuilt == {
+        # a newer prediction is the last scan, with no ignore window (none was kept); counts recounted
+        "a": CoinState(
+            last_scan_ts=at(6), last_probability=0.55, last_tag=Tag.POSITIVE, stored_negative=1,
+            stored_positive=1, stored_alert=1,
+        ),
+        "b": kept["b"],
+        "c": CoinState(last_scan_ts=at(7), last_probability=0.9, last_tag=Tag.ALERT, stored_alert=1),
+    }  # fmt: skip

@@ -151,7 +151,7 @@ def _scored(item: OutboxItem, prediction_id: int | None) -> Scored:
 async def _totals(conn: asyncpg.Connection, model_id: int) -> ModelTotals:
     row = await conn.fetchrow(query("model_prediction_totals"), model_id)
     assert row is not None
-    return ModelTotals(total_predictions=row["total"], last_prediction_at=row["last_scan_ts"])
+    return ModelTotals(total_predictions=row["total"], last_prediction_at=row["last_prediction_at"])
 
 
 async def models_with_pending(conn: asyncpg.Connection) -> list[int]:

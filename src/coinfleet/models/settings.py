@@ -92,6 +92,18 @@ class ModelSettings(BaseModel):
         """`min_scan_interval_seconds` as a timedelta (built once: the rules compare it per event)."""
         return timedelta(seconds=self.min_scan_interval_seconds)
 
+    @functools.cached_property
+    def reads_scan_cache(self) -> bool:
+        """Whether a rule looks at what was scanned or stored before (the scan cache): a minimum scan
+        interval, an ignore window or a log limit. Without one every scored event is stored."""
+        return any(
+            (
+                self.min_scan_interval_seconds,
+                self.ignore_bad_seconds, self.ignore_positive_seconds, self.ignore_alert_seconds,
+                self.max_log_entries_negative, self.max_log_entries_positive, self.max_log_entries_alert,
+            )
+        )  # fmt: skip
+
     def public(self) -> dict[str, Any]:
         """Settings for display: the webhook secret is never shown."""
         data = self.model_dump()

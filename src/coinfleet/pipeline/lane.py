@@ -33,7 +33,16 @@ from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline import telemetry
 from coinfleet.pipeline.hogs import HogGate
 from coinfleet.pipeline.observations import Observation, ObservationService, feature_indices
-from coinfleet.pipeline.rules import CoinState, Decision, Skip, decide, definitely_skipped, phase_allowed
+from coinfleet.pipeline.rules import (
+    CoinState,
+    Decision,
+    Skip,
+    Tag,
+    decide,
+    definitely_skipped,
+    phase_allowed,
+    tag_for,
+)  # fmt: skip
 from coinfleet.pipeline.runner import BAD_OUTPUT, Runner, RunnerError, failure_reason
 from coinfleet.pipeline.scheduler import FairSlots
 from coinfleet.pipeline.store import NewPrediction, load_states, store_batch
@@ -177,6 +186,7 @@ class Lane:
         self._hogs = hogs
         self._columns = feature_indices(model.features)
         self._states: dict[str, CoinState] = {}
+        self._keeps_scan_cache = False  #: `_states` is loaded and kept (the model's rules read it)
         self._cursor = Cursor(tx=0, seq=0)
         self._stopping = asyncio.Event()
         self._max_failures = max_failures
@@ -232,7 +242,16 @@ class Lane:
     async def _load(self) -> None:
         async with self._pool.acquire() as conn:
             self._cursor = await load_cursor(conn, self.model.id)
-            self._states = await load_states(conn, self.model.id)
+
+    async def _follow_settings(self) -> None:
+        """Keep the scan cache while the model's rules read it; when they start to, load it (complete)."""
+        reads = self.model.settings.reads_scan_cache
+        if reads and not self._keeps_scan_cache:
+            async with self._pool.acquire() as conn:
+                self._states = await load_states(conn, self.model.id)
+        elif not reads:
+            self._states = {}
+        self._keeps_scan_cache = reads
 
     def _record_error(self, exc: Exception) -> None:
         reason = failure_reason(exc)
@@ -258,6 +277,7 @@ class Lane:
 
     async def step(self) -> bool:
         """Handle one batch; False when there was nothing to do."""
+        await self._follow_settings()
         with self._quick_work():
             events = await self.claim_events()
             if not events:
@@ -337,6 +357,16 @@ class Lane:
     def _apply_rules(
         self, observed: list[tuple[Event, Observation]], probabilities: np.ndarray, result: BatchResult
     ) -> None:
+        if not self._keeps_scan_cache:  # no rule reads a coin's past: every scored event is stored
+            threshold = self.model.settings.alert_threshold
+            for (event, obs), probability in zip(observed, probabilities.tolist(), strict=True):
+                tag = tag_for(probability, threshold)
+                result.predictions.append(
+                    NewPrediction(event=event, row=obs.row, probability=probability, tag=tag)
+                )
+                self._queue_webhook(tag, None, obs, probability, result)
+                result.last_probability = probability
+            return
         for (event, obs), probability in zip(observed, probabilities.tolist(), strict=True):
             state = result.states.get(event.mint, self._states.get(event.mint))
             decision = decide(self.model.settings, state, event.ts, probability)
@@ -356,24 +386,19 @@ class Lane:
             )
         elif decision.suppressed is not None:
             result.skips[decision.suppressed] += 1
-        self._queue_webhook(decision, obs, probability, result)
+        suppressed = None if decision.store else decision.suppressed
+        self._queue_webhook(decision.tag, suppressed, obs, probability, result)
 
     def _queue_webhook(
-        self, decision: Decision, obs: Observation, probability: float, result: BatchResult
+        self, tag: Tag, suppressed: Skip | None, obs: Observation, probability: float, result: BatchResult
     ) -> None:
         """Collect the prediction for the outbox when the model's send rules pick it."""
-        suppressed = decision.suppressed if not decision.store else None
         url = route(
-            self.model.settings,
-            self._default_webhook_url,
-            tag=decision.tag,
-            suppressed=suppressed is not None,
+            self.model.settings, self._default_webhook_url, tag=tag, suppressed=suppressed is not None
         )
         if url is not None:
             result.outbox.append(
-                OutboxItem(
-                    url=url, row=obs.row, probability=probability, tag=decision.tag, suppressed=suppressed
-                )
+                OutboxItem(url=url, row=obs.row, probability=probability, tag=tag, suppressed=suppressed)
             )
 
     async def store_batch(self, result: BatchResult, cursor: Cursor) -> None:
@@ -391,13 +416,14 @@ class Lane:
         async with self._connection.use() as conn:
             if not result.outbox:  # one statement is a transaction of its own
                 await store_batch(
-                    conn, self.model, result.predictions, result.states, cursor, skip_repeats=skip_repeats
-                )
+                    conn, self.model, result.predictions, result.states, cursor,
+                    skip_repeats=skip_repeats, keeps_scan_cache=self._keeps_scan_cache,
+                )  # fmt: skip
             else:
                 async with conn.transaction():
                     ids = await store_batch(
                         conn, self.model, result.predictions, result.states, cursor,
-                        want_ids=True, skip_repeats=skip_repeats,
+                        want_ids=True, skip_repeats=skip_repeats, keeps_scan_cache=self._keeps_scan_cache,
                     )  # fmt: skip
                     await write_outbox(conn, self.model, result.outbox, ids)
 

@@ -79,8 +79,9 @@ def phase_allowed(settings: ModelSettings, phase: int | None) -> bool:
 
 
 def too_soon(settings: ModelSettings, state: CoinState | None, ts: datetime) -> bool:
-    """The minimum scan interval, in data time."""
-    if state is None:
+    """The minimum scan interval, in data time; none when it is 0 (a row older than the coin's last
+    scan is then scored too, as by a lane that keeps no scan cache)."""
+    if state is None or not settings.min_scan_interval_seconds:
         return False
     return ts - state.last_scan_ts < settings.scan_interval
 

@@ -110,7 +110,7 @@ class SequentialScorer:
         tag = tag_for(probability, scored.model.settings.alert_threshold)
         prediction = NewPrediction(event=event, row=observation.row, probability=probability, tag=tag)
         async with self._pool.acquire() as conn:
-            await store_batch(conn, scored.model, [prediction], {}, event.cursor)
+            await store_batch(conn, scored.model, [prediction], {}, event.cursor, keeps_scan_cache=False)
         self._count(scored.stats, event, tag, probability)
 
     async def _observe(self, event: Event) -> Observation | None:

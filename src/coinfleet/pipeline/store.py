@@ -45,12 +45,14 @@ async def store_batch(
     *,
     want_ids: bool = False,
     skip_repeats: bool = True,
+    keeps_scan_cache: bool = True,
 ) -> dict[tuple[str, datetime], int]:
     """Store a batch's predictions (target and threshold as a snapshot), its scan-cache changes and the
     model's cursor in one statement; with `want_ids` the new prediction ids by (coin, metric time).
     Without `skip_repeats` a prediction that repeats a stored model, coin and metric time fails the
     statement (asyncpg.UniqueViolationError) instead of being left out, which saves PostgreSQL a
-    look into the unique index before every insert."""
+    look into the unique index before every insert. Without `keeps_scan_cache` (the lane keeps none,
+    `states` is empty) the cursor row notes that the cache misses this batch's predictions."""
     # one tuple per prediction or coin, turned into one list per column by zip (in C); the numbers go as
     # rows of a 2-D array per type: asyncpg checks each element of a 1-D array for nesting, and encodes
     # a timestamp in 2.5 µs where its microseconds in an int8 row take 0.5
@@ -87,6 +89,7 @@ async def store_batch(
         cursor.tx,
         cursor.seq,
         want_ids,
+        keeps_scan_cache,
     )
     return {(r["mint"], r["metric_ts"]): r["id"] for r in stored}
 
@@ -121,7 +124,9 @@ def _columns(rows: Iterable[tuple[object, ...]]) -> list[list[object]]:
 
 
 async def load_states(conn: asyncpg.Connection, model_id: int) -> dict[str, CoinState]:
-    """The model's whole scan cache."""
+    """The model's whole scan cache, rebuilt from its predictions first if lanes stored without it."""
+    if not await conn.fetchval(query("scan_cache_complete"), model_id):
+        await conn.execute(query("rebuild_scan_state"), model_id)
     return {
         r["mint"]: CoinState(
             last_scan_ts=r["last_scan_ts"],

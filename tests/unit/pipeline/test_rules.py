@@ -80,6 +80,26 @@ def test_min_scan_interval_uses_data_time() -> None:
     assert definitely_skipped(rule, state(last_scan_ts=at(0)), "m", at(5)) is Skip.MIN_INTERVAL
 
 
+def test_no_min_scan_interval_scores_a_row_older_than_the_last_scan() -> None:
+    # as a lane that keeps no scan cache does: with no such rule it cannot know the last scan
+    assert isinstance(
+        decide(settings(min_scan_interval_seconds=0), state(last_scan_ts=at(9)), at(5), 0.1), Decision
+    )
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "min_scan_interval_seconds", "ignore_bad_seconds", "ignore_positive_seconds", "ignore_alert_seconds",
+        "max_log_entries_negative", "max_log_entries_positive", "max_log_entries_alert",
+    ],
+)  # fmt: skip
+def test_each_rule_with_a_memory_reads_the_scan_cache(rule: str) -> None:
+    none = {"min_scan_interval_seconds": 0}
+    assert not settings(**none).reads_scan_cache
+    assert settings(**none | {rule: 5}).reads_scan_cache
+
+
 @pytest.mark.parametrize(
     ("p", "key", "tag"),
     [

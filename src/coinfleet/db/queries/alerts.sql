@@ -9,10 +9,9 @@ FROM unnest($2::int8[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $
 ON CONFLICT (idempotency_key) DO NOTHING
 
 -- name: model_prediction_totals --
--- A model's stored predictions (from the scan cache counters) and its newest scan time.
-SELECT coalesce(sum(stored_negative + stored_positive + stored_alert), 0)::int8 AS total,
-       max(last_scan_ts) AS last_scan_ts
-FROM coinfleet_scan_state WHERE model_id = $1
+-- A model's stored predictions and the metric time of its newest, kept on its cursor row by the lanes.
+SELECT coalesce(max(stored_predictions), 0) AS total, max(last_prediction_at) AS last_prediction_at
+FROM coinfleet_cursors WHERE model_id = $1
 
 -- name: models_with_pending_alerts --
 -- Models that have alerts waiting for delivery.

@@ -1,7 +1,8 @@
 -- name: store_batch --
 -- A batch in one statement, so atomic without a transaction: its predictions (a repeat of model, coin
 -- and metric time is ignored; lanes first send the statement without its ON CONFLICT line, see
--- store._statement), the scan-cache rows it changed, and the model's cursor. Returns the new
+-- store._statement), the scan-cache rows it changed, and the model's cursor with its totals and
+-- whether the scan cache is still complete ($17: the lane keeps it). Returns the new
 -- prediction ids when $16 asks for them (the webhook outbox needs them). Numbers come as rows of a
 -- two-dimensional array per type, a row per prediction or coin, so that the client encodes a few
 -- arrays, not an array and an element per column: times as microseconds since the epoch, tags by their
@@ -35,9 +36,44 @@ WITH inserted AS (
         ignore_reason = excluded.ignore_reason, stored_negative = excluded.stored_negative,
         stored_positive = excluded.stored_positive, stored_alert = excluded.stored_alert
 ), moved AS (
-    UPDATE coinfleet_cursors SET tx = $14::xid8, seq = $15, updated_at = now() WHERE model_id = $1
+    UPDATE coinfleet_cursors SET
+        tx = $14::xid8, seq = $15, updated_at = now(), scan_cache_complete = scan_cache_complete AND $17,
+        stored_predictions = stored_predictions + (SELECT count(*) FROM inserted),
+        last_prediction_at = greatest(last_prediction_at, (SELECT max(metric_ts) FROM inserted))
+    WHERE model_id = $1
 )
 SELECT id, mint, metric_ts FROM inserted WHERE $16::bool
+
+-- name: scan_cache_complete --
+-- Whether model $1's scan cache holds every stored prediction (true for a model without a cursor yet).
+SELECT coalesce((SELECT scan_cache_complete FROM coinfleet_cursors WHERE model_id = $1), true)
+
+-- name: rebuild_scan_state --
+-- Complete model $1's scan cache after lanes stored without it. Rules that read no cache leave no
+-- scored event unstored, so each coin's newest prediction newer than its cached scan is its last scan
+-- (with no ignore window, as a scan without one leaves), and its stored counts by tag are recounted.
+WITH counted AS (
+    SELECT mint, max(metric_ts) AS newest, count(*) FILTER (WHERE tag = 'negative') AS negative,
+           count(*) FILTER (WHERE tag = 'positive') AS positive, count(*) FILTER (WHERE tag = 'alert') AS alert
+    FROM coinfleet_predictions WHERE model_id = $1 GROUP BY mint
+), rebuilt AS (
+    INSERT INTO coinfleet_scan_state AS s
+        (model_id, mint, last_scan_ts, last_probability, last_tag, ignore_until, ignore_reason,
+         stored_negative, stored_positive, stored_alert)
+    SELECT $1, c.mint, c.newest, p.probability, p.tag, NULL, NULL, c.negative, c.positive, c.alert
+    FROM counted AS c
+    JOIN coinfleet_predictions AS p ON p.model_id = $1 AND p.mint = c.mint AND p.metric_ts = c.newest
+    ON CONFLICT (model_id, mint) DO UPDATE SET
+        last_scan_ts = greatest(s.last_scan_ts, excluded.last_scan_ts),
+        last_probability = CASE WHEN excluded.last_scan_ts > s.last_scan_ts
+                                THEN excluded.last_probability ELSE s.last_probability END,
+        last_tag = CASE WHEN excluded.last_scan_ts > s.last_scan_ts THEN excluded.last_tag ELSE s.last_tag END,
+        ignore_until = CASE WHEN excluded.last_scan_ts > s.last_scan_ts THEN NULL ELSE s.ignore_until END,
+        ignore_reason = CASE WHEN excluded.last_scan_ts > s.last_scan_ts THEN NULL ELSE s.ignore_reason END,
+        stored_negative = excluded.stored_negative, stored_positive = excluded.stored_positive,
+        stored_alert = excluded.stored_alert
+)
+UPDATE coinfleet_cursors SET scan_cache_complete = true WHERE model_id = $1
 
 -- name: load_scan_state --
 -- The whole scan cache of one model.

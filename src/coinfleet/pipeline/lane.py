@@ -42,7 +42,7 @@ from coinfleet.pipeline.rules import (
     definitely_skipped,
     phase_allowed,
     tag_for,
-)  # fmt: skip
+)
 from coinfleet.pipeline.runner import BAD_OUTPUT, Runner, RunnerError, failure_reason
 from coinfleet.pipeline.scheduler import FairSlots
 from coinfleet.pipeline.store import NewPrediction, load_states, store_batch

@@ -413,19 +413,18 @@ class Lane:
         self._cursor = cursor
 
     async def _store(self, result: BatchResult, cursor: Cursor, *, skip_repeats: bool) -> None:
-        async with self._connection.use() as conn:
-            if not result.outbox:  # one statement is a transaction of its own
-                await store_batch(
-                    conn, self.model, result.predictions, result.states, cursor,
-                    skip_repeats=skip_repeats, keeps_scan_cache=self._keeps_scan_cache,
-                )  # fmt: skip
-            else:
-                async with conn.transaction():
-                    ids = await store_batch(
-                        conn, self.model, result.predictions, result.states, cursor,
-                        want_ids=True, skip_repeats=skip_repeats, keeps_scan_cache=self._keeps_scan_cache,
-                    )  # fmt: skip
-                    await write_outbox(conn, self.model, result.outbox, ids)
+        outbox = bool(result.outbox)
+        # without outbox rows the one statement is a transaction of its own
+        async with (
+            self._connection.use() as conn,
+            conn.transaction() if outbox else contextlib.nullcontext(),
+        ):
+            ids = await store_batch(
+                conn, self.model, result.predictions, result.states, cursor,
+                want_ids=outbox, skip_repeats=skip_repeats, keeps_scan_cache=self._keeps_scan_cache,
+            )  # fmt: skip
+            if outbox:
+                await write_outbox(conn, self.model, result.outbox, ids)
 
     def _record_latencies(self, predictions: Sequence[NewPrediction]) -> None:
         committed = datetime.now(UTC).timestamp()

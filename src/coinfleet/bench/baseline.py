@@ -26,16 +26,14 @@ from typing import Any
 from rich.table import Table
 
 from coinfleet.bench.harness import (
-    Arrivals,
-    Timeline,
     add_models,
     bench_bundle,
     bench_database,
-    feed_steady,
     market,
     pooled_quantile,
     wait_for_lanes,
 )
+from coinfleet.bench.ingester import Arrivals, Ingester
 from coinfleet.config import Settings
 from coinfleet.db.database import Database
 from coinfleet.metrics import MetricRow
@@ -105,31 +103,21 @@ async def measure_setup(
     backlog rate in events/s, capped at `rate`; the result says which rate was used.
     """
     models, backlog, seconds = options["models"], options["backlog"], options["seconds"]
-    timeline = Timeline(rows)
-    async with bench_database(settings) as db:
+    async with bench_database(settings) as db, Ingester(db.dsn, rows) as ingester:
         await add_models(db.pool, bundle, [f"m{i}" for i in range(models)])
         async with running(setup, db, settings, models) as stats:
-            await feed_steady(db.pool, rows[:backlog], rate=1e9, seconds=60, timeline=timeline)
+            await ingester.feed(rate=1e9, seconds=60)
             throughput = await measure_backlog(stats, options["limit_seconds"])
         rate = options.get("feed_rate") or min(options["rate"], max(1.0, throughput / models / 2))
         async with running(setup, db, settings, models) as stats:
-            offset = await feed_steady(
-                db.pool, rows[backlog:], rate=rate, seconds=WARMUP_SECONDS, timeline=timeline
-            )
+            offset = backlog + await ingester.feed(backlog, rate=rate, seconds=WARMUP_SECONDS)
             p99 = {}
             for arrivals in ARRIVALS:  # a scorer's first events meet cold caches: the warm-up is not measured
                 for figures in stats():
-                    figures.latencies.clear()
-                offset += await feed_steady(
-                    db.pool,
-                    rows[backlog + offset :],
-                    rate=rate,
-                    seconds=seconds,
-                    timeline=timeline,
-                    arrivals=arrivals,
-                )
+                    figures.clear_latencies()
+                offset += await ingester.feed(offset, rate=rate, seconds=seconds, arrivals=arrivals)
                 await asyncio.sleep(1.0)
-                p99[arrivals] = pooled_quantile(stats(), 0.99)
+                p99[arrivals] = pooled_quantile(stats(), 0.99, ingester.commits)
     return {"setup": setup, "predictions_per_s": throughput, "p99_ms": p99, "feed_rate": rate}
 
 

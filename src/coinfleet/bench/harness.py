@@ -6,20 +6,19 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+from coinfleet.bench.ingester import CommitLog
 from coinfleet.config import Settings
 from coinfleet.db import embedded
 from coinfleet.db.database import Database, create_pool, resolve, throwaway_database
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
-from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import META_SUFFIX, ModelBundle, read_bundle, write_bundle
 from coinfleet.models.importing import import_bundle
@@ -30,7 +29,6 @@ from coinfleet.pipeline.lane import Lane, LaneStats
 from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.targets import TargetSpec
 
-TICK_SECONDS = 0.02  #: the feed inserts what has come due at most this often
 BENCH_TARGET = TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60)
 
 
@@ -84,95 +82,17 @@ async def add_models(
         ]
 
 
-class Timeline:
-    """Moves a market's rows to the present once, so that consecutive feeds keep data time rising."""
-
-    def __init__(self, rows: Sequence[MetricRow]) -> None:
-        self.shift = datetime.now(UTC) - rows[0].timestamp
-
-
-Arrivals = Literal["even", "poisson"]
-
-
-def arrival_offsets(
-    count: int, rate: float, arrivals: Arrivals = "even", seed: int = 0
-) -> npt.NDArray[np.float64]:
-    """When each of `count` rows is due, in seconds after the feed starts, at `rate` rows per second.
-
-    "even" spaces them 1/rate apart; "poisson" draws independent exponential gaps of mean 1/rate
-    (seeded, so every setup of a benchmark gets the same arrivals) — the shape of an ingester's
-    stream of many coins, whose recorded per-second counts are at least as bursty.
-    """
-    if arrivals == "even":
-        return np.arange(1, count + 1, dtype=np.float64) / rate
-    return np.cumsum(np.random.default_rng(seed).exponential(1 / rate, count))
-
-
-async def feed_steady(
-    pool: asyncpg.Pool,
-    rows: Sequence[MetricRow],
-    *,
-    rate: float,
-    seconds: float,
-    timeline: Timeline,
-    arrivals: Arrivals = "even",
-) -> int:
-    """Insert rows as they come due at `rate` per second for `seconds`, moved by the timeline; return
-    how many. Rows due within one tick are inserted together, as an ingester's batch."""
-    shift = timeline.shift
-    due_at = arrival_offsets(len(rows), rate, arrivals)
-    began = time.monotonic()
-    done = 0
-    while (elapsed := time.monotonic() - began) < seconds and done < len(rows):
-        due = int(np.searchsorted(due_at, elapsed, side="right"))
-        if due > done:
-            batch = [replace(r, timestamp=r.timestamp + shift) for r in rows[done:due]]
-            async with pool.acquire() as conn:
-                done += await insert_metrics(conn, batch)
-        if done < len(rows):
-            next_due = min(float(due_at[done]), seconds)
-            await asyncio.sleep(max(TICK_SECONDS, next_due - (time.monotonic() - began)))
-    return done
-
-
-@dataclass(frozen=True, kw_only=True)
-class LaneFigures:
-    """What one lane did in a measured window."""
-
-    name: str
-    predictions: int
-    p50_ms: float | None
-    p99_ms: float | None
-    errors: int
-
-
 def reset_figures(lanes: Sequence[Lane]) -> dict[str, int]:
     """Start a measured window: forget old latencies; return prediction counts so far."""
     for lane in lanes:
-        lane.stats.latencies.clear()
+        lane.stats.clear_latencies()
     return {lane.model.name: sum(lane.stats.predictions.values()) for lane in lanes}
 
 
-def figures(lanes: Sequence[Lane], before: dict[str, int]) -> list[LaneFigures]:
-    """Per-lane figures since `reset_figures`."""
-    result = []
-    for lane in lanes:
-        p50, p99 = lane.stats.latency_quantile(0.5), lane.stats.latency_quantile(0.99)
-        result.append(
-            LaneFigures(
-                name=lane.model.name,
-                predictions=sum(lane.stats.predictions.values()) - before.get(lane.model.name, 0),
-                p50_ms=None if p50 is None else 1000 * p50,
-                p99_ms=None if p99 is None else 1000 * p99,
-                errors=sum(lane.stats.errors.values()),
-            )
-        )
-    return result
-
-
-def pooled_quantile(stats: Sequence[LaneStats], q: float) -> float | None:
-    """A latency quantile over the recent predictions of several lanes together, in milliseconds."""
-    return quantile_ms(np.concatenate([s.latencies.values() for s in stats] or [np.empty(0)]), q)
+def pooled_quantile(stats: Sequence[LaneStats], q: float, commits: CommitLog) -> float | None:
+    """A quantile of the latencies from metric commit over the recent predictions of several lanes
+    together, in milliseconds."""
+    return quantile_ms(np.concatenate([commits.since_commit(s) for s in stats] or [np.empty(0)]), q)
 
 
 def quantile_ms(seconds: npt.NDArray[np.float64], q: float) -> float | None:

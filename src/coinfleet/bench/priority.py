@@ -12,14 +12,13 @@ from typing import Any
 from rich.table import Table
 
 from coinfleet.bench.harness import (
-    Timeline,
     add_models,
     bench_bundle,
     bench_database,
-    feed_steady,
     market,
     wait_for_lanes,
 )
+from coinfleet.bench.ingester import Ingester
 from coinfleet.config import Settings
 from coinfleet.models.registry import ModelRecord
 from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner
@@ -49,7 +48,8 @@ async def run(settings: Settings, *, seconds: float = 15, backlog: int = 20_000)
     async with bench_database(one_slot) as db:
         for weight in WEIGHTS:
             await add_models(db.pool, bundle, [f"weight-{weight:g}"], weight=weight)
-        await feed_steady(db.pool, rows, rate=1e9, seconds=60, timeline=Timeline(rows))
+        async with Ingester(db.dsn, rows) as ingester:
+            await ingester.feed(rate=1e9, seconds=60)
         supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=one_slot, runner_factory=costly_runner)
         task = asyncio.create_task(supervisor.run())
         try:

@@ -14,17 +14,16 @@ from typing import Any
 from rich.table import Table
 
 from coinfleet.bench.harness import (
-    Timeline,
     add_models,
     bench_bundle,
     bench_database,
     drain,
-    feed_steady,
     market,
     pooled_quantile,
     reset_figures,
     wait_for_lanes,
 )
+from coinfleet.bench.ingester import Ingester
 from coinfleet.config import Settings
 from coinfleet.pipeline.supervisor import Supervisor
 
@@ -48,18 +47,15 @@ async def run(
     step_seconds = SETTLE_SECONDS + seconds
     rows = await asyncio.to_thread(market, int(sum(rates) * step_seconds) + 1000)
     steps: list[dict[str, Any]] = []
-    async with bench_database(settings) as db:
+    async with bench_database(settings) as db, Ingester(db.dsn, rows) as ingester:
         await add_models(db.pool, bundle, [f"m{i:02d}" for i in range(models)])
         supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=settings)
         task = asyncio.create_task(supervisor.run())
         try:
             lanes = await wait_for_lanes(supervisor, models)
-            timeline = Timeline(rows)
             offset = 0
             for rate in rates:
-                feed = asyncio.create_task(
-                    feed_steady(db.pool, rows[offset:], rate=rate, seconds=step_seconds, timeline=timeline)
-                )
+                feed = asyncio.create_task(ingester.feed(offset, rate=rate, seconds=step_seconds))
                 await asyncio.sleep(SETTLE_SECONDS)
                 before = reset_figures(lanes)
                 started = time.monotonic()
@@ -74,7 +70,7 @@ async def run(
                     {
                         "events_per_s": rate,
                         "predictions_per_s": predictions / elapsed,
-                        "p99_ms": pooled_quantile([lane.stats for lane in lanes], 0.99),
+                        "p99_ms": pooled_quantile([lane.stats for lane in lanes], 0.99, ingester.commits),
                         "behind_events": behind,
                         "kept_up": behind <= rate * BEHIND_LIMIT_SECONDS,
                     }

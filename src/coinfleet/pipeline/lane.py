@@ -52,6 +52,8 @@ MAX_BACKOFF_SECONDS = 30.0
 FAILURE_WINDOW = 20  #: recent batches in which `max_failures` model failures quarantine a model
 LATENCY_SAMPLES = 100_000  #: latencies kept per lane for quantiles
 
+Seconds = npt.NDArray[np.float64]
+
 
 class Samples:
     """The newest float samples in a fixed numpy ring: no Python object per sample for the GC to walk."""
@@ -100,12 +102,29 @@ class LaneStats:
     last_batch_size: int = 0
     lag_events: int = 0
     last_error: str | None = None
-    #: recent latencies in seconds, metric row inserted → prediction committed
+    #: recent latencies in seconds, metric row inserted (the trigger's clock) → prediction committed
     latencies: Samples = field(default_factory=Samples)
+    #: when those predictions' metric rows were inserted (epoch seconds), in the order of `latencies`
+    inserted: Samples = field(default_factory=Samples)
 
     def latency_quantile(self, q: float) -> float | None:
         """A quantile of the recent latencies (seconds), None before the first prediction."""
         return self.latencies.quantile(q)
+
+    def record_latencies(
+        self, inserted: npt.NDArray[np.float64], committed: float
+    ) -> npt.NDArray[np.float64]:
+        """Predictions of metric rows inserted at `inserted` (epoch seconds) were committed at
+        `committed`; return their latencies in seconds."""
+        seconds = committed - inserted
+        self.latencies.extend(seconds)
+        self.inserted.extend(inserted)
+        return seconds
+
+    def clear_latencies(self) -> None:
+        """Start a new window of latencies."""
+        self.latencies.clear()
+        self.inserted.clear()
 
 
 @dataclass
@@ -427,10 +446,8 @@ class Lane:
                 await write_outbox(conn, self.model, result.outbox, ids)
 
     def _record_latencies(self, predictions: Sequence[NewPrediction]) -> None:
-        committed = datetime.now(UTC).timestamp()
         inserted = np.fromiter((p.event.inserted_at.timestamp() for p in predictions), np.float64)
-        seconds = committed - inserted
-        self.stats.latencies.extend(seconds)
+        seconds = self.stats.record_latencies(inserted, datetime.now(UTC).timestamp())
         telemetry.LATENCY.observe((self.model.name,), seconds)
 
     def _count(self, events: Sequence[Event], result: BatchResult) -> None:

@@ -125,7 +125,7 @@ class SequentialScorer:
         stats.scored += 1
         stats.predictions[tag.value] += 1
         stats.last_probability = probability
-        stats.latencies.extend([(datetime.now(UTC) - event.inserted_at).total_seconds()])
+        stats.record_latencies(np.array([event.inserted_at.timestamp()]), datetime.now(UTC).timestamp())
 
 
 def total_predictions(stats: Sequence[LaneStats]) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coinfleet.bench import harness, isolation, priority, throughput
+from coinfleet.bench import ingester, isolation, priority, throughput
+from coinfleet.pipeline.lane import LaneStats
 
 
 def test_sustained_throughput_is_the_best_step_that_kept_up() -> None:
@@ -38,27 +39,42 @@ def test_share_error_against_weights() -> None:
 
 def test_isolation_pools_the_turns_of_a_phase() -> None:
     turns = [
-        {"predictions": 100, "samples": np.full(100, 0.010), "neighbour_errors": {"crashing": {"crash": 2}}},
-        {"predictions": 100, "samples": np.full(100, 0.030), "neighbour_errors": {"crashing": {"crash": 3}}},
-    ]
+        {"predictions": 100, "samples": np.full(100, 0.010), "samples_from_insert": np.full(100, 0.012),
+         "neighbour_errors": {"crashing": {"crash": 2}}},
+        {"predictions": 100, "samples": np.full(100, 0.030), "samples_from_insert": np.full(100, 0.032),
+         "neighbour_errors": {"crashing": {"crash": 3}}},
+    ]  # fmt: skip
     result = isolation.pooled(turns)
     assert result["predictions"] == 200
     assert result["p50_ms"] == pytest.approx(20.0)  # between the turns: both count
     assert result["p99_ms"] == pytest.approx(30.0)
+    assert result["p99_from_insert_ms"] == pytest.approx(32.0)
     assert result["neighbour_errors"] == {"crashing": {"crash": 5}}
 
 
 def test_even_arrivals_are_evenly_spaced_at_the_rate() -> None:
-    offsets = harness.arrival_offsets(4, rate=2.0)
+    offsets = ingester.arrival_offsets(4, rate=2.0)
     assert offsets.tolist() == [0.5, 1.0, 1.5, 2.0]
 
 
 def test_poisson_arrivals_keep_the_rate_but_bunch_up_and_repeat_per_seed() -> None:
-    offsets = harness.arrival_offsets(20_000, rate=10.0, arrivals="poisson", seed=4)
+    offsets = ingester.arrival_offsets(20_000, rate=10.0, arrivals="poisson", seed=4)
     gaps = np.diff(offsets)
     assert offsets[-1] == pytest.approx(2000.0, rel=0.03)  # the same mean rate
     assert np.all(gaps >= 0)
     assert 0.9 < gaps.std() / gaps.mean() < 1.1  # exponential gaps, where even ones have none
     assert np.mean(gaps < 0.01) > 0.08  # ~10% of events come within a tenth of the mean gap
-    again = harness.arrival_offsets(20_000, rate=10.0, arrivals="poisson", seed=4)
+    again = ingester.arrival_offsets(20_000, rate=10.0, arrivals="poisson", seed=4)
     assert np.array_equal(offsets, again)
+
+
+def test_latency_from_commit_counts_from_the_commit_of_the_insert_that_held_the_row() -> None:
+    commits = ingester.CommitLog()
+    commits.add(ingester.Fed(rows=3, sent=[100.0, 101.0], committed=[100.004, 101.002]))
+    stats = LaneStats()
+    stats.record_latencies(np.array([100.001, 100.003]), 100.014)  # two rows of the first insert
+    stats.record_latencies(np.array([101.001]), 101.012)  # the second insert's row
+    assert stats.latency_quantile(0.0) == pytest.approx(0.011)  # from the trigger's clock
+    assert commits.since_commit(stats) * 1000 == pytest.approx([10.0, 10.0, 10.0])
+    stats.clear_latencies()
+    assert len(commits.since_commit(stats)) == 0

@@ -1,4 +1,4 @@
-"""What every benchmark needs: a throwaway database, trained models, a steady feed, latency numbers."""
+"""What every benchmark needs: a throwaway database, trained models, latency numbers (the feed: ingester)."""
 
 from __future__ import annotations
 

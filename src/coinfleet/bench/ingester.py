@@ -12,6 +12,7 @@ with the lanes: its commits would be timed late whenever the loop is busy, and i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import time
 from collections.abc import Sequence
@@ -124,7 +125,8 @@ class Ingester:
 
     async def _stop(self) -> None:
         if self._process.is_alive():
-            self._conn.send(None)
+            with contextlib.suppress(OSError):  # it may be leaving on its own
+                self._conn.send(None)
         await asyncio.to_thread(self._process.join, STOP_SECONDS)
         if self._process.is_alive():
             self._process.kill()

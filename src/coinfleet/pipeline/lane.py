@@ -52,8 +52,6 @@ MAX_BACKOFF_SECONDS = 30.0
 FAILURE_WINDOW = 20  #: recent batches in which `max_failures` model failures quarantine a model
 LATENCY_SAMPLES = 100_000  #: latencies kept per lane for quantiles
 
-Seconds = npt.NDArray[np.float64]
-
 
 class Samples:
     """The newest float samples in a fixed numpy ring: no Python object per sample for the GC to walk."""

@@ -172,17 +172,18 @@ async def _serve(conn: Connection, dsn: str, rows: list[MetricRow], shift: timed
 
 async def _feed(db: asyncpg.Connection, rows: list[MetricRow], shift: timedelta, feed: Feed) -> Fed:
     due_at = arrival_offsets(len(rows), feed.rate, feed.arrivals)
-    fed = Fed(rows=0, sent=[], committed=[])
+    sent: list[float] = []
+    committed: list[float] = []
     done = 0
     began = time.monotonic()
     while (elapsed := time.monotonic() - began) < feed.seconds and done < len(rows):
         due = int(np.searchsorted(due_at, elapsed, side="right"))
         if due > done:
             batch = [replace(r, timestamp=r.timestamp + shift) for r in rows[done:due]]
-            fed.sent.append(time.time())
+            sent.append(time.time())
             done += await insert_metrics(db, batch)
-            fed.committed.append(time.time())
+            committed.append(time.time())
         if done < len(rows):
             next_due = min(float(due_at[done]), feed.seconds)
             await asyncio.sleep(max(TICK_SECONDS, next_due - (time.monotonic() - began)))
-    return replace(fed, rows=done)
+    return Fed(rows=done, sent=sent, committed=committed)

@@ -37,13 +37,18 @@ def test_share_error_against_weights() -> None:
     assert skewed["max_share_error"] == pytest.approx(3 / 7 - 2 / 7, abs=1e-3)
 
 
+def _turn(seconds: float, crashes: int) -> dict[str, object]:
+    """100 predictions, each `seconds` after its metric's commit and 2 ms more after its insert."""
+    return {
+        "predictions": 100,
+        "samples": np.full(100, seconds),
+        "samples_from_insert": np.full(100, seconds + 0.002),
+        "neighbour_errors": {"crashing": {"crash": crashes}},
+    }
+
+
 def test_isolation_pools_the_turns_of_a_phase() -> None:
-    turns = [
-        {"predictions": 100, "samples": np.full(100, 0.010), "samples_from_insert": np.full(100, 0.012),
-         "neighbour_errors": {"crashing": {"crash": 2}}},
-        {"predictions": 100, "samples": np.full(100, 0.030), "samples_from_insert": np.full(100, 0.032),
-         "neighbour_errors": {"crashing": {"crash": 3}}},
-    ]  # fmt: skip
+    turns = [_turn(0.010, crashes=2), _turn(0.030, crashes=3)]
     result = isolation.pooled(turns)
     assert result["predictions"] == 200
     assert result["p50_ms"] == pytest.approx(20.0)  # between the turns: both count

@@ -455,11 +455,12 @@ class Lane:
         stats.batches += 1
         stats.last_batch_size = len(events)
         stats.skips.update(result.skips)
-        stats.predictions.update(p.tag.value for p in result.predictions)
+        tags = Counter(p.tag.value for p in result.predictions)
+        stats.predictions.update(tags)
         name = self.model.name
         telemetry.EVENTS.labels(name).inc(len(events))
         telemetry.BATCH_SIZE.labels(name).observe(len(events))
-        for tag, n in Counter(p.tag.value for p in result.predictions).items():
+        for tag, n in tags.items():
             telemetry.PREDICTIONS.labels(name, tag).inc(n)
         for reason, n in result.skips.items():
             telemetry.SKIPS.labels(name, reason).inc(n)

@@ -1,7 +1,8 @@
 """`coinfleet bench NAME`: benchmarks that print a table and, with --json, one JSON line last.
 
 Each benchmark lives in `coinfleet.bench.<name>` with `async def run(settings, ...) -> dict` and
-a `render(result) -> rich table`; the commands here only parse options and print.
+a `render(result) -> rich table`; the commands here parse options, note what the machine was like
+(`bench.machine`) and print.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import typer
 
+from coinfleet.bench.machine import MachineWatch, describe
 from coinfleet.cli.common import console, print_json, run
 from coinfleet.config import Settings
 from coinfleet.models.train import Algorithm
@@ -20,15 +22,19 @@ JSON_OPTION = typer.Option(False, "--json", help="End with one JSON object on st
 
 
 def _bench(name: str, as_json: bool, **options: Any) -> None:
-    """Run `coinfleet.bench.<name>`, print its table, and its JSON last when asked."""
+    """Run `coinfleet.bench.<name>`, print its table and the machine's figures, and its JSON (with
+    them under "machine") last when asked."""
     bench = importlib.import_module(f"coinfleet.bench.{name}")
+    watch = MachineWatch()
 
     async def service(settings: Settings) -> dict[str, Any]:
         result: dict[str, Any] = await bench.run(settings, **options)
         return result
 
     result = run(service)
+    result["machine"] = watch.report()
     console.print(bench.render(result))
+    console.print(describe(result["machine"]))
     if as_json:
         print_json(result)
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from support import coinfleet_json
 
 pytestmark = pytest.mark.slow
 
@@ -21,17 +20,7 @@ def test_bench_priority_prints_its_verdict_and_the_machine_it_ran_on(server_dsn:
         "COINFLEET_HOME": str(tmp_path),
         "COINFLEET_LOG_LEVEL": "warning",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "coinfleet", "bench", "priority", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    *table, last = done.stdout.strip().splitlines()
-    result = json.loads(last)
+    table, result = coinfleet_json("bench", "priority", env=env, timeout=280)
     assert [m["weight"] for m in result["models"]] == [1.0, 2.0, 4.0]
     assert result["min_served"] > 0  # nobody starves, whatever this machine's speed
     machine = result["machine"]

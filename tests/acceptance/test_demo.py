@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from support import coinfleet_json
 
 pytestmark = pytest.mark.slow
 
@@ -16,16 +15,8 @@ pytestmark = pytest.mark.slow
 def run_demo(home: Path, *extra: str) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "COINFLEET_DATABASE_URL")}
     env.update({"COINFLEET_HOME": str(home), "COINFLEET_LOG_LEVEL": "warning"})
-    done = subprocess.run(
-        [sys.executable, "-m", "coinfleet", "demo", "--json", *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    _, summary = coinfleet_json("demo", *extra, env=env, timeout=300)
+    assert isinstance(summary, dict)
     return summary
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from coinfleet.bench.machine import PROC_STAT, CpuTimes, MachineWatch, describe, shares
 
-# the first lines of a real /proc/stat (2 vCPUs): user nice system idle iowait irq softirq steal guest …
+# the first lines of /proc/stat on a 2-vCPU machine (made-up counts): user nice system idle iowait irq
+# softirq steal guest guest_nice
 STAT = """cpu  1000 20 300 5000 80 7 13 40 0 0
 cpu0 500 10 150 2500 40 3 7 20 0 0
 cpu1 500 10 150 2500 40 4 6 20 0 0

@@ -31,6 +31,7 @@ from coinfleet.bench.harness import (
     bench_database,
     market,
     pooled_quantile,
+    ratio,
     wait_for_lanes,
 )
 from coinfleet.bench.ingester import Arrivals, Ingester
@@ -151,17 +152,13 @@ async def run(
         "throughput_ratio": round(
             lanes["predictions_per_s"] / max(predecessor["predictions_per_s"], 1e-9), 1
         ),
-        "p99_ratio": _ratio(predecessor["p99_ms"]["poisson"], lanes["p99_ms"]["poisson"]),
-        "p99_ratio_even": _ratio(predecessor["p99_ms"]["even"], lanes["p99_ms"]["even"]),
+        "p99_ratio": ratio(predecessor["p99_ms"]["poisson"], lanes["p99_ms"]["poisson"], 1),
+        "p99_ratio_even": ratio(predecessor["p99_ms"]["even"], lanes["p99_ms"]["even"], 1),
         "models": models,
         "algorithm": algorithm,
         "feed_rate": predecessor["feed_rate"],
         "setups": results,
     }
-
-
-def _ratio(slow: float | None, fast: float | None) -> float | None:
-    return None if slow is None or not fast else round(slow / fast, 1)
 
 
 def render(result: dict[str, Any]) -> Table:

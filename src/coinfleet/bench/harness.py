@@ -95,6 +95,11 @@ def pooled_quantile(stats: Sequence[LaneStats], q: float, commits: CommitLog) ->
     return quantile_ms(np.concatenate([commits.since_commit(s) for s in stats] or [np.empty(0)]), q)
 
 
+def ratio(numerator: float | None, denominator: float | None, digits: int) -> float | None:
+    """`numerator / denominator` rounded to `digits`; None when either is missing or the denominator 0."""
+    return None if numerator is None or not denominator else round(numerator / denominator, digits)
+
+
 def quantile_ms(seconds: npt.NDArray[np.float64], q: float) -> float | None:
     """A quantile of latencies in seconds, in milliseconds; None when there are none."""
     return None if not len(seconds) else 1000 * float(np.quantile(seconds, q))

@@ -23,6 +23,7 @@ from coinfleet.bench.harness import (
     bench_database,
     market,
     quantile_ms,
+    ratio,
     reset_figures,
     wait_for_lanes,
 )
@@ -161,17 +162,13 @@ async def run(
     return {
         "p99_alone_ms": alone["p99_ms"],
         "p99_with_neighbours_ms": beside["p99_ms"],
-        "ratio": _ratio(beside["p99_ms"], alone["p99_ms"]),
-        "ratio_from_insert": _ratio(beside["p99_from_insert_ms"], alone["p99_from_insert_ms"]),
+        "ratio": ratio(beside["p99_ms"], alone["p99_ms"], 2),
+        "ratio_from_insert": ratio(beside["p99_from_insert_ms"], alone["p99_from_insert_ms"], 2),
         "alone": alone,
         "with_neighbours": beside,
         "rate": rate,
         "rounds": rounds,
     }
-
-
-def _ratio(beside: float | None, alone: float | None) -> float | None:
-    return None if not alone or beside is None else round(beside / alone, 2)
 
 
 def render(result: dict[str, Any]) -> Table:

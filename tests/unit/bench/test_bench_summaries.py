@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coinfleet.bench import ingester, isolation, priority, throughput
+from coinfleet.bench import harness, ingester, isolation, priority, throughput
 from coinfleet.pipeline.lane import LaneStats
 
 
@@ -83,3 +83,11 @@ def test_latency_from_commit_counts_from_the_commit_of_the_insert_that_held_the_
     assert commits.since_commit(stats) * 1000 == pytest.approx([10.0, 10.0, 10.0])
     stats.clear_latencies()
     assert len(commits.since_commit(stats)) == 0
+
+
+def test_a_ratio_is_rounded_and_missing_when_a_side_is_missing() -> None:
+    assert harness.ratio(10.0, 4.0, 1) == 2.5
+    assert harness.ratio(6.2, 6.3, 2) == 0.98
+    assert harness.ratio(None, 4.0, 1) is None
+    assert harness.ratio(10.0, None, 1) is None
+    assert harness.ratio(10.0, 0.0, 1) is None  # no latency to divide by: no ratio, not infinity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -37,7 +38,10 @@ def test_shares_are_percent_of_the_time_between_two_readings() -> None:
 
 def test_a_watch_reports_the_loop_and_this_machines_cpu_shares() -> None:
     watch = MachineWatch(iterations=100_000)
-    sum(i * i for i in range(200_000))  # some work between the readings
+    # work between the readings, long enough for /proc/stat's clock ticks (10 ms) to see it
+    worked_until = time.process_time() + 0.05
+    while time.process_time() < worked_until:
+        pass
     machine = watch.report()
     assert machine["cores"] == os.cpu_count()
     assert machine["loop_iterations"] == 100_000

@@ -9,36 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from coinfleet.events.cursor import Cursor, Event
-from coinfleet.metrics import MetricRow
+from coinfleet.events.cursor import Cursor
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.rules import CoinState, Tag
-from coinfleet.pipeline.store import NewPrediction, load_states, store_batch
-
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-def prediction(
-    mint: str,
-    seconds: float,
-    probability: float,
-    tag: Tag,
-    *,
-    phase: int | None = 2,
-    volume: float = 4.0,
-    seq: int = 1,
-    ts: datetime | None = None,
-) -> NewPrediction:
-    ts = ts or T0 + timedelta(seconds=seconds)
-    metric = MetricRow(
-        mint=mint, timestamp=ts, phase_id_at_time=phase, price_open=1.0, price_high=1.5, price_low=0.5,
-        price_close=1.25, market_cap_close=30.0, volume_sol=volume, buy_volume_sol=3.0, sell_volume_sol=1.0,
-        num_buys=3, num_sells=1, unique_wallets=4,
-    )  # fmt: skip
-    event = Event(tx=7, seq=seq, mint=mint, ts=ts, inserted_at=ts)
-    return NewPrediction(event=event, row=metric, probability=probability, tag=tag)
+from coinfleet.pipeline.store import load_states, store_batch
+from support import T_PREDICTED as T0
+from support import new_prediction as prediction
 
 
 async def test_every_column_lands_in_place(pool: asyncpg.Pool, small_bundle: ModelBundle) -> None:

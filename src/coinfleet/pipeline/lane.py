@@ -2,8 +2,9 @@
 
 Each batch: claim_events → select_candidates → observe (shared features) → predict → decide
 (the sequential rules) → store_batch, where predictions, scan-cache changes, webhook outbox rows and
-the cursor commit in ONE transaction (one statement when there are no outbox rows). A failed batch
-is retried from the same cursor, so nothing is lost or written twice.
+the cursor commit in ONE transaction (one statement when there are no outbox rows), usually together
+with other lanes' batches that were ready at the same moment (group_commit). A failed batch is retried
+from the same cursor, so nothing is lost or written twice.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from coinfleet.alerts.outbox import OutboxItem, write_outbox
+from coinfleet.alerts.outbox import OutboxItem
 from coinfleet.alerts.rules import route
 from coinfleet.db.database import OwnConnection
 from coinfleet.events.cursor import Cursor, Event, load_cursor
@@ -31,6 +32,7 @@ from coinfleet.events.log import EventLog
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline import telemetry
+from coinfleet.pipeline.group_commit import GroupCommit
 from coinfleet.pipeline.hogs import HogGate
 from coinfleet.pipeline.observations import Observation, ObservationService, feature_indices
 from coinfleet.pipeline.rules import (
@@ -45,7 +47,7 @@ from coinfleet.pipeline.rules import (
 )
 from coinfleet.pipeline.runner import BAD_OUTPUT, Runner, RunnerError, failure_reason
 from coinfleet.pipeline.scheduler import FairSlots
-from coinfleet.pipeline.store import NewPrediction, load_states, store_batch
+from coinfleet.pipeline.store import Batch, NewPrediction, load_states, write_batches
 
 log = structlog.get_logger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
@@ -185,6 +187,7 @@ class Lane:
         events: EventLog,
         slots: FairSlots | None = None,
         hogs: HogGate | None = None,
+        group: GroupCommit | None = None,
         max_failures: int = 5,
         on_quarantine: Callable[[ModelRecord, str], Awaitable[None]] | None = None,
     ) -> None:
@@ -201,6 +204,7 @@ class Lane:
         self._slots = slots or FairSlots(os.cpu_count() or 1)
         self._events = events
         self._hogs = hogs
+        self._group = group
         self._columns = feature_indices(model.features)
         self._states: dict[str, CoinState] = {}
         self._keeps_scan_cache = False  #: `_states` is loaded and kept (the model's rules read it)
@@ -419,29 +423,29 @@ class Lane:
             )
 
     async def store_batch(self, result: BatchResult, cursor: Cursor) -> None:
-        """Predictions, scan-cache changes, outbox rows and the cursor in one transaction, on the lane's
-        own connection. Predictions go in as a plain insert; one that repeats a stored coin and metric
-        time (a metric row inserted twice) fails it, and the batch is stored again skipping repeats."""
-        try:
-            await self._store(result, cursor, skip_repeats=False)
-        except asyncpg.UniqueViolationError:
-            await self._store(result, cursor, skip_repeats=True)
+        """Predictions, scan-cache changes, outbox rows and the cursor in one transaction: in the group
+        commit with other lanes' batches, or alone on the lane's own connection when there is no group,
+        the batch is large, or the group's write failed."""
+        batch = Batch(
+            model=self.model, predictions=result.predictions, states=result.states, cursor=cursor,
+            keeps_scan_cache=self._keeps_scan_cache, outbox=result.outbox,
+        )  # fmt: skip
+        group = self._group
+        if group is None or not group.takes(batch) or not await group.write(batch):
+            await self._store_alone(batch)
         self._states.update(result.states)
         self._cursor = cursor
 
-    async def _store(self, result: BatchResult, cursor: Cursor, *, skip_repeats: bool) -> None:
-        outbox = bool(result.outbox)
-        # without outbox rows the one statement is a transaction of its own
-        async with (
-            self._connection.use() as conn,
-            conn.transaction() if outbox else contextlib.nullcontext(),
-        ):
-            ids = await store_batch(
-                conn, self.model, result.predictions, result.states, cursor,
-                want_ids=outbox, skip_repeats=skip_repeats, keeps_scan_cache=self._keeps_scan_cache,
-            )  # fmt: skip
-            if outbox:
-                await write_outbox(conn, self.model, result.outbox, ids)
+    async def _store_alone(self, batch: Batch) -> None:
+        """Store on the lane's own connection. Predictions go in as a plain insert; one that repeats a
+        stored coin and metric time (a metric row inserted twice) fails it, and the batch is stored
+        again skipping repeats."""
+        try:
+            async with self._connection.use() as conn:
+                await write_batches(conn, [batch], skip_repeats=False)
+        except asyncpg.UniqueViolationError:
+            async with self._connection.use() as conn:
+                await write_batches(conn, [batch], skip_repeats=True)
 
     def _record_latencies(self, predictions: Sequence[NewPrediction]) -> None:
         inserted = np.fromiter((p.event.inserted_at.timestamp() for p in predictions), np.float64)

@@ -1,7 +1,8 @@
-"""What a lane writes: predictions, scan-cache rows and its cursor, in one statement."""
+"""What lanes write: predictions, scan-cache rows and cursors, for one model or many, in one statement."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from coinfleet.alerts.outbox import OutboxItem, write_outbox
 from coinfleet.db.sql import query
 from coinfleet.events.cursor import Cursor, Event
 from coinfleet.metrics import MetricRow
@@ -36,6 +38,33 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+@dataclass(kw_only=True, slots=True)
+class Batch:
+    """What one lane stores for one batch of events: its predictions, the scan-cache rows it changed,
+    its webhook outbox rows and the model's new cursor. Without `keeps_scan_cache` (the lane keeps
+    none, `states` is empty) the cursor row notes that the cache misses these predictions."""
+
+    model: ModelRecord
+    predictions: Sequence[NewPrediction]
+    states: Mapping[str, CoinState]
+    cursor: Cursor
+    keeps_scan_cache: bool = True
+    outbox: Sequence[OutboxItem] = ()
+
+
+async def write_batches(conn: asyncpg.Connection, batches: Sequence[Batch], *, skip_repeats: bool) -> None:
+    """Store batches with their outbox rows, all or nothing: one statement when there are no outbox
+    rows (a transaction of its own), else a transaction around it and the outbox inserts."""
+    outbox = any(b.outbox for b in batches)
+    async with conn.transaction() if outbox else contextlib.nullcontext():
+        ids = await store_batches(conn, batches, want_ids=outbox, skip_repeats=skip_repeats)
+        for batch in batches:
+            if batch.outbox:
+                model_id = batch.model.id
+                own = {(mint, ts): id_ for (owner, mint, ts), id_ in ids.items() if owner == model_id}
+                await write_outbox(conn, batch.model, batch.outbox, own)
+
+
 async def store_batch(
     conn: asyncpg.Connection,
     model: ModelRecord,
@@ -47,12 +76,23 @@ async def store_batch(
     skip_repeats: bool = True,
     keeps_scan_cache: bool = True,
 ) -> dict[tuple[str, datetime], int]:
-    """Store a batch's predictions (target and threshold as a snapshot), its scan-cache changes and the
-    model's cursor in one statement; with `want_ids` the new prediction ids by (coin, metric time).
-    Without `skip_repeats` a prediction that repeats a stored model, coin and metric time fails the
-    statement (asyncpg.UniqueViolationError) instead of being left out, which saves PostgreSQL a
-    look into the unique index before every insert. Without `keeps_scan_cache` (the lane keeps none,
-    `states` is empty) the cursor row notes that the cache misses this batch's predictions."""
+    """`store_batches` for one model's batch; with `want_ids` its new prediction ids by (coin, metric
+    time)."""
+    batch = Batch(
+        model=model, predictions=predictions, states=states, cursor=cursor, keeps_scan_cache=keeps_scan_cache
+    )
+    ids = await store_batches(conn, [batch], want_ids=want_ids, skip_repeats=skip_repeats)
+    return {(mint, ts): id_ for (_, mint, ts), id_ in ids.items()}
+
+
+async def store_batches(
+    conn: asyncpg.Connection, batches: Sequence[Batch], *, want_ids: bool = False, skip_repeats: bool = True
+) -> dict[tuple[int, str, datetime], int]:
+    """Store batches of one or more models (target and threshold as a snapshot per prediction) in one
+    statement; with `want_ids` the new prediction ids by (model id, coin, metric time). Without
+    `skip_repeats` a prediction that repeats a stored model, coin and metric time fails the statement
+    (asyncpg.UniqueViolationError) instead of being left out, which saves PostgreSQL a look into the
+    unique index before every insert."""
     # one tuple per prediction or coin, turned into one list per column by zip (in C); the numbers go as
     # rows of a 2-D array per type: asyncpg checks each element of a 1-D array for nesting, and encodes
     # a timestamp in 2.5 µs where its microseconds in an int8 row take 0.5
@@ -62,9 +102,10 @@ async def store_batch(
             [p.probability, p.row.price_open, p.row.price_high, p.row.price_low, p.row.price_close,
              p.row.market_cap_close, p.row.volume_sol],
             [_microseconds(p.event.ts), _TAG_CODE[p.tag],
-             _NULL if p.row.phase_id_at_time is None else p.row.phase_id_at_time, p.event.seq],
+             _NULL if p.row.phase_id_at_time is None else p.row.phase_id_at_time, p.event.seq, position],
         )
-        for p in predictions
+        for position, batch in enumerate(batches, start=1)
+        for p in batch.predictions
     )  # fmt: skip
     state_columns = _columns(
         (
@@ -72,26 +113,28 @@ async def store_batch(
             [_microseconds(s.last_scan_ts),
              _NULL if s.ignore_until is None else _microseconds(s.ignore_until),
              _TAG_CODE[s.last_tag], _TAG_CODE[s.ignore_reason] if s.ignore_reason else 0,
-             s.stored_negative, s.stored_positive, s.stored_alert],
+             s.stored_negative, s.stored_positive, s.stored_alert, position],
         )
-        for mint, s in states.items()
+        for position, batch in enumerate(batches, start=1)
+        for mint, s in batch.states.items()
     )  # fmt: skip
+    models = [b.model for b in batches]
     stored = await conn.fetch(
         _statement(skip_repeats),
-        model.id,
-        model.version,
-        model.settings.alert_threshold,
-        _target_json(model.target),
-        float(model.target.horizon_seconds),
+        [m.id for m in models],
+        [m.version for m in models],
+        [m.settings.alert_threshold for m in models],
+        [_target_json(m.target) for m in models],
+        [float(m.target.horizon_seconds) for m in models],
         TAG_NAMES,
         *(prediction_columns or [[]] * 4),
         *(state_columns or [[]] * 3),
-        cursor.tx,
-        cursor.seq,
+        [b.cursor.tx for b in batches],
+        [b.cursor.seq for b in batches],
         want_ids,
-        keeps_scan_cache,
+        [b.keeps_scan_cache for b in batches],
     )
-    return {(r["mint"], r["metric_ts"]): r["id"] for r in stored}
+    return {(r["model_id"], r["mint"], r["metric_ts"]): r["id"] for r in stored}
 
 
 #: the line of the store statement that leaves repeated predictions out

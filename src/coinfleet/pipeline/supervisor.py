@@ -28,6 +28,7 @@ from coinfleet.models.compile import Served, served_model
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline import telemetry
+from coinfleet.pipeline.group_commit import GroupCommit
 from coinfleet.pipeline.hogs import HogGate
 from coinfleet.pipeline.lane import Lane
 from coinfleet.pipeline.observations import ObservationService, feature_indices
@@ -134,6 +135,7 @@ class Supervisor:
         #: shared with a given runner_factory's process runners, which register their hogs in it
         self.hogs = hogs or HogGate()
         self._runner_factory = runner_factory or self._default_factory()
+        self.group = GroupCommit(OwnConnection(dsn, server_settings=LANE_SERVER_SETTINGS))
         self._running: dict[int, _Running] = {}
         self._stop = asyncio.Event()
         self._models_signal = self._notifier.subscribe(MODELS_CHANNEL)  #: also set by `stop`
@@ -174,6 +176,7 @@ class Supervisor:
             pruner.cancel()
             self.hogs.release()
             await self._stop_all()
+            await self.group.close()
             await self._notifier.close()
 
     async def sync(self) -> None:
@@ -221,6 +224,7 @@ class Supervisor:
             slots=self.slots,
             events=self._events,
             hogs=self.hogs,
+            group=self.group,
         )
         task = asyncio.create_task(lane.run(), name=f"lane:{model.name}")
         self._running[model.id] = _Running(lane=lane, task=task, runner=runner)

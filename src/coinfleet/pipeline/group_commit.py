@@ -1,0 +1,90 @@
+"""Group commit: the batches lanes finish at about the same time are stored in one statement.
+
+Twenty lanes at the head of the stream each finish a batch per ingester commit; stored one statement
+per lane, PostgreSQL paid its per-statement work twenty times and twenty backends took turns on two
+cores. A lane hands its batch to the group; when no write is running it is written at once (with any
+batch handed in during the same turn of the event loop), else it waits for the running write and goes
+in the next one with every batch that arrived meanwhile. Nothing waits for a batch that is not ready:
+the pace is set by the database, as with PostgreSQL's own group commit of its WAL.
+
+Every batch keeps its own cursor, so the one statement is as atomic per lane as the lane's own was.
+A write that fails is reported to each of its lanes, which then store their batch alone (see Lane):
+one lane's bad batch costs the others a second try, never their batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import structlog
+
+from coinfleet.db.database import OwnConnection
+from coinfleet.pipeline.store import Batch, write_batches
+
+log = structlog.get_logger(__name__)
+#: a batch with more predictions is not grouped: it gains nothing, and the others would wait for it
+GROUP_MAX_PREDICTIONS = 256
+
+
+class GroupCommit:
+    """Stores the batches handed in, several lanes' in one statement, on one connection of its own."""
+
+    def __init__(self, connection: OwnConnection) -> None:
+        self._connection = connection
+        self._waiting: list[tuple[Batch, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.writes = 0  #: statements that stored batches (for tests and benchmarks)
+        self.batches = 0  #: batches they stored
+        self.failures = 0  #: writes that failed (their lanes stored alone)
+
+    @staticmethod
+    def takes(batch: Batch) -> bool:
+        """Whether the batch is small enough to be grouped."""
+        return len(batch.predictions) <= GROUP_MAX_PREDICTIONS
+
+    async def write(self, batch: Batch) -> bool:
+        """Store the batch with whatever other batches are waiting: True when stored, False when their
+        write failed (none of them was stored, unless a broken connection hid a commit)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((batch, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_waiting(), name="group-commit")
+        return await future
+
+    async def close(self) -> None:
+        """Close the connection once the running write is done."""
+        if self._writer is not None:
+            await asyncio.wait([self._writer])
+        await self._connection.close()
+
+    async def _write_waiting(self) -> None:
+        group: list[tuple[Batch, asyncio.Future[bool]]] = []
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                stored = await self._write([batch for batch, _ in group])
+                _settle([future for _, future in group], stored)
+                group = []
+        finally:  # cancelled: lanes must not wait for a write that will not come, they store alone
+            _settle([future for _, future in [*group, *self._waiting]], False)
+            self._waiting = []
+            self._writer = None
+
+    async def _write(self, batches: list[Batch]) -> bool:
+        try:
+            async with self._connection.use() as conn:
+                await write_batches(conn, batches, skip_repeats=False)
+        except Exception as exc:
+            self.failures += 1
+            log.debug("group_commit_failed", batches=len(batches), error=f"{type(exc).__name__}: {exc}")
+            return False
+        self.writes += 1
+        self.batches += len(batches)
+        return True
+
+
+def _settle(futures: Sequence[asyncio.Future[bool]], stored: bool) -> None:
+    for future in futures:
+        if not future.done():  # a lane may have stopped waiting
+            future.set_result(stored)

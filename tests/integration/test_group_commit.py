@@ -1,0 +1,110 @@
+"""Batches of several lanes stored in one statement: each keeps its own cursor, outbox ids and
+totals, and a write that fails stores none of its batches."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import asyncpg
+
+from coinfleet.alerts.outbox import OutboxItem
+from coinfleet.db.database import OwnConnection
+from coinfleet.events.cursor import Cursor
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.registry import ModelRecord
+from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline.group_commit import GroupCommit
+from coinfleet.pipeline.rules import Tag
+from coinfleet.pipeline.store import Batch, store_batch, write_batches
+from coinfleet.pipeline.supervisor import LANE_SERVER_SETTINGS
+from support import new_prediction
+
+
+async def models(pool: asyncpg.Pool, bundle: ModelBundle, *names: str) -> list[ModelRecord]:
+    async with pool.acquire() as conn:
+        return [
+            await import_bundle(conn, replace(bundle, name=name), settings=ModelSettings(), activate=True)
+            for name in names
+        ]
+
+
+def batch(model: ModelRecord, mints: list[str], seq: int, *, hooked: bool = False) -> Batch:
+    predictions = [new_prediction(mint, seq, 0.9, Tag.ALERT, seq=seq) for mint in mints]
+    outbox = [
+        OutboxItem(url="http://127.0.0.1:9/hook", row=p.row, probability=0.9, tag="alert", suppressed=None)
+        for p in predictions
+    ]
+    return Batch(
+        model=model, predictions=predictions, states={}, cursor=Cursor(tx=7, seq=seq),
+        keeps_scan_cache=False, outbox=outbox if hooked else (),
+    )  # fmt: skip
+
+
+async def stored(pool: asyncpg.Pool, model: ModelRecord) -> tuple[set[str], tuple[int, int]]:
+    """The model's stored coins, and its cursor's seq and stored-prediction total."""
+    async with pool.acquire() as conn:
+        mints = await conn.fetch("SELECT mint FROM coinfleet_predictions WHERE model_id = $1", model.id)
+        cursor = await conn.fetchrow(
+            "SELECT seq, stored_predictions FROM coinfleet_cursors WHERE model_id = $1", model.id
+        )
+    return {r["mint"] for r in mints}, (cursor["seq"], cursor["stored_predictions"])
+
+
+async def test_batches_handed_in_together_go_in_one_statement(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    a, b, c = await models(pool, small_bundle, "a", "b", "c")
+    group = GroupCommit(OwnConnection(db_dsn, server_settings=LANE_SERVER_SETTINGS))
+    try:
+        done = await asyncio.gather(
+            group.write(batch(a, ["x", "y"], 3)),
+            group.write(batch(b, ["x"], 5)),
+            group.write(batch(c, [], 9)),  # a batch whose events were all skipped moves its cursor too
+        )
+    finally:
+        await group.close()
+    assert list(done) == [True, True, True]
+    assert (group.writes, group.batches) == (1, 3)
+    assert await stored(pool, a) == ({"x", "y"}, (3, 2))
+    assert await stored(pool, b) == ({"x"}, (5, 1))
+    assert await stored(pool, c) == (set(), (9, 0))
+
+
+async def test_a_write_that_fails_stores_none_of_its_batches(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    good, repeating = await models(pool, small_bundle, "good", "repeating")
+    async with pool.acquire() as conn:
+        await store_batch(conn, repeating, [new_prediction("x", 1, 0.5, Tag.ALERT)], {}, Cursor(tx=7, seq=1))
+    group = GroupCommit(OwnConnection(db_dsn, server_settings=LANE_SERVER_SETTINGS))
+    try:
+        done = await asyncio.gather(
+            group.write(batch(good, ["y"], 2)),
+            group.write(batch(repeating, ["x"], 1)),  # the group inserts plainly: a repeat fails it
+        )
+        assert list(done) == [False, False]
+        assert await stored(pool, good) == (set(), (0, 0))
+        # the group's connection still works: the next write stores
+        assert await group.write(batch(good, ["y"], 2))
+    finally:
+        await group.close()
+    assert await stored(pool, good) == ({"y"}, (2, 1))
+    assert (group.writes, group.batches) == (1, 1)
+
+
+async def test_outbox_rows_point_at_their_own_models_predictions(
+    pool: asyncpg.Pool, small_bundle: ModelBundle
+) -> None:
+    a, b = await models(pool, small_bundle, "a", "b")
+    async with pool.acquire() as conn:
+        await write_batches(
+            conn, [batch(a, ["x", "y"], 3, hooked=True), batch(b, ["x"], 4, hooked=True)], skip_repeats=False
+        )
+        rows = await conn.fetch(
+            "SELECT a.model_id AS alert_model, p.model_id AS prediction_model, a.mint, p.mint AS p_mint"
+            " FROM coinfleet_alerts AS a JOIN coinfleet_predictions AS p ON p.id = a.prediction_id"
+        )
+    assert len(rows) == 3
+    assert all(r["alert_model"] == r["prediction_model"] and r["mint"] == r["p_mint"] for r in rows)

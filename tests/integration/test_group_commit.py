@@ -56,7 +56,8 @@ async def test_batches_handed_in_together_go_in_one_statement(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
 ) -> None:
     a, b, c = await models(pool, small_bundle, "a", "b", "c")
-    group = GroupCommit(OwnConnection(db_dsn, server_settings=LANE_SERVER_SETTINGS))
+    # two connections: the first write takes every batch handed in before it started
+    group = GroupCommit([OwnConnection(db_dsn, server_settings=LANE_SERVER_SETTINGS) for _ in range(2)])
     try:
         done = await asyncio.gather(
             group.write(batch(a, ["x", "y"], 3)),
@@ -78,7 +79,7 @@ async def test_a_write_that_fails_stores_none_of_its_batches(
     good, repeating = await models(pool, small_bundle, "good", "repeating")
     async with pool.acquire() as conn:
         await store_batch(conn, repeating, [new_prediction("x", 1, 0.5, Tag.ALERT)], {}, Cursor(tx=7, seq=1))
-    group = GroupCommit(OwnConnection(db_dsn, server_settings=LANE_SERVER_SETTINGS))
+    group = GroupCommit([OwnConnection(db_dsn, server_settings=LANE_SERVER_SETTINGS)])
     try:
         done = await asyncio.gather(
             group.write(batch(good, ["y"], 2)),

@@ -2,9 +2,9 @@
 
 Twenty lanes at the head of the stream each finish a batch per ingester commit; stored one statement
 per lane, PostgreSQL paid its per-statement work twenty times and twenty backends took turns on two
-cores. A lane hands its batch to the group; when no write is running it is written at once (with any
-batch handed in during the same turn of the event loop), else it waits for the running write and goes
-in the next one with every batch that arrived meanwhile. Nothing waits for a batch that is not ready:
+cores. A lane hands its batch to the group; when one of the group's connections is free it is written
+at once (with any batch handed in during the same turn of the event loop), else it goes in the next
+write to start, with every batch that arrived meanwhile. Nothing waits for a batch that is not ready:
 the pace is set by the database, as with PostgreSQL's own group commit of its WAL.
 
 Every batch keeps its own cursor, so the one statement is as atomic per lane as the lane's own was.
@@ -28,12 +28,14 @@ GROUP_MAX_PREDICTIONS = 256
 
 
 class GroupCommit:
-    """Stores the batches handed in, several lanes' in one statement, on one connection of its own."""
+    """Stores the batches handed in, several lanes' in one statement, on connections of its own: as
+    many writes run at once as it has connections."""
 
-    def __init__(self, connection: OwnConnection) -> None:
-        self._connection = connection
+    def __init__(self, connections: Sequence[OwnConnection]) -> None:
+        self._connections = list(connections)
+        self._idle = list(connections)  #: connections with no write running
         self._waiting: list[tuple[Batch, asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
         self.writes = 0  #: statements that stored batches (for tests and benchmarks)
         self.batches = 0  #: batches they stored
         self.failures = 0  #: writes that failed (their lanes stored alone)
@@ -48,32 +50,37 @@ class GroupCommit:
         write failed (none of them was stored, unless a broken connection hid a commit)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append((batch, future))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_waiting(), name="group-commit")
+        if self._idle:
+            writer = asyncio.create_task(self._write_waiting(self._idle.pop()), name="group-commit")
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         return await future
 
     async def close(self) -> None:
-        """Close the connection once the running write is done."""
-        if self._writer is not None:
-            await asyncio.wait([self._writer])
-        await self._connection.close()
+        """Close the connections once the running writes are done."""
+        if self._writers:
+            await asyncio.wait(self._writers)
+        for connection in self._connections:
+            await connection.close()
 
-    async def _write_waiting(self) -> None:
+    async def _write_waiting(self, connection: OwnConnection) -> None:
         group: list[tuple[Batch, asyncio.Future[bool]]] = []
         try:
             while self._waiting:
                 group, self._waiting = self._waiting, []
-                stored = await self._write([batch for batch, _ in group])
+                stored = await self._write(connection, [batch for batch, _ in group])
                 _settle([future for _, future in group], stored)
                 group = []
-        finally:  # cancelled: lanes must not wait for a write that will not come, they store alone
+        except BaseException:  # cancelled: lanes must not wait for writes that may not come, they store alone
             _settle([future for _, future in [*group, *self._waiting]], False)
             self._waiting = []
-            self._writer = None
+            raise
+        finally:
+            self._idle.append(connection)
 
-    async def _write(self, batches: list[Batch]) -> bool:
+    async def _write(self, connection: OwnConnection, batches: list[Batch]) -> bool:
         try:
-            async with self._connection.use() as conn:
+            async with connection.use() as conn:
                 await write_batches(conn, batches, skip_repeats=False)
         except Exception as exc:
             self.failures += 1

@@ -45,6 +45,8 @@ RunnerFactory = Callable[[ModelRecord, bytes], Runner | Awaitable[Runner]]
 #: server crash may lose the last fraction of a second of batches, each whole (predictions, cursor and
 #: outbox rows commit together), and the lane scores those events again; nothing is inconsistent.
 LANE_SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "synchronous_commit": "off"}
+#: group-commit writes that may run at once: a lane that finishes while one runs need not wait for it
+GROUP_WRITERS = 2
 #: the garbage collector's thresholds in a serving process: a lane batch makes thousands of short-lived
 #: objects that reference counting frees; with the default 700, young collections walked them mid-batch
 #: (7 % of the serving process at 30,000 predictions/s)
@@ -135,7 +137,9 @@ class Supervisor:
         #: shared with a given runner_factory's process runners, which register their hogs in it
         self.hogs = hogs or HogGate()
         self._runner_factory = runner_factory or self._default_factory()
-        self.group = GroupCommit(OwnConnection(dsn, server_settings=LANE_SERVER_SETTINGS))
+        self.group = GroupCommit(
+            [OwnConnection(dsn, server_settings=LANE_SERVER_SETTINGS) for _ in range(GROUP_WRITERS)]
+        )
         self._running: dict[int, _Running] = {}
         self._stop = asyncio.Event()
         self._models_signal = self._notifier.subscribe(MODELS_CHANNEL)  #: also set by `stop`

@@ -88,8 +88,9 @@ async def store_batch(
 async def store_batches(
     conn: asyncpg.Connection, batches: Sequence[Batch], *, want_ids: bool = False, skip_repeats: bool = True
 ) -> dict[tuple[int, str, datetime], int]:
-    """Store batches of one or more models (target and threshold as a snapshot per prediction) in one
-    statement; with `want_ids` the new prediction ids by (model id, coin, metric time). Without
+    """Store batches of one or more models, at most one batch per model (target and threshold as a
+    snapshot per prediction), in one statement; with `want_ids` the new prediction ids by (model id,
+    coin, metric time). Without
     `skip_repeats` a prediction that repeats a stored model, coin and metric time fails the statement
     (asyncpg.UniqueViolationError) instead of being left out, which saves PostgreSQL a look into the
     unique index before every insert."""

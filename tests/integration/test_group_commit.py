@@ -21,6 +21,11 @@ from coinfleet.pipeline.store import Batch, store_batch, write_batches
 from coinfleet.pipeline.supervisor import LANE_SERVER_SETTINGS
 from support import new_prediction
 
+#: sessions of this database waiting for a lock
+LOCK_WAITS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+)
+
 
 async def models(pool: asyncpg.Pool, bundle: ModelBundle, *names: str) -> list[ModelRecord]:
     async with pool.acquire() as conn:
@@ -109,3 +114,28 @@ async def test_outbox_rows_point_at_their_own_models_predictions(
         )
     assert len(rows) == 3
     assert all(r["alert_model"] == r["prediction_model"] and r["mint"] == r["p_mint"] for r in rows)
+
+
+async def test_a_lane_that_stops_waiting_leaves_the_write_to_finish(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    a, b = await models(pool, small_bundle, "a", "b")
+    group = GroupCommit([OwnConnection(db_dsn, server_settings=LANE_SERVER_SETTINGS)])
+    async with pool.acquire() as blocker, blocker.transaction():
+        # the group's write will wait for this lock on a's cursor row
+        await blocker.execute("SELECT 1 FROM coinfleet_cursors WHERE model_id = $1 FOR UPDATE", a.id)
+        stopped = asyncio.create_task(group.write(batch(a, ["x"], 3)))
+        waiting = asyncio.create_task(group.write(batch(b, ["y"], 4)))
+        async with asyncio.timeout(30):
+            while not await pool.fetchval(LOCK_WAITS):  # outside the blocker's snapshot of the view
+                await asyncio.sleep(0.01)
+        stopped.cancel()
+    try:
+        async with asyncio.timeout(30):  # a write that choked on the stopped lane would never answer
+            assert await waiting
+    finally:
+        await group.close()
+    assert stopped.cancelled()
+    # the batch whose lane stopped waiting went in with the rest: its cursor moved with its predictions
+    assert await stored(pool, a) == ({"x"}, (3, 1))
+    assert await stored(pool, b) == ({"y"}, (4, 1))

@@ -20,14 +20,15 @@ async def test_feeds_moved_rows_in_order_and_measures_from_their_commit(
 ) -> None:
     rows = market_rows(coins=5, seconds=120)[:90]
     async with Ingester(db_dsn, rows) as ingester:
-        assert await ingester.feed(rate=300, seconds=30) == 90
+        assert await ingester.feed(rate=300, seconds=30, count=40) == 40  # a backlog, then the rest
+        assert await ingester.feed(40, rate=300, seconds=30) == 50
         assert await ingester.feed(90, rate=300, seconds=30) == 0  # nothing left after the end
     async with pool.acquire() as conn:
         stored = await conn.fetch('SELECT "timestamp" FROM coin_metrics')
         inserted = await conn.fetchval(
             "SELECT array_agg(extract(epoch FROM inserted_at)) FROM coinfleet_events"
         )
-    assert len(stored) == 90
+    assert len(stored) == 90  # no row twice
     oldest = min(r["timestamp"] for r in stored)
     assert abs(oldest - datetime.now(UTC)) < timedelta(minutes=1)  # moved to the present, not 2026-01-01
 

@@ -107,7 +107,7 @@ async def measure_setup(
     async with bench_database(settings) as db, Ingester(db.dsn, rows) as ingester:
         await add_models(db.pool, bundle, [f"m{i}" for i in range(models)])
         async with running(setup, db, settings, models) as stats:
-            await ingester.feed(rate=1e9, seconds=60)
+            await ingester.feed(rate=1e9, seconds=60, count=backlog)  # the feed below goes on after it
             throughput = await measure_backlog(stats, options["limit_seconds"])
         rate = options.get("feed_rate") or min(options["rate"], max(1.0, throughput / models / 2))
         async with running(setup, db, settings, models) as stats:

@@ -54,12 +54,14 @@ def arrival_offsets(
 
 @dataclass(frozen=True)
 class Feed:
-    """Insert the rows from `start` on at `rate` per second for at most `seconds`."""
+    """Insert the rows from `start` on (at most `count` of them) at `rate` per second for at most
+    `seconds`."""
 
     start: int
     rate: float
     seconds: float
     arrivals: Arrivals = "even"
+    count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -133,10 +135,18 @@ class Ingester:
             await asyncio.to_thread(self._process.join)
         self._conn.close()
 
-    async def feed(self, start: int = 0, *, rate: float, seconds: float, arrivals: Arrivals = "even") -> int:
-        """Insert rows from `start` on as they come due at `rate` per second for `seconds` (rows due
-        within one tick go in together, as an ingester's batch); return how many."""
-        self._conn.send(Feed(start=start, rate=rate, seconds=seconds, arrivals=arrivals))
+    async def feed(
+        self,
+        start: int = 0,
+        *,
+        rate: float,
+        seconds: float,
+        arrivals: Arrivals = "even",
+        count: int | None = None,
+    ) -> int:
+        """Insert rows from `start` on (at most `count`) as they come due at `rate` per second for
+        `seconds` (rows due within one tick go in together, as an ingester's batch); return how many."""
+        self._conn.send(Feed(start=start, rate=rate, seconds=seconds, arrivals=arrivals, count=count))
         fed = await self._reply()
         assert isinstance(fed, Fed)
         self.commits.add(fed)
@@ -163,7 +173,8 @@ async def _serve(conn: Connection, dsn: str, rows: list[MetricRow], shift: timed
         conn.send(True)
         while (feed := await asyncio.to_thread(conn.recv)) is not None:
             try:
-                conn.send(await _feed(db, rows[feed.start :], shift, feed))
+                stop = None if feed.count is None else feed.start + feed.count
+                conn.send(await _feed(db, rows[feed.start : stop], shift, feed))
             except (OSError, asyncpg.PostgresError) as exc:
                 conn.send(f"{type(exc).__name__}: {exc}")
     finally:

@@ -81,15 +81,12 @@ async def test_batches_handed_in_together_go_in_one_statement(
 async def test_a_write_that_fails_stores_none_of_its_batches(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
 ) -> None:
-    good, repeating = await models(pool, small_bundle, "good", "repeating")
-    async with pool.acquire() as conn:
-        await store_batch(conn, repeating, [new_prediction("x", 1, 0.5, Tag.ALERT)], {}, Cursor(tx=7, seq=1))
+    good, bad = await models(pool, small_bundle, "good", "bad")
+    refused = batch(bad, ["x"], 1)
+    refused = replace(refused, predictions=[replace(refused.predictions[0], probability=1.5)])  # CHECK fails
     group = GroupCommit([OwnConnection(db_dsn, server_settings=LANE_SERVER_SETTINGS)])
     try:
-        done = await asyncio.gather(
-            group.write(batch(good, ["y"], 2)),
-            group.write(batch(repeating, ["x"], 1)),  # the group inserts plainly: a repeat fails it
-        )
+        done = await asyncio.gather(group.write(batch(good, ["y"], 2)), group.write(refused))
         assert list(done) == [False, False]
         assert await stored(pool, good) == (set(), (0, 0))
         # the group's connection still works: the next write stores
@@ -97,7 +94,32 @@ async def test_a_write_that_fails_stores_none_of_its_batches(
     finally:
         await group.close()
     assert await stored(pool, good) == ({"y"}, (2, 1))
-    assert (group.writes, group.batches) == (1, 1)
+    assert (group.writes, group.batches, group.failures) == (1, 1, 1)
+
+
+async def test_a_repeated_prediction_is_skipped_by_the_group_itself(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    good, repeating = await models(pool, small_bundle, "good", "repeating")
+    async with pool.acquire() as conn:  # as if x's metric rows at times 2 and 3 had come before
+        for seq in (2, 3):
+            prediction = new_prediction("x", seq, 0.5, Tag.ALERT, seq=seq)
+            await store_batch(conn, repeating, [prediction], {}, Cursor(tx=7, seq=seq))
+    group = GroupCommit([OwnConnection(db_dsn, server_settings=LANE_SERVER_SETTINGS)])
+    try:
+        done = await asyncio.gather(
+            group.write(batch(good, ["y"], 2)),
+            group.write(batch(repeating, ["x", "z"], 2)),  # the group inserts plainly: the repeat fails it
+        )
+        assert list(done) == [True, True]  # written again skipping repeats, not handed back to the lanes
+        assert (group.writes, group.repeats, group.failures) == (1, 1, 0)
+        # the rows after a repeat are likely re-sent too: the next writes skip repeats from the start
+        assert await group.write(batch(repeating, ["x", "w"], 3))
+        assert (group.writes, group.repeats, group.failures) == (2, 1, 0)
+    finally:
+        await group.close()
+    assert await stored(pool, good) == ({"y"}, (2, 1))
+    assert await stored(pool, repeating) == ({"x", "z", "w"}, (3, 4))
 
 
 async def test_outbox_rows_point_at_their_own_models_predictions(

@@ -9,14 +9,19 @@ the pace is set by the database, as with PostgreSQL's own group commit of its WA
 
 Every batch keeps its own cursor, so the one statement is as atomic per lane as the lane's own was.
 A write that fails is reported to each of its lanes, which then store their batch alone (see Lane):
-one lane's bad batch costs the others a second try, never their batch.
+one lane's bad batch costs the others a second try, never their batch. A repeated prediction (a metric
+row inserted twice, as an ingester that re-sends rows does) is not a bad batch: the group writes the
+same batches again skipping repeats, and keeps skipping them for REPEATS_SECONDS, since re-sent rows
+come in runs — a replay costs every write the unique-index look-up, not every lane two more statements.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
+import asyncpg
 import structlog
 
 from coinfleet.db.database import OwnConnection
@@ -25,6 +30,8 @@ from coinfleet.pipeline.store import Batch, write_batches
 log = structlog.get_logger(__name__)
 #: a batch with more predictions is not grouped: it gains nothing, and the others would wait for it
 GROUP_MAX_PREDICTIONS = 256
+#: after a write met a repeated prediction, writes skip repeats for this long (see the module's doc)
+REPEATS_SECONDS = 10.0
 
 
 class GroupCommit:
@@ -39,6 +46,8 @@ class GroupCommit:
         self.writes = 0  #: statements that stored batches (for tests and benchmarks)
         self.batches = 0  #: batches they stored
         self.failures = 0  #: writes that failed (their lanes stored alone)
+        self.repeats = 0  #: writes that met a repeated prediction and were made again skipping repeats
+        self._skip_repeats_until = 0.0  #: monotonic time
 
     @staticmethod
     def takes(batch: Batch) -> bool:
@@ -81,7 +90,13 @@ class GroupCommit:
     async def _write(self, connection: OwnConnection, batches: list[Batch]) -> bool:
         try:
             async with connection.use() as conn:
-                await write_batches(conn, batches, skip_repeats=False)
+                try:
+                    skip_repeats = time.monotonic() < self._skip_repeats_until
+                    await write_batches(conn, batches, skip_repeats=skip_repeats)
+                except asyncpg.UniqueViolationError:
+                    self.repeats += 1
+                    self._skip_repeats_until = time.monotonic() + REPEATS_SECONDS
+                    await write_batches(conn, batches, skip_repeats=True)
         except Exception as exc:
             self.failures += 1
             log.debug("group_commit_failed", batches=len(batches), error=f"{type(exc).__name__}: {exc}")

@@ -21,11 +21,10 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-import asyncpg
 import structlog
 
 from coinfleet.db.database import OwnConnection
-from coinfleet.pipeline.store import Batch, write_batches
+from coinfleet.pipeline.store import Batch, write_batches_or_skip_repeats
 
 log = structlog.get_logger(__name__)
 #: a batch with more predictions is not grouped: it gains nothing, and the others would wait for it
@@ -90,13 +89,10 @@ class GroupCommit:
     async def _write(self, connection: OwnConnection, batches: list[Batch]) -> bool:
         try:
             async with connection.use() as conn:
-                try:
-                    skip_repeats = time.monotonic() < self._skip_repeats_until
-                    await write_batches(conn, batches, skip_repeats=skip_repeats)
-                except asyncpg.UniqueViolationError:
+                skipping = time.monotonic() < self._skip_repeats_until
+                if await write_batches_or_skip_repeats(conn, batches, skip_repeats=skipping):
                     self.repeats += 1
                     self._skip_repeats_until = time.monotonic() + REPEATS_SECONDS
-                    await write_batches(conn, batches, skip_repeats=True)
         except Exception as exc:
             self.failures += 1
             log.debug("group_commit_failed", batches=len(batches), error=f"{type(exc).__name__}: {exc}")

@@ -47,7 +47,7 @@ from coinfleet.pipeline.rules import (
 )
 from coinfleet.pipeline.runner import BAD_OUTPUT, Runner, RunnerError, failure_reason
 from coinfleet.pipeline.scheduler import FairSlots
-from coinfleet.pipeline.store import Batch, NewPrediction, load_states, write_batches
+from coinfleet.pipeline.store import Batch, NewPrediction, load_states, write_batches_or_skip_repeats
 
 log = structlog.get_logger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
@@ -440,12 +440,8 @@ class Lane:
         """Store on the lane's own connection. Predictions go in as a plain insert; one that repeats a
         stored coin and metric time (a metric row inserted twice) fails it, and the batch is stored
         again skipping repeats."""
-        try:
-            async with self._connection.use() as conn:
-                await write_batches(conn, [batch], skip_repeats=False)
-        except asyncpg.UniqueViolationError:
-            async with self._connection.use() as conn:
-                await write_batches(conn, [batch], skip_repeats=True)
+        async with self._connection.use() as conn:
+            await write_batches_or_skip_repeats(conn, [batch], skip_repeats=False)
 
     def _record_latencies(self, predictions: Sequence[NewPrediction]) -> None:
         inserted = np.fromiter((p.event.inserted_at.timestamp() for p in predictions), np.float64)

@@ -65,6 +65,19 @@ async def write_batches(conn: asyncpg.Connection, batches: Sequence[Batch], *, s
                 await write_outbox(conn, batch.model, batch.outbox, own)
 
 
+async def write_batches_or_skip_repeats(
+    conn: asyncpg.Connection, batches: Sequence[Batch], *, skip_repeats: bool
+) -> bool:
+    """`write_batches`, and when a prediction repeats a stored one (a metric row inserted twice) and so
+    fails the plain insert, the same batches again skipping repeats. True when a repeat was met."""
+    try:
+        await write_batches(conn, batches, skip_repeats=skip_repeats)
+    except asyncpg.UniqueViolationError:
+        await write_batches(conn, batches, skip_repeats=True)
+        return True
+    return False
+
+
 async def store_batch(
     conn: asyncpg.Connection,
     model: ModelRecord,

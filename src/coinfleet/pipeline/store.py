@@ -103,10 +103,9 @@ async def store_batches(
 ) -> dict[tuple[int, str, datetime], int]:
     """Store batches of one or more models, at most one batch per model (target and threshold as a
     snapshot per prediction), in one statement; with `want_ids` the new prediction ids by (model id,
-    coin, metric time). Without
-    `skip_repeats` a prediction that repeats a stored model, coin and metric time fails the statement
-    (asyncpg.UniqueViolationError) instead of being left out, which saves PostgreSQL a look into the
-    unique index before every insert."""
+    coin, metric time). Without `skip_repeats` a prediction that repeats a stored model, coin and metric
+    time fails the statement (asyncpg.UniqueViolationError) instead of being left out, which saves
+    PostgreSQL a look into the unique index before every insert."""
     # one tuple per prediction or coin, turned into one list per column by zip (in C); the numbers go as
     # rows of a 2-D array per type: asyncpg checks each element of a 1-D array for nesting, and encodes
     # a timestamp in 2.5 µs where its microseconds in an int8 row take 0.5

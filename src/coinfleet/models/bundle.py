@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.errors import ModelLoadError
+from coinfleet.models.spec import ModelSpec
 from coinfleet.targets import TargetSpec
 
 ARTIFACT_SUFFIX = {
@@ -24,17 +26,12 @@ META_SUFFIX = ".model.json"
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelBundle:
+class ModelBundle(ModelSpec):
     """A model ready to register."""
 
     name: str
-    algorithm: str
-    format: str
-    artifact: bytes
-    features: tuple[str, ...]
-    target: TargetSpec
     metrics: dict[str, Any]
-    alert_threshold: float = 0.7
+    alert_threshold: float = DEFAULT_ALERT_THRESHOLD
 
 
 def write_bundle(folder: Path, bundle: ModelBundle) -> Path:
@@ -70,7 +67,7 @@ def read_bundle(path: Path) -> ModelBundle:
             features=tuple(meta["features"]),
             target=TargetSpec.from_dict(meta["target"]),
             metrics=meta.get("metrics", {}),
-            alert_threshold=float(meta.get("alert_threshold", 0.7)),
+            alert_threshold=float(meta.get("alert_threshold", DEFAULT_ALERT_THRESHOLD)),
         )
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{path} is not a readable coinfleet model bundle: {exc}") from exc

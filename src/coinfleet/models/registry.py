@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,37 +13,29 @@ from coinfleet.db.sql import query
 from coinfleet.errors import ModelExists, ModelNotFound, SettingError
 from coinfleet.events.cursor import reset_cursor_to_now
 from coinfleet.models.settings import ModelSettings
+from coinfleet.models.spec import ModelDescription, ModelSpec
 from coinfleet.targets import TargetSpec
 
 Status = Literal["active", "inactive", "quarantined", "deleted"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class NewModel:
+class NewModel(ModelSpec):
     """Everything needed to register a model."""
 
     name: str
-    algorithm: str
-    format: str
-    artifact: bytes
-    features: tuple[str, ...]
-    target: TargetSpec
     settings: ModelSettings
     training_metrics: dict[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelRecord:
+class ModelRecord(ModelDescription):
     """A registered model, without its artifact bytes."""
 
     id: int
     name: str
     version: int
-    algorithm: str
-    format: str
     artifact_sha256: str
-    features: tuple[str, ...]
-    target: TargetSpec
     settings: ModelSettings
     training_metrics: dict[str, Any]
     status: Status
@@ -96,7 +87,7 @@ async def _insert(conn: asyncpg.Connection, model: NewModel) -> int:
             model.algorithm,
             model.format,
             model.artifact,
-            hashlib.sha256(model.artifact).hexdigest(),
+            model.sha256,
             list(model.features),
             json.dumps(model.target.to_dict()),
             model.settings.model_dump_json(),

@@ -5,6 +5,10 @@ The models (default: every active one) are copied from the main registry; the fi
 fast as possible while the lanes and the evaluation loop run exactly as in `serve`, then the
 remaining due predictions are evaluated at the file's last timestamp. Predictions whose horizon
 runs past the end of the file stay pending (counted, never guessed).
+
+Besides the statistics it prints each model's coverage (of the predictions whose horizon ended inside
+the file: judged, no_data, pending) and its hit rates and alert precision under the as-of rule beside
+the former first-row-in-grace rule, which drops every coin that stopped trading.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import asyncpg
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from coinfleet.cli.common import console, err_console, print_json, run
 from coinfleet.cli.feed import load_recorded
@@ -27,13 +32,20 @@ from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, resolve, throwaway_database
 from coinfleet.db.sql import query
 from coinfleet.errors import ConfigError
-from coinfleet.evaluation.rounds import LoopConfig, drain, evaluation_loop, round_config
+from coinfleet.evaluation.rounds import LoopConfig, data_clock, drain, evaluation_loop, round_config
 from coinfleet.feed import live
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
 from coinfleet.models.registry import NewModel
 from coinfleet.pipeline.supervisor import Supervisor
-from coinfleet.reports import ModelStats, model_stats
+from coinfleet.reports import (
+    Coverage,
+    ModelStats,
+    RuleComparison,
+    model_coverage,
+    model_stats,
+    rule_comparison,
+)
 
 #: seconds between checks whether every lane has caught up with the replay
 CATCH_UP_POLL_SECONDS = 0.2
@@ -46,6 +58,8 @@ class BacktestResult:
     rows: int
     stats: list[ModelStats]
     outcomes: list[dict[str, Any]]
+    coverage: list[Coverage]  #: of predictions whose horizon ended by the file's last row
+    rules: list[RuleComparison]  #: the as-of rule beside the former one
 
 
 async def copy_models(
@@ -135,16 +149,71 @@ async def run_backtest(
                     await source.close()
                 await score_and_evaluate(pool, dsn, settings, rows, on_rows)
                 async with pool.acquire() as conn:
-                    return BacktestResult(
-                        rows=len(rows),
-                        stats=await model_stats(conn),
-                        outcomes=await prediction_outcomes(conn),
-                    )
+                    return await _result(conn, len(rows))
             finally:
                 await pool.close()
     finally:
         if target.started_embedded:
             embedded.stop(settings.pgdata)
+
+
+async def _result(conn: asyncpg.Connection, rows: int) -> BacktestResult:
+    clock = await data_clock(conn)
+    return BacktestResult(
+        rows=rows,
+        stats=await model_stats(conn),
+        outcomes=await prediction_outcomes(conn),
+        coverage=[] if clock is None else await model_coverage(conn, clock),
+        rules=await rule_comparison(conn),
+    )
+
+
+def _share(part: int, whole: int) -> str:
+    return "-" if not whole else f"{part} ({part / whole:.1%})"
+
+
+def render_coverage(coverage: Sequence[Coverage]) -> Table:
+    """Per model: what became of the predictions whose horizon ended inside the file."""
+    table = Table(title="coverage: predictions whose horizon ended inside the file")
+    for column in ("model", "ended", "judged", "no data", "invalid price", "pending", "past the file"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for c in coverage:
+        table.add_row(
+            c.name,
+            str(c.ended),
+            _share(c.judged, c.ended),
+            _share(c.no_data, c.ended),
+            _share(c.invalid_price, c.ended),
+            _share(c.pending, c.ended),
+            str(c.running),
+        )
+    return table
+
+
+def render_rules(rules: Sequence[RuleComparison]) -> Table:
+    """Per model: hit rate and alert precision as of the horizon end beside the former rule."""
+    table = Table(title="as-of rule vs former rule (first row in [end, end + grace]; quiet coins dropped)")
+    columns = ("model", "judged", "hit@end", "hit within", "alert prec@end", "alert prec within")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for r in rules:
+        table.add_row(
+            r.name,
+            f"{r.judged} / {r.judged_former}",
+            _pair(r.hit_rate_at_horizon, r.hit_rate_at_horizon_former),
+            _pair(r.hit_rate_within, r.hit_rate_within_former),
+            _pair(r.alert_precision_at_horizon, r.alert_precision_at_horizon_former),
+            _pair(r.alert_precision_within, r.alert_precision_within_former),
+        )
+    table.caption = "each cell: as-of / former"
+    return table
+
+
+def _pair(as_of: float | None, former: float | None) -> str:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    return f"{pct(as_of)} / {pct(former)}"
 
 
 def backtest(
@@ -168,5 +237,14 @@ def backtest(
 
     result = run(service)
     screen.print(render(result.stats, None))
+    screen.print(render_coverage(result.coverage))
+    screen.print(render_rules(result.rules))
     if as_json:
-        print_json({"rows": result.rows, "models": [s.as_dict() for s in result.stats]})
+        print_json(
+            {
+                "rows": result.rows,
+                "models": [s.as_dict() for s in result.stats],
+                "coverage": [c.as_dict() for c in result.coverage],
+                "rules": [r.as_dict() for r in result.rules],
+            }
+        )

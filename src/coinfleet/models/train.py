@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from coinfleet.errors import CoinfleetError
+from coinfleet.evaluation.calibration import calibration
+from coinfleet.evaluation.drift import FeatureReference, references_of
 from coinfleet.evaluation.outcomes import (
     DEFAULT_GRACE_SECONDS,
     FeedTimes,
@@ -90,6 +92,8 @@ class TrainedModel:
     trained_rows: int
     params: dict[str, Any]
     seed: int
+    #: per feature, its train distribution (evaluation.drift), for live drift against it
+    drift_reference: dict[str, FeatureReference] = field(default_factory=dict, repr=False)
 
     def to_bundle(self, name: str, *, alert_threshold: float = 0.7) -> ModelBundle:
         """The model as a bundle, ready to write to disk or import."""
@@ -106,6 +110,7 @@ class TrainedModel:
                 "trained_rows": self.trained_rows,
                 "params": self.params,
                 "seed": self.seed,
+                "drift_reference": {name: ref.to_dict() for name, ref in self.drift_reference.items()},
             },
             alert_threshold=alert_threshold,
         )
@@ -137,6 +142,7 @@ def train_model(
     fmt, artifact = export_model(algorithm, model)
     proba = _reloaded_probabilities(fmt, artifact, model, x_test)
     metrics = evaluation_metrics(data.y[split.test], proba, _signed_change(data, split.test, target))
+    metrics["calibration"] = calibration(proba, data.y[split.test]).as_dict()
     dropped = [name for j, name in enumerate(features) if j not in used]
     metrics.update(n_train=int(split.train.sum()), split_at=_iso(split.split_at), dropped_features=dropped)
     return TrainedModel(
@@ -150,6 +156,7 @@ def train_model(
         trained_rows=int(split.train.sum()),
         params=chosen,
         seed=seed,
+        drift_reference=references_of(x_train, [features[j] for j in used]),
     )
 
 

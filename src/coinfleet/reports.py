@@ -24,6 +24,7 @@ from coinfleet.db.sql import query
 from coinfleet.errors import ConfigError
 from coinfleet.evaluation.calibration import DEFAULT_BUCKETS, BucketSums, Calibration, calibration_from_sums
 from coinfleet.evaluation.drift import PSI_THRESHOLD, FeatureReference, psi
+from coinfleet.evaluation.telemetry import record_drift
 from coinfleet.features.spec import compute_matrix
 from coinfleet.features.window import WINDOW_ROWS, windows_from_history
 from coinfleet.feed.writer import metric_row
@@ -262,6 +263,7 @@ async def _drift_of(
     scored = await conn.fetch(query("recent_scored"), model["id"], hours * 3600.0, sample)
     x = await scored_features(conn, [(r["mint"], r["metric_ts"]) for r in scored], names)
     features = [_feature_drift(name, references[name], x[:, j]) for j, name in enumerate(names)]
+    record_drift(model["name"], {f.feature: f.psi for f in features}, PSI_THRESHOLD)
     features.sort(key=lambda f: -1.0 if f.psi is None else f.psi, reverse=True)
     return replace(base, rows=len(x), features=features)
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 import asyncpg
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 from test_evaluation_support import CONFIG, T0, Bar, insert_bars, insert_model, insert_prediction
 
 from coinfleet.evaluation.calibration import calibration
@@ -133,3 +134,6 @@ async def test_drift_recomputes_serving_features_and_flags_a_shifted_feature(poo
     assert drift["shifted"].features[0].psi == pytest.approx(expected)
     assert drift["untrained"].note is not None and drift["untrained"].features == []
     assert newest[0].rows == 40
+    gauge = REGISTRY.get_sample_value
+    assert gauge("coinfleet_model_feature_psi", {"model": "shifted", "feature": "volume_sum_5"}) == expected
+    assert gauge("coinfleet_model_drifted_features", {"model": "shifted"}) == 1.0

@@ -8,6 +8,7 @@ drift (PSI against the training distribution stored with the model). Definitions
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Sequence
@@ -239,16 +240,18 @@ async def model_drift(
     conn: asyncpg.Connection,
     *,
     model: str | None = None,
+    status: str | None = None,
     hours: float = DRIFT_WINDOW_HOURS,
     sample: int = DRIFT_SAMPLE_ROWS,
 ) -> list[ModelDrift]:
-    """PSI per feature of each model's scored rows in the `hours` before its newest prediction (at most
-    `sample` of the newest) against the training distribution stored with the model."""
+    """PSI per feature of each model (the one named, or every one not deleted, or with this status) over
+    its scored rows in the `hours` before its newest prediction (at most `sample` of the newest), against
+    the training distribution stored with the model; also sets the PSI gauges."""
     if hours <= 0 or sample < 1:
         raise ValueError("drift needs a window of more than 0 hours and a sample of at least 1 row")
     return [
         await _drift_of(conn, row, hours=hours, sample=sample)
-        for row in await conn.fetch(query("drift_models"), model)
+        for row in await conn.fetch(query("drift_models"), model, status)
     ]
 
 
@@ -281,13 +284,20 @@ def _feature_drift(name: str, reference: FeatureReference, values: FloatArray) -
 async def scored_features(
     conn: asyncpg.Connection, scored: Sequence[tuple[str, datetime]], names: Sequence[str]
 ) -> FloatArray:
-    """The feature rows serving computed at the scored (coin, time) pairs, recomputed from coin_metrics."""
-    wanted: dict[str, set[float]] = {}
-    for mint, ts in scored:
-        wanted.setdefault(mint, set()).add(ts.timestamp())
+    """The feature rows serving computed at the scored (coin, time) pairs, recomputed from coin_metrics
+    (in a worker thread, so a process that serves lanes keeps its event loop free)."""
     records = await conn.fetch(
         query("feature_rows"), [m for m, _ in scored], [t for _, t in scored], WINDOW_ROWS
     )
+    return await asyncio.to_thread(_features_at, records, scored, names)
+
+
+def _features_at(
+    records: Sequence[asyncpg.Record], scored: Sequence[tuple[str, datetime]], names: Sequence[str]
+) -> FloatArray:
+    wanted: dict[str, set[float]] = {}
+    for mint, ts in scored:
+        wanted.setdefault(mint, set()).add(ts.timestamp())
     windows = []
     for mint, rows in groupby(records, key=lambda r: r["mint"]):
         history = list(rows)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -12,13 +14,17 @@ import pytest
 from prometheus_client import REGISTRY
 from test_evaluation_support import CONFIG, T0, Bar, insert_bars, insert_model, insert_prediction
 
+from coinfleet.config import Settings
+from coinfleet.db.database import Database
 from coinfleet.evaluation.calibration import calibration
 from coinfleet.evaluation.drift import FeatureReference, psi, references_of
 from coinfleet.evaluation.rounds import drain
+from coinfleet.evaluation.telemetry import DRIFTED_FEATURES
 from coinfleet.features.spec import compute_matrix
 from coinfleet.features.window import WINDOW_ROWS, windows_from_history
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
+from coinfleet.pipeline.serve import watch_drift
 from coinfleet.reports import model_calibration, model_coverage, model_drift, rule_comparison
 from coinfleet.targets import TargetSpec
 from support import market_rows
@@ -102,14 +108,18 @@ def _features_at(rows: list[MetricRow], scored: list[MetricRow], names: list[str
     return compute_matrix(windows, names)
 
 
-async def test_drift_recomputes_serving_features_and_flags_a_shifted_feature(pool: asyncpg.Pool) -> None:
+NAMES = ["price_change_5", "volume_sum_5", "rows_seen"]
+
+
+async def _drift_models(pool: asyncpg.Pool) -> tuple[np.ndarray, dict[str, Any]]:
+    """Three models scored on the same rows: one trained on them, one on far larger volumes, one without a
+    stored training distribution; (the scored rows' features, the shifted reference)."""
     rows = market_rows(coins=20, seconds=900, seed=4)
     scored = _scored(rows, every=7)
-    names = ["price_change_5", "volume_sum_5", "rows_seen"]
-    x = _features_at(rows, scored, names)
-    same = {name: ref.to_dict() for name, ref in references_of(x, names).items()}
+    x = _features_at(rows, scored, NAMES)
+    same = {name: ref.to_dict() for name, ref in references_of(x, NAMES).items()}
     volume = FeatureReference.from_dict(same["volume_sum_5"])
-    higher = replace(volume, edges=tuple(e + 1000.0 for e in volume.edges))  # trained on far larger volumes
+    higher = replace(volume, edges=tuple(e + 1000.0 for e in volume.edges))
     shifted = {**same, "volume_sum_5": higher.to_dict()}
     async with pool.acquire() as conn:
         await insert_metrics(conn, rows)
@@ -117,17 +127,25 @@ async def test_drift_recomputes_serving_features_and_flags_a_shifted_feature(poo
             model_id = await insert_model(conn, name, UP10)
             metrics = {} if reference is None else {"drift_reference": reference}
             await conn.execute(
-                "UPDATE coinfleet_models SET features = $1, training_metrics = $2::jsonb WHERE id = $3",
-                names,
+                "UPDATE coinfleet_models SET features = $1, training_metrics = $2::jsonb, status = 'active'"
+                " WHERE id = $3",
+                NAMES,
                 json.dumps(metrics),
                 model_id,
             )
             for r in scored:
                 at = (r.timestamp - T0).total_seconds()
                 await insert_prediction(conn, model_id, mint=r.mint, at=at, p0=r.price_close, target=UP10)
+    return x, shifted
+
+
+async def test_drift_recomputes_serving_features_and_flags_a_shifted_feature(pool: asyncpg.Pool) -> None:
+    x, shifted = await _drift_models(pool)
+    scored = len(x)
+    async with pool.acquire() as conn:
         drift = {d.name: d for d in await model_drift(conn, hours=24)}
         newest = await model_drift(conn, model="same", hours=24, sample=40)
-    assert drift["same"].rows == len(scored) and drift["same"].drifted == []
+    assert drift["same"].rows == scored and drift["same"].drifted == []
     assert all(f.psi == pytest.approx(0.0, abs=1e-12) for f in drift["same"].features)
     assert drift["shifted"].drifted == ["volume_sum_5"]
     expected = psi(FeatureReference.from_dict(shifted["volume_sum_5"]), x[:, 1])
@@ -137,3 +155,17 @@ async def test_drift_recomputes_serving_features_and_flags_a_shifted_feature(poo
     gauge = REGISTRY.get_sample_value
     assert gauge("coinfleet_model_feature_psi", {"model": "shifted", "feature": "volume_sum_5"}) == expected
     assert gauge("coinfleet_model_drifted_features", {"model": "shifted"}) == 1.0
+
+
+async def test_serve_refreshes_the_drift_gauges(pool: asyncpg.Pool, db_dsn: str) -> None:
+    await _drift_models(pool)
+    DRIFTED_FEATURES.labels(model="shifted").set(-1)
+    stop = asyncio.Event()
+    settings = Settings(database_url=db_dsn, drift_refresh_seconds=3600)
+    watch = asyncio.create_task(watch_drift(Database(pool=pool, dsn=db_dsn), settings, stop))
+    async with asyncio.timeout(60):
+        while REGISTRY.get_sample_value("coinfleet_model_drifted_features", {"model": "shifted"}) == -1:
+            await asyncio.sleep(0.05)
+    stop.set()
+    await watch
+    assert REGISTRY.get_sample_value("coinfleet_model_drifted_features", {"model": "shifted"}) == 1.0

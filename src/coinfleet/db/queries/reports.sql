@@ -60,11 +60,11 @@ GROUP BY m.id, 2
 ORDER BY m.id, 2
 
 -- name: drift_models --
--- Models (the one named $1, NULL: every model not deleted) with their features and the training
--- distribution stored with them (NULL when the model was not trained by coinfleet).
+-- Models (the one named $1, NULL: every model not deleted; with status $2 when given) with their
+-- features and the training distribution stored with them (NULL when not trained by coinfleet).
 SELECT id, name, features, training_metrics -> 'drift_reference' AS reference
 FROM coinfleet_models
-WHERE status <> 'deleted' AND ($1::text IS NULL OR name = $1::text)
+WHERE status <> 'deleted' AND ($1::text IS NULL OR name = $1::text) AND ($2::text IS NULL OR status = $2::text)
 ORDER BY id
 
 -- name: recent_scored --

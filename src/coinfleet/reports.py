@@ -24,7 +24,7 @@ import numpy.typing as npt
 from coinfleet.db.sql import query
 from coinfleet.errors import ConfigError
 from coinfleet.evaluation.calibration import DEFAULT_BUCKETS, BucketSums, Calibration, calibration_from_sums
-from coinfleet.evaluation.drift import PSI_THRESHOLD, FeatureReference, psi
+from coinfleet.evaluation.drift import MIN_LIVE_VALUES, PSI_THRESHOLD, FeatureReference, psi
 from coinfleet.evaluation.telemetry import record_drift
 from coinfleet.features.spec import compute_matrix
 from coinfleet.features.window import WINDOW_ROWS, windows_from_history
@@ -268,7 +268,8 @@ async def _drift_of(
     features = [_feature_drift(name, references[name], x[:, j]) for j, name in enumerate(names)]
     record_drift(model["name"], {f.feature: f.psi for f in features}, PSI_THRESHOLD)
     features.sort(key=lambda f: -1.0 if f.psi is None else f.psi, reverse=True)
-    return replace(base, rows=len(x), features=features)
+    few = f"fewer than {MIN_LIVE_VALUES} scored rows in the window" if len(x) < MIN_LIVE_VALUES else None
+    return replace(base, rows=len(x), features=features, note=few)
 
 
 def _references(stored: str | dict[str, Any]) -> dict[str, FeatureReference]:

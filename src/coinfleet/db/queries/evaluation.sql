@@ -31,17 +31,17 @@ WITH due AS (
     ORDER BY o.evaluate_at, o.prediction_id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
-), feed AS (
-    -- the feed was alive after the end: some row of any coin in [end, end + grace] (once per end time)
-    SELECT e.evaluate_at, EXISTS (SELECT 1 FROM coin_metrics AS m
-                                  WHERE m."timestamp" >= e.evaluate_at AND m."timestamp" <= e.deadline) AS alive
-    FROM (SELECT DISTINCT d.evaluate_at, d.deadline FROM due AS d WHERE d.valid) AS e
 ), seen AS (
     SELECT d.prediction_id, d.model_id, d.prediction, d.p0, d.kind, d.direction, d.operator, d.value,
            d.valid, d.change_percent, h.ts AS horizon_ts, h.close AS horizon_close, h.var AS horizon_var,
            w.max_arr, w.min_arr, w.finite, w.hit_at, coalesce(f.alive, false) AS alive
     FROM due AS d
-    LEFT JOIN feed AS f ON f.evaluate_at = d.evaluate_at
+    LEFT JOIN LATERAL (
+        -- the feed was alive after the end: some row of any coin in [end, end + grace]
+        SELECT true AS alive FROM coin_metrics AS m
+        WHERE m."timestamp" >= d.evaluate_at AND m."timestamp" <= d.deadline
+        LIMIT 1
+    ) AS f ON d.valid
     LEFT JOIN LATERAL (
         -- as of the horizon end: the coin's last row in [t0, end] (its price until the next trade)
         SELECT m."timestamp" AS ts, nullif(m.price_close, 'NaN'::float8) AS close,

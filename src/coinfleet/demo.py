@@ -25,7 +25,7 @@ from coinfleet.models.importing import import_bundle
 from coinfleet.models.train import Algorithm, train_model
 from coinfleet.pipeline.store import prediction_counts
 from coinfleet.pipeline.supervisor import Supervisor
-from coinfleet.reports import model_calibration
+from coinfleet.service.quality import calibration
 from coinfleet.targets import TargetSpec
 
 log = structlog.get_logger(__name__)
@@ -268,8 +268,8 @@ class DemoRun:
 
 
 async def _live_brier(conn: asyncpg.Connection, name: str) -> float | None:
-    calibration = list((await model_calibration(conn, model=name)).values())
-    return calibration[0].brier if calibration else None
+    reports = await calibration(conn, model=name)
+    return reports[0].brier if reports else None
 
 
 async def run_demo(

@@ -1,60 +1,48 @@
 """`coinfleet stats`: per-model statistics (counts, hit rates by both rules, alert precision and gain),
-calibration (Brier score, reliability table) and feature drift (PSI against the training distribution)."""
+calibration (Brier score, reliability table) and feature drift (PSI against the training sample)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import typer
 from rich.table import Table
 
 from coinfleet.cli.common import connection, console, print_json, run
 from coinfleet.config import Settings
-from coinfleet.evaluation.calibration import Calibration
-from coinfleet.reports import (
-    DRIFT_WINDOW_HOURS,
-    ModelDrift,
-    ModelStats,
-    model_calibration,
-    model_drift,
-    model_stats,
-    parse_since,
-)
+from coinfleet.models.drift import DRIFT_WINDOW_HOURS
+from coinfleet.service.common import Db
+from coinfleet.service.quality import calibration, drift
+from coinfleet.service.schemas import CalibrationReport, DriftReport, Schema, Statistics, StatisticsReport
+from coinfleet.service.stats import parse_since, statistics
 
-#: drifted features named per model in the table (the JSON has all)
+#: flagged features named per model in the table (the JSON has every PSI)
 SHOWN_DRIFTED = 3
 
 
-@dataclass(frozen=True, kw_only=True)
-class StatsReport:
-    """Everything `stats` prints: statistics, calibration and drift per model."""
+class StatsOutput(Schema):
+    """Everything `stats` prints: statistics, calibration and drift."""
 
-    since: datetime | None
-    stats: list[ModelStats]
-    calibration: dict[int, Calibration]
-    drift: dict[int, ModelDrift]
+    statistics: StatisticsReport
+    calibration: list[CalibrationReport]
+    drift: list[DriftReport]
 
     def as_json(self) -> dict[str, Any]:
-        """The `--json` object: one entry per model."""
-        return {
-            "since": self.since,
-            "models": [
-                {
-                    **s.as_dict(),
-                    "calibration": _calibration_dict(self.calibration.get(s.model_id)),
-                    "drift": self.drift[s.model_id].as_dict() if s.model_id in self.drift else None,
-                }
-                for s in self.stats
-            ],
-        }
+        """The `--json` object: the statistics report with calibration and drift per model."""
+        return {**self.statistics.model_dump(), **self.model_dump(include={"calibration", "drift"})}
 
 
-def _calibration_dict(value: Calibration | None) -> dict[str, Any]:
-    return (value or Calibration(count=0, brier=None, base_rate=None, table=())).as_dict()
+async def stats_output(
+    db: Db, *, since: datetime | None, model: str | None, drift_hours: float
+) -> StatsOutput:
+    """Statistics, calibration and drift of every model (or the one named)."""
+    return StatsOutput(
+        statistics=await statistics(db, since=since, model=model),
+        calibration=await calibration(db, since=since, model=model),
+        drift=await drift(db, model=model, hours=drift_hours),
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -65,7 +53,7 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:+.2f}%"
 
 
-def render(stats: Sequence[ModelStats], since: datetime | None) -> Table:
+def render(stats: Sequence[Statistics], since: datetime | None) -> Table:
     """One row per model."""
     window = "all time" if since is None else f"since {since:%Y-%m-%d %H:%M:%S}Z"
     table = Table(title=f"coinfleet stats — {window}")
@@ -87,7 +75,7 @@ def render(stats: Sequence[ModelStats], since: datetime | None) -> Table:
         table.add_column(column, justify="left" if column == "model" else "right")
     for s in stats:
         table.add_row(
-            s.name,
+            s.name or "all models",
             str(s.predictions),
             "/".join(str(s.by_tag[t]) for t in ("negative", "positive", "alert")),
             str(s.evaluated),
@@ -103,18 +91,17 @@ def render(stats: Sequence[ModelStats], since: datetime | None) -> Table:
     return table
 
 
-def render_quality(
-    stats: Sequence[ModelStats], calibration: Mapping[int, Calibration], drift: Mapping[int, ModelDrift]
-) -> Table:
-    """One row per model: Brier score over judged predictions and the features whose PSI is over the
-    threshold."""
+def render_quality(stats: Sequence[Statistics], output: StatsOutput) -> Table:
+    """One row per model: Brier score over judged predictions and the features over the PSI threshold."""
     table = Table(title="calibration (judged predictions) and drift (recent scored rows vs training)")
     for column in ("model", "judged", "Brier", "base rate", "drift rows", "drifted features (PSI)"):
         table.add_column(column, justify="left" if column in ("model", "drifted features (PSI)") else "right")
+    calibrated = {c.model_id: c for c in output.calibration}
+    drifted = {d.model_id: d for d in output.drift}
     for s in stats:
-        cal, dr = calibration.get(s.model_id), drift.get(s.model_id)
+        cal, dr = calibrated.get(s.model_id or -1), drifted.get(s.model_id or -1)
         table.add_row(
-            s.name,
+            s.name or "all models",
             str(cal.count if cal else 0),
             "-" if cal is None or cal.brier is None else f"{cal.brier:.4f}",
             _pct(cal.base_rate if cal else None),
@@ -124,42 +111,27 @@ def render_quality(
     return table
 
 
-def _drifted(drift: ModelDrift | None) -> str:
+def _drifted(drift: DriftReport | None) -> str:
     if drift is None:
         return "-"
     if drift.note:
         return drift.note
     flagged = [f for f in drift.features if f.drifted]
-    shown = ", ".join(f"{f.feature} {f.psi:.2f}" for f in flagged[:SHOWN_DRIFTED])
+    shown = ", ".join(f"{f.feature} {f.psi or 0:.2f}" for f in flagged[:SHOWN_DRIFTED])
     more = len(flagged) - SHOWN_DRIFTED
     return (shown + (f" +{more} more" if more > 0 else "")) or "none"
 
 
-def render_reliability(name: str, calibration: Calibration) -> Table:
+def render_reliability(report: CalibrationReport) -> Table:
     """A model's reliability table: predicted probability bucket → observed hit rate, count."""
-    table = Table(
-        title=f"{name}: reliability (Brier {calibration.brier or 0:.4f}, {calibration.count} judged)"
-    )
+    brier = report.brier or 0.0
+    table = Table(title=f"{report.name}: reliability (Brier {brier:.4f}, {report.count} judged)")
     for column in ("predicted", "count", "mean p", "observed"):
         table.add_column(column, justify="right")
-    for row in calibration.table:
-        table.add_row(
-            f"{row.lower:.1f}–{row.upper:.1f}",
-            str(row.count),
-            f"{row.mean_probability:.3f}",
-            _pct(row.hit_rate),
-        )
+    for row in report.table:
+        predicted = f"{row.lower:.1f}–{row.upper:.1f}"
+        table.add_row(predicted, str(row.count), f"{row.mean_probability:.3f}", _pct(row.hit_rate))
     return table
-
-
-async def stats_report(
-    conn: asyncpg.Connection, *, since: datetime | None, model: str | None, drift_hours: float
-) -> StatsReport:
-    """Statistics, calibration and drift of every model (or the one named)."""
-    stats = await model_stats(conn, since=since, model=model)
-    calibration = await model_calibration(conn, since=since, model=model)
-    drift = {d.model_id: d for d in await model_drift(conn, model=model, hours=drift_hours)}
-    return StatsReport(since=since, stats=stats, calibration=calibration, drift=drift)
 
 
 def stats(
@@ -175,17 +147,16 @@ def stats(
 ) -> None:
     """Statistics per model: counts, hit rates, alert precision and gain, calibration and drift."""
 
-    async def service(settings: Settings) -> StatsReport:
-        async with connection(settings) as conn:
-            return await stats_report(conn, since=parse_since(since), model=model, drift_hours=drift_hours)
+    async def service(settings: Settings) -> StatsOutput:
+        async with connection(settings) as db:
+            return await stats_output(db, since=parse_since(since), model=model, drift_hours=drift_hours)
 
-    report = run(service)
+    output = run(service)
     if as_json:
-        print_json(report.as_json())
+        print_json(output.as_json())
         return
-    console.print(render(report.stats, report.since))
-    console.print(render_quality(report.stats, report.calibration, report.drift))
+    console.print(render(output.statistics.models, output.statistics.since))
+    console.print(render_quality(output.statistics.models, output))
     if reliability:
-        for s in report.stats:
-            if s.model_id in report.calibration:
-                console.print(render_reliability(s.name, report.calibration[s.model_id]))
+        for report in output.calibration:
+            console.print(render_reliability(report))

@@ -51,8 +51,8 @@ class Calibration:
     table: tuple[ReliabilityRow, ...]  #: non-empty buckets only, lowest first
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
+        """A JSON-ready dict (the table as a list)."""
+        return {**asdict(self), "table": [asdict(row) for row in self.table]}
 
 
 def bucket_of(probabilities: npt.ArrayLike, buckets: int = DEFAULT_BUCKETS) -> npt.NDArray[np.int64]:

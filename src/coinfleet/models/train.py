@@ -142,7 +142,6 @@ def train_model(
     fmt, artifact = export_model(algorithm, model)
     proba = _reloaded_probabilities(fmt, artifact, model, x_test)
     metrics = evaluation_metrics(data.y[split.test], proba, _signed_change(data, split.test, target))
-    metrics["calibration"] = calibration(proba, data.y[split.test]).as_dict()
     dropped = [name for j, name in enumerate(features) if j not in used]
     metrics.update(n_train=int(split.train.sum()), split_at=_iso(split.split_at), dropped_features=dropped)
     return TrainedModel(
@@ -217,7 +216,8 @@ def time_split(t0: FloatArray, label_end: FloatArray, *, train_fraction: float =
 
 
 def evaluation_metrics(y: IntArray, proba: FloatArray, signed_change: FloatArray | None) -> dict[str, Any]:
-    """Classification metrics at threshold 0.5 (JSON-ready); roc_auc is None when y has one class."""
+    """Classification metrics at threshold 0.5 and calibration (JSON-ready); roc_auc is None when y has
+    one class."""
     from sklearn import metrics as skm
 
     predicted = (proba >= 0.5).astype(np.int64)
@@ -239,6 +239,8 @@ def evaluation_metrics(y: IntArray, proba: FloatArray, signed_change: FloatArray
         "n_test": len(y),
         #: mean % change at horizon end of the rows predicted positive (sign flipped for down targets)
         "simulated_profit_pct": profit,
+        #: Brier score and reliability table, as `coinfleet stats` reports them live
+        "calibration": calibration(proba, y).as_dict(),
     }
 
 

@@ -14,9 +14,9 @@ from coinfleet.alerts.delivery import Deliverer
 from coinfleet.config import Settings
 from coinfleet.db.database import Database, open_database
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
+from coinfleet.models.drift import model_drift
 from coinfleet.pipeline.sequential import woken_scorer
 from coinfleet.pipeline.supervisor import Supervisor
-from coinfleet.reports import model_drift
 
 log = structlog.get_logger(__name__)
 Scheduler = Literal["lanes", "sequential"]

@@ -1,4 +1,5 @@
-"""Coverage, the as-of rule beside the former one, calibration and drift, read from real tables."""
+"""Coverage, the as-of rule beside the former one, calibration and drift, read from real tables through
+the service layer (what the CLI, API and UI show)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ from coinfleet.features.spec import compute_matrix
 from coinfleet.features.window import WINDOW_ROWS, windows_from_history
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
+from coinfleet.models.drift import model_drift
 from coinfleet.pipeline.serve import watch_drift
-from coinfleet.reports import model_calibration, model_coverage, model_drift, rule_comparison
+from coinfleet.service.quality import calibration as model_calibration
+from coinfleet.service.quality import coverage, drift, rule_comparison
 from coinfleet.targets import TargetSpec
 from support import market_rows
 
@@ -49,8 +52,8 @@ async def _rug_and_rise(pool: asyncpg.Pool) -> None:
 async def test_coverage_counts_judged_pending_and_running(pool: asyncpg.Pool) -> None:
     await _rug_and_rise(pool)
     async with pool.acquire() as conn:
-        (at_end,) = await model_coverage(conn, T0 + timedelta(seconds=200))
-        (early,) = await model_coverage(conn, T0 + timedelta(seconds=100))
+        (at_end,) = await coverage(conn, T0 + timedelta(seconds=200))
+        (early,) = await coverage(conn, T0 + timedelta(seconds=100))
     assert (at_end.ended, at_end.judged, at_end.no_data, at_end.pending, at_end.running) == (3, 2, 0, 1, 0)
     assert at_end.judged_share == pytest.approx(2 / 3)
     assert (early.ended, early.judged, early.running) == (2, 2, 1)
@@ -79,7 +82,7 @@ async def test_live_calibration_equals_the_pure_definition(pool: asyncpg.Pool) -
             await conn.execute("UPDATE coinfleet_predictions SET probability = $1 WHERE id = $2", p, pid)
     await drain(pool, CONFIG)
     async with pool.acquire() as conn:
-        live = await model_calibration(conn)
+        (live,) = await model_calibration(conn)
         labels = [
             int(r["hit_within"])
             for r in await conn.fetch("SELECT hit_within FROM coinfleet_evaluations ORDER BY prediction_id")
@@ -87,11 +90,12 @@ async def test_live_calibration_equals_the_pure_definition(pool: asyncpg.Pool) -
         none = await model_calibration(conn, since=T0 + timedelta(seconds=1))
     assert labels == [int(i % 3 == 0) for i in range(len(probabilities))]
     expected = calibration(probabilities, labels)
-    assert live[model_id].count == expected.count == len(probabilities)
-    assert live[model_id].brier == pytest.approx(expected.brier)
-    assert [(r.lower, r.count) for r in live[model_id].table] == [(r.lower, r.count) for r in expected.table]
-    assert [r.hit_rate for r in live[model_id].table] == pytest.approx([r.hit_rate for r in expected.table])
-    assert none == {}
+    assert (live.model_id, live.name) == (model_id, "cal")
+    assert live.count == expected.count == len(probabilities)
+    assert live.brier == pytest.approx(expected.brier)
+    assert [(r.lower, r.count) for r in live.table] == [(r.lower, r.count) for r in expected.table]
+    assert [r.hit_rate for r in live.table] == pytest.approx([r.hit_rate for r in expected.table])
+    assert none == []
 
 
 def _scored(rows: list[MetricRow], every: int) -> list[MetricRow]:
@@ -143,14 +147,14 @@ async def test_drift_recomputes_serving_features_and_flags_a_shifted_feature(poo
     x, shifted = await _drift_models(pool)
     scored = len(x)
     async with pool.acquire() as conn:
-        drift = {d.name: d for d in await model_drift(conn, hours=24)}
+        found = {d.name: d for d in await drift(conn, hours=24)}
         newest = await model_drift(conn, model="same", hours=24, sample=40)
-    assert drift["same"].rows == scored and drift["same"].drifted == []
-    assert all(f.psi == pytest.approx(0.0, abs=1e-12) for f in drift["same"].features)
-    assert drift["shifted"].drifted == ["volume_sum_5"]
+    assert found["same"].rows == scored and found["same"].drifted == []
+    assert all(f.psi == pytest.approx(0.0, abs=1e-12) for f in found["same"].features)
+    assert found["shifted"].drifted == ["volume_sum_5"]
     expected = psi(FeatureReference.from_dict(shifted["volume_sum_5"]), x[:, 1])
-    assert drift["shifted"].features[0].psi == pytest.approx(expected)
-    assert drift["untrained"].note is not None and drift["untrained"].features == []
+    assert found["shifted"].features[0].psi == pytest.approx(expected)
+    assert found["untrained"].note is not None and found["untrained"].features == []
     assert newest[0].rows == 40
     gauge = REGISTRY.get_sample_value
     assert gauge("coinfleet_model_feature_psi", {"model": "shifted", "feature": "volume_sum_5"}) == expected

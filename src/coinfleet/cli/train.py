@@ -50,7 +50,13 @@ def train(
 
     async def service(settings: Settings) -> TrainedModel:
         rows = await _rows(settings, data, simulate_minutes, since_hours)
-        trained = train_model(rows, algorithm=algorithm, target=target, label_mode=label_mode)
+        trained = train_model(
+            rows,
+            algorithm=algorithm,
+            target=target,
+            label_mode=label_mode,
+            grace_seconds=settings.evaluation_grace_seconds,
+        )
         bundle = trained.to_bundle(name, alert_threshold=alert_threshold)
         if out is not None:
             write_bundle(out, bundle)

@@ -11,7 +11,7 @@ loaded by `formats.load_predictor`, i.e. from exactly what will serve.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 

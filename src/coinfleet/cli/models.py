@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from coinfleet.cli.common import connection, console, print_json, run
+from coinfleet.cli.common import connection, console, err_console, print_json, run
 from coinfleet.config import Settings
 from coinfleet.models import registry
-from coinfleet.models.bundle import read_bundle
-from coinfleet.models.importing import import_bundle
+from coinfleet.models.importing import PICKLE_WARNING
+from coinfleet.models.metadata import flag_metadata
 from coinfleet.models.registry import ModelRecord, Status
 from coinfleet.models.settings import apply_changes, parse_assignments
+from coinfleet.service.importing import import_model, request_from_path
 
 app = typer.Typer(help="The model registry.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
@@ -34,26 +34,68 @@ def _summary(model: ModelRecord) -> dict[str, object]:
         "settings": model.settings.public(),
         "training_metrics": model.training_metrics,
         "sha256": model.artifact_sha256,
+        "source": model.source,
     }
 
 
 @app.command("import")
 def import_command(
-    bundle: Path = typer.Argument(..., exists=True, dir_okay=False, help="A NAME.model.json file."),
-    name: str | None = typer.Option(None, help="Register under another name."),
+    file: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="A model file (.onnx .json .ubj .txt .skops, .pkl with --trust) or a bundle NAME.model.json.",
+    ),
+    meta: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="Metadata JSON/TOML (default: FILE.meta.json or .meta.toml)."
+    ),
+    features: str | None = typer.Option(None, help="Feature names in training order, comma-separated."),
+    target: str | None = typer.Option(None, help="E.g. 'up 10% in 5m' or 'price_close > 0.0001 at 600s'."),
+    phases: str | None = typer.Option(None, help="Phases the model scores, e.g. 1,2 (default: all)."),
+    threshold: float | None = typer.Option(None, help="Alert threshold (default 0.7)."),
+    fmt: str | None = typer.Option(
+        None, "--format", help="xgboost-json, lightgbm-text, skops, onnx, pickle."
+    ),
+    algorithm: str | None = typer.Option(None, help="Algorithm name shown in lists."),
+    name: str | None = typer.Option(None, help="Register under this name (default: the file's)."),
+    artifact: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="A bundle's model file where it is not beside the bundle."
+    ),
+    trust: bool = typer.Option(
+        False,
+        "--trust",
+        help="Allow a pickle/joblib file: loading it runs its code. Only for files you trust.",
+    ),
     activate: bool = typer.Option(False, "--activate", help="Activate it right away."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Validate and register a model bundle (as written by `coinfleet train --out`)."""
-    loaded = read_bundle(bundle)
-    if name:
-        loaded = replace(loaded, name=name)
+    """Check a model file in a sandboxed process, then register it; a refused file changes nothing."""
+    if trust:
+        err_console.print(f"[yellow]warning:[/yellow] {PICKLE_WARNING.removesuffix(', with --trust')}")
 
     async def service(settings: Settings) -> ModelRecord:
+        request = request_from_path(
+            file,
+            flags=flag_metadata(
+                name=name, features=features, target=target, phases=phases,
+                threshold=threshold, fmt=fmt, algorithm=algorithm,
+            ),
+            settings=settings,
+            meta_path=meta,
+            artifact_path=artifact,
+            trusted=trust,
+            activate=activate,
+        )  # fmt: skip
         async with connection(settings) as conn:
-            return await import_bundle(conn, loaded, activate=activate)
+            return await import_model(conn, request, settings)
 
     model = run(service)
-    console.print(f"{model.name}: imported ({model.status})")
+    if as_json:
+        print_json(_summary(model))
+        return
+    serving = model.source.get("serving", {})
+    how = "compiled ONNX" if serving.get("compiled") else f"native ({serving.get('reason')})"
+    console.print(f"{model.name}: imported ({model.status}), {len(model.features)} features, serves {how}")
 
 
 @app.command("list")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -31,6 +31,8 @@ class NewModel:
     target: TargetSpec
     settings: ModelSettings
     training_metrics: dict[str, Any]
+    #: where the file came from and how it serves (see `models.importing`)
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +49,7 @@ class ModelRecord:
     target: TargetSpec
     settings: ModelSettings
     training_metrics: dict[str, Any]
+    source: dict[str, Any]
     status: Status
     status_reason: str | None
     created_at: datetime
@@ -66,6 +69,7 @@ class ModelRecord:
             target=TargetSpec.from_dict(json.loads(row["target"])),
             settings=ModelSettings.model_validate_json(row["settings"]),
             training_metrics=json.loads(row["training_metrics"]),
+            source=json.loads(row["source"]),
             status=row["status"],
             status_reason=row["status_reason"],
             created_at=row["created_at"],
@@ -101,6 +105,7 @@ async def _insert(conn: asyncpg.Connection, model: NewModel) -> int:
             json.dumps(model.target.to_dict()),
             model.settings.model_dump_json(),
             json.dumps(model.training_metrics),
+            json.dumps(model.source),
         )
         await reset_cursor_to_now(conn, model_id)
     return model_id

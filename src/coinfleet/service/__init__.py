@@ -1,0 +1,1 @@
+"""Operations the entry points (CLI, API, UI, MCP) share: each takes values and returns records."""

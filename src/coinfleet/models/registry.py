@@ -132,6 +132,12 @@ async def get_by_id(conn: asyncpg.Connection, model_id: int) -> ModelRecord:
     return ModelRecord.from_row(row)
 
 
+async def find_by_predecessor_id(conn: asyncpg.Connection, predecessor_id: int) -> ModelRecord | None:
+    """The model brought over from the predecessor's model with this id, if any."""
+    row = await conn.fetchrow(query("get_model_by_predecessor_id"), str(predecessor_id))
+    return None if row is None else ModelRecord.from_row(row)
+
+
 async def load_artifact(conn: asyncpg.Connection, model_id: int) -> bytes:
     """The model file bytes as imported."""
     data: bytes | None = await conn.fetchval(query("get_artifact"), model_id)

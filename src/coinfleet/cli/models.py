@@ -14,7 +14,8 @@ from coinfleet.models.importing import PICKLE_WARNING
 from coinfleet.models.metadata import flag_metadata
 from coinfleet.models.registry import ModelRecord, Status
 from coinfleet.models.settings import apply_changes, parse_assignments
-from coinfleet.service.importing import import_model, request_from_path
+from coinfleet.service import versions as versioning
+from coinfleet.service.importing import import_model, request_from_path, sandbox_limits
 
 app = typer.Typer(help="The model registry.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
@@ -53,9 +54,7 @@ def import_command(
     target: str | None = typer.Option(None, help="E.g. 'up 10% in 5m' or 'price_close > 0.0001 at 600s'."),
     phases: str | None = typer.Option(None, help="Phases the model scores, e.g. 1,2 (default: all)."),
     threshold: float | None = typer.Option(None, help="Alert threshold (default 0.7)."),
-    fmt: str | None = typer.Option(
-        None, "--format", help="xgboost-json, lightgbm-text, skops, onnx, pickle."
-    ),
+    fmt: str | None = typer.Option(None, "--format", help="xgboost-json lightgbm-text skops onnx pickle"),
     algorithm: str | None = typer.Option(None, help="Algorithm name shown in lists."),
     name: str | None = typer.Option(None, help="Register under this name (default: the file's)."),
     artifact: Path | None = typer.Option(
@@ -189,3 +188,115 @@ def set_command(name: str, assignments: list[str] = typer.Argument(..., metavar=
 
     model = run(service)
     console.print_json(data={k: model.settings.public()[k] for k in parse_assignments(assignments)})
+
+
+@app.command("replace")
+def replace_command(
+    name: str,
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="The new model file (or bundle)."),
+    meta: Path | None = typer.Option(None, exists=True, dir_okay=False, help="Metadata JSON/TOML."),
+    features: str | None = typer.Option(None, help="Feature names (default: the current version's)."),
+    target: str | None = typer.Option(None, help="Target (default: the current version's)."),
+    fmt: str | None = typer.Option(None, "--format", help="xgboost-json lightgbm-text skops onnx pickle"),
+    trust: bool = typer.Option(
+        False, "--trust", help="Allow a pickle/joblib file: loading it runs its code."
+    ),
+) -> None:
+    """Check a file and serve it as the model's next version; a refused file keeps the current one."""
+
+    async def service(settings: Settings) -> ModelRecord:
+        request = request_from_path(
+            file,
+            flags=flag_metadata(features=features, target=target, fmt=fmt),
+            settings=settings,
+            meta_path=meta,
+            trusted=trust,
+        )
+        async with connection(settings) as conn:
+            return await versioning.replace_model(conn, name, request, limits=sandbox_limits(settings))
+
+    model = run(service)
+    console.print(f"{model.name}: now serves version {model.version}")
+
+
+@app.command()
+def promote(name: str, version: int) -> None:
+    """Serve another version of the model (newer or older); its lane restarts at the model's cursor."""
+
+    async def service(settings: Settings) -> ModelRecord:
+        async with connection(settings) as conn:
+            return await versioning.promote(conn, name, version)
+
+    model = run(service)
+    console.print(f"{model.name}: now serves version {model.version}")
+
+
+@app.command("versions")
+def versions_command(name: str, as_json: bool = JSON_OPTION) -> None:
+    """Every version of a model."""
+
+    async def service(settings: Settings) -> tuple[ModelRecord, list[registry.ModelVersion]]:
+        async with connection(settings) as conn:
+            return await registry.get(conn, name), await registry.list_versions(conn, name)
+
+    model, found = run(service)
+    rows = [
+        {
+            "version": v.version,
+            "serving": v.version == model.version,
+            "algorithm": v.algorithm,
+            "format": v.format,
+            "target": v.target.describe(),
+            "features": len(v.features),
+            "sha256": v.artifact_sha256,
+            "created_at": v.created_at.isoformat(),
+        }
+        for v in found
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(*rows[0].keys()) if rows else Table("version")
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    console.print(table)
+
+
+@app.command()
+def export(
+    name: str,
+    out: Path = typer.Option(Path("."), file_okay=False, help="Folder to write the file and metadata into."),
+    version: int | None = typer.Option(None, help="Version to export (default: the one serving)."),
+) -> None:
+    """Write the model file and NAME.model.json, which `models import` takes back."""
+
+    async def service(settings: Settings) -> Path:
+        async with connection(settings) as conn:
+            return await versioning.export_model(conn, name, out, version=version)
+
+    console.print(str(run(service)))
+
+
+@app.command()
+def rename(name: str, new_name: str) -> None:
+    """Give a model another name; its predictions, versions and settings stay with it."""
+
+    async def service(settings: Settings) -> ModelRecord:
+        async with connection(settings) as conn:
+            return await registry.rename(conn, name, new_name)
+
+    console.print(f"{name}: renamed to {run(service).name}")
+
+
+@app.command()
+def delete(name: str, yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+    """Stop and remove a model from the lists; its predictions stay, its name is free again."""
+    if not yes:
+        typer.confirm(f"delete model {name!r}?", abort=True)
+
+    async def service(settings: Settings) -> ModelRecord:
+        async with connection(settings) as conn:
+            return await registry.delete(conn, name)
+
+    run(service)
+    console.print(f"{name}: deleted")

@@ -95,46 +95,59 @@ async def import_file(
     conn: asyncpg.Connection, request: ImportRequest, *, limits: SandboxLimits | None = None
 ) -> ModelRecord:
     """Validate a model file in a sandbox, then register it (and its compiled form) in one transaction."""
+    checked = await check_file(request, limits=limits)
+    async with conn.transaction():
+        model = await registry.register(conn, checked.model)
+        await save_compiled(conn, model.artifact_sha256, checked.found)
+        if request.activate:
+            model = await registry.set_status(conn, model.name, "active")
+    return model
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckedFile:
+    """A file that passed every check: the model to store and what the sandbox found."""
+
+    model: NewModel
+    found: Inspection
+
+
+async def check_file(
+    request: ImportRequest, *, limits: SandboxLimits | None = None, current: ModelRecord | None = None
+) -> CheckedFile:
+    """Every check of an import, in a sandbox; nothing is stored. A new version of `current` takes its
+    name, target and features unless the metadata gives others."""
     meta = request.meta
     fmt = meta.format or detect_file_format(request.filename, request.data)
-    name = meta.name or default_name(request.filename)
-    target = _required_target(meta.target, name)
-    if meta.features is not None:
-        _check_features(meta.features)
+    name = current.name if current is not None else meta.name or default_name(request.filename)
+    target = _required_target(meta.target or (current.target if current else None), name)
+    given = meta.features if meta.features is not None or current is None else current.features
+    if given is not None:
+        _check_features(given)
     found = await inspect_in_sandbox(
         fmt,
         request.data,
-        n_features=None if meta.features is None else len(meta.features),
+        n_features=None if given is None else len(given),
         trusted=request.trusted,
         limits=limits or SandboxLimits(),
     )
-    features = _features(meta.features, found)
-    source = _source(request, fmt, found)
     new = NewModel(
         name=name,
         algorithm=meta.algorithm or found.algorithm,
         format=found.format,
         artifact=found.artifact,
-        features=features,
+        features=_features(given, found),
         target=target,
         settings=request.settings or default_settings(meta),
         training_metrics=meta.metrics,
-        source=source,
+        source=_source(request, fmt, found),
     )
-    return await _register(conn, new, found, activate=request.activate)
+    return CheckedFile(model=new, found=found)
 
 
-async def _register(
-    conn: asyncpg.Connection, new: NewModel, found: Inspection, *, activate: bool
-) -> ModelRecord:
-    async with conn.transaction():
-        model = await registry.register(conn, new)
-        await conn.execute(
-            query("save_compiled"), model.artifact_sha256, recipe(), found.onnx, found.max_delta, found.reason
-        )
-        if activate:
-            model = await registry.set_status(conn, model.name, "active")
-    return model
+async def save_compiled(conn: asyncpg.Connection, sha256: str, found: Inspection) -> None:
+    """Remember the compile result of the check, so serving it starts without converting again."""
+    await conn.execute(query("save_compiled"), sha256, recipe(), found.onnx, found.max_delta, found.reason)
 
 
 def _required_target(target: TargetSpec | None, name: str) -> TargetSpec:

@@ -107,6 +107,7 @@ async def _insert(conn: asyncpg.Connection, model: NewModel) -> int:
             json.dumps(model.training_metrics),
             json.dumps(model.source),
         )
+        await conn.execute(query("insert_first_version"), model_id)
         await reset_cursor_to_now(conn, model_id)
     return model_id
 
@@ -162,4 +163,100 @@ async def update_settings(conn: asyncpg.Connection, name: str, settings: ModelSe
     """Replace a model's settings; running lanes pick them up without restart."""
     model = await get(conn, name)
     await conn.execute(query("set_model_settings"), model.id, settings.model_dump_json())
+    return await get_by_id(conn, model.id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelVersion:
+    """One version of a model's file and metadata."""
+
+    version: int
+    algorithm: str
+    format: str
+    artifact_sha256: str
+    features: tuple[str, ...]
+    target: TargetSpec
+    training_metrics: dict[str, Any]
+    source: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> ModelVersion:
+        """Build from a row of `list_versions`."""
+        return cls(
+            version=row["version"],
+            algorithm=row["algorithm"],
+            format=row["format"],
+            artifact_sha256=row["artifact_sha256"],
+            features=tuple(row["features"]),
+            target=TargetSpec.from_dict(json.loads(row["target"])),
+            training_metrics=json.loads(row["training_metrics"]),
+            source=json.loads(row["source"]),
+            created_at=row["created_at"],
+        )
+
+
+async def add_version(conn: asyncpg.Connection, name: str, model: NewModel) -> int:
+    """Store `model`'s file and metadata as the next version of model `name`; its number (not served yet)."""
+    current = await get(conn, name)
+    async with conn.transaction():
+        await conn.execute(query("lock_model"), current.id)
+        version: int = await conn.fetchval(
+            query("insert_version"),
+            current.id,
+            model.algorithm,
+            model.format,
+            model.artifact,
+            hashlib.sha256(model.artifact).hexdigest(),
+            list(model.features),
+            json.dumps(model.target.to_dict()),
+            json.dumps(model.training_metrics),
+            json.dumps(model.source),
+        )
+    return version
+
+
+async def switch_version(conn: asyncpg.Connection, name: str, version: int) -> ModelRecord:
+    """Serve `version` of model `name` from now on (in one statement: lanes see the old or the new)."""
+    model = await get(conn, name)
+    if await conn.fetchval(query("switch_version"), model.id, version) is None:
+        known = ", ".join(str(v.version) for v in await list_versions(conn, name))
+        raise ModelNotFound(f"model {name!r} has no version {version}; its versions: {known}")
+    return await get_by_id(conn, model.id)
+
+
+async def list_versions(conn: asyncpg.Connection, name: str) -> list[ModelVersion]:
+    """Every version of model `name`, oldest first."""
+    model = await get(conn, name)
+    return [ModelVersion.from_row(r) for r in await conn.fetch(query("list_versions"), model.id)]
+
+
+async def load_version_artifact(conn: asyncpg.Connection, model_id: int, version: int) -> bytes:
+    """The file of one version of a model."""
+    data: bytes | None = await conn.fetchval(query("get_version_artifact"), model_id, version)
+    if data is None:
+        raise ModelNotFound(f"model {model_id} has no version {version}")
+    return data
+
+
+async def rename(conn: asyncpg.Connection, name: str, new_name: str) -> ModelRecord:
+    """Give model `name` another name; its predictions, versions and settings stay with it."""
+    model = await get(conn, name)
+    try:
+        await conn.execute(query("rename_model"), model.id, new_name)
+    except asyncpg.UniqueViolationError:
+        raise ModelExists(f"a model named {new_name!r} exists already; choose another name") from None
+    except asyncpg.CheckViolationError:
+        raise SettingError(
+            f"model name {new_name!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-'"
+        ) from None
+    return await get_by_id(conn, model.id)
+
+
+async def delete(conn: asyncpg.Connection, name: str) -> ModelRecord:
+    """Stop and hide model `name`; its predictions stay, and its name is free for another model."""
+    model = await get(conn, name)
+    async with conn.transaction():
+        await conn.execute(query("set_model_status"), model.id, "deleted", "deleted by operator")
+        await conn.execute(query("rename_model"), model.id, f"{name[:40]}.deleted.{model.id}")
     return await get_by_id(conn, model.id)

@@ -45,3 +45,45 @@ SELECT id, name, version, algorithm, format, artifact_sha256, features, target, 
        training_metrics, source, status, status_reason, created_at, updated_at
 FROM coinfleet_models
 WHERE source ->> 'predecessor_id' = $1
+
+-- name: insert_first_version --
+-- A new model's file and metadata as its version 1.
+INSERT INTO coinfleet_model_versions
+    (model_id, version, algorithm, format, artifact, artifact_sha256, features, target, training_metrics, source)
+SELECT id, version, algorithm, format, artifact, artifact_sha256, features, target, training_metrics, source
+FROM coinfleet_models WHERE id = $1
+
+-- name: lock_model --
+-- Hold the model's row until commit: versions of one model are numbered one at a time.
+SELECT id FROM coinfleet_models WHERE id = $1 FOR UPDATE
+
+-- name: insert_version --
+-- The model's next version; its number.
+INSERT INTO coinfleet_model_versions
+    (model_id, version, algorithm, format, artifact, artifact_sha256, features, target, training_metrics, source)
+SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9
+FROM coinfleet_model_versions WHERE model_id = $1
+RETURNING version
+
+-- name: switch_version --
+-- Serve another version: its file and metadata become the model's (lanes restart on the version change).
+UPDATE coinfleet_models AS m
+SET version = v.version, algorithm = v.algorithm, format = v.format, artifact = v.artifact,
+    artifact_sha256 = v.artifact_sha256, features = v.features, target = v.target,
+    training_metrics = v.training_metrics, source = v.source, updated_at = now()
+FROM coinfleet_model_versions AS v
+WHERE m.id = $1 AND v.model_id = m.id AND v.version = $2
+RETURNING m.id
+
+-- name: list_versions --
+-- Every version of one model, oldest first, without the files.
+SELECT version, algorithm, format, artifact_sha256, features, target, training_metrics, source, created_at
+FROM coinfleet_model_versions WHERE model_id = $1 ORDER BY version
+
+-- name: get_version_artifact --
+-- The file of one version of a model.
+SELECT artifact FROM coinfleet_model_versions WHERE model_id = $1 AND version = $2
+
+-- name: rename_model --
+-- Give a model another name.
+UPDATE coinfleet_models SET name = $2, updated_at = now() WHERE id = $1

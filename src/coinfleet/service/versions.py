@@ -1,0 +1,61 @@
+"""Versions of a model: replace its file, promote any version, export one; rename and delete.
+
+A replacement is checked like any import (sandbox, features, dry run, ONNX) before anything changes,
+so a refused file keeps the version that serves. Switching the served version is one statement; the
+lane of the old version stops after its last batch and the new one starts at the model's cursor, so
+no event is lost or scored twice, and every prediction records the version that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import asyncpg
+
+from coinfleet.errors import ModelLoadError
+from coinfleet.models import registry
+from coinfleet.models.bundle import ModelBundle, write_bundle
+from coinfleet.models.importing import ImportRequest, check_file, save_compiled
+from coinfleet.models.registry import ModelRecord
+from coinfleet.models.sandbox import SandboxLimits
+
+
+async def replace_model(
+    conn: asyncpg.Connection, name: str, request: ImportRequest, *, limits: SandboxLimits
+) -> ModelRecord:
+    """Check the file, store it as the model's next version and serve it; a refused file changes nothing."""
+    current = await registry.get(conn, name)
+    checked = await check_file(request, limits=limits, current=current)
+    async with conn.transaction():
+        version = await registry.add_version(conn, name, checked.model)
+        await save_compiled(conn, hashlib.sha256(checked.model.artifact).hexdigest(), checked.found)
+        return await registry.switch_version(conn, name, version)
+
+
+async def promote(conn: asyncpg.Connection, name: str, version: int) -> ModelRecord:
+    """Serve `version` of the model (a newer one, or back to an older one)."""
+    return await registry.switch_version(conn, name, version)
+
+
+async def export_model(
+    conn: asyncpg.Connection, name: str, folder: Path, *, version: int | None = None
+) -> Path:
+    """Write the model's file and a `NAME.model.json` that `models import` takes back; that file's path."""
+    model = await registry.get(conn, name)
+    chosen = version or model.version
+    versions = {v.version: v for v in await registry.list_versions(conn, name)}
+    if chosen not in versions:
+        raise ModelLoadError(f"model {name!r} has no version {chosen}; its versions: {sorted(versions)}")
+    meta = versions[chosen]
+    bundle = ModelBundle(
+        name=model.name,
+        algorithm=meta.algorithm,
+        format=meta.format,
+        artifact=await registry.load_version_artifact(conn, model.id, chosen),
+        features=meta.features,
+        target=meta.target,
+        metrics=meta.training_metrics,
+        alert_threshold=model.settings.alert_threshold,
+    )
+    return write_bundle(folder, bundle)

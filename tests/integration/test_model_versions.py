@@ -1,0 +1,143 @@
+"""Versions: replace adds one (a refused file keeps the old), promote switches while scoring with no
+event lost or scored twice, export gives what import takes back; rename and delete."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from coinfleet.config import Settings
+from coinfleet.errors import ModelLoadError, ModelNotFound
+from coinfleet.feed.writer import insert_metrics
+from coinfleet.models import registry
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.importing import ImportRequest, import_bundle
+from coinfleet.models.metadata import ModelMeta
+from coinfleet.models.registry import ModelRecord
+from coinfleet.models.sandbox import SandboxLimits
+from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline.supervisor import Supervisor
+from coinfleet.service import versions
+from coinfleet.service.importing import import_model, request_from_path
+from support import market_rows
+
+pytestmark = pytest.mark.slow
+LIMITS = SandboxLimits(timeout_seconds=120, memory_limit_mb=1024)
+SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=50, runner="inline")
+
+
+async def _model(pool: asyncpg.Pool, bundle: ModelBundle, name: str = "m") -> ModelRecord:
+    async with pool.acquire() as conn:
+        settings = ModelSettings(min_scan_interval_seconds=0)
+        return await import_bundle(conn, replace(bundle, name=name), settings=settings, activate=True)
+
+
+def _file(bundle: ModelBundle, data: bytes | None = None) -> ImportRequest:
+    return ImportRequest(
+        data=bundle.artifact if data is None else data, filename="new.json", meta=ModelMeta()
+    )
+
+
+async def test_replace_adds_a_version_and_a_refused_file_keeps_the_old(
+    pool: asyncpg.Pool, small_bundle: ModelBundle
+) -> None:
+    await _model(pool, small_bundle)
+    async with pool.acquire() as conn:
+        with pytest.raises(ModelLoadError, match="not a valid xgboost-json"):
+            await versions.replace_model(conn, "m", _file(small_bundle, b"{broken"), limits=LIMITS)
+        assert (await registry.get(conn, "m")).version == 1
+        assert len(await registry.list_versions(conn, "m")) == 1
+        replaced = await versions.replace_model(conn, "m", _file(small_bundle), limits=LIMITS)
+        assert replaced.version == 2
+        assert replaced.features == small_bundle.features and replaced.target == small_bundle.target
+        assert (await versions.promote(conn, "m", 1)).version == 1
+        with pytest.raises(ModelNotFound, match="its versions: 1, 2"):
+            await versions.promote(conn, "m", 7)
+
+
+async def test_export_writes_what_import_takes_back(
+    pool: asyncpg.Pool, small_bundle: ModelBundle, tmp_path: Path
+) -> None:
+    original = await _model(pool, small_bundle, "exported")
+    async with pool.acquire() as conn:
+        path = await versions.export_model(conn, "exported", tmp_path)
+        await registry.delete(conn, "exported")
+        settings = Settings(model_check_timeout_seconds=120, model_check_memory_mb=1024)
+        request = request_from_path(path, flags=ModelMeta(), settings=settings)
+        back = await import_model(conn, request, settings)
+    assert back.name == "exported" and back.id != original.id  # the deleted model's name was free again
+    assert back.artifact_sha256 == original.artifact_sha256
+    assert (back.features, back.target, back.format) == (original.features, original.target, original.format)
+
+
+async def test_rename_keeps_everything_and_refuses_a_taken_name(
+    pool: asyncpg.Pool, small_bundle: ModelBundle
+) -> None:
+    first = await _model(pool, small_bundle, "first")
+    await _model(pool, small_bundle, "second")
+    async with pool.acquire() as conn:
+        renamed = await registry.rename(conn, "first", "primary")
+        assert (renamed.id, renamed.version, renamed.settings) == (first.id, first.version, first.settings)
+        with pytest.raises(Exception, match="exists already"):
+            await registry.rename(conn, "primary", "second")
+        with pytest.raises(ModelNotFound):
+            await registry.get(conn, "first")
+
+
+async def until(condition: Callable[[], bool], timeout: float = 90) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def _predictions(pool: asyncpg.Pool, model_id: int) -> dict[int, int]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT model_version, count(*) AS n FROM coinfleet_predictions WHERE model_id = $1 GROUP BY 1",
+            model_id,
+        )
+    return {r["model_version"]: r["n"] for r in rows}
+
+
+async def test_replace_and_promote_while_scoring_lose_no_event_and_score_none_twice(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    model = await _model(pool, small_bundle)
+    rows = market_rows(coins=20, seconds=600, seed=4)
+    chunks = [rows[i : i + 100] for i in range(0, len(rows), 100)]
+    supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=SETTINGS)
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await until(lambda: len(supervisor.lanes) == 1)
+
+        async def feed() -> None:
+            for chunk in chunks:
+                async with pool.acquire() as conn:
+                    await insert_metrics(conn, chunk)
+                await asyncio.sleep(0.05)
+
+        feeding = asyncio.create_task(feed())
+        async with pool.acquire() as conn:
+            await versions.replace_model(conn, "m", _file(small_bundle), limits=LIMITS)
+            await until(lambda: bool(supervisor.lanes) and supervisor.lanes[0].model.version == 2)
+            await versions.promote(conn, "m", 1)
+        await feeding
+        await until(lambda: bool(supervisor.lanes) and supervisor.lanes[0].model.version == 1)
+
+        async def all_scored() -> bool:
+            return sum((await _predictions(pool, model.id)).values()) >= len(rows)
+
+        async with asyncio.timeout(120):
+            while not await all_scored():
+                await asyncio.sleep(0.2)
+    finally:
+        supervisor.stop()
+        await task
+    by_version = await _predictions(pool, model.id)
+    assert sum(by_version.values()) == len(rows)  # every event once: none lost, none twice
+    assert set(by_version) == {1, 2}  # each version scored a part of the stream

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from coinfleet.config import Settings
-from coinfleet.errors import ModelLoadError, ModelNotFound
+from coinfleet.errors import ModelExists, ModelLoadError, ModelNotFound
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
@@ -23,7 +23,7 @@ from coinfleet.models.sandbox import SandboxLimits
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.service import versions
-from coinfleet.service.importing import import_model, request_from_path
+from coinfleet.service.importing import import_file, request_from_path
 from support import market_rows
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,8 @@ async def test_replace_adds_a_version_and_a_refused_file_keeps_the_old(
         assert len(await registry.list_versions(conn, "m")) == 1
         replaced = await versions.replace_model(conn, "m", _file(small_bundle), limits=LIMITS)
         assert replaced.version == 2
-        assert replaced.features == small_bundle.features and replaced.target == small_bundle.target
+        assert tuple(replaced.features) == small_bundle.features
+        assert replaced.target.description == small_bundle.target.describe()
         assert (await versions.promote(conn, "m", 1)).version == 1
         with pytest.raises(ModelNotFound, match="its versions: 1, 2"):
             await versions.promote(conn, "m", 7)
@@ -66,13 +67,14 @@ async def test_export_writes_what_import_takes_back(
     original = await _model(pool, small_bundle, "exported")
     async with pool.acquire() as conn:
         path = await versions.export_model(conn, "exported", tmp_path)
-        await registry.delete(conn, "exported")
+        await versions.delete_model(conn, "exported")
         settings = Settings(model_check_timeout_seconds=120, model_check_memory_mb=1024)
         request = request_from_path(path, flags=ModelMeta(), settings=settings)
-        back = await import_model(conn, request, settings)
+        back = await import_file(conn, request, limits=LIMITS)
     assert back.name == "exported" and back.id != original.id  # the deleted model's name was free again
-    assert back.artifact_sha256 == original.artifact_sha256
-    assert (back.features, back.target, back.format) == (original.features, original.target, original.format)
+    assert back.sha256 == original.artifact_sha256
+    assert (tuple(back.features), back.format) == (original.features, original.format)
+    assert back.target.description == original.target.describe()
 
 
 async def test_rename_keeps_everything_and_refuses_a_taken_name(
@@ -81,10 +83,11 @@ async def test_rename_keeps_everything_and_refuses_a_taken_name(
     first = await _model(pool, small_bundle, "first")
     await _model(pool, small_bundle, "second")
     async with pool.acquire() as conn:
-        renamed = await registry.rename(conn, "first", "primary")
-        assert (renamed.id, renamed.version, renamed.settings) == (first.id, first.version, first.settings)
-        with pytest.raises(Exception, match="exists already"):
-            await registry.rename(conn, "primary", "second")
+        renamed = await versions.rename_model(conn, "first", "primary")
+        assert (renamed.id, renamed.version) == (first.id, first.version)
+        assert renamed.settings == first.settings.public()
+        with pytest.raises(ModelExists, match="exists already"):
+            await versions.rename_model(conn, "primary", "second")
         with pytest.raises(ModelNotFound):
             await registry.get(conn, "first")
 
@@ -115,19 +118,30 @@ async def test_replace_and_promote_while_scoring_lose_no_event_and_score_none_tw
     try:
         await until(lambda: len(supervisor.lanes) == 1)
 
+        switched = [asyncio.Event(), asyncio.Event()]  # serving version 2; back on version 1
+
         async def feed() -> None:
-            for chunk in chunks:
+            # events keep coming while versions switch; each third waits until its version serves
+            for i, chunk in enumerate(chunks):
+                if i in (len(chunks) // 3, 2 * len(chunks) // 3):
+                    await switched[i * 3 // len(chunks) - 1].wait()
                 async with pool.acquire() as conn:
                     await insert_metrics(conn, chunk)
                 await asyncio.sleep(0.05)
 
+        def serving(version: int) -> bool:
+            return bool(supervisor.lanes) and supervisor.lanes[0].model.version == version
+
         feeding = asyncio.create_task(feed())
         async with pool.acquire() as conn:
             await versions.replace_model(conn, "m", _file(small_bundle), limits=LIMITS)
-            await until(lambda: bool(supervisor.lanes) and supervisor.lanes[0].model.version == 2)
+            await until(lambda: serving(2))
+            switched[0].set()
+            await until(lambda: serving(2) and supervisor.lanes[0].stats.events > 0)  # the new lane scores
             await versions.promote(conn, "m", 1)
+            await until(lambda: serving(1))
+            switched[1].set()
         await feeding
-        await until(lambda: bool(supervisor.lanes) and supervisor.lanes[0].model.version == 1)
 
         async def all_scored() -> bool:
             return sum((await _predictions(pool, model.id)).values()) >= len(rows)

@@ -1,42 +1,50 @@
-"""`coinfleet models …`: list, show, activate, deactivate and change settings of models."""
+"""`coinfleet models …`: list, show, import, activate, deactivate, resume and change settings of models."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from coinfleet.cli.common import connection, console, err_console, print_json, run
 from coinfleet.config import Settings
-from coinfleet.models import registry
 from coinfleet.models.importing import PICKLE_WARNING
 from coinfleet.models.metadata import flag_metadata
-from coinfleet.models.registry import ModelRecord, Status
-from coinfleet.models.settings import apply_changes, parse_assignments
-from coinfleet.service import versions as versioning
-from coinfleet.service.importing import import_model, request_from_path, sandbox_limits
+from coinfleet.models.registry import ModelVersion
+from coinfleet.models.settings import parse_assignments
+from coinfleet.service import importing, models, versions
+from coinfleet.service.common import Db
+from coinfleet.service.importing import request_from_path, sandbox_limits
+from coinfleet.service.schemas import Model
 
 app = typer.Typer(help="The model registry.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
+#: what `models list --json` and `models show` print of a model (the lane is shown by `coinfleet lag`)
+SUMMARY_FIELDS = {
+    "id", "name", "version", "algorithm", "format", "status", "status_reason", "target", "features",
+    "settings", "training_metrics", "sha256", "source",
+}  # fmt: skip
+FORMAT_HELP = "xgboost-json lightgbm-text skops onnx pickle (default: from the file)"
+TRUST_OPTION = typer.Option(
+    False, "--trust", help="Allow a pickle/joblib file: loading it runs its code. Only for files you trust."
+)
 
 
-def _summary(model: ModelRecord) -> dict[str, object]:
-    return {
-        "id": model.id,
-        "name": model.name,
-        "version": model.version,
-        "algorithm": model.algorithm,
-        "format": model.format,
-        "status": model.status,
-        "status_reason": model.status_reason,
-        "target": model.target.to_dict(),
-        "features": list(model.features),
-        "settings": model.settings.public(),
-        "training_metrics": model.training_metrics,
-        "sha256": model.artifact_sha256,
-        "source": model.source,
-    }
+def _summary(model: Model) -> dict[str, Any]:
+    data = model.model_dump(include=SUMMARY_FIELDS)
+    data["target"] = {k: v for k, v in data["target"].items() if v is not None and k != "description"}
+    return data
+
+
+def _call(operation: Callable[[Db], Awaitable[Model]]) -> Model:
+    async def service(settings: Settings) -> Model:
+        async with connection(settings) as db:
+            return await operation(db)
+
+    return run(service)
 
 
 @app.command("import")
@@ -54,70 +62,71 @@ def import_command(
     target: str | None = typer.Option(None, help="E.g. 'up 10% in 5m' or 'price_close > 0.0001 at 600s'."),
     phases: str | None = typer.Option(None, help="Phases the model scores, e.g. 1,2 (default: all)."),
     threshold: float | None = typer.Option(None, help="Alert threshold (default 0.7)."),
-    fmt: str | None = typer.Option(None, "--format", help="xgboost-json lightgbm-text skops onnx pickle"),
+    fmt: str | None = typer.Option(None, "--format", help=FORMAT_HELP),
     algorithm: str | None = typer.Option(None, help="Algorithm name shown in lists."),
     name: str | None = typer.Option(None, help="Register under this name (default: the file's)."),
     artifact: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="A bundle's model file where it is not beside the bundle."
     ),
-    trust: bool = typer.Option(
-        False,
-        "--trust",
-        help="Allow a pickle/joblib file: loading it runs its code. Only for files you trust.",
-    ),
+    trust: bool = TRUST_OPTION,
     activate: bool = typer.Option(False, "--activate", help="Activate it right away."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check a model file in a sandboxed process, then register it; a refused file changes nothing."""
-    if trust:
-        err_console.print(f"[yellow]warning:[/yellow] {PICKLE_WARNING.removesuffix(', with --trust')}")
+    _warn_if_trusted(trust)
+    flags = flag_metadata(
+        name=name, features=features, target=target, phases=phases, threshold=threshold, fmt=fmt,
+        algorithm=algorithm,
+    )  # fmt: skip
 
-    async def service(settings: Settings) -> ModelRecord:
+    async def service(settings: Settings) -> Model:
         request = request_from_path(
-            file,
-            flags=flag_metadata(
-                name=name, features=features, target=target, phases=phases,
-                threshold=threshold, fmt=fmt, algorithm=algorithm,
-            ),
-            settings=settings,
-            meta_path=meta,
-            artifact_path=artifact,
-            trusted=trust,
+            file, flags=flags, settings=settings, meta_path=meta, artifact_path=artifact, trusted=trust,
             activate=activate,
         )  # fmt: skip
-        async with connection(settings) as conn:
-            return await import_model(conn, request, settings)
+        async with connection(settings) as db:
+            return await importing.import_file(db, request, limits=sandbox_limits(settings))
 
     model = run(service)
     if as_json:
         print_json(_summary(model))
         return
+    console.print(
+        f"{model.name}: imported ({model.status}), {len(model.features)} features, {_serving(model)}"
+    )
+
+
+def _warn_if_trusted(trust: bool) -> None:
+    if trust:
+        err_console.print(f"[yellow]warning:[/yellow] {PICKLE_WARNING.removesuffix(', with --trust')}")
+
+
+def _serving(model: Model) -> str:
     serving = model.source.get("serving", {})
-    how = "compiled ONNX" if serving.get("compiled") else f"native ({serving.get('reason')})"
-    console.print(f"{model.name}: imported ({model.status}), {len(model.features)} features, serves {how}")
+    return "serves compiled ONNX" if serving.get("compiled") else f"serves natively ({serving.get('reason')})"
 
 
 @app.command("list")
 def list_command(as_json: bool = JSON_OPTION) -> None:
     """All models with status, target and key settings."""
 
-    async def service(settings: Settings) -> list[ModelRecord]:
-        async with connection(settings) as conn:
-            return await registry.list_models(conn)
+    async def service(settings: Settings) -> list[Model]:
+        async with connection(settings) as db:
+            return await models.list_models(db)
 
-    models = run(service)
+    found = run(service)
     if as_json:
-        print_json([_summary(m) for m in models])
+        print_json([_summary(m) for m in found])
         return
     table = Table("name", "algorithm", "target", "status", "weight", "threshold", "reason")
-    for m in models:
+    for m in found:
         table.add_row(
             m.name,
             m.algorithm,
-            m.target.describe(),
+            m.target.description,
             m.status,
-            f"{m.settings.weight:g}",
-            f"{m.settings.alert_threshold:g}",
+            f"{m.settings['weight']:g}",
+            f"{m.settings['alert_threshold']:g}",
             m.status_reason or "",
         )
     console.print(table)
@@ -126,53 +135,31 @@ def list_command(as_json: bool = JSON_OPTION) -> None:
 @app.command()
 def show(name: str, as_json: bool = JSON_OPTION) -> None:
     """Everything about one model."""
-
-    async def service(settings: Settings) -> ModelRecord:
-        async with connection(settings) as conn:
-            return await registry.get(conn, name)
-
-    data = _summary(run(service))
+    data = _summary(_call(lambda db: models.show_model(db, name)))
     if as_json:
         print_json(data)
     else:
         console.print_json(data=data)
 
 
-def _change_status(name: str, status: Status, reason: str | None) -> ModelRecord:
-    async def service(settings: Settings) -> ModelRecord:
-        async with connection(settings) as conn:
-            return await registry.set_status(conn, name, status, reason)
-
-    return run(service)
-
-
 @app.command()
 def activate(name: str) -> None:
     """Start scoring new events with this model (running servers pick it up live)."""
-    _change_status(name, "active", None)
+    _call(lambda db: models.activate_model(db, name))
     console.print(f"{name}: active")
 
 
 @app.command()
 def deactivate(name: str) -> None:
     """Stop scoring with this model; its predictions stay."""
-    _change_status(name, "inactive", "deactivated by operator")
+    _call(lambda db: models.deactivate_model(db, name))
     console.print(f"{name}: inactive")
 
 
 @app.command()
 def resume(name: str) -> None:
     """Bring a quarantined model back; it continues at its cursor, nothing was lost."""
-
-    async def service(settings: Settings) -> ModelRecord:
-        async with connection(settings) as conn:
-            model = await registry.get(conn, name)
-            if model.status != "quarantined":
-                typer.echo(f"{name} is {model.status}, not quarantined; nothing to resume", err=True)
-                raise typer.Exit(1)
-            return await registry.set_status(conn, name, "active", None)
-
-    run(service)
+    _call(lambda db: models.resume_model(db, name))
     console.print(f"{name}: active")
 
 
@@ -180,14 +167,13 @@ def resume(name: str) -> None:
 def set_command(name: str, assignments: list[str] = typer.Argument(..., metavar="KEY=VALUE...")) -> None:
     """Change settings, e.g. `alert_threshold=0.8 phases=1,2 weight=4`; takes effect without restart."""
 
-    async def service(settings: Settings) -> ModelRecord:
+    async def service(settings: Settings) -> tuple[dict[str, Any], Model]:
         changes = parse_assignments(assignments)
-        async with connection(settings) as conn:
-            model = await registry.get(conn, name)
-            return await registry.update_settings(conn, name, apply_changes(model.settings, changes))
+        async with connection(settings) as db:
+            return changes, await models.update_settings(db, name, changes)
 
-    model = run(service)
-    console.print_json(data={k: model.settings.public()[k] for k in parse_assignments(assignments)})
+    changes, model = run(service)
+    console.print_json(data={k: model.settings[k] for k in changes})
 
 
 @app.command("replace")
@@ -197,37 +183,26 @@ def replace_command(
     meta: Path | None = typer.Option(None, exists=True, dir_okay=False, help="Metadata JSON/TOML."),
     features: str | None = typer.Option(None, help="Feature names (default: the current version's)."),
     target: str | None = typer.Option(None, help="Target (default: the current version's)."),
-    fmt: str | None = typer.Option(None, "--format", help="xgboost-json lightgbm-text skops onnx pickle"),
-    trust: bool = typer.Option(
-        False, "--trust", help="Allow a pickle/joblib file: loading it runs its code."
-    ),
+    fmt: str | None = typer.Option(None, "--format", help=FORMAT_HELP),
+    trust: bool = TRUST_OPTION,
 ) -> None:
     """Check a file and serve it as the model's next version; a refused file keeps the current one."""
+    _warn_if_trusted(trust)
+    flags = flag_metadata(features=features, target=target, fmt=fmt)
 
-    async def service(settings: Settings) -> ModelRecord:
-        request = request_from_path(
-            file,
-            flags=flag_metadata(features=features, target=target, fmt=fmt),
-            settings=settings,
-            meta_path=meta,
-            trusted=trust,
-        )
-        async with connection(settings) as conn:
-            return await versioning.replace_model(conn, name, request, limits=sandbox_limits(settings))
+    async def service(settings: Settings) -> Model:
+        request = request_from_path(file, flags=flags, settings=settings, meta_path=meta, trusted=trust)
+        async with connection(settings) as db:
+            return await versions.replace_model(db, name, request, limits=sandbox_limits(settings))
 
     model = run(service)
-    console.print(f"{model.name}: now serves version {model.version}")
+    console.print(f"{model.name}: now serves version {model.version}, {_serving(model)}")
 
 
 @app.command()
 def promote(name: str, version: int) -> None:
     """Serve another version of the model (newer or older); its lane restarts at the model's cursor."""
-
-    async def service(settings: Settings) -> ModelRecord:
-        async with connection(settings) as conn:
-            return await versioning.promote(conn, name, version)
-
-    model = run(service)
+    model = _call(lambda db: versions.promote(db, name, version))
     console.print(f"{model.name}: now serves version {model.version}")
 
 
@@ -235,31 +210,32 @@ def promote(name: str, version: int) -> None:
 def versions_command(name: str, as_json: bool = JSON_OPTION) -> None:
     """Every version of a model."""
 
-    async def service(settings: Settings) -> tuple[ModelRecord, list[registry.ModelVersion]]:
-        async with connection(settings) as conn:
-            return await registry.get(conn, name), await registry.list_versions(conn, name)
+    async def service(settings: Settings) -> tuple[Model, list[ModelVersion]]:
+        async with connection(settings) as db:
+            return await models.show_model(db, name), await versions.list_versions(db, name)
 
     model, found = run(service)
-    rows = [
-        {
-            "version": v.version,
-            "serving": v.version == model.version,
-            "algorithm": v.algorithm,
-            "format": v.format,
-            "target": v.target.describe(),
-            "features": len(v.features),
-            "sha256": v.artifact_sha256,
-            "created_at": v.created_at.isoformat(),
-        }
-        for v in found
-    ]
+    rows = [_version_row(v, serving=v.version == model.version) for v in found]
     if as_json:
         print_json(rows)
         return
-    table = Table(*rows[0].keys()) if rows else Table("version")
+    table = Table("version", "serving", "algorithm", "format", "target", "features", "sha256", "created_at")
     for row in rows:
         table.add_row(*(str(value) for value in row.values()))
     console.print(table)
+
+
+def _version_row(version: ModelVersion, *, serving: bool) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "serving": serving,
+        "algorithm": version.algorithm,
+        "format": version.format,
+        "target": version.target.describe(),
+        "features": len(version.features),
+        "sha256": version.artifact_sha256,
+        "created_at": version.created_at.isoformat(),
+    }
 
 
 @app.command()
@@ -271,8 +247,8 @@ def export(
     """Write the model file and NAME.model.json, which `models import` takes back."""
 
     async def service(settings: Settings) -> Path:
-        async with connection(settings) as conn:
-            return await versioning.export_model(conn, name, out, version=version)
+        async with connection(settings) as db:
+            return await versions.export_model(db, name, out, version=version)
 
     console.print(str(run(service)))
 
@@ -280,12 +256,8 @@ def export(
 @app.command()
 def rename(name: str, new_name: str) -> None:
     """Give a model another name; its predictions, versions and settings stay with it."""
-
-    async def service(settings: Settings) -> ModelRecord:
-        async with connection(settings) as conn:
-            return await registry.rename(conn, name, new_name)
-
-    console.print(f"{name}: renamed to {run(service).name}")
+    model = _call(lambda db: versions.rename_model(db, name, new_name))
+    console.print(f"{name}: renamed to {model.name}")
 
 
 @app.command()
@@ -294,9 +266,9 @@ def delete(name: str, yes: bool = typer.Option(False, "--yes", help="Do not ask.
     if not yes:
         typer.confirm(f"delete model {name!r}?", abort=True)
 
-    async def service(settings: Settings) -> ModelRecord:
-        async with connection(settings) as conn:
-            return await registry.delete(conn, name)
+    async def service(settings: Settings) -> None:
+        async with connection(settings) as db:
+            await versions.delete_model(db, name)
 
     run(service)
     console.print(f"{name}: deleted")

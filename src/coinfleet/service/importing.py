@@ -1,7 +1,9 @@
-"""Import a model from files on disk: a bundle (`NAME.model.json` + artifact) or a bare model file.
+"""Import a model file from outside: a bare file or a bundle (`NAME.model.json` + artifact).
 
-The entry points call `import_model`; the API, which has the bytes already, builds an `ImportRequest`
-itself and calls `models.importing.import_file` with `sandbox_limits(settings)`.
+`import_file` is the one entry for every interface: the CLI reads files with `request_from_path`; the
+API, which has the uploaded bytes already, builds the `ImportRequest` itself (bytes, file name, and
+`parse_metadata` of the form's fields or `flag_metadata`). The file is checked in a sandboxed child
+process (`sandbox_limits(settings)`), a pickle only when `trusted`; a refused file changes nothing.
 """
 
 from __future__ import annotations
@@ -9,16 +11,17 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import asyncpg
-
 from coinfleet.config import Settings
+from coinfleet.models import importing
 from coinfleet.models.bundle import META_SUFFIX
 from coinfleet.models.files import artifact_beside, read_limited
-from coinfleet.models.importing import ImportRequest, import_file
+from coinfleet.models.importing import ImportRequest
 from coinfleet.models.metadata import ModelMeta, read_sidecar
-from coinfleet.models.registry import ModelRecord
 from coinfleet.models.sandbox import SandboxLimits
 from coinfleet.models.settings import ModelSettings
+from coinfleet.service.common import Db, connection
+from coinfleet.service.models import show_model
+from coinfleet.service.schemas import Model
 
 #: sidecar names looked for beside a bare model file, in this order
 SIDECAR_SUFFIXES: tuple[str, ...] = (".meta.json", ".meta.toml")
@@ -70,6 +73,10 @@ def _sidecar_of(path: Path) -> Path | None:
     return None
 
 
-async def import_model(conn: asyncpg.Connection, request: ImportRequest, settings: Settings) -> ModelRecord:
-    """Check the file in a sandbox and register it; nothing changes when it is refused."""
-    return await import_file(conn, request, limits=sandbox_limits(settings))
+async def import_file(db: Db, request: ImportRequest, *, limits: SandboxLimits) -> Model:
+    """Check the file in a sandbox and register it (and activate it if asked); nothing changes when it is
+    refused. ModelLoadError says why a file is refused, ModelExists when the name is taken, SettingError
+    when the name is not allowed."""
+    async with connection(db) as conn:
+        record = await importing.import_file(conn, request, limits=limits)
+    return await show_model(db, record.name)

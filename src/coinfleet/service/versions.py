@@ -11,40 +11,59 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import asyncpg
-
 from coinfleet.errors import ModelLoadError
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle, write_bundle
 from coinfleet.models.importing import ImportRequest, check_file, save_compiled
-from coinfleet.models.registry import ModelRecord
+from coinfleet.models.registry import ModelVersion
 from coinfleet.models.sandbox import SandboxLimits
+from coinfleet.service.common import Db, connection
+from coinfleet.service.models import show_model
+from coinfleet.service.schemas import Model
 
 
-async def replace_model(
-    conn: asyncpg.Connection, name: str, request: ImportRequest, *, limits: SandboxLimits
-) -> ModelRecord:
+async def replace_model(db: Db, name: str, request: ImportRequest, *, limits: SandboxLimits) -> Model:
     """Check the file, store it as the model's next version and serve it; a refused file changes nothing."""
-    current = await registry.get(conn, name)
+    current = await registry.get(db, name)
     checked = await check_file(request, limits=limits, current=current)
-    async with conn.transaction():
+    async with connection(db) as conn, conn.transaction():
         version = await registry.add_version(conn, name, checked.model)
         await save_compiled(conn, hashlib.sha256(checked.model.artifact).hexdigest(), checked.found)
-        return await registry.switch_version(conn, name, version)
+        await registry.switch_version(conn, name, version)
+    return await show_model(db, name)
 
 
-async def promote(conn: asyncpg.Connection, name: str, version: int) -> ModelRecord:
-    """Serve `version` of the model (a newer one, or back to an older one)."""
-    return await registry.switch_version(conn, name, version)
+async def promote(db: Db, name: str, version: int) -> Model:
+    """Serve `version` of the model (a newer one, or back to an older one); ModelNotFound names the
+    versions there are."""
+    async with connection(db) as conn:
+        await registry.switch_version(conn, name, version)
+    return await show_model(db, name)
 
 
-async def export_model(
-    conn: asyncpg.Connection, name: str, folder: Path, *, version: int | None = None
-) -> Path:
+async def list_versions(db: Db, name: str) -> list[ModelVersion]:
+    """Every version of the model, oldest first."""
+    return await registry.list_versions(db, name)
+
+
+async def rename_model(db: Db, name: str, new_name: str) -> Model:
+    """Give the model another name; ModelExists when it is taken, SettingError when not allowed."""
+    async with connection(db) as conn:
+        await registry.rename(conn, name, new_name)
+    return await show_model(db, new_name)
+
+
+async def delete_model(db: Db, name: str) -> None:
+    """Stop and hide the model; its predictions stay and its name is free again."""
+    async with connection(db) as conn:
+        await registry.delete(conn, name)
+
+
+async def export_model(db: Db, name: str, folder: Path, *, version: int | None = None) -> Path:
     """Write the model's file and a `NAME.model.json` that `models import` takes back; that file's path."""
-    model = await registry.get(conn, name)
+    model = await registry.get(db, name)
     chosen = version or model.version
-    versions = {v.version: v for v in await registry.list_versions(conn, name)}
+    versions = {v.version: v for v in await registry.list_versions(db, name)}
     if chosen not in versions:
         raise ModelLoadError(f"model {name!r} has no version {chosen}; its versions: {sorted(versions)}")
     meta = versions[chosen]
@@ -52,7 +71,7 @@ async def export_model(
         name=model.name,
         algorithm=meta.algorithm,
         format=meta.format,
-        artifact=await registry.load_version_artifact(conn, model.id, chosen),
+        artifact=await registry.load_version_artifact(db, model.id, chosen),
         features=meta.features,
         target=meta.target,
         metrics=meta.training_metrics,

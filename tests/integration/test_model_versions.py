@@ -13,6 +13,7 @@ import pytest
 
 from coinfleet.config import Settings
 from coinfleet.errors import ModelExists, ModelLoadError, ModelNotFound
+from coinfleet.evaluation.rounds import drain, round_config
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
@@ -155,3 +156,48 @@ async def test_replace_and_promote_while_scoring_lose_no_event_and_score_none_tw
     by_version = await _predictions(pool, model.id)
     assert sum(by_version.values()) == len(rows)  # every event once: none lost, none twice
     assert set(by_version) == {1, 2}  # each version scored a part of the stream
+
+
+async def test_a_shadow_scores_beside_the_live_version_without_alerts_and_promote_switches(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    live = await _model(pool, small_bundle)
+    async with pool.acquire() as conn:
+        await registry.update_settings(
+            conn, "m", live.settings.model_copy(update={"webhook_url": "http://127.0.0.1:9/hook"})
+        )
+    rows = market_rows(coins=15, seconds=600, seed=6)
+    supervisor = Supervisor(pool=pool, dsn=db_dsn, settings=SETTINGS)
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await until(lambda: len(supervisor.lanes) == 1)
+        async with pool.acquire() as conn:
+            shadow = await versions.replace_model(conn, "m", _file(small_bundle), limits=LIMITS, shadow=True)
+            assert (shadow.name, shadow.version, shadow.status) == ("m.shadow", 2, "active")
+            assert shadow.settings["webhook_enabled"] is False
+            assert (await registry.get(conn, "m")).version == 1  # the live version serves on
+        await until(lambda: len(supervisor.lanes) == 2)
+        async with pool.acquire() as conn:
+            await insert_metrics(conn, rows)
+        await until(lambda: all(lane.stats.events >= len(rows) for lane in supervisor.lanes))
+        await drain(pool, round_config(SETTINGS))
+        async with pool.acquire() as conn:
+            live_side, shadow_side = await versions.compare(conn, "m")
+            alerts = await conn.fetch("SELECT model_id, count(*) FROM coinfleet_alerts GROUP BY 1")
+            promoted = await versions.promote(conn, "m", 2)
+        await until(lambda: [(x.model.name, x.model.version) for x in supervisor.lanes] == [("m", 2)])
+    finally:
+        supervisor.stop()
+        await task
+    assert (live_side.side, live_side.version, shadow_side.side, shadow_side.version) == (
+        "live",
+        1,
+        "shadow",
+        2,
+    )
+    assert live_side.events == shadow_side.events == len(rows)
+    assert live_side.evaluated == shadow_side.evaluated > 0
+    assert live_side.hit_rate == shadow_side.hit_rate is not None  # the same file: the same results
+    # the live model sends every prediction (send mode "all"), the shadow none
+    assert {r["model_id"] for r in alerts} == {live.id} and shadow.id != live.id
+    assert promoted.version == 2

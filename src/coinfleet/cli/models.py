@@ -185,18 +185,54 @@ def replace_command(
     target: str | None = typer.Option(None, help="Target (default: the current version's)."),
     fmt: str | None = typer.Option(None, "--format", help=FORMAT_HELP),
     trust: bool = TRUST_OPTION,
+    shadow: bool = typer.Option(
+        False, "--shadow", help="Score it beside the live version (no alerts) until `models promote`."
+    ),
 ) -> None:
-    """Check a file and serve it as the model's next version; a refused file keeps the current one."""
+    """Check a file and serve it as the model's next version (or as a shadow); a refused file changes
+    nothing."""
     _warn_if_trusted(trust)
     flags = flag_metadata(features=features, target=target, fmt=fmt)
 
     async def service(settings: Settings) -> Model:
         request = request_from_path(file, flags=flags, settings=settings, meta_path=meta, trusted=trust)
         async with connection(settings) as db:
-            return await versions.replace_model(db, name, request, limits=sandbox_limits(settings))
+            limits = sandbox_limits(settings)
+            return await versions.replace_model(db, name, request, limits=limits, shadow=shadow)
 
     model = run(service)
-    console.print(f"{model.name}: now serves version {model.version}, {_serving(model)}")
+    if shadow:
+        console.print(f"{model.name}: scores version {model.version} of {name} beside it, {_serving(model)}")
+    else:
+        console.print(f"{model.name}: now serves version {model.version}, {_serving(model)}")
+
+
+@app.command()
+def compare(name: str, as_json: bool = JSON_OPTION) -> None:
+    """The live version and its shadow on the same events: hit rate, alert precision, alert gain."""
+
+    async def service(settings: Settings) -> list[versions.VersionScore]:
+        async with connection(settings) as db:
+            return await versions.compare(db, name)
+
+    scores = run(service)
+    if as_json:
+        print_json([s.model_dump() for s in scores])
+        return
+    table = Table(
+        "side", "version", "events", "alerts", "evaluated", "hit rate", "alert precision", "alert gain %"
+    )
+    for s in scores:
+        table.add_row(
+            s.side, str(s.version), str(s.events), str(s.alerts), str(s.evaluated),
+            _share(s.hit_rate), _share(s.alert_precision),
+            "" if s.alert_gain_avg_pct is None else f"{s.alert_gain_avg_pct:+.2f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -260,3 +260,24 @@ async def delete(conn: asyncpg.Connection, name: str) -> ModelRecord:
         await conn.execute(query("set_model_status"), model.id, "deleted", "deleted by operator")
         await conn.execute(query("rename_model"), model.id, f"{name[:40]}.deleted.{model.id}")
     return await get_by_id(conn, model.id)
+
+
+async def register_shadow(
+    conn: asyncpg.Connection, live: ModelRecord, version: int, model: NewModel
+) -> ModelRecord:
+    """An active model scoring `version` of `live` beside it: its own lane, runner and cursor, the live
+    model's settings but no webhook, its predictions recorded as that version."""
+    name = f"{live.name[:50]}.shadow"
+    settings = live.settings.model_copy(update={"webhook_enabled": False, "webhook_url": None})
+    source = {**model.source, "shadow_of": str(live.id), "shadow_version": version}
+    async with conn.transaction():
+        for old in await shadows_of(conn, live):
+            await delete(conn, old.name)
+        shadow = await register(conn, replace(model, name=name, settings=settings, source=source))
+        await conn.execute(query("set_shadow_version"), shadow.id, version)
+        return await set_status(conn, name, "active")
+
+
+async def shadows_of(conn: asyncpg.Connection, live: ModelRecord) -> list[ModelRecord]:
+    """The shadow models scoring beside `live`."""
+    return [ModelRecord.from_row(r) for r in await conn.fetch(query("shadows_of"), str(live.id))]

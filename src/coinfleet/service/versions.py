@@ -10,35 +10,84 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any, Literal
 
-from coinfleet.errors import ModelLoadError
+from coinfleet.db.sql import query
+from coinfleet.errors import InvalidRequest, ModelLoadError
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle, write_bundle
 from coinfleet.models.importing import ImportRequest, check_file, save_compiled
 from coinfleet.models.registry import ModelVersion
 from coinfleet.models.sandbox import SandboxLimits
-from coinfleet.service.common import Db, connection
+from coinfleet.service.common import Db, as_dict, connection
 from coinfleet.service.models import show_model
-from coinfleet.service.schemas import Model
+from coinfleet.service.schemas import Model, Schema
 
 
-async def replace_model(db: Db, name: str, request: ImportRequest, *, limits: SandboxLimits) -> Model:
-    """Check the file, store it as the model's next version and serve it; a refused file changes nothing."""
+async def replace_model(
+    db: Db, name: str, request: ImportRequest, *, limits: SandboxLimits, shadow: bool = False
+) -> Model:
+    """Check the file and store it as the model's next version; serve it now, or (`shadow`) score it beside
+    the live version as a shadow model until `promote`. A refused file changes nothing."""
     current = await registry.get(db, name)
     checked = await check_file(request, limits=limits, current=current)
     async with connection(db) as conn, conn.transaction():
         version = await registry.add_version(conn, name, checked.model)
         await save_compiled(conn, hashlib.sha256(checked.model.artifact).hexdigest(), checked.found)
+        if shadow:
+            return await show_model(
+                conn, (await registry.register_shadow(conn, current, version, checked.model)).name
+            )
         await registry.switch_version(conn, name, version)
     return await show_model(db, name)
 
 
 async def promote(db: Db, name: str, version: int) -> Model:
-    """Serve `version` of the model (a newer one, or back to an older one); ModelNotFound names the
-    versions there are."""
-    async with connection(db) as conn:
-        await registry.switch_version(conn, name, version)
+    """Serve `version` of the model (a newer one, a shadow's, or back to an older one) in one transaction;
+    a shadow scoring that version stops. ModelNotFound names the versions there are."""
+    async with connection(db) as conn, conn.transaction():
+        live = await registry.switch_version(conn, name, version)
+        for shadow in await registry.shadows_of(conn, live):
+            if shadow.version == version:
+                await registry.delete(conn, shadow.name)
     return await show_model(db, name)
+
+
+class VersionScore(Schema):
+    """One side of `compare`: a version's results on the events both sides scored."""
+
+    side: Literal["live", "shadow"]
+    version: int
+    events: int  #: scored by both sides
+    alerts: int
+    evaluated: int
+    hit_rate: float | None  #: success / (success + failed) at the horizon end
+    alert_precision: float | None  #: the same over alerts
+    alert_gain_avg_pct: float | None  #: mean price change of alerts in the target's direction
+
+
+async def compare(db: Db, name: str) -> list[VersionScore]:
+    """The live version and its shadow on the same events; InvalidRequest when no shadow scores."""
+    live = await registry.get(db, name)
+    shadows = await registry.shadows_of(db, live)
+    if not shadows:
+        raise InvalidRequest(f"model {name!r} has no shadow; `coinfleet models replace {name} FILE --shadow`")
+    rows = await db.fetch(query("compare_on_same_events"), live.id, shadows[-1].id)
+    return [_score(as_dict(row)) for row in rows]
+
+
+def _score(row: dict[str, Any]) -> VersionScore:
+    judged, alerts_judged = row["success"] + row["failed"], row["alerts_success"] + row["alerts_failed"]
+    return VersionScore(
+        side=row["side"],
+        version=row["version"],
+        events=row["events"],
+        alerts=row["alerts"],
+        evaluated=row["evaluated"],
+        hit_rate=row["success"] / judged if judged else None,
+        alert_precision=row["alerts_success"] / alerts_judged if alerts_judged else None,
+        alert_gain_avg_pct=row["alert_gain_avg_pct"],
+    )
 
 
 async def list_versions(db: Db, name: str) -> list[ModelVersion]:

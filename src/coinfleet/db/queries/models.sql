@@ -87,3 +87,49 @@ SELECT artifact FROM coinfleet_model_versions WHERE model_id = $1 AND version = 
 -- name: rename_model --
 -- Give a model another name.
 UPDATE coinfleet_models SET name = $2, updated_at = now() WHERE id = $1
+
+-- name: set_shadow_version --
+-- A shadow model scores as the version of its live model it stands for (its predictions record that).
+WITH shadow AS (
+    UPDATE coinfleet_models SET version = $2 WHERE id = $1 RETURNING id
+)
+UPDATE coinfleet_model_versions SET version = $2 WHERE model_id = (SELECT id FROM shadow)
+
+-- name: shadows_of --
+-- The shadow models (not deleted) scoring a version beside a live model.
+SELECT id, name, version, algorithm, format, artifact_sha256, features, target, settings,
+       training_metrics, source, status, status_reason, created_at, updated_at
+FROM coinfleet_models
+WHERE source ->> 'shadow_of' = $1 AND status <> 'deleted'
+ORDER BY id
+
+-- name: compare_on_same_events --
+-- Two models' results on the events both scored: counts by tag, results at the horizon, alert gains.
+WITH pairs AS (
+    SELECT l.id AS live_id, s.id AS shadow_id
+    FROM coinfleet_predictions AS l
+    JOIN coinfleet_predictions AS s ON s.model_id = $2 AND s.mint = l.mint AND s.metric_ts = l.metric_ts
+    WHERE l.model_id = $1
+), scored AS (
+    SELECT 'live' AS side, live_id AS prediction_id FROM pairs
+    UNION ALL
+    SELECT 'shadow', shadow_id FROM pairs
+)
+SELECT x.side, min(p.model_version) AS version,
+       count(*) AS events,
+       count(*) FILTER (WHERE p.tag = 'alert') AS alerts,
+       count(e.prediction_id) AS evaluated,
+       count(e.prediction_id) FILTER (WHERE e.result_at_horizon = 'success') AS success,
+       count(e.prediction_id) FILTER (WHERE e.result_at_horizon = 'failed') AS failed,
+       count(e.prediction_id) FILTER (WHERE p.tag = 'alert' AND e.result_at_horizon = 'success') AS alerts_success,
+       count(e.prediction_id) FILTER (WHERE p.tag = 'alert' AND e.result_at_horizon = 'failed') AS alerts_failed,
+       avg(CASE WHEN p.target ->> 'direction' = 'down' THEN -e.change_at_horizon_pct
+                ELSE e.change_at_horizon_pct END)
+           FILTER (WHERE p.tag = 'alert' AND e.status = 'ok' AND e.change_at_horizon_pct IS NOT NULL
+                   AND e.change_at_horizon_pct NOT IN ('Infinity'::float8, '-Infinity'::float8))
+           AS alert_gain_avg_pct
+FROM scored AS x
+JOIN coinfleet_predictions AS p ON p.id = x.prediction_id
+LEFT JOIN coinfleet_evaluations AS e ON e.prediction_id = p.id
+GROUP BY x.side
+ORDER BY x.side

@@ -30,7 +30,8 @@ from coinfleet.service.predecessor import MoveOverOptions, MoveOverReport, move_
 
 pytestmark = pytest.mark.slow
 SCHEMA = Path(__file__).parent / "data" / "predecessor_schema.sql"
-FEATURES = ["price_change_1", "price_change_5", "volume_sum_5", "buy_pressure_avg_5", "phase"]
+#: its models name coin_metrics columns as they are, and derived features
+FEATURES = ["price_close", "volume_sol", "num_buys", "price_change_5", "buy_pressure_avg_5"]
 T0 = datetime(2025, 6, 6, 12, 0, tzinfo=UTC)
 SETTINGS = Settings(model_check_timeout_seconds=120, model_check_memory_mb=1024)
 
@@ -63,10 +64,10 @@ def _pickled_models(folder: Path) -> dict[str, Path]:
     y = (x[:, 0] + rng.normal(0, 0.7, 300) > 0).astype(np.int64)
     forest = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0, n_jobs=1).fit(x, y)
     boosted = XGBClassifier(n_estimators=15, max_depth=3, n_jobs=1).fit(x, y)
-    paths = {"rf": folder / "model_101.pkl", "xgb": folder / "model_102.pkl", "raw": folder / "model_103.pkl"}
+    paths = {"rf": folder / "model_101.pkl", "xgb": folder / "model_102.pkl", "rsi": folder / "model_103.pkl"}
     joblib.dump(forest, paths["rf"])
     joblib.dump(boosted, paths["xgb"])
-    joblib.dump(forest, paths["raw"])
+    joblib.dump(forest, paths["rsi"])
     return paths
 
 
@@ -134,9 +135,9 @@ PREDICTION_ROWS = [
 async def _fill(dsn: str, paths: dict[str, Path]) -> None:
     conn = await asyncpg.connect(dsn)
     try:
-        raw = json.dumps(["price_close", "volume_sol", "num_buys"])
+        raw = json.dumps(["price_close", "rsi_14", "volume_sol"])
         await conn.execute(
-            MODELS, json.dumps(FEATURES), str(paths["rf"]), str(paths["xgb"]), raw, str(paths["raw"])
+            MODELS, json.dumps(FEATURES), str(paths["rf"]), str(paths["xgb"]), raw, str(paths["rsi"])
         )
         columns = [list(column) for column in zip(*PREDICTION_ROWS, strict=True)]
         await conn.execute(PREDICTIONS, *columns)
@@ -179,7 +180,7 @@ async def test_models_settings_and_history_arrive_and_a_second_run_is_a_no_op(
     report = await _move(pool, predecessor_dsn, trusted=True)
     outcome = {m.predecessor_id: m for m in report.models}
     assert [outcome[i].status for i in (11, 12, 13, 14)] == ["imported", "imported", "skipped", "skipped"]
-    assert "'price_close'" in str(outcome[13].reason)  # the feature coinfleet does not compute, named
+    assert "'rsi_14'" in str(outcome[13].reason)  # the feature coinfleet does not compute, named
     assert "not a regular file" in str(outcome[14].reason)
     assert (outcome[11].predictions, outcome[11].evaluations) == (5, 3)
     assert (outcome[12].predictions, outcome[12].evaluations) == (2, 1)

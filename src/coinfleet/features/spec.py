@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from coinfleet.features.window import WINDOW_COLUMNS, WINDOW_ROWS, CoinWindow, FloatArray
+from coinfleet.metrics import NUMERIC_COLUMNS
 
 
 class WindowBatch:
@@ -305,12 +306,18 @@ _CATALOGUE: tuple[tuple[str, str, FeatureFn], ...] = (
     ("market_cap", "market cap at close of the scoring row, SOL", _last("market_cap_close")),
 )
 
+#: each coin_metrics column by its own name: its value in the scoring row. Models trained elsewhere on
+#: raw metric rows (the predecessor's) name their features this way; coinfleet's own training does not.
+_RAW_COLUMNS: tuple[tuple[str, str, FeatureFn], ...] = tuple(
+    (column, f"{column} of the scoring row, as in coin_metrics", _last(column)) for column in NUMERIC_COLUMNS
+)
 #: every feature coinfleet can compute, by name
 FEATURES: dict[str, FeatureDef] = {
-    name: FeatureDef(name=name, description=description, compute=fn) for name, description, fn in _CATALOGUE
+    name: FeatureDef(name=name, description=description, compute=fn)
+    for name, description, fn in (*_CATALOGUE, *_RAW_COLUMNS)
 }
-#: the features a model trains on unless told otherwise
-DEFAULT_FEATURES: tuple[str, ...] = tuple(FEATURES)
+#: the features a model trains on unless told otherwise (the catalogue, without the raw columns)
+DEFAULT_FEATURES: tuple[str, ...] = tuple(name for name, _, _ in _CATALOGUE)
 
 
 def validate_feature_names(names: Sequence[str]) -> None:

@@ -51,6 +51,11 @@ class WindowBatch:
             values[j, rows, cols] = np.concatenate(parts)
         return cls(values, lengths, np.array([w.first_seen for w in windows], dtype=np.float64))
 
+    def scoring_rows(self, names: Sequence[str]) -> FloatArray:
+        """Columns `names` of each window's scoring row, as [n, len(names)]."""
+        rows: FloatArray = self._values[[_COLUMN_INDEX[name] for name in names], :, -1].T
+        return rows
+
     def col(self, name: str) -> FloatArray:
         """Column `name` (or `t`) as [n, WINDOW_ROWS]; the last column is the scoring row."""
         column: FloatArray = self._values[_COLUMN_INDEX[name]]
@@ -311,6 +316,7 @@ _CATALOGUE: tuple[tuple[str, str, FeatureFn], ...] = (
 _RAW_COLUMNS: tuple[tuple[str, str, FeatureFn], ...] = tuple(
     (column, f"{column} of the scoring row, as in coin_metrics", _last(column)) for column in NUMERIC_COLUMNS
 )
+_RAW_NAMES = frozenset(NUMERIC_COLUMNS)
 #: every feature coinfleet can compute, by name
 FEATURES: dict[str, FeatureDef] = {
     name: FeatureDef(name=name, description=description, compute=fn)
@@ -339,9 +345,14 @@ def compute_batch(batch: WindowBatch, names: Sequence[str]) -> FloatArray:
     validate_feature_names(names)
     if not len(batch.lengths):
         return np.empty((0, len(names)), dtype=np.float64)
+    matrix = np.empty((len(batch.lengths), len(names)), dtype=np.float64)
+    raw = [j for j, name in enumerate(names) if name in _RAW_NAMES]
+    # raw columns in one gather: one call per feature cost a fifth of a one-window batch's features
+    matrix[:, raw] = batch.scoring_rows([names[j] for j in raw])
     with np.errstate(all="ignore"):
-        columns = [FEATURES[name].compute(batch) for name in names]
-    matrix = np.column_stack(columns).astype(np.float64) if columns else np.empty((len(batch.lengths), 0))
+        for j, name in enumerate(names):
+            if name not in _RAW_NAMES:
+                matrix[:, j] = FEATURES[name].compute(batch)
     matrix[~np.isfinite(matrix)] = np.nan
     return matrix
 

@@ -103,6 +103,8 @@ def _warn_if_trusted(trust: bool) -> None:
 
 def _serving(model: Model) -> str:
     serving = model.source.get("serving", {})
+    if model.format == "onnx":
+        return "serves its ONNX graph"
     return "serves compiled ONNX" if serving.get("compiled") else f"serves natively ({serving.get('reason')})"
 
 

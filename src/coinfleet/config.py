@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     runner_max_failures: int = Field(default=5, ge=1, le=1000)
     #: serve sklearn / XGBoost / LightGBM models as verified ONNX graphs where the converters allow
     runner_compile_onnx: bool = True
+    #: largest model file (MB) coinfleet reads, imports or stores
+    model_max_mb: int = Field(default=512, ge=1, le=16_384)
+    #: seconds a child process may take to load, check and compile one model file before it is refused
+    model_check_timeout_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    #: memory (MB) a child checking or compiling a model file may use beyond the libraries it imports
+    model_check_memory_mb: int = Field(default=4096, ge=64, le=262_144)
 
     @property
     def pgdata(self) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 
 from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.errors import ModelLoadError
+from coinfleet.models.files import DEFAULT_MAX_MB, artifact_beside, read_limited
 from coinfleet.models.spec import ModelSpec
 from coinfleet.targets import TargetSpec
 
@@ -54,11 +55,12 @@ def write_bundle(folder: Path, bundle: ModelBundle) -> Path:
     return path
 
 
-def read_bundle(path: Path) -> ModelBundle:
-    """Read a bundle's metadata and artifact; ModelLoadError says what is missing or wrong."""
+def read_bundle(path: Path, *, max_bytes: int = DEFAULT_MAX_MB * 2**20) -> ModelBundle:
+    """Read a bundle's metadata and its artifact (beside it, at most `max_bytes`); ModelLoadError says
+    what is missing or wrong."""
     try:
-        meta = json.loads(path.read_text())
-        artifact = (path.parent / meta["artifact"]).read_bytes()
+        meta = json.loads(read_limited(path, max_bytes))
+        artifact = read_limited(artifact_beside(path, str(meta["artifact"])), max_bytes)
         return ModelBundle(
             name=meta["name"],
             algorithm=meta["algorithm"],

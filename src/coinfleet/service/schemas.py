@@ -91,7 +91,9 @@ class Model(Schema):
     features: list[str]
     settings: dict[str, Any]  #: every setting; the webhook secret shows as "***"
     training_metrics: dict[str, Any]
-    sha256: str  #: of the model file as imported
+    sha256: str  #: of the model file as stored (a trusted pickle is stored converted)
+    #: where the file came from (name, format, sha256 as given, trusted) and how it serves (ONNX or why not)
+    source: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
     lane: Lane

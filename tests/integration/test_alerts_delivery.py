@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -20,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from coinfleet.alerts import outbox, secrets
 from coinfleet.alerts.delivery import Deliverer, send_test
 from coinfleet.alerts.outbox import OutboxItem, write_outbox
+from coinfleet.alerts.payload import sign
 from coinfleet.config import Settings
 from coinfleet.errors import WebhookRefused
 from coinfleet.feed.writer import insert_metrics
@@ -350,7 +353,7 @@ async def test_a_hanging_webhook_does_not_hold_back_another_model(
         unanswered = (
             "SELECT count(*) FROM coinfleet_alert_attempts WHERE model_id = $1 AND finished_at IS NULL"
         )
-        assert await count(pool, unanswered, stuck.id) == 3  # a run of three claimed, its head in flight
+        assert await count(pool, unanswered, stuck.id) == 1  # the head's attempt, in flight
     assert receiver.keys() == fine_keys
     assert not set(stuck_keys) & set(receiver.keys())
     async with pool.acquire() as conn:
@@ -776,3 +779,118 @@ async def test_cli_sets_secrets_from_env_file_and_stdin_never_from_argv(
 
     rotated = await cli(["alerts", "secret", "keyed", "--generate"], env)
     assert rotated.exit_code == 0 and await secret_of(pool, model) == rotated.stdout.splitlines()[0]
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
+
+
+def documented_receiver(secret: str) -> dict[str, Any]:
+    """The receiver code from docs/webhooks.md, run as written (only its secret replaced)."""
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text("utf-8"), flags=re.DOTALL)
+    (code,) = [b for b in blocks if "def handle(" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(DOCS), "exec"), namespace)  # the documented code, nothing else
+    namespace["SECRET"] = secret.encode()
+    return namespace
+
+
+class DocumentedReceiver(Receiver):
+    """A real HTTP server answering what the documented `handle` says."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.code = documented_receiver(secret)
+        self.statuses: list[int] = []
+
+    def answer(self, path: str) -> tuple[int, str | None]:
+        with self._lock:
+            got = self.received[-1]
+            status: int = self.code["handle"](httpx.Headers(got.headers), got.body)
+            self.statuses.append(status)
+        return status, None
+
+
+async def test_the_documented_receiver_accepts_deliveries_and_rejects_stale_replayed_and_forged_requests(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    secret = "documented-receiver-secret-0123"
+    server = DocumentedReceiver(secret)
+    try:
+        model = await new_model(pool, small_bundle, "documented", webhook_url=server.url, secret=secret)
+        keys = await queue(pool, model, server.url, some_rows(3))
+        async with delivering(pool, db_dsn, settings()):
+            await eventually(delivered(pool, 3))
+        assert server.statuses == [200, 200, 200] and server.code["handled_keys"] == set(keys)
+        captured = server.received[0]
+        body, sent_headers = captured.body, dict(captured.headers)
+
+        async def post(headers: dict[str, str], content: bytes = body) -> int:
+            async with httpx.AsyncClient() as client:
+                return (await client.post(server.url, content=content, headers=headers)).status_code
+
+        assert await post(sent_headers) == 409  # the captured request again: a replay
+        stale = sign(body, secret, int(time.time()) - 301)  # what coinfleet signed five minutes ago
+        assert await post({**sent_headers, "x-coinfleet-signature": stale}) == 401
+        forged = sign(body, "not-the-secret-0123456789", int(time.time()))
+        assert await post({**sent_headers, "x-coinfleet-signature": forged}) == 401
+        assert await post(sent_headers, body.replace(b"coinfleet", b"coinfleeT")) == 401
+        assert await post({k: v for k, v in sent_headers.items() if k != "x-coinfleet-signature"}) == 401
+        retry = sign(
+            body, secret, int(time.time()) + 1
+        )  # coinfleet's own retry: a later second, the same key
+        assert await post({**sent_headers, "x-coinfleet-signature": retry}) == 200
+        assert server.code["handled_keys"] == set(keys)  # acknowledged, not acted on again
+    finally:
+        server.close()
+
+
+WORKER_SCRIPT = """
+import asyncio, sys
+from coinfleet.alerts.delivery import Deliverer
+from coinfleet.config import Settings
+from coinfleet.db.database import create_pool
+
+async def main() -> None:
+    pool = await create_pool(sys.argv[1], max_size=4)
+    settings = Settings(webhook_allow_private=True, poll_interval_seconds=0.2, webhook_timeout_seconds=30)
+    await Deliverer(pool=pool, dsn=sys.argv[1], settings=settings).run()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_worker_killed_mid_request_has_its_claim_taken_back_at_once_and_the_attempt_logged(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    model = await new_model(pool, small_bundle, "killed", webhook_url=receiver.url)
+    keys = await queue(pool, model, receiver.url, some_rows(3))
+    receiver.hold.clear()  # the first request waits for an answer
+    worker = await asyncio.create_subprocess_exec(sys.executable, "-c", WORKER_SCRIPT, db_dsn)
+    try:
+        await until(lambda: len(receiver.received) == 1, timeout=60)
+    finally:
+        worker.kill()  # SIGKILL: no cleanup of any kind
+        await worker.wait()
+    receiver.hold.set()
+    lease = 4 * 2 * 30  # what the dead worker's claim would hold without its session
+    async with delivering(pool, db_dsn, settings(webhook_timeout_seconds=30)):
+        await eventually(delivered(pool, 3), timeout=lease / 4)
+    assert receiver.keys() == [keys[0], *keys]  # the request cut short is sent again, then in order
+    async with pool.acquire() as conn:
+        logged = await conn.fetch(
+            "SELECT a.idempotency_key, t.status_code, t.error, t.finished_at FROM coinfleet_alert_attempts t"
+            " JOIN coinfleet_alerts a ON a.id = t.alert_id ORDER BY t.id"
+        )
+    first = [r for r in logged if r["idempotency_key"] == keys[0]]
+    assert len(first) == 2 and first[0]["status_code"] is None and first[1]["status_code"] == 200
+    assert "session ended" in first[0]["error"] and first[0]["finished_at"] is not None
+    assert [r["status_code"] for r in logged if r["idempotency_key"] != keys[0]] == [200, 200]
+    assert all(r["finished_at"] is not None for r in logged)
+
+
+def test_a_claimed_alert_never_shows_its_secret() -> None:
+    alert = outbox.ClaimedAlert(
+        id=1, model_id=1, url="http://x", key="k", body=b"{}", attempts=1, attempt_id=1, age_seconds=0,
+        secret="do-not-print-me-0123456789",
+    )  # fmt: skip
+    assert "do-not-print-me" not in repr(alert) and "do-not-print-me" not in str(alert)

@@ -224,35 +224,43 @@ class Deliverer:
             self._receivers[key] = found
         return found
 
-    async def send_run(self, receiver: Receiver, alerts: Sequence[ClaimedAlert]) -> list[Outcome]:
-        """Send claimed alerts in order until one fails; settle what was tried, give back the rest."""
-        outcomes: list[Outcome] = []
+    async def send_run(self, receiver: Receiver, alerts: Sequence[ClaimedAlert]) -> int:
+        """Send claimed alerts in order until one fails, settling each before the next starts; give
+        back the ones never started. Return how many were attempted."""
+        done = 0
+        current: ClaimedAlert | None = alerts[0] if alerts else None
         try:
-            for alert in alerts:
-                if self._stopping:
-                    break
-                outcome = await self._attempt(receiver, alert)
-                outcomes.append(outcome)
-                if verdict(outcome.attempt.status_code, refused=outcome.attempt.refused) is Verdict.FAILED:
-                    break  # the receiver is in trouble: the rest waits for its breaker
-        except asyncio.CancelledError:
-            if len(outcomes) < len(alerts):
-                interrupted = alerts[len(outcomes)]
-                cut = Attempt(
-                    url=interrupted.url, status_code=None, latency_ms=None, error=CUT_SHORT, excerpt=None
+            while current is not None:
+                outcome = await self._attempt_or_cut_short(receiver, current)
+                done += 1
+                failed = (
+                    verdict(outcome.attempt.status_code, refused=outcome.attempt.refused) is Verdict.FAILED
                 )
-                outcomes.append(Outcome(alert=interrupted, attempt=cut, state="pending"))
-            raise
+                following = None if failed or self._stopping or done == len(alerts) else alerts[done]
+                current = await asyncio.shield(self._settle(outcome, following))  # None: run over
         finally:
-            await asyncio.shield(self._finish(outcomes, alerts[len(outcomes) :]))
-        return outcomes
+            await asyncio.shield(self._release(alerts[done:]))
+        return done
 
-    async def _finish(self, outcomes: list[Outcome], untried: Sequence[ClaimedAlert]) -> None:
+    async def _attempt_or_cut_short(self, receiver: Receiver, alert: ClaimedAlert) -> Outcome:
+        """The attempt's outcome; when cancelled meanwhile, its outcome as cut short is stored first."""
+        try:
+            return await self._attempt(receiver, alert)
+        except asyncio.CancelledError:
+            cut = Attempt(url=alert.url, status_code=None, latency_ms=None, error=CUT_SHORT, excerpt=None)
+            await asyncio.shield(self._settle(Outcome(alert=alert, attempt=cut, state="pending"), None))
+            raise
+
+    async def _settle(self, outcome: Outcome, following: ClaimedAlert | None) -> ClaimedAlert | None:
         async with self._pool.acquire() as conn:
-            await outbox.settle(conn, self._worker, outcomes)
-            await outbox.release(conn, untried, self._worker)
-        for outcome in outcomes:
-            _log_attempt(outcome)
+            started = await outbox.settle(conn, self._worker, outcome, following)
+        _log_attempt(outcome)
+        return started
+
+    async def _release(self, untried: Sequence[ClaimedAlert]) -> None:
+        if untried:
+            async with self._pool.acquire() as conn:
+                await outbox.release(conn, untried, self._worker)
 
     async def _attempt(self, receiver: Receiver, alert: ClaimedAlert) -> Outcome:
         """One attempt at a claimed alert, judged: delivered, pending again after a delay, or dead."""

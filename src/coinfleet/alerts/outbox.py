@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,8 +49,8 @@ class ClaimedAlert:
     url: str
     key: str
     body: bytes
-    attempts: int  #: including this attempt
-    attempt_id: int  #: its row in the attempt log, written at the claim
+    attempts: int  #: including this attempt (once it started)
+    attempt_id: int | None  #: its row in the attempt log, written when the attempt starts
     age_seconds: float
     secret: str = field(repr=False)
 
@@ -230,31 +231,35 @@ class Outcome:
     retry_in: float = 0.0
 
 
-async def settle(conn: asyncpg.Connection, worker: str, outcomes: Sequence[Outcome]) -> None:
-    """Store the attempts' outcomes in the log and settle their alerts, in one statement."""
-    if not outcomes:
-        return
-    await conn.execute(
-        query("settle_alerts"),
+async def settle(
+    conn: asyncpg.Connection, worker: str, outcome: Outcome, following: ClaimedAlert | None = None
+) -> ClaimedAlert | None:
+    """Store an attempt's outcome in the log and settle its alert; then start the attempt at the
+    `following` claimed alert, returned with its log row (None when there is none or it was lost)."""
+    attempt, alert = outcome.attempt, outcome.alert
+    row = await conn.fetchrow(
+        query("settle_alert"),
         worker,
-        [o.alert.id for o in outcomes],
-        [o.alert.attempt_id for o in outcomes],
-        [o.attempt.url for o in outcomes],
-        [o.attempt.status_code for o in outcomes],
-        [o.attempt.latency_ms for o in outcomes],
-        [o.attempt.error for o in outcomes],
-        [o.attempt.excerpt for o in outcomes],
-        [o.state for o in outcomes],
-        [o.retry_in for o in outcomes],
+        alert.id,
+        alert.attempt_id,
+        attempt.url,
+        attempt.status_code,
+        attempt.latency_ms,
+        attempt.error,
+        attempt.excerpt,
+        outcome.state,
+        outcome.retry_in,
+        None if following is None else following.id,
     )
+    if following is None or row is None:
+        return None
+    return dataclasses.replace(following, attempt_id=row["id"], attempts=row["attempt"])
 
 
 async def release(conn: asyncpg.Connection, alerts: Sequence[ClaimedAlert], worker: str) -> None:
-    """Give back claims whose attempts were never made, so nobody waits for their lease."""
+    """Give back claims on alerts whose attempts never started, so nobody waits for their lease."""
     if alerts:
-        await conn.execute(
-            query("release_alert_claims"), [a.id for a in alerts], worker, [a.attempt_id for a in alerts]
-        )
+        await conn.execute(query("release_alert_claims"), [a.id for a in alerts], worker)
 
 
 async def list_alerts(

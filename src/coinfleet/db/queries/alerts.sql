@@ -27,8 +27,8 @@ SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()
 
 -- name: claim_alerts --
 -- Claim up to $4 alerts from the head of a model's queue (call under lock_model_claims): all go to the
--- head's URL, the run stops at the first one not due or held by a live session; each gets an attempt
--- row, and attempts left open by a session that ended are closed as cut short.
+-- head's URL, the run stops at the first one not due or held by a live session. The head's attempt
+-- starts (counted, logged); attempts left open by a session that ended are closed as cut short.
 WITH queue AS (
     SELECT a.id, a.url,
            a.next_attempt_at <= now() AND (
@@ -44,7 +44,7 @@ WITH queue AS (
     SELECT id, url, free, row_number() OVER (ORDER BY id) AS n, first_value(url) OVER (ORDER BY id) AS head_url
     FROM queue
 ), head_run AS (
-    SELECT id FROM numbered
+    SELECT id, n FROM numbered
     WHERE n < coalesce((SELECT min(n) FROM numbered WHERE NOT free OR url <> head_url), $4 + 1)
 ), cut_short AS (
     UPDATE coinfleet_alert_attempts AS t
@@ -55,20 +55,21 @@ WITH queue AS (
     RETURNING t.id
 ), claimed AS (
     UPDATE coinfleet_alerts AS a
-    SET attempts = a.attempts + 1, claimed_by = $2, claimed_until = now() + make_interval(secs => $3),
+    SET attempts = a.attempts + (head_run.n = 1)::int,
+        claimed_by = $2, claimed_until = now() + make_interval(secs => $3),
         claimed_pid = $5, claimed_backend_start = $6
     FROM head_run WHERE a.id = head_run.id
-    RETURNING a.id, a.model_id, a.url, a.idempotency_key, a.body, a.attempts, a.pending_since
+    RETURNING a.id, a.model_id, a.url, a.idempotency_key, a.body, a.attempts, a.pending_since, head_run.n
 ), logged AS (
     INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)
-    SELECT id, model_id, attempts, url, $2 FROM claimed
+    SELECT id, model_id, attempts, url, $2 FROM claimed WHERE n = 1
     RETURNING id, alert_id
 )
 SELECT c.id, c.model_id, c.url, c.idempotency_key, c.body, c.attempts, l.id AS attempt_id,
        extract(epoch FROM now() - c.pending_since)::float8 AS age_seconds, s.secret,
        (SELECT count(*) FROM cut_short) AS cut_short
 FROM claimed AS c
-JOIN logged AS l ON l.alert_id = c.id
+LEFT JOIN logged AS l ON l.alert_id = c.id
 LEFT JOIN coinfleet_webhook_secrets AS s ON s.model_id = c.model_id
 ORDER BY c.id
 
@@ -86,37 +87,37 @@ WHERE a.model_id = $1 AND a.state = 'pending'
 ORDER BY a.id
 LIMIT 1
 
--- name: settle_alerts --
--- Store the outcome of attempts and mark their alerts delivered, pending again (after a delay) or
--- dead; an alert changes only while this worker ($1) still holds its claim, the log row always.
-WITH outcome AS (
-    SELECT * FROM unnest($2::int8[], $3::int8[], $4::text[], $5::int4[], $6::float8[], $7::text[],
-                         $8::text[], $9::text[], $10::float8[])
-        AS o (alert_id, attempt_id, url, status_code, latency_ms, error, excerpt, state, retry_in)
-), logged AS (
-    UPDATE coinfleet_alert_attempts AS t
-    SET url = o.url, status_code = o.status_code, latency_ms = o.latency_ms, error = o.error,
-        response_excerpt = o.excerpt, finished_at = now()
-    FROM outcome AS o WHERE t.id = o.attempt_id
-    RETURNING t.id
+-- name: settle_alert --
+-- Store an attempt's outcome ($3 its log row) and mark its alert ($2) delivered, pending again after
+-- $10 s, or dead, while this worker ($1) holds the claim; then start the attempt at the next claimed
+-- alert ($11, NULL for none): counted and logged, its log row's id and attempt number returned.
+WITH logged AS (
+    UPDATE coinfleet_alert_attempts
+    SET url = $4, status_code = $5, latency_ms = $6, error = $7, response_excerpt = $8, finished_at = now()
+    WHERE id = $3
+    RETURNING id
+), settled AS (
+    UPDATE coinfleet_alerts
+    SET state = $9,
+        delivered_at = CASE WHEN $9 = 'delivered' THEN now() END,
+        next_attempt_at = now() + make_interval(secs => $10),
+        last_status = $5, last_error = $7,
+        claimed_by = NULL, claimed_until = NULL, claimed_pid = NULL, claimed_backend_start = NULL
+    WHERE id = $2 AND claimed_by = $1 AND state = 'pending'
+    RETURNING id
+), next_alert AS (
+    UPDATE coinfleet_alerts SET attempts = attempts + 1
+    WHERE id = $11 AND claimed_by = $1 AND state = 'pending'
+    RETURNING id, model_id, attempts, url
 )
-UPDATE coinfleet_alerts AS a
-SET state = o.state,
-    delivered_at = CASE WHEN o.state = 'delivered' THEN now() END,
-    next_attempt_at = now() + make_interval(secs => o.retry_in),
-    last_status = o.status_code, last_error = o.error,
-    claimed_by = NULL, claimed_until = NULL, claimed_pid = NULL, claimed_backend_start = NULL
-FROM outcome AS o
-WHERE a.id = o.alert_id AND a.claimed_by = $1 AND a.state = 'pending'
+INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)
+SELECT id, model_id, attempts, url, $1 FROM next_alert
+RETURNING id, attempt
 
 -- name: release_alert_claims --
--- Give back claims whose attempts were never made (shutdown, an open breaker): they do not count.
-WITH unlogged AS (
-    DELETE FROM coinfleet_alert_attempts WHERE id = ANY($3::int8[]) AND finished_at IS NULL
-)
+-- Give back claims on alerts whose attempts never started (a run ended early, a shutdown).
 UPDATE coinfleet_alerts
-SET attempts = greatest(attempts - 1, 0), claimed_by = NULL, claimed_until = NULL,
-    claimed_pid = NULL, claimed_backend_start = NULL
+SET claimed_by = NULL, claimed_until = NULL, claimed_pid = NULL, claimed_backend_start = NULL
 WHERE id = ANY($1::int8[]) AND claimed_by = $2 AND state = 'pending'
 
 -- name: get_webhook_secret --

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     webhook_backoff_jitter_seconds: float = Field(default=1.0, ge=0)
     #: most webhook requests one process has in flight at once, over all models
     webhook_max_concurrency: int = Field(default=64, ge=1, le=1000)
+    #: most webhook requests one model has in flight at once, never two for one coin (1: the model's
+    #: alerts arrive strictly in queue order; more: each coin's alerts do)
+    webhook_in_flight_per_model: int = Field(default=4, ge=1, le=32)
     #: days the per-attempt delivery log and delivered alerts are kept
     webhook_log_retention_days: float = Field(default=14.0, gt=0)
     #: seconds after a prediction's horizon end (data time) before a coin without data gets "no_data"

@@ -47,6 +47,7 @@ FAST: dict[str, Any] = {
     "webhook_backoff_initial_seconds": 0.02,
     "webhook_backoff_max_seconds": 0.1,
     "webhook_backoff_jitter_seconds": 0.01,
+    "webhook_in_flight_per_model": 1,  # strict order per model, which most tests check
 }
 
 
@@ -91,6 +92,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -201,13 +203,13 @@ async def queue(pool: asyncpg.Pool, model: ModelRecord, url: str, rows: list[Met
     return [k["idempotency_key"] for k in keys][-len(rows) :]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 90) -> None:
     async with asyncio.timeout(timeout):
         while not await check():
             await asyncio.sleep(0.05)
 
 
-async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
+async def until(condition: Callable[[], bool], timeout: float = 90) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.05)
@@ -547,6 +549,45 @@ async def test_alerts_of_a_model_share_one_kept_alive_connection(
         await eventually(delivered(pool, 40))
     assert receiver.keys() == keys
     assert len({r.client_port for r in receiver.received}) == 1
+
+
+class Concurrent(Receiver):
+    """Counts requests in flight at once (each is held a little)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0
+        self.most = 0
+
+    def answer(self, path: str) -> tuple[int, str | None]:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.05)
+        with self._lock:
+            self.now -= 1
+        return 200, None
+
+
+async def test_several_requests_per_model_in_flight_never_two_of_one_coin_and_each_coin_in_order(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    server = Concurrent()
+    try:
+        model = await new_model(pool, small_bundle, "parallel", webhook_url=server.url)
+        rows = sorted(market_rows(coins=6, seconds=120, seed=5), key=lambda r: r.timestamp)[:60]
+        keys = await queue(pool, model, server.url, rows)
+        async with delivering(pool, db_dsn, settings(webhook_in_flight_per_model=4)):
+            await eventually(delivered(pool, len(rows)))
+        coin_of = dict(zip(keys, (r.mint for r in rows), strict=True))
+        got = server.keys()
+        assert Counter(got) == Counter(keys)
+        for coin in {r.mint for r in rows}:
+            assert [k for k in got if coin_of[k] == coin] == [k for k in keys if coin_of[k] == coin]
+        assert 1 < server.most <= 4
+        assert len({r.client_port for r in server.received}) <= 4  # kept alive, one per request in flight
+    finally:
+        server.close()
 
 
 async def test_private_targets_are_refused_at_send_time_when_not_allowed(
@@ -890,7 +931,15 @@ async def test_a_worker_killed_mid_request_has_its_claim_taken_back_at_once_and_
 
 def test_a_claimed_alert_never_shows_its_secret() -> None:
     alert = outbox.ClaimedAlert(
-        id=1, model_id=1, url="http://x", key="k", body=b"{}", attempts=1, attempt_id=1, age_seconds=0,
+        id=1,
+        model_id=1,
+        mint="m",
+        url="http://x",
+        key="k",
+        body=b"{}",
+        attempts=1,
+        attempt_id=1,
+        age_seconds=0,
         secret="do-not-print-me-0123456789",
-    )  # fmt: skip
+    )
     assert "do-not-print-me" not in repr(alert) and "do-not-print-me" not in str(alert)

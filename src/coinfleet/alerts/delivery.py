@@ -1,8 +1,9 @@
 """Webhook delivery: one lane per model with pending alerts, so a dead webhook only delays its own model.
 
-A lane sends its model's alerts strictly in outbox order: it claims a run of alerts from the head of
-the queue and sends them one after the other over a kept-alive connection, so an alert never goes
-before every older alert of the same model is delivered or dead. A receiver that fails opens its
+A lane sends its model's alerts in outbox order: it claims a run of alerts from the head of the queue
+and starts them in order over kept-alive connections, several at once but never two of one coin, so a
+coin's alert never goes before every older alert of that coin is delivered or dead (with one request
+in flight per model, the same holds for all of the model's alerts). A receiver that fails opens its
 circuit breaker: every lane sending to it pauses, and one alert probes it with backoff; a paused lane
 makes no attempt. Requests of all lanes share a bounded number of slots. Workers on any number of
 machines may run side by side; claims are short transactions naming the worker's database session,
@@ -39,6 +40,7 @@ from coinfleet.alerts.payload import (
     model_schema,
 )
 from coinfleet.alerts.rules import RetryPolicy, Verdict, verdict
+from coinfleet.alerts.runs import Run
 from coinfleet.alerts.ssrf import check_url
 from coinfleet.alerts.transport import HOP_TIMEOUT_FACTOR, MAX_REDIRECTS, new_client, origin, post_webhook
 from coinfleet.config import Settings
@@ -63,6 +65,7 @@ class DeliveryConfig:
     allow_private: bool
     policy: RetryPolicy
     max_concurrency: int
+    in_flight: int  #: requests one model may have in flight (for different coins)
     poll_seconds: float
     retention_seconds: float
     prune_interval_seconds: float
@@ -80,6 +83,7 @@ class DeliveryConfig:
                 jitter_seconds=settings.webhook_backoff_jitter_seconds,
             ),
             max_concurrency=settings.webhook_max_concurrency,
+            in_flight=settings.webhook_in_flight_per_model,
             poll_seconds=settings.poll_interval_seconds,
             retention_seconds=settings.webhook_log_retention_days * 86_400,
             prune_interval_seconds=settings.prune_interval_seconds,
@@ -224,23 +228,35 @@ class Deliverer:
             self._receivers[key] = found
         return found
 
-    async def send_run(self, receiver: Receiver, alerts: Sequence[ClaimedAlert]) -> int:
-        """Send claimed alerts in order until one fails, settling each before the next starts; give
-        back the ones never started. Return how many were attempted."""
-        done = 0
-        current: ClaimedAlert | None = alerts[0] if alerts else None
+    async def send_run(self, receiver: Receiver, alerts: Sequence[ClaimedAlert]) -> None:
+        """Send a run of claimed alerts: up to `in_flight` at once, one coin's alerts one after the
+        other, each settled as it ends; the first failure stops new starts, and the alerts that never
+        started are given back."""
+        run = Run(alerts)
+        chains = [self._chain(receiver, run) for _ in range(min(self._config.in_flight, len(alerts)))]
         try:
-            while current is not None:
-                outcome = await self._attempt_or_cut_short(receiver, current)
-                done += 1
-                failed = (
-                    verdict(outcome.attempt.status_code, refused=outcome.attempt.refused) is Verdict.FAILED
-                )
-                following = None if failed or self._stopping or done == len(alerts) else alerts[done]
-                current = await asyncio.shield(self._settle(outcome, following))  # None: run over
+            await asyncio.gather(*chains)
         finally:
-            await asyncio.shield(self._release(alerts[done:]))
-        return done
+            await asyncio.shield(self._release(run.untried()))
+
+    async def _chain(self, receiver: Receiver, run: Run[ClaimedAlert]) -> None:
+        """Attempt alerts of the run one after the other until none is left for this chain."""
+        alert = await self._start(run.take())
+        while alert is not None:
+            outcome = await self._attempt_or_cut_short(receiver, alert)
+            failed = verdict(outcome.attempt.status_code, refused=outcome.attempt.refused) is Verdict.FAILED
+            run.finished(alert, failed=failed or self._stopping)
+            following = run.take()
+            alert = await asyncio.shield(self._settle(outcome, following))
+            if following is not None and alert is None:  # its claim was lost: stop the run
+                run.finished(following, failed=True)
+
+    async def _start(self, alert: ClaimedAlert | None) -> ClaimedAlert | None:
+        """The alert with its attempt started (the claim starts the head's), None when lost or none."""
+        if alert is None or alert.attempt_id is not None:
+            return alert
+        async with self._pool.acquire() as conn:
+            return await outbox.start(conn, self._worker, alert)
 
     async def _attempt_or_cut_short(self, receiver: Receiver, alert: ClaimedAlert) -> Outcome:
         """The attempt's outcome; when cancelled meanwhile, its outcome as cut short is stored first."""

@@ -46,6 +46,7 @@ class ClaimedAlert:
 
     id: int
     model_id: int
+    mint: str
     url: str
     key: str
     body: bytes
@@ -60,6 +61,7 @@ class ClaimedAlert:
         return cls(
             id=row["id"],
             model_id=row["model_id"],
+            mint=row["mint"],
             url=row["url"],
             key=row["idempotency_key"],
             body=row["body"].encode(),
@@ -254,6 +256,12 @@ async def settle(
     if following is None or row is None:
         return None
     return dataclasses.replace(following, attempt_id=row["id"], attempts=row["attempt"])
+
+
+async def start(conn: asyncpg.Connection, worker: str, alert: ClaimedAlert) -> ClaimedAlert | None:
+    """Start the attempt at a claimed alert: returned with its log row (None when the claim was lost)."""
+    row = await conn.fetchrow(query("start_alert_attempt"), worker, alert.id)
+    return None if row is None else dataclasses.replace(alert, attempt_id=row["id"], attempts=row["attempt"])
 
 
 async def release(conn: asyncpg.Connection, alerts: Sequence[ClaimedAlert], worker: str) -> None:

@@ -59,13 +59,13 @@ WITH queue AS (
         claimed_by = $2, claimed_until = now() + make_interval(secs => $3),
         claimed_pid = $5, claimed_backend_start = $6
     FROM head_run WHERE a.id = head_run.id
-    RETURNING a.id, a.model_id, a.url, a.idempotency_key, a.body, a.attempts, a.pending_since, head_run.n
+    RETURNING a.id, a.model_id, a.mint, a.url, a.idempotency_key, a.body, a.attempts, a.pending_since, head_run.n
 ), logged AS (
     INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)
     SELECT id, model_id, attempts, url, $2 FROM claimed WHERE n = 1
     RETURNING id, alert_id
 )
-SELECT c.id, c.model_id, c.url, c.idempotency_key, c.body, c.attempts, l.id AS attempt_id,
+SELECT c.id, c.model_id, c.mint, c.url, c.idempotency_key, c.body, c.attempts, l.id AS attempt_id,
        extract(epoch FROM now() - c.pending_since)::float8 AS age_seconds, s.secret,
        (SELECT count(*) FROM cut_short) AS cut_short
 FROM claimed AS c
@@ -108,6 +108,18 @@ WITH logged AS (
 ), next_alert AS (
     UPDATE coinfleet_alerts SET attempts = attempts + 1
     WHERE id = $11 AND claimed_by = $1 AND state = 'pending'
+    RETURNING id, model_id, attempts, url
+)
+INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)
+SELECT id, model_id, attempts, url, $1 FROM next_alert
+RETURNING id, attempt
+
+-- name: start_alert_attempt --
+-- Start the attempt at a claimed alert ($2) this worker ($1) holds: counted and logged; its log row's
+-- id and attempt number returned (no row: the claim was lost).
+WITH next_alert AS (
+    UPDATE coinfleet_alerts SET attempts = attempts + 1
+    WHERE id = $2 AND claimed_by = $1 AND state = 'pending'
     RETURNING id, model_id, attempts, url
 )
 INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)

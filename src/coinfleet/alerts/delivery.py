@@ -157,9 +157,15 @@ class Deliverer:
             log.warning("delivery_dispatch_failed", error=str(exc))
 
     async def _keep_session(self) -> None:
-        """Hold the connection whose session the claims name; open a new one when it was lost."""
+        """Hold the connection whose session the claims name; open a new one when it was lost (a
+        session that ended, even one ended by the server, voids this worker's claims for everyone)."""
         if self._session_conn is not None and not self._session_conn.is_closed():
-            return
+            try:
+                await outbox.session(self._session_conn, self._worker)
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("delivery_session_lost", worker=self._worker, error=str(exc))
+                self._session_conn.terminate()
         self._session = None
         self._session_conn = await asyncpg.connect(self._dsn)
         self._session = await outbox.session(self._session_conn, self._worker)

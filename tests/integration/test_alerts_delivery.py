@@ -540,6 +540,32 @@ async def test_a_receiver_outage_pauses_every_model_in_order_and_kills_nothing(
     assert await count(pool, "SELECT count(*) FROM coinfleet_alerts WHERE state = 'dead'") == 0
 
 
+async def test_a_receiver_back_wakes_every_model_waiting_out_a_backoff_for_it(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    port = free_port()
+    url_a, url_b = f"http://127.0.0.1:{port}/webhook/a", f"http://127.0.0.1:{port}/webhook/b"
+    first = await new_model(pool, small_bundle, "first", webhook_url=url_a)
+    second = await new_model(pool, small_bundle, "second", webhook_url=url_b)
+    await queue(pool, first, url_a, some_rows(2))
+    second_keys = await queue(pool, second, url_b, some_rows(2, seed=4))
+    async with delivering(pool, db_dsn, settings()):
+        failed = "SELECT count(DISTINCT model_id) FROM coinfleet_alert_attempts WHERE finished_at IS NOT NULL"
+        await eventually(lambda: _at_least(pool, failed, 2))
+        async with pool.acquire() as conn:  # the second model backed off for an hour (say, another worker)
+            await conn.execute(
+                "UPDATE coinfleet_alerts SET next_attempt_at = now() + interval '1 hour' WHERE model_id = $1",
+                second.id,
+            )
+        receiver = Receiver(port)
+        try:
+            await eventually(delivered(pool, 4))  # the first model's probe brings the second along
+        finally:
+            receiver.close()
+    got = receiver.keys()
+    assert [k for k in got if k in second_keys] == second_keys
+
+
 async def test_alerts_of_a_model_share_one_kept_alive_connection(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
 ) -> None:

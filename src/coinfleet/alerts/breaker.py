@@ -47,11 +47,13 @@ class Breaker:
         self.probing = True
         return 1
 
-    def succeeded(self) -> None:
-        """The receiver answered: close."""
+    def succeeded(self) -> bool:
+        """The receiver answered: close. True when it was open (the receiver is back)."""
+        was_open = not self.closed
         self.failures = 0
         self.open_until = float("-inf")
         self.probing = False
+        return was_open
 
     def failed(self, now: float, random_unit: float) -> float:
         """The receiver failed: open for the next backoff delay, which is returned."""

@@ -42,7 +42,14 @@ from coinfleet.alerts.payload import (
 from coinfleet.alerts.rules import RetryPolicy, Verdict, verdict
 from coinfleet.alerts.runs import Run
 from coinfleet.alerts.ssrf import check_url
-from coinfleet.alerts.transport import HOP_TIMEOUT_FACTOR, MAX_REDIRECTS, new_client, origin, post_webhook
+from coinfleet.alerts.transport import (
+    HOP_TIMEOUT_FACTOR,
+    MAX_REDIRECTS,
+    new_client,
+    origin,
+    post_webhook,
+    url_prefix,
+)
 from coinfleet.config import Settings
 from coinfleet.constants import ALERTS_CHANNEL
 from coinfleet.errors import WebhookRefused
@@ -297,15 +304,23 @@ class Deliverer:
             )
         judged = verdict(attempt.status_code, refused=attempt.refused)
         if judged is Verdict.DELIVERED:
-            receiver.breaker.succeeded()
+            await self._answered(receiver, alert.url)
             return Outcome(alert=alert, attempt=attempt, state="delivered")
         if judged is Verdict.REFUSED:
             if attempt.status_code is not None:  # the receiver answered: it is up
-                receiver.breaker.succeeded()
+                await self._answered(receiver, alert.url)
             return Outcome(alert=alert, attempt=attempt, state="dead")
         delay = receiver.breaker.failed(time.monotonic(), self._random.random())
         dead = self._config.policy.gives_up(age_seconds=alert.age_seconds)
         return Outcome(alert=alert, attempt=attempt, state="dead" if dead else "pending", retry_in=delay)
+
+    async def _answered(self, receiver: Receiver, url: str) -> None:
+        """Close the receiver's breaker; when it was open, the alerts of every model waiting out a
+        backoff for this receiver go now rather than at their next probe."""
+        if receiver.breaker.succeeded():
+            log.info("webhook_receiver_back", receiver=url_prefix(url))
+            async with self._pool.acquire() as conn:
+                await outbox.wake_receiver(conn, url_prefix(url))
 
     async def _prune_when_due(self) -> None:
         now = time.monotonic()

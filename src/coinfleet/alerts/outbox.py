@@ -264,6 +264,11 @@ async def start(conn: asyncpg.Connection, worker: str, alert: ClaimedAlert) -> C
     return None if row is None else dataclasses.replace(alert, attempt_id=row["id"], attempts=row["attempt"])
 
 
+async def wake_receiver(conn: asyncpg.Connection, url_prefix: str) -> None:
+    """A receiver answers again: every pending alert to it waiting out a backoff may go now."""
+    await conn.execute(query("wake_receiver_alerts"), url_prefix)
+
+
 async def release(conn: asyncpg.Connection, alerts: Sequence[ClaimedAlert], worker: str) -> None:
     """Give back claims on alerts whose attempts never started, so nobody waits for their lease."""
     if alerts:

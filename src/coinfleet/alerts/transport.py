@@ -44,6 +44,12 @@ def origin(url: str) -> tuple[str, str, int]:
     return parsed.scheme, parsed.host.lower(), parsed.port or DEFAULT_PORTS.get(parsed.scheme, 0)
 
 
+def url_prefix(url: str) -> str:
+    """The start every URL of the receiver `url` names shares as written: scheme://host[:port]/."""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.netloc.decode('ascii')}/"
+
+
 def redirect_refusal(current: httpx.URL, target: httpx.URL) -> str | None:
     """Why a redirect from `current` to `target` is not followed, or None: the signed body may only go
     to the same host and port, or to the same host over https (an upgrade); never to another host and

@@ -22,8 +22,9 @@ def test_a_failure_pauses_everyone_until_the_delay_is_over_then_admits_one_probe
     assert breaker.admit(100.5) == 0 and breaker.wait(100.5) == 0.5
     assert breaker.admit(101) == 1  # the probe
     assert breaker.admit(101) == 0 and breaker.wait(101) > 0  # the other lanes wait for its answer
-    breaker.succeeded()
+    assert breaker.succeeded()  # it was open: the receiver is back
     assert breaker.closed and breaker.admit(101) == UNLIMITED
+    assert not breaker.succeeded()
 
 
 def test_failed_probes_back_off_doubling_up_to_the_cap() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from coinfleet.alerts.transport import origin, redirect_refusal
+from coinfleet.alerts.transport import origin, redirect_refusal, url_prefix
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,8 @@ def test_receivers_are_told_apart_by_scheme_host_and_port() -> None:
     assert origin("https://N8N.example.com/webhook/a") == ("https", "n8n.example.com", 443)
     assert origin("http://n8n.example.com/x") == ("http", "n8n.example.com", 80)
     assert origin("http://127.0.0.1:5678/x") == ("http", "127.0.0.1", 5678)
+
+
+def test_the_url_prefix_of_a_receiver_keeps_the_url_as_written() -> None:
+    assert url_prefix("http://127.0.0.1:5678/webhook/a?x=1") == "http://127.0.0.1:5678/"
+    assert url_prefix("https://n8n.example.com/webhook/a") == "https://n8n.example.com/"

@@ -132,6 +132,16 @@ UPDATE coinfleet_alerts
 SET claimed_by = NULL, claimed_until = NULL, claimed_pid = NULL, claimed_backend_start = NULL
 WHERE id = ANY($1::int8[]) AND claimed_by = $2 AND state = 'pending'
 
+-- name: wake_receiver_alerts --
+-- A receiver answers again: its pending alerts waiting out a backoff may go now ($1: the start of its
+-- URLs, scheme://host:port/), and delivery workers are woken.
+WITH woken AS (
+    UPDATE coinfleet_alerts SET next_attempt_at = now()
+    WHERE state = 'pending' AND next_attempt_at > now() AND starts_with(url, $1)
+    RETURNING id
+)
+SELECT pg_notify('coinfleet_alerts', '') FROM (SELECT count(*) AS n FROM woken) AS w WHERE w.n > 0
+
 -- name: get_webhook_secret --
 -- A model's webhook signing secret.
 SELECT secret FROM coinfleet_webhook_secrets WHERE model_id = $1

@@ -33,8 +33,9 @@ WITH queue AS (
     SELECT a.id, a.url,
            a.next_attempt_at <= now() AND (
                a.claimed_by IS NULL OR a.claimed_until < now() OR NOT EXISTS (
-                   SELECT 1 FROM pg_stat_activity AS s
-                   WHERE s.pid = a.claimed_pid AND s.backend_start = a.claimed_backend_start)
+                   SELECT 1 FROM pg_stat_activity AS s  -- backend_start is hidden from other roles
+                   WHERE s.pid = a.claimed_pid
+                     AND coalesce(s.backend_start = a.claimed_backend_start, true))
            ) AS free
     FROM coinfleet_alerts AS a
     WHERE a.model_id = $1 AND a.state = 'pending'
@@ -79,7 +80,8 @@ SELECT a.url,
        extract(epoch FROM CASE
            WHEN a.claimed_by IS NOT NULL AND a.claimed_until >= now() AND EXISTS (
                     SELECT 1 FROM pg_stat_activity AS s
-                    WHERE s.pid = a.claimed_pid AND s.backend_start = a.claimed_backend_start)
+                    WHERE s.pid = a.claimed_pid
+                      AND coalesce(s.backend_start = a.claimed_backend_start, true))
            THEN a.claimed_until
            ELSE a.next_attempt_at END - now())::float8 AS due_in
 FROM coinfleet_alerts AS a

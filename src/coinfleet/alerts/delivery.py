@@ -243,14 +243,15 @@ class Deliverer:
 
     async def send_run(self, receiver: Receiver, alerts: Sequence[ClaimedAlert]) -> None:
         """Send a run of claimed alerts: up to `in_flight` at once, one coin's alerts one after the
-        other, each settled as it ends; the first failure stops new starts, and the alerts that never
-        started are given back."""
+        other, each settled as it ends; the first failure stops new starts. Every claim still held at
+        the end is given back: alerts that never started, and any whose outcome could not be stored
+        (its attempt stays open in the log and is closed as cut short when the alert is next claimed)."""
         run = Run(alerts)
         chains = [self._chain(receiver, run) for _ in range(min(self._config.in_flight, len(alerts)))]
         try:
             await asyncio.gather(*chains)
         finally:
-            await asyncio.shield(self._release(run.untried()))
+            await asyncio.shield(self._release(alerts))  # settled alerts hold no claim: untouched
 
     async def _chain(self, receiver: Receiver, run: Run[ClaimedAlert]) -> None:
         """Attempt alerts of the run one after the other until none is left for this chain."""
@@ -286,10 +287,10 @@ class Deliverer:
         _log_attempt(outcome)
         return started
 
-    async def _release(self, untried: Sequence[ClaimedAlert]) -> None:
-        if untried:
+    async def _release(self, alerts: Sequence[ClaimedAlert]) -> None:
+        if alerts:
             async with self._pool.acquire() as conn:
-                await outbox.release(conn, untried, self._worker)
+                await outbox.release(conn, alerts, self._worker)
 
     async def _attempt(self, receiver: Receiver, alert: ClaimedAlert) -> Outcome:
         """One attempt at a claimed alert, judged: delivered, pending again after a delay, or dead."""

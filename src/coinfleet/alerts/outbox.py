@@ -270,7 +270,7 @@ async def wake_receiver(conn: asyncpg.Connection, url_prefix: str) -> None:
 
 
 async def release(conn: asyncpg.Connection, alerts: Sequence[ClaimedAlert], worker: str) -> None:
-    """Give back claims on alerts whose attempts never started, so nobody waits for their lease."""
+    """Give back the worker's claims on these alerts, so nobody waits for their lease."""
     if alerts:
         await conn.execute(query("release_alert_claims"), [a.id for a in alerts], worker)
 

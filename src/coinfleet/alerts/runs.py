@@ -3,7 +3,7 @@
 A run is a model's claimed alerts in queue order. Alerts start in that order, but an alert waits while
 an older alert of the same coin is in flight, so one coin's alerts arrive strictly in order. Once an
 attempt fails, nothing new starts (the receiver's breaker decides when to go on) and whatever never
-started is given back.
+started is given back by the caller.
 """
 
 from __future__ import annotations
@@ -47,7 +47,3 @@ class Run(Generic[A]):
         """`alert`'s attempt is over; a failure stops the run."""
         self._busy.discard(alert.mint)
         self.stopped = self.stopped or failed
-
-    def untried(self) -> list[A]:
-        """The alerts that never started (to give back)."""
-        return list(self._waiting)

@@ -129,7 +129,7 @@ SELECT id, model_id, attempts, url, $1 FROM next_alert
 RETURNING id, attempt
 
 -- name: release_alert_claims --
--- Give back claims on alerts whose attempts never started (a run ended early, a shutdown).
+-- Give back this worker's claims on these alerts (a run's end: settled alerts hold none).
 UPDATE coinfleet_alerts
 SET claimed_by = NULL, claimed_until = NULL, claimed_pid = NULL, claimed_backend_start = NULL
 WHERE id = ANY($1::int8[]) AND claimed_by = $2 AND state = 'pending'

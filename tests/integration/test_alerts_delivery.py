@@ -969,3 +969,24 @@ def test_a_claimed_alert_never_shows_its_secret() -> None:
         secret="do-not-print-me-0123456789",
     )
     assert "do-not-print-me" not in repr(alert) and "do-not-print-me" not in str(alert)
+
+
+async def test_the_secret_never_reaches_the_log_or_the_receiver_in_clear(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, capfd: pytest.CaptureFixture[str]
+) -> None:
+    secret = "log-me-never-0123456789abcdef"
+    server = Receiver()
+    try:
+        model = await new_model(pool, small_bundle, "quiet-secret", webhook_url=server.url, secret=secret)
+        await queue(pool, model, server.url, some_rows(3))
+        server.status = 503  # failures log more than deliveries
+        async with delivering(pool, db_dsn, settings(webhook_max_age_seconds=0.5)):
+            await eventually(
+                lambda: _at_least(pool, "SELECT count(*) FROM coinfleet_alerts WHERE state = 'dead'", 3)
+            )
+    finally:
+        server.close()
+    out, err = capfd.readouterr()
+    assert "alert_dead" in out + err  # the log was captured
+    assert secret not in out + err
+    assert all(secret.encode() not in r.body and secret not in str(r.headers) for r in server.received)

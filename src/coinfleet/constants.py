@@ -15,3 +15,5 @@ ALERTS_CHANNEL = "coinfleet_alerts"
 MIGRATION_LOCK_KEY = 7_120_001
 #: name of the database the embedded server serves by default
 DEFAULT_DATABASE = "coinfleet"
+#: advisory lock namespace (first key; the model id is the second) serialising claims on one model's alerts
+ALERT_CLAIM_LOCK_SPACE = 7_120_014

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     webhook_max_concurrency: int = Field(default=64, ge=1, le=1000)
     #: most webhook requests one model has in flight at once, never two for one coin (1: the model's
     #: alerts arrive strictly in queue order; more: each coin's alerts do)
-    webhook_in_flight_per_model: int = Field(default=4, ge=1, le=32)
+    webhook_in_flight_per_model: int = Field(default=1, ge=1, le=32)
     #: days the per-attempt delivery log and delivered alerts are kept
     webhook_log_retention_days: float = Field(default=14.0, gt=0)
     #: data seconds after a prediction's horizon end in which some row of any coin must show that the feed

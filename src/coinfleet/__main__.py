@@ -1,5 +1,5 @@
 """`python -m coinfleet` runs the CLI."""
 
-from coinfleet.cli.main import app
+from coinfleet.cli.main import main
 
-app()
+main()

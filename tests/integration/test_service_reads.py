@@ -97,6 +97,8 @@ async def test_unknown_model_is_not_found(pool: asyncpg.Pool) -> None:
         await models.show_model(pool, "nope")
     with pytest.raises(NotFound):
         await predictions.list_predictions(pool, PredictionQuery(model="nope"))
+    with pytest.raises(ModelNotFound):
+        await stats.statistics(pool, model="nope")
 
 
 async def test_prediction_filters(pool: asyncpg.Pool) -> None:

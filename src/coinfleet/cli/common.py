@@ -14,7 +14,6 @@ from rich.console import Console
 
 from coinfleet.config import Settings
 from coinfleet.db.database import open_database
-from coinfleet.errors import CoinfleetError
 from coinfleet.logs import configure_logging
 from coinfleet.service.common import Db
 
@@ -31,14 +30,11 @@ def load_settings() -> Settings:
 
 
 def run(service: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
-    """Run one async service function on uvloop; a CoinfleetError becomes a one-line message and exit
-    code 1."""
+    """Run one async service function on uvloop; a CoinfleetError reaches the entry point
+    (`coinfleet.cli.errors.guarded`), which prints it as one line."""
     settings = load_settings()
     try:
         return uvloop.run(service(settings))
-    except CoinfleetError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from coinfleet import __version__
 from coinfleet.cli import alerts, bench, db, feed, models
 from coinfleet.cli.backtest import backtest
 from coinfleet.cli.common import run
 from coinfleet.cli.demo import demo
+from coinfleet.cli.errors import guarded
 from coinfleet.cli.predecessor import migrate_from_pump_server_command
 from coinfleet.cli.stats import stats
 from coinfleet.cli.train import train
@@ -19,6 +21,26 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"coinfleet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_show_version, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the full traceback of an error (also COINFLEET_LOG_LEVEL=debug)."
+    ),
+) -> None:
+    """coinfleet: real-time predictions for pump.fun coins, one isolated lane per model."""
+
+
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(alerts.app, name="alerts")
@@ -45,3 +67,8 @@ def serve(
         await serve_service(settings, scheduler=scheduler)
 
     run(service)
+
+
+def main() -> None:
+    """The console entry point: the CLI with every error as one line (see `coinfleet.cli.errors`)."""
+    guarded(app)

@@ -140,9 +140,14 @@ def parse_observation(fields: dict[str, str]) -> Observation:
 def _read_header(line: str, path: Path) -> list[str]:
     header = [name.strip() for name in _split(line)]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if len(missing) == len(REQUIRED_COLUMNS):
+        raise DataFormatError(
+            f"{path} is not a recorded metrics file (its first line names none of the columns)"
+            f" — give a CSV whose header has {', '.join(REQUIRED_COLUMNS)}"
+        )
     if missing:
         lacking, needed = ", ".join(missing), ", ".join(REQUIRED_COLUMNS)
-        raise DataFormatError(f"{path} lacks the columns {lacking}; a recorded file needs {needed}")
+        raise DataFormatError(f"{path} lacks the columns {lacking} — a recorded file needs {needed}")
     return header
 
 

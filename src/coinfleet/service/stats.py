@@ -8,7 +8,7 @@ from typing import Any
 from coinfleet.db.sql import query
 from coinfleet.errors import InvalidRequest
 from coinfleet.reports import parse_since
-from coinfleet.service.common import Db
+from coinfleet.service.common import Db, model_id_of
 from coinfleet.service.schemas import Statistics, StatisticsReport
 
 __all__ = ["parse_since", "statistics"]
@@ -41,9 +41,10 @@ def _statistics(row: Any) -> Statistics:
 
 async def statistics(db: Db, *, since: datetime | None = None, model: str | None = None) -> StatisticsReport:
     """Statistics of every model (or the one named) and across them, over predictions whose metric time
-    is at or after `since` (None: all time); InvalidRequest for a naive `since`. An unknown model name
-    gives no model rows and an empty overall row."""
+    is at or after `since` (None: all time); InvalidRequest for a naive `since`, ModelNotFound for an
+    unknown model name."""
     if since is not None and since.tzinfo is None:
         raise InvalidRequest(f"since {since} has no time zone; give an aware time, e.g. ...+00:00")
+    await model_id_of(db, model)
     rows = [_statistics(r) for r in await db.fetch(query("statistics"), since, model)]
     return StatisticsReport(since=since, models=rows[:-1], overall=rows[-1])

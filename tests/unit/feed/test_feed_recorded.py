@@ -186,7 +186,7 @@ def test_a_header_without_required_columns_names_them(tmp_path: Path) -> None:
 def test_an_empty_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "empty.csv"
     path.write_text("", encoding="utf-8")
-    with pytest.raises(DataFormatError, match="lacks the columns timestamp, mint"):
+    with pytest.raises(DataFormatError, match="not a recorded metrics file"):
         read_recorded(path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -17,16 +18,20 @@ from coinfleet.config import Settings
 from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, fresh_database, resolve
+from coinfleet.db.migrate import migrate
+from coinfleet.errors import ModelNotFound
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
 from coinfleet.feed import live
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
 from coinfleet.metrics import MetricRow
+from coinfleet.models import registry
 from coinfleet.models.bundle import META_SUFFIX, ModelBundle, read_bundle, write_bundle
-from coinfleet.models.importing import import_bundle
+from coinfleet.models.importing import import_bundle, trained_model
 from coinfleet.models.train import Algorithm, train_model
 from coinfleet.pipeline.store import prediction_counts
 from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.service.quality import calibration
+from coinfleet.service.stats import statistics
 from coinfleet.targets import TargetSpec
 
 log = structlog.get_logger(__name__)
@@ -36,6 +41,8 @@ TRAINING_HISTORY_SECONDS = 3 * 3600
 #: share of the run a recorded file's replay is fitted into when a duration is given
 REPLAY_SHARE = 0.8
 DEFAULT_SIMULATION_SECONDS = 60.0
+#: share of a recorded file's time span the demo models are trained on; the rest is scored out of sample
+TRAIN_SHARE = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,7 +86,8 @@ class DemoOptions:
     """What the user asked for."""
 
     duration: float | None
-    data_rows: Sequence[MetricRow] | None  #: a recorded file's rows, or None for the simulator
+    data_rows: Sequence[MetricRow] | None  #: a recorded file's rows to score, or None for the simulator
+    train_rows: Sequence[MetricRow] | None = None  #: a recorded file's rows to train on (before data_rows)
     data_key: str  #: names the market the models were trained on (cache key)
     coins: int = 60
     seed: int = 7
@@ -100,6 +108,9 @@ class ModelLine:
     errors: int
     brier_validation: float | None = None  #: on the training's validation split
     brier_live: float | None = None  #: over the run's judged predictions (final snapshot only)
+    evaluated: int = 0  #: predictions judged so far (final snapshot only)
+    hit_rate_at_horizon: float | None = None  #: final snapshot only
+    hit_rate_within: float | None = None  #: final snapshot only
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,11 +121,13 @@ class DemoSnapshot:
     events: int
     feeding: bool
     models: list[ModelLine] = field(default_factory=list)
+    database: str = ""  #: where the models and results are: "main" or the demo database's name
 
     def as_json(self) -> dict[str, object]:
         """The documented `--json` summary."""
         return {
             "events": self.events,
+            "database": self.database,
             "models": [
                 {
                     "name": m.name,
@@ -123,6 +136,10 @@ class DemoSnapshot:
                     "lag_events": m.lag_events,
                     "brier_validation": m.brier_validation,
                     "brier_live": m.brier_live,
+                    "by_tag": m.predictions,
+                    "evaluated": m.evaluated,
+                    "hit_rate_at_horizon": m.hit_rate_at_horizon,
+                    "hit_rate_within": m.hit_rate_within,
                 }
                 for m in self.models
             ],
@@ -133,13 +150,23 @@ def data_key_for(path: Path | None, seed: int) -> str:
     """A short name of the training market: the file's hash, or the simulator seed."""
     if path is None:
         return f"sim-{seed}"
-    return "file-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return f"file-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}-train{TRAIN_SHARE * 100:.0f}"
+
+
+def split_recorded(rows: Sequence[MetricRow]) -> tuple[list[MetricRow], list[MetricRow]]:
+    """A recorded file's rows split in time: the first TRAIN_SHARE of its span to train on, the rest to
+    score (out of sample)."""
+    if not rows:
+        return [], []
+    first = min(r.timestamp for r in rows)
+    cut = first + (max(r.timestamp for r in rows) - first) * TRAIN_SHARE
+    return [r for r in rows if r.timestamp < cut], [r for r in rows if r.timestamp >= cut]
 
 
 def training_rows(options: DemoOptions) -> Sequence[MetricRow]:
-    """The recorded file, or a long simulated history with its own seed."""
-    if options.data_rows is not None:
-        return options.data_rows
+    """The recorded file's first part, or a long simulated history with its own seed."""
+    if options.train_rows is not None:
+        return options.train_rows
     start = datetime(2026, 1, 1, tzinfo=UTC)
     config = SimulatorConfig(coins=options.coins * 4, seed=options.seed + 1000, launch_window_seconds=3600)
     return MarketSimulator(config, start).history(TRAINING_HISTORY_SECONDS)
@@ -158,10 +185,34 @@ def ensure_demo_models(home: Path, options: DemoOptions) -> list[ModelBundle]:
     return [read_bundle(folder / (m.name + META_SUFFIX)) for m in DEMO_MODELS]
 
 
-async def fresh_demo_database(settings: Settings) -> tuple[str, bool]:
-    """An empty, migrated demo database on the configured server; (DSN, embedded server started)."""
+async def demo_database(settings: Settings) -> tuple[str, bool, str]:
+    """(DSN, embedded server started, which database). On the embedded server the demo uses the main
+    database, so that every other command sees its models and results; on a server of the user's
+    (DATABASE_URL) it keeps its simulated market off their data, in a fresh database of its own."""
     target = await resolve(settings)
-    return await fresh_database(target.dsn, DEMO_DATABASE), target.started_embedded
+    if settings.database_url:
+        return await fresh_database(target.dsn, DEMO_DATABASE), False, DEMO_DATABASE
+    conn = await asyncpg.connect(target.dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return target.dsn, target.started_embedded, "main"
+
+
+async def register_demo_model(conn: asyncpg.Connection, bundle: ModelBundle) -> None:
+    """Register and activate a demo model; one from an earlier run is reused, with this run's file as a
+    new version when it was trained on another market."""
+    try:
+        current = await registry.get(conn, bundle.name)
+    except ModelNotFound:
+        await import_bundle(conn, bundle, activate=True)
+        return
+    model = trained_model(bundle)
+    if current.artifact_sha256 != model.sha256:
+        await registry.switch_version(conn, bundle.name, await registry.add_version(conn, bundle.name, model))
+    if current.status != "active":
+        await registry.set_status(conn, bundle.name, "active")
 
 
 class DemoRun:
@@ -244,11 +295,12 @@ class DemoRun:
         for lane in self._supervisor.lanes:
             stats = lane.stats
             predictions = dict(stats.predictions)
-            brier_live = None
+            brier_live, judged = None, None
             if final:
                 async with self._pool.acquire() as conn:
                     predictions = await prediction_counts(conn, lane.model.id)
                     brier_live = await _live_brier(conn, lane.model.name)
+                    judged = (await statistics(conn, model=lane.model.name)).models[0]
             lines.append(
                 ModelLine(
                     name=lane.model.name,
@@ -261,6 +313,9 @@ class DemoRun:
                     errors=sum(stats.errors.values()),
                     brier_validation=lane.model.training_metrics.get("calibration", {}).get("brier"),
                     brier_live=brier_live,
+                    evaluated=judged.evaluated if judged else 0,
+                    hit_rate_at_horizon=judged.hit_rate_at_horizon if judged else None,
+                    hit_rate_within=judged.hit_rate_within if judged else None,
                 )
             )
         return DemoSnapshot(
@@ -278,14 +333,15 @@ async def run_demo(
 ) -> DemoSnapshot:
     """Train (once), start a fresh demo database, feed the market, run the lanes, summarise."""
     bundles = await asyncio.to_thread(ensure_demo_models, settings.home, options)
-    dsn, started_embedded = await fresh_demo_database(settings)
+    dsn, started_embedded, database = await demo_database(settings)
     try:
         pool = await create_pool(dsn, max_size=settings.pool_max_size)
         try:
             async with pool.acquire() as conn:
                 for bundle in bundles:
-                    await import_bundle(conn, bundle, activate=True)
-            return await DemoRun(settings=settings, options=options, pool=pool, dsn=dsn).run(on_snapshot)
+                    await register_demo_model(conn, bundle)
+            run = DemoRun(settings=settings, options=options, pool=pool, dsn=dsn)
+            return dataclasses.replace(await run.run(on_snapshot), database=database)
         finally:
             await pool.close()
     finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_demo(home: Path, *extra: str) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "COINFLEET_DATABASE_URL")}
-    env.update({"COINFLEET_HOME": str(home), "COINFLEET_LOG_LEVEL": "warning"})
-    _, summary = coinfleet_json("demo", *extra, env=env, timeout=300)
+    _, summary = coinfleet_json("demo", *extra, env=demo_env(home), timeout=300)
     assert isinstance(summary, dict)
     return summary
 
@@ -29,9 +29,27 @@ def assert_models_scored(summary: dict[str, object]) -> None:
     assert summary["events"] > 0
 
 
-@pytest.mark.timeout(300)
+def demo_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "COINFLEET_DATABASE_URL")}
+    env.update({"COINFLEET_HOME": str(home), "COINFLEET_LOG_LEVEL": "warning"})
+    return env
+
+
+@pytest.mark.timeout(400)
 def test_demo_on_the_simulator_with_the_embedded_database(tmp_path: Path) -> None:
-    assert_models_scored(run_demo(tmp_path / "home", "--duration", "15"))
+    summary = run_demo(tmp_path / "home", "--duration", "15")
+    assert_models_scored(summary)
+    assert summary["database"] == "main"
+    env = demo_env(tmp_path / "home")
+    try:
+        _, listed = coinfleet_json("models", "list", env=env, timeout=120)
+        _, stats = coinfleet_json("stats", env=env, timeout=120)
+    finally:
+        subprocess.run([sys.executable, "-m", "coinfleet", "db", "stop"], env=env, timeout=120, check=False)
+    scored = {m["name"] for m in summary["models"]}  # type: ignore[attr-defined]
+    assert scored <= {m["name"] for m in listed}, "the rest of the CLI sees the demo's models"
+    counted = {m["name"]: m["predictions"] for m in stats["models"]}
+    assert all(counted[name] > 0 for name in scored), "and their predictions"
 
 
 @pytest.mark.timeout(300)
@@ -41,3 +59,4 @@ def test_demo_replaying_the_recorded_file(tmp_path: Path, recorded_file: Path) -
     models = summary["models"]
     assert isinstance(models, list)
     assert all(0 <= m["brier_validation"] <= 1 for m in models), "trained models report their calibration"
+    assert all("hit_rate_within" in m and "by_tag" in m for m in models)

@@ -13,7 +13,8 @@ import uvloop
 from rich.console import Console
 
 from coinfleet.config import Settings
-from coinfleet.db.database import open_database
+from coinfleet.db import embedded
+from coinfleet.db.database import Database, open_database
 from coinfleet.logs import configure_logging
 from coinfleet.service.common import Db
 
@@ -40,12 +41,24 @@ def run(service: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
 
 
 @asynccontextmanager
+async def short_command_database(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Database]:
+    """The database for a command that ends; an embedded server it started keeps running for the next
+    command, and the user is told so once."""
+    was_running = settings.database_url is not None or embedded.status(settings.pgdata).running
+    async with open_database(settings, stop_on_exit=False, run_migrations=migrate) as db:
+        if not was_running:
+            err_console.print(
+                f"started the embedded PostgreSQL in {settings.pgdata}; it keeps running for the next"
+                " commands — `coinfleet db stop` stops it",
+                highlight=False,
+            )
+        yield db
+
+
+@asynccontextmanager
 async def connection(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Db]:
     """One connection for a short command's service calls (the embedded server keeps running)."""
-    async with (
-        open_database(settings, stop_on_exit=False, run_migrations=migrate) as db,
-        db.pool.acquire() as conn,
-    ):
+    async with short_command_database(settings, migrate=migrate) as db, db.pool.acquire() as conn:
         yield conn
 
 

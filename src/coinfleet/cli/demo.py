@@ -12,7 +12,15 @@ from rich.table import Table
 from coinfleet.cli.common import console, err_console, print_json, run
 from coinfleet.cli.feed import load_recorded
 from coinfleet.config import Settings
-from coinfleet.demo import DemoOptions, DemoSnapshot, data_key_for, run_demo
+from coinfleet.demo import (
+    DEMO_DATABASE,
+    TRAIN_SHARE,
+    DemoOptions,
+    DemoSnapshot,
+    data_key_for,
+    run_demo,
+    split_recorded,
+)
 
 
 def render(snapshot: DemoSnapshot) -> Table:
@@ -57,10 +65,17 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="End with one JSON summary line on stdout."),
 ) -> None:
     """Start the embedded database, feed a market, train 3 models, score live, summarise."""
-    rows = load_recorded(data).rows if data is not None else None
+    train_rows, rows = None, None
+    if data is not None:
+        train_rows, rows = split_recorded(load_recorded(data).rows)
+        err_console.print(
+            f"training on the first {TRAIN_SHARE:.0%} of {data.name}'s time span ({len(train_rows)} rows); "
+            f"scoring the other {len(rows)} rows live, out of sample"
+        )
     options = DemoOptions(
         duration=duration,
         data_rows=rows,
+        train_rows=train_rows,
         data_key=data_key_for(data, seed),
         coins=coins,
         seed=seed,
@@ -76,5 +91,43 @@ def demo(
         return final
 
     final = run(service)
+    screen.print(render_summary(final))
+    for line in next_steps(final, data):
+        screen.print(line, highlight=False)
     if as_json:
         print_json(final.as_json())
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def render_summary(final: DemoSnapshot) -> Table:
+    """Per model: predictions by tag, alerts, hit rates by both rules once evaluated, lag."""
+    table = Table(title="demo summary (hit rates over evaluated predictions)")
+    for column in ("model", "neg/pos/alert", "judged", "hit@end", "hit within", "lag"):
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=column == "model")
+    for m in final.models:
+        by_tag = "/".join(str(m.predictions.get(t, 0)) for t in ("negative", "positive", "alert"))
+        table.add_row(
+            m.name,
+            by_tag,
+            str(m.evaluated),
+            _pct(m.hit_rate_at_horizon),
+            _pct(m.hit_rate_within),
+            str(m.lag_events),
+        )
+    return table
+
+
+def next_steps(final: DemoSnapshot, data: Path | None) -> list[str]:
+    """The commands to try next (the demo's models are where they run)."""
+    file = str(data) if data is not None else "FILE.csv"
+    if final.database == "main":
+        where = "the demo's models and results are in the main database; try next:"
+        prefix = ""
+    else:
+        where = f"the demo's models and results are in the database {DEMO_DATABASE!r} on your server; try:"
+        prefix = f"DATABASE_URL=<your server>/{DEMO_DATABASE} "
+    commands = ("models list", "stats", f"backtest {file}", "serve")
+    return [where, *(f"  {prefix}coinfleet {c}" for c in commands)]

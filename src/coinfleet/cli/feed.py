@@ -12,9 +12,8 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from coinfleet.cli.common import console, err_console, print_json, run
+from coinfleet.cli.common import console, err_console, print_json, run, short_command_database
 from coinfleet.config import Settings
-from coinfleet.db.database import open_database
 from coinfleet.feed import live
 from coinfleet.feed.recorded import RecordedFile, read_recorded
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
@@ -44,7 +43,7 @@ def replay(
 
     async def service(settings: Settings) -> int:
         stop = _stop_on_signals()
-        async with open_database(settings, stop_on_exit=False) as db:
+        async with short_command_database(settings) as db:
             with _progress(len(recorded.rows) if not loop else None) as (progress, task):
                 return await live.replay(
                     db.pool,
@@ -78,7 +77,7 @@ def simulate(
         if duration is not None:
             asyncio.get_running_loop().call_later(duration, stop.set)
         simulator = MarketSimulator(config, datetime.now(UTC))
-        async with open_database(settings, stop_on_exit=False) as db:
+        async with short_command_database(settings) as db:
             with _progress(None) as (progress, task):
                 return await live.simulate(
                     db.pool, simulator, stop=stop, on_rows=lambda n: progress.advance(task, n)

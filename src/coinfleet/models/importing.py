@@ -228,6 +228,21 @@ def validate_bundle(bundle: ModelBundle) -> None:
     validate_predictor(predictor, len(bundle.features))
 
 
+def trained_model(bundle: ModelBundle, settings: ModelSettings | None = None) -> NewModel:
+    """The model to register for a bundle this process trained."""
+    return NewModel(
+        name=bundle.name,
+        algorithm=bundle.algorithm,
+        format=bundle.format,
+        artifact=bundle.artifact,
+        features=bundle.features,
+        target=bundle.target,
+        settings=settings or ModelSettings(alert_threshold=bundle.alert_threshold),
+        training_metrics=bundle.metrics,
+        source={"format": bundle.format, "trained_here": True},
+    )
+
+
 async def import_bundle(
     conn: asyncpg.Connection,
     bundle: ModelBundle,
@@ -237,20 +252,7 @@ async def import_bundle(
 ) -> ModelRecord:
     """Validate in-process (a bundle this process trained), then register and optionally activate it."""
     validate_bundle(bundle)
-    model = await registry.register(
-        conn,
-        NewModel(
-            name=bundle.name,
-            algorithm=bundle.algorithm,
-            format=bundle.format,
-            artifact=bundle.artifact,
-            features=bundle.features,
-            target=bundle.target,
-            settings=settings or ModelSettings(alert_threshold=bundle.alert_threshold),
-            training_metrics=bundle.metrics,
-            source={"format": bundle.format, "trained_here": True},
-        ),
-    )
+    model = await registry.register(conn, trained_model(bundle, settings))
     if activate:
         model = await registry.set_status(conn, model.name, "active")
     return model

@@ -436,6 +436,8 @@ def _child_main(conn: Connection, spec: LoaderSpec, memory_limit_mb: int) -> Non
     # a model's compute yields to the coordinating process and the database, which serve every model;
     # loading (imports, a restart after a crash) runs at the lowest priority until a first quick batch
     _die_with_parent()
+    # Ctrl-C reaches the whole process group; the parent stops its children (pipe closed, or killed)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # a model that crashes until it is quarantined must not write a core file of its whole process each
     # time (hundreds of MB into the working folder where core dumps are on)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

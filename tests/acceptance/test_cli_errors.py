@@ -89,3 +89,10 @@ def test_debug_shows_the_traceback(env: dict[str, str]) -> None:
 def test_version(env: dict[str, str]) -> None:
     done = coinfleet("--version", env=env)
     assert done.returncode == 0 and done.stdout.strip() == f"coinfleet {__version__}"
+
+
+def test_help_shows_flags_as_flags(env: dict[str, str]) -> None:
+    done = coinfleet("stats", "--help", env=env)
+    assert done.returncode == 0
+    json_line = next(line for line in done.stdout.splitlines() if "--json" in line)
+    assert "<bool>" not in json_line and "--no-json" not in json_line

@@ -13,7 +13,9 @@ from coinfleet.config import Settings
 from coinfleet.service import alerts
 from coinfleet.service.schemas import MAX_PAGE_SIZE, Alert, AlertQuery, AlertState, WebhookTest
 
-app = typer.Typer(help="Webhook alerts: the outbox, retries and tests.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Webhook alerts: the outbox, retries and tests.", no_args_is_help=True
+)
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
 STATES: dict[str, AlertState] = {"pending": "pending", "delivered": "delivered", "dead": "dead"}
 

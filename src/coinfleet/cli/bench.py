@@ -17,7 +17,9 @@ from coinfleet.cli.common import console, print_json, run
 from coinfleet.config import Settings
 from coinfleet.models.train import Algorithm
 
-app = typer.Typer(help="Benchmarks: measured side by side in one run.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Benchmarks: measured side by side in one run.", no_args_is_help=True
+)
 JSON_OPTION = typer.Option(False, "--json", help="End with one JSON object on stdout.")
 
 

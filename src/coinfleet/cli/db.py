@@ -11,7 +11,9 @@ from coinfleet.db.database import redact, resolve
 from coinfleet.db.migrate import available, migrate
 from coinfleet.service.health import ping
 
-app = typer.Typer(help="The database: embedded server and migrations.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="The database: embedded server and migrations.", no_args_is_help=True
+)
 
 
 @app.command()

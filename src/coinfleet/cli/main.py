@@ -17,6 +17,7 @@ from coinfleet.config import Settings
 from coinfleet.pipeline.serve import Scheduler
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="coinfleet: real-time predictions for pump.fun coins, one isolated lane per model.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

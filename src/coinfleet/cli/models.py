@@ -20,7 +20,7 @@ from coinfleet.service.common import Db
 from coinfleet.service.importing import request_from_path, sandbox_limits
 from coinfleet.service.schemas import Model
 
-app = typer.Typer(help="The model registry.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="The model registry.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
 #: what `models list --json` and `models show` print of a model (the lane is shown by `coinfleet lag`)
 SUMMARY_FIELDS = {

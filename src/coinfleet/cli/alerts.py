@@ -9,6 +9,7 @@ from rich.table import Table
 
 from coinfleet.alerts import secrets
 from coinfleet.cli.common import connection, console, print_json, run
+from coinfleet.cli.tables import WIDE_OPTION, Column, make_table, print_table
 from coinfleet.config import Settings
 from coinfleet.service import alerts
 from coinfleet.service.schemas import MAX_PAGE_SIZE, Alert, AlertQuery, AlertState, WebhookTest
@@ -20,10 +21,22 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
 STATES: dict[str, AlertState] = {"pending": "pending", "delivered": "delivered", "dead": "dead"}
 
 
-def _table(rows: list[Alert]) -> Table:
-    table = Table("id", "model", "coin", "metric time", "tag", "state", "attempts", "last status", "error")
-    for r in rows:
-        table.add_row(
+ALERT_COLUMNS = (
+    Column("id", name=True),
+    Column("model", name=True),
+    Column("coin", narrow=False, text=True),
+    Column("metric time", text=True),
+    Column("tag", narrow=False, text=True),
+    Column("state", text=True),
+    Column("attempts", narrow=False),
+    Column("last status", narrow=False),
+    Column("error", narrow=False, text=True),
+)
+
+
+def _table(alerts: list[Alert], *, wide: bool) -> Table:
+    rows = [
+        (
             str(r.id),
             r.model_name,
             r.mint,
@@ -34,7 +47,9 @@ def _table(rows: list[Alert]) -> Table:
             "" if r.last_status is None else str(r.last_status),
             (r.last_error or "")[:60],
         )
-    return table
+        for r in alerts
+    ]
+    return make_table(None, ALERT_COLUMNS, rows, wide=wide)
 
 
 @app.command("list")
@@ -43,6 +58,7 @@ def list_command(
     state: str | None = typer.Option(None, "--state", help="pending, delivered or dead."),
     limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="Newest alerts shown."),
     as_json: bool = JSON_OPTION,
+    wide: bool = WIDE_OPTION,
 ) -> None:
     """The newest alerts with their delivery state."""
     first = AlertQuery(model=model, state=_state(state), limit=min(limit, MAX_PAGE_SIZE))
@@ -62,7 +78,7 @@ def list_command(
     if as_json:
         print_json([r.model_dump() for r in rows])
     else:
-        console.print(_table(rows))
+        print_table(console, _table(rows, wide=wide), wide=wide)
 
 
 def _state(state: str | None) -> AlertState | None:

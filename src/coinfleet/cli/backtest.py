@@ -15,6 +15,7 @@ from rich.table import Table
 from coinfleet.cli.common import console, err_console, print_json, run
 from coinfleet.cli.feed import load_recorded
 from coinfleet.cli.stats import render
+from coinfleet.cli.tables import WIDE_OPTION, Column, make_table, print_table
 from coinfleet.config import Settings
 from coinfleet.service.backtest import run_backtest
 from coinfleet.service.schemas import BacktestReport, Coverage, RuleComparison
@@ -24,13 +25,21 @@ def _share(part: int, whole: int) -> str:
     return "-" if not whole else f"{part} ({part / whole:.1%})"
 
 
-def render_coverage(coverage: Sequence[Coverage]) -> Table:
+COVERAGE_COLUMNS = (
+    Column("model", name=True),
+    Column("ended"),
+    Column("judged"),
+    Column("no data"),
+    Column("invalid price", narrow=False),
+    Column("pending", narrow=False),
+    Column("past the file", narrow=False),
+)
+
+
+def render_coverage(coverage: Sequence[Coverage], *, wide: bool = True) -> Table:
     """Per model: what became of the predictions whose horizon ended inside the file."""
-    table = Table(title="coverage: predictions whose horizon ended inside the file")
-    for column in ("model", "ended", "judged", "no data", "invalid price", "pending", "past the file"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for c in coverage:
-        table.add_row(
+    rows = [
+        (
             c.name,
             str(c.ended),
             _share(c.judged, c.ended),
@@ -39,17 +48,26 @@ def render_coverage(coverage: Sequence[Coverage]) -> Table:
             _share(c.pending, c.ended),
             str(c.running),
         )
-    return table
+        for c in coverage
+    ]
+    title = "coverage: predictions whose horizon ended inside the file"
+    return make_table(title, COVERAGE_COLUMNS, rows, wide=wide)
 
 
-def render_rules(rules: Sequence[RuleComparison]) -> Table:
+RULE_COLUMNS = (
+    Column("model", name=True),
+    Column("judged"),
+    Column("hit@end"),
+    Column("hit within"),
+    Column("alert prec@end", narrow=False),
+    Column("alert prec within", narrow=False),
+)
+
+
+def render_rules(rules: Sequence[RuleComparison], *, wide: bool = True) -> Table:
     """Per model: hit rate and alert precision as of the horizon end beside the former rule."""
-    table = Table(title="as-of rule vs former rule (first row in [end, end + grace]; quiet coins dropped)")
-    columns = ("model", "judged", "hit@end", "hit within", "alert prec@end", "alert prec within")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for r in rules:
-        table.add_row(
+    rows = [
+        (
             r.name,
             f"{r.judged} / {r.judged_former}",
             _pair(r.hit_rate_at_horizon, r.hit_rate_at_horizon_former),
@@ -57,8 +75,10 @@ def render_rules(rules: Sequence[RuleComparison]) -> Table:
             _pair(r.alert_precision_at_horizon, r.alert_precision_at_horizon_former),
             _pair(r.alert_precision_within, r.alert_precision_within_former),
         )
-    table.caption = "each cell: as-of / former"
-    return table
+        for r in rules
+    ]
+    title = "as-of rule vs former rule (first row in [end, end + grace]; quiet coins dropped)"
+    return make_table(title, RULE_COLUMNS, rows, wide=wide, caption="each cell: as-of / former")
 
 
 def _pair(as_of: float | None, former: float | None) -> str:
@@ -74,6 +94,7 @@ def backtest(
         [], "--model", help="Model to backtest (repeatable; default: all active)."
     ),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line of statistics."),
+    wide: bool = WIDE_OPTION,
 ) -> None:
     """Replay a recorded file through the lanes and evaluation in a throwaway database; print statistics."""
     rows = load_recorded(file).rows
@@ -88,9 +109,9 @@ def backtest(
             )
 
     result = run(service)
-    screen.print(render(result.models, None))
-    screen.print(render_coverage(result.coverage))
-    screen.print(render_rules(result.rules))
+    print_table(screen, render(result.models, None, wide=wide), wide=wide)
+    print_table(screen, render_coverage(result.coverage, wide=wide), wide=wide)
+    print_table(screen, render_rules(result.rules, wide=wide), wide=wide)
     if as_json:
         print_json(
             {

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from coinfleet.cli.common import console, err_console, print_json, run
 from coinfleet.cli.feed import load_recorded
+from coinfleet.cli.tables import Column, make_table
 from coinfleet.config import Settings
 from coinfleet.demo import (
     DEMO_DATABASE,
@@ -22,16 +23,25 @@ from coinfleet.demo import (
     split_recorded,
 )
 
+LIVE_COLUMNS = (
+    Column("model", name=True),
+    Column("target", narrow=False, text=True),
+    Column("events"),
+    Column("lag"),
+    Column("neg"),
+    Column("pos"),
+    Column("alert"),
+    Column("last p"),
+    Column("err"),
+    Column("Brier val/live", narrow=False),
+)
 
-def render(snapshot: DemoSnapshot) -> Table:
+
+def render(snapshot: DemoSnapshot, *, wide: bool = False) -> Table:
     """One row per model: events, lag, predictions by tag, last probability."""
     state = "feeding" if snapshot.feeding else "done"
-    table = Table(title=f"coinfleet demo — {snapshot.events} metric rows, {snapshot.elapsed:.0f}s, {state}")
-    columns = ("model", "target", "events", "lag", "neg", "pos", "alert", "last p", "err", "Brier val/live")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("model", "target") else "right")
-    for m in snapshot.models:
-        table.add_row(
+    rows = [
+        (
             m.name,
             m.target,
             str(m.events),
@@ -43,7 +53,10 @@ def render(snapshot: DemoSnapshot) -> Table:
             str(m.errors),
             f"{_brier(m.brier_validation)}/{_brier(m.brier_live)}",
         )
-    return table
+        for m in snapshot.models
+    ]
+    title = f"coinfleet demo — {snapshot.events} metric rows, {snapshot.elapsed:.0f}s, {state}"
+    return make_table(title, LIVE_COLUMNS, rows, wide=wide)
 
 
 def _brier(value: float | None) -> str:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from coinfleet.cli.common import connection, console, err_console, print_json, run
+from coinfleet.cli.tables import WIDE_OPTION, Column, make_table, print_table
 from coinfleet.config import Settings
 from coinfleet.models.importing import PICKLE_WARNING
 from coinfleet.models.metadata import flag_metadata
@@ -108,8 +109,19 @@ def _serving(model: Model) -> str:
     return "serves compiled ONNX" if serving.get("compiled") else f"serves natively ({serving.get('reason')})"
 
 
+MODEL_COLUMNS = (
+    Column("name", name=True),
+    Column("algorithm", narrow=False, text=True),
+    Column("target", text=True),
+    Column("status", text=True),
+    Column("weight", narrow=False),
+    Column("threshold"),
+    Column("reason", text=True),
+)
+
+
 @app.command("list")
-def list_command(as_json: bool = JSON_OPTION) -> None:
+def list_command(as_json: bool = JSON_OPTION, wide: bool = WIDE_OPTION) -> None:
     """All models with status, target and key settings."""
 
     async def service(settings: Settings) -> list[Model]:
@@ -120,9 +132,8 @@ def list_command(as_json: bool = JSON_OPTION) -> None:
     if as_json:
         print_json([_summary(m) for m in found])
         return
-    table = Table("name", "algorithm", "target", "status", "weight", "threshold", "reason")
-    for m in found:
-        table.add_row(
+    rows = [
+        (
             m.name,
             m.algorithm,
             m.target.description,
@@ -131,7 +142,9 @@ def list_command(as_json: bool = JSON_OPTION) -> None:
             f"{m.settings['alert_threshold']:g}",
             m.status_reason or "",
         )
-    console.print(table)
+        for m in found
+    ]
+    print_table(console, make_table(None, MODEL_COLUMNS, rows, wide=wide), wide=wide)
 
 
 @app.command()

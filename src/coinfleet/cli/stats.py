@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from coinfleet.cli.common import connection, console, print_json, run
+from coinfleet.cli.tables import WIDE_OPTION, Column, make_table, print_table
 from coinfleet.config import Settings
 from coinfleet.models.drift import DRIFT_WINDOW_HOURS
 from coinfleet.service.common import Db
@@ -53,31 +54,32 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:+.2f}%"
 
 
-def render(stats: Sequence[Statistics], since: datetime | None) -> Table:
-    """One row per model."""
+STATS_COLUMNS = (
+    Column("model", name=True),
+    Column("preds"),
+    Column("neg/pos/alert", narrow=False),
+    Column("alerts"),
+    Column("judged"),
+    Column("pending", narrow=False),
+    Column("no data", narrow=False),
+    Column("hit@end"),
+    Column("hit within"),
+    Column("alert prec@end", narrow=False),
+    Column("alert prec within"),
+    Column("alert gain avg", narrow=False),
+    Column("median", narrow=False),
+)
+
+
+def render(stats: Sequence[Statistics], since: datetime | None, *, wide: bool = True) -> Table:
+    """One row per model (fewer columns unless `wide`)."""
     window = "all time" if since is None else f"since {since:%Y-%m-%d %H:%M:%S}Z"
-    table = Table(title=f"coinfleet stats — {window}")
-    columns = (
-        "model",
-        "preds",
-        "neg/pos/alert",
-        "evaluated",
-        "pending",
-        "no data",
-        "hit@end",
-        "hit within",
-        "alert prec@end",
-        "alert prec within",
-        "alert gain avg",
-        "median",
-    )
-    for column in columns:
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for s in stats:
-        table.add_row(
+    rows = [
+        (
             s.name or "all models",
             str(s.predictions),
             "/".join(str(s.by_tag[t]) for t in ("negative", "positive", "alert")),
+            str(s.by_tag["alert"]),
             str(s.evaluated),
             str(s.pending),
             str(s.by_status["no_data"]),
@@ -88,27 +90,40 @@ def render(stats: Sequence[Statistics], since: datetime | None) -> Table:
             _num(s.alert_gain_avg_pct),
             _num(s.alert_gain_median_pct),
         )
-    return table
+        for s in stats
+    ]
+    return make_table(f"coinfleet stats — {window}", STATS_COLUMNS, rows, wide=wide)
 
 
-def render_quality(stats: Sequence[Statistics], output: StatsOutput) -> Table:
+QUALITY_COLUMNS = (
+    Column("model", name=True),
+    Column("judged"),
+    Column("Brier"),
+    Column("base rate", narrow=False),
+    Column("drift rows", narrow=False),
+    Column("drifted features (PSI)", text=True),
+)
+
+
+def render_quality(stats: Sequence[Statistics], output: StatsOutput, *, wide: bool = True) -> Table:
     """One row per model: Brier score over judged predictions and the features over the PSI threshold."""
-    table = Table(title="calibration (judged predictions) and drift (recent scored rows vs training)")
-    for column in ("model", "judged", "Brier", "base rate", "drift rows", "drifted features (PSI)"):
-        table.add_column(column, justify="left" if column in ("model", "drifted features (PSI)") else "right")
     calibrated = {c.model_id: c for c in output.calibration}
     drifted = {d.model_id: d for d in output.drift}
+    rows = []
     for s in stats:
         cal, dr = calibrated.get(s.model_id or -1), drifted.get(s.model_id or -1)
-        table.add_row(
-            s.name or "all models",
-            str(cal.count if cal else 0),
-            "-" if cal is None or cal.brier is None else f"{cal.brier:.4f}",
-            _pct(cal.base_rate if cal else None),
-            "-" if dr is None else str(dr.rows),
-            _drifted(dr),
+        rows.append(
+            (
+                s.name or "all models",
+                str(cal.count if cal else 0),
+                "-" if cal is None or cal.brier is None else f"{cal.brier:.4f}",
+                _pct(cal.base_rate if cal else None),
+                "-" if dr is None else str(dr.rows),
+                _drifted(dr),
+            )
         )
-    return table
+    title = "calibration (judged predictions) and drift (recent scored rows vs training)"
+    return make_table(title, QUALITY_COLUMNS, rows, wide=wide)
 
 
 def _drifted(drift: DriftReport | None) -> str:
@@ -143,6 +158,7 @@ def stats(
         DRIFT_WINDOW_HOURS, "--drift-hours", min=0.01, help="Drift: scored rows of the last N hours."
     ),
     reliability: bool = typer.Option(False, "--reliability", help="Also print each reliability table."),
+    wide: bool = WIDE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line instead of the tables."),
 ) -> None:
     """Statistics per model: counts, hit rates, alert precision and gain, calibration and drift."""
@@ -155,8 +171,8 @@ def stats(
     if as_json:
         print_json(output.as_json())
         return
-    console.print(render(output.statistics.models, output.statistics.since))
-    console.print(render_quality(output.statistics.models, output))
+    print_table(console, render(output.statistics.models, output.statistics.since, wide=wide), wide=wide)
+    print_table(console, render_quality(output.statistics.models, output, wide=wide), wide=wide)
     if reliability:
         for report in output.calibration:
             console.print(render_reliability(report))

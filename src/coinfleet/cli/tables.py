@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import typer
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 #: the width `--wide` renders at: every column at its natural width, whatever the terminal
@@ -53,7 +53,7 @@ def make_table(
             table.add_column(column.header, no_wrap=True, min_width=max(longest, len(column.header)))
         else:  # a short value is never folded; the header wraps at its spaces, long text at the width
             word = max(len(part) for part in column.header.split())
-            justify = "left" if column.text else "right"
+            justify: JustifyMethod = "left" if column.text else "right"
             table.add_column(column.header, justify=justify, min_width=max(min(longest, SHORT_VALUE), word))
     for row in rows:
         table.add_row(*(row[i] for i in shown))

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     runner_max_failures: int = Field(default=5, ge=1, le=1000)
     #: serve sklearn / XGBoost / LightGBM models as verified ONNX graphs where the converters allow
     runner_compile_onnx: bool = True
+
+    #: address the HTTP API, UI, MCP and /metrics listen on (non-loopback: reads need the token too)
+    api_host: str = "127.0.0.1"
+    #: TCP port of the HTTP side
+    api_port: int = Field(default=8000, ge=0, le=65_535)
+    #: bearer token for the API and MCP; when unset, one is generated once and kept under `home`
+    api_token: SecretStr | None = None
+    #: events one live-stream client may have waiting; a client that falls this far behind is cut off
+    api_stream_queue: int = Field(default=1000, ge=1, le=100_000)
 
     @property
     def pgdata(self) -> Path:

@@ -1,0 +1,76 @@
+"""The HTTP side of coinfleet: REST under /api, the live stream, MCP at /mcp, /metrics, health.
+
+`create_app` builds it; its lifespan owns what the requests share (a pool of its own, so operator
+traffic never takes the lanes' connections, and the stream's LISTEN connection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import Depends, FastAPI
+
+from coinfleet import __version__
+from coinfleet.api import errors, health, metrics, stream_routes
+from coinfleet.api.auth import TokenCheck, require_read
+from coinfleet.api.health import LanesStarted
+from coinfleet.api.stream import StreamHub
+from coinfleet.db.database import create_pool
+
+#: the place where the web UI attaches itself to the app (it gets the app after every API route exists)
+UiMount = Callable[[FastAPI], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiConfig:
+    """What the HTTP side needs."""
+
+    dsn: str  #: the database (its own pool is opened from this)
+    token: str  #: the bearer token
+    reads_need_token: bool  #: True when listening beyond loopback
+    pool_size: int = 4  #: connections of the API's own pool
+    stream_queue: int = 1000  #: events one stream client may have waiting before it is cut off
+    lanes_started: LanesStarted | None = None  #: set by a process that runs lanes too
+    mcp_allowed_hosts: tuple[str, ...] = ("127.0.0.1:*", "localhost:*")  #: Host headers MCP accepts
+
+
+def _lifespan(config: ApiConfig) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(config.dsn, max_size=config.pool_size)
+        hub = StreamHub(dsn=config.dsn, pool=pool, queue_size=config.stream_queue)
+        app.state.pool = pool
+        app.state.stream = hub
+        try:
+            await hub.start()
+            yield
+        finally:
+            await hub.close()
+            await pool.close()
+
+    return lifespan
+
+
+def create_app(config: ApiConfig, *, ui: UiMount | None = None) -> FastAPI:
+    """The FastAPI app; `ui` (coinfleet.ui.mount) is attached last, after every API route."""
+    app = FastAPI(
+        title="coinfleet",
+        version=__version__,
+        description="Operator API of coinfleet: models, predictions, coins, statistics, alerts, live stream.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=_lifespan(config),
+    )
+    app.state.token_check = TokenCheck(token=config.token, reads_need_token=config.reads_need_token)
+    app.state.lanes_started = config.lanes_started
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router, dependencies=[Depends(require_read)])
+    app.include_router(stream_routes.router)
+    # the one place the web UI is mounted (NiceGUI wraps the lifespan set above, so it comes last)
+    if ui is not None:
+        ui(app)
+    return app

@@ -11,11 +11,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import Depends, FastAPI
+from mcp.server.mcpserver import MCPServer
 
 from coinfleet import __version__
 from coinfleet.api import errors, health, metrics, stream_routes
 from coinfleet.api.auth import TokenCheck, require_read
 from coinfleet.api.health import LanesStarted
+from coinfleet.api.mcp_tools import build_mcp, mcp_app
+from coinfleet.api.state import Shared
 from coinfleet.api.stream import StreamHub
 from coinfleet.db.database import create_pool
 
@@ -36,16 +39,16 @@ class ApiConfig:
     mcp_allowed_hosts: tuple[str, ...] = ("127.0.0.1:*", "localhost:*")  #: Host headers MCP accepts
 
 
-def _lifespan(config: ApiConfig) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _lifespan(config: ApiConfig, mcp: MCPServer) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(config.dsn, max_size=config.pool_size)
         hub = StreamHub(dsn=config.dsn, pool=pool, queue_size=config.stream_queue)
-        app.state.pool = pool
-        app.state.stream = hub
+        app.state.shared.open(pool, hub)
         try:
             await hub.start()
-            yield
+            async with mcp.session_manager.run():  # Starlette runs no lifespan of mounted apps
+                yield
         finally:
             await hub.close()
             await pool.close()
@@ -55,6 +58,10 @@ def _lifespan(config: ApiConfig) -> Callable[[FastAPI], AbstractAsyncContextMana
 
 def create_app(config: ApiConfig, *, ui: UiMount | None = None) -> FastAPI:
     """The FastAPI app; `ui` (coinfleet.ui.mount) is attached last, after every API route."""
+    shared = Shared()
+    mcp = build_mcp(shared, config.lanes_started)
+    check = TokenCheck(token=config.token, reads_need_token=config.reads_need_token)
+    mounted_mcp = mcp_app(mcp, check, config.mcp_allowed_hosts)  # makes mcp.session_manager
     app = FastAPI(
         title="coinfleet",
         version=__version__,
@@ -62,14 +69,16 @@ def create_app(config: ApiConfig, *, ui: UiMount | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
-        lifespan=_lifespan(config),
+        lifespan=_lifespan(config, mcp),
     )
-    app.state.token_check = TokenCheck(token=config.token, reads_need_token=config.reads_need_token)
+    app.state.shared = shared
+    app.state.token_check = check
     app.state.lanes_started = config.lanes_started
     errors.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router, dependencies=[Depends(require_read)])
     app.include_router(stream_routes.router)
+    app.mount("/mcp", mounted_mcp)
     # the one place the web UI is mounted (NiceGUI wraps the lifespan set above, so it comes last)
     if ui is not None:
         ui(app)

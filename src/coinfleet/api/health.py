@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from coinfleet.api.state import shared
 from coinfleet.db.migrate import pending
 
 router = APIRouter(tags=["health"])
@@ -52,7 +53,7 @@ async def health() -> Health:
 async def ready(request: Request) -> JSONResponse:
     """200 when every check passes, 503 with the failing check otherwise."""
     lanes_started: LanesStarted | None = request.app.state.lanes_started
-    readiness = await check_readiness(request.app.state.pool, lanes_started)
+    readiness = await check_readiness(shared(request).pool, lanes_started)
     return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
 
 

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from coinfleet.api.state import shared
 from coinfleet.db.sql import query
 
 router = APIRouter(tags=["health"])
@@ -106,4 +107,4 @@ async def exposition(pool: asyncpg.Pool) -> bytes:
 )
 async def metrics(request: Request) -> Response:
     """Lane counters, latency histograms and fleet gauges, labelled by model."""
-    return Response(await exposition(request.app.state.pool), media_type=CONTENT_TYPE_LATEST)
+    return Response(await exposition(shared(request).pool), media_type=CONTENT_TYPE_LATEST)

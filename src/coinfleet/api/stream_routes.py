@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from coinfleet.api.auth import require_read
+from coinfleet.api.state import shared
 from coinfleet.api.stream import Kind, StreamFilter, StreamHub, Subscriber
 
 router = APIRouter(prefix="/api", tags=["stream"], dependencies=[Depends(require_read)])
@@ -46,7 +47,7 @@ async def stream(
     """First `subscribed` (events from then on are sent), then one `event:` per new prediction
     (`prediction`), queued alert (`alert`) or model change (`model`), its JSON in `data:`. A client
     that falls a full queue behind gets `cut_off` and is disconnected."""
-    hub: StreamHub = request.app.state.stream
+    hub: StreamHub = shared(request).stream
     wanted = StreamFilter(
         models=_optional(model), tags=_optional(list(tag or [])), kinds=_optional(list(kind or []))
     )

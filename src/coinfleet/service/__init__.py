@@ -1,0 +1,1 @@
+"""Operations shared by the CLI, API, UI and MCP server."""

@@ -11,6 +11,7 @@ import httpx
 from coinfleet.api import ApiConfig, create_app
 from coinfleet.api.health import LanesStarted
 from coinfleet.api.server import serving
+from coinfleet.config import Settings
 
 TOKEN = "test-token-0123456789"
 
@@ -31,11 +32,12 @@ async def running_api(
     reads_need_token: bool = False,
     lanes_started: LanesStarted | None = None,
     stream_queue: int = 1000,
+    settings: Settings | None = None,
 ) -> AsyncIterator[RunningApi]:
     """create_app served by uvicorn on 127.0.0.1 (any free port) until the block ends."""
     config = ApiConfig(
         dsn=dsn, token=TOKEN, reads_need_token=reads_need_token, lanes_started=lanes_started,
-        stream_queue=stream_queue,
+        stream_queue=stream_queue, settings=settings or Settings(),
     )  # fmt: skip
     async with serving(create_app(config), host="127.0.0.1", port=0) as listening:
         headers = {"Authorization": f"Bearer {TOKEN}"}

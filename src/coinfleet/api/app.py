@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI
 from mcp.server.mcpserver import MCPServer
@@ -18,8 +18,10 @@ from coinfleet.api import errors, health, metrics, stream_routes
 from coinfleet.api.auth import TokenCheck, require_read
 from coinfleet.api.health import LanesStarted
 from coinfleet.api.mcp_tools import build_mcp, mcp_app
+from coinfleet.api.routes import alerts, data, models
 from coinfleet.api.state import Shared
 from coinfleet.api.stream import StreamHub
+from coinfleet.config import Settings
 from coinfleet.db.database import create_pool
 
 #: the place where the web UI attaches itself to the app (it gets the app after every API route exists)
@@ -37,6 +39,7 @@ class ApiConfig:
     stream_queue: int = 1000  #: events one stream client may have waiting before it is cut off
     lanes_started: LanesStarted | None = None  #: set by a process that runs lanes too
     mcp_allowed_hosts: tuple[str, ...] = ("127.0.0.1:*", "localhost:*")  #: Host headers MCP accepts
+    settings: Settings = field(default_factory=Settings)  #: webhook defaults and the SSRF rule
 
 
 def _lifespan(config: ApiConfig, mcp: MCPServer) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -72,11 +75,15 @@ def create_app(config: ApiConfig, *, ui: UiMount | None = None) -> FastAPI:
         lifespan=_lifespan(config, mcp),
     )
     app.state.shared = shared
+    app.state.settings = config.settings
     app.state.token_check = check
     app.state.lanes_started = config.lanes_started
     errors.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router, dependencies=[Depends(require_read)])
+    app.include_router(models.router)
+    app.include_router(data.router)
+    app.include_router(alerts.router)
     app.include_router(stream_routes.router)
     app.mount("/mcp", mounted_mcp)
     # the one place the web UI is mounted (NiceGUI wraps the lifespan set above, so it comes last)

@@ -16,12 +16,12 @@ from coinfleet.api.auth import Unauthorized
 from coinfleet.errors import (
     CoinfleetError,
     ConfigError,
+    Conflict,
     DatabaseError,
     DataFormatError,
-    ModelExists,
+    InvalidRequest,
     ModelLoadError,
-    ModelNotFound,
-    SettingError,
+    NotFound,
     WebhookRefused,
 )
 
@@ -30,9 +30,9 @@ log = structlog.get_logger(__name__)
 #: status code of each error coinfleet raises on purpose (the most specific class wins)
 STATUS: dict[type[CoinfleetError], int] = {
     Unauthorized: 401,
-    ModelNotFound: 404,
-    ModelExists: 409,
-    SettingError: 422,
+    NotFound: 404,
+    Conflict: 409,
+    InvalidRequest: 422,
     ConfigError: 422,
     DataFormatError: 422,
     ModelLoadError: 422,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -29,6 +29,7 @@ class HttpOptions:
     port: int
     token: str
     stream_queue: int = 1000
+    settings: Settings = field(default_factory=Settings)  #: webhook defaults and the SSRF rule
     ui: UiMount | None = None
     on_listening: Callable[[Listening], None] | None = None  #: told the address once it listens
 
@@ -37,7 +38,7 @@ class HttpOptions:
         """Host, port and queue size from the settings."""
         values: dict[str, object] = {
             "host": settings.api_host, "port": settings.api_port, "token": token,
-            "stream_queue": settings.api_stream_queue,
+            "stream_queue": settings.api_stream_queue, "settings": settings,
         }  # fmt: skip
         values.update(changes)
         return cls(**values)  # type: ignore[arg-type]
@@ -52,6 +53,7 @@ def api_config(options: HttpOptions, dsn: str, lanes_started: LanesStarted | Non
         stream_queue=options.stream_queue,
         lanes_started=lanes_started,
         mcp_allowed_hosts=allowed_hosts(options.host),
+        settings=options.settings,
     )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import AwareDatetime, BaseModel
 
 from coinfleet.db.sql import query
-from coinfleet.errors import ModelNotFound, SettingError
+from coinfleet.errors import InvalidRequest, NotFound
 from coinfleet.models import registry
 from coinfleet.models.formats import Predictor, load_predictor
 from coinfleet.models.registry import ModelRecord
@@ -53,12 +53,12 @@ class Scorer:
         """Each model's probability and tag for the coin's newest row at or before `at` (now when None);
         every active model unless `models` names some. Stores nothing."""
         if at is not None and at.tzinfo is None:
-            raise SettingError(f"time {at} has no time zone; give an aware time, e.g. ...+00:00")
+            raise InvalidRequest(f"time {at} has no time zone; give an aware time, e.g. ...+00:00")
         async with self._pool.acquire() as conn:
             ts = await conn.fetchval(query("latest_metric_time"), mint, at)
             chosen = await _chosen_models(conn, models)
         if ts is None:
-            raise ModelNotFound(f"coin {mint!r} has no metric row at or before {at or 'now'}")
+            raise NotFound(f"coin {mint!r} has no metric row at or before {at or 'now'}")
         (observation,) = await self._observations.observe([(mint, ts)])
         assert observation is not None  # the row exists: it was just read
         scores = [await self._score_one(model, observation.features) for model in chosen]

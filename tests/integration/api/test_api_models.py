@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from api_support import running_api
-from coinfleet.models.bundle import META_SUFFIX, ModelBundle, write_bundle
+from coinfleet.models.bundle import ARTIFACT_SUFFIX, ModelBundle, write_bundle
 from coinfleet.models.importing import import_bundle
 
 WRITES = [
@@ -125,7 +125,7 @@ async def test_import_a_model_by_upload(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, tmp_path: Path
 ) -> None:
     meta = write_bundle(tmp_path, small_bundle)
-    artifact = next(p for p in tmp_path.iterdir() if not p.name.endswith(META_SUFFIX))
+    artifact = tmp_path / (small_bundle.name + ARTIFACT_SUFFIX[small_bundle.format])
     async with running_api(db_dsn) as api:
         files = {"meta": meta.read_bytes(), "artifact": artifact.read_bytes()}
         made = await api.client.post(

@@ -1,4 +1,4 @@
-"""/api/alerts over real HTTP: the outbox, one alert's attempts, retries, and a test send to a real receiver."""
+"""/api/alerts over real HTTP: the outbox, an alert's attempts, retries, a test send to a real receiver."""
 
 from __future__ import annotations
 
@@ -61,17 +61,16 @@ async def with_alerts(pool: asyncpg.Pool, bundle: ModelBundle) -> list[int]:
     settings = ModelSettings(webhook_url="http://127.0.0.1:9/hook", webhook_secret="s3cret")
     async with pool.acquire() as conn:
         model = await import_bundle(conn, replace(bundle, name="alpha"), settings=settings)
-        return [
-            await conn.fetchval(
-                "INSERT INTO coinfleet_alerts (model_id, mint, metric_ts, tag, url, idempotency_key, body, state)"
-                " VALUES ($1, 'coin', $2, 'alert', 'http://127.0.0.1:9/hook', $3, '{}', $4) RETURNING id",
-                model.id,
-                datetime(2026, 1, 1, minute=i, tzinfo=UTC),
-                f"key-{i}",
-                state,
+        ids = []
+        for i, state in enumerate(("pending", "dead", "delivered")):
+            alert_id = await conn.fetchval(
+                "INSERT INTO coinfleet_alerts (model_id, mint, metric_ts, tag, url, idempotency_key, body,"
+                " state) VALUES ($1, 'coin', $2, 'alert', 'http://127.0.0.1:9/hook', $3, '{}', $4)"
+                " RETURNING id",
+                model.id, datetime(2026, 1, 1, minute=i, tzinfo=UTC), f"key-{i}", state,
             )  # fmt: skip
-            for i, state in enumerate(("pending", "dead", "delivered"))
-        ]
+            ids.append(alert_id)
+        return ids
 
 
 async def test_outbox_list_detail_and_retries(

@@ -53,16 +53,13 @@ async def scored(pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle) -> 
     return await score_market(pool, db_dsn, small_bundle)
 
 
-async def pages(api: RunningApi, **params: object) -> list[int]:
+async def pages(api: RunningApi, **params: str | int) -> list[int]:
     """Every prediction id through keyset pages."""
     ids: list[int] = []
     cursor = None
     while True:
-        page = (
-            await api.anonymous.get(
-                "/api/predictions", params={**params, **({"cursor": cursor} if cursor else {})}
-            )
-        ).json()
+        query = params | ({"cursor": cursor} if cursor else {})
+        page = (await api.anonymous.get("/api/predictions", params=query)).json()
         ids += [p["id"] for p in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -72,7 +69,8 @@ async def pages(api: RunningApi, **params: object) -> list[int]:
 async def test_predictions_filter_and_page(pool: asyncpg.Pool, db_dsn: str, scored: list[MetricRow]) -> None:
     async with pool.acquire() as conn:
         stored = await conn.fetchval(
-            "SELECT count(*) FROM coinfleet_predictions p JOIN coinfleet_models m ON m.id = p.model_id WHERE m.name = 'alpha'"
+            "SELECT count(*) FROM coinfleet_predictions p"
+            " JOIN coinfleet_models m ON m.id = p.model_id WHERE m.name = 'alpha'"
         )
     async with running_api(db_dsn) as api:
         ids = await pages(api, model="alpha", limit=37)
@@ -84,7 +82,7 @@ async def test_predictions_filter_and_page(pool: asyncpg.Pool, db_dsn: str, scor
         assert all(p["probability"] >= 0.5 for p in high["items"])
         waiting = (await api.anonymous.get("/api/predictions", params={"state": "waiting"})).json()
         assert all(p["state"] == "waiting" for p in waiting["items"])
-        for params, status in [
+        cases: list[tuple[dict[str, str | float], int]] = [
             ({"limit": 501}, 422),
             ({"probability_min": 0.9, "probability_max": 0.1}, 422),
             ({"cursor": "garbage"}, 422),
@@ -92,7 +90,8 @@ async def test_predictions_filter_and_page(pool: asyncpg.Pool, db_dsn: str, scor
             ({"colour": "red"}, 422),
             ({"since": "2026-01-01T00:00:00"}, 422),
             ({"model": "nope"}, 404),
-        ]:
+        ]
+        for params, status in cases:
             answer = await api.anonymous.get("/api/predictions", params=params)
             assert answer.status_code == status, (params, answer.text)
             assert answer.json()["message"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
@@ -32,7 +33,9 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if text.startswith(_CURSOR_PREFIX):
-            return int(text.removeprefix(_CURSOR_PREFIX))
+            last_id = int(text.removeprefix(_CURSOR_PREFIX))
+            if 0 <= last_id <= FIRST_PAGE:
+                return last_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise InvalidRequest(f"cursor {cursor!r} is not valid; pass the next_cursor of the page before, or none")
@@ -45,6 +48,16 @@ def split_page(items: list[T], limit: int, key: Callable[[T], int]) -> tuple[lis
         return items, None
     page = items[:limit]
     return page, encode_cursor(key(page[-1]))
+
+
+@asynccontextmanager
+async def connection(db: Db) -> AsyncIterator[asyncpg.Connection]:
+    """One connection for work that needs a transaction: `db` itself, or one lent by the pool."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            yield conn
+    else:
+        yield db
 
 
 async def model_id_of(db: Db, name: str | None) -> int | None:

@@ -61,6 +61,11 @@ def _health(row: asyncpg.Record, all_lanes: list[Lane]) -> Health:
     )
 
 
+async def ping(db: Db) -> None:
+    """Return once the database has answered a query."""
+    await db.fetchval(query("ping"))
+
+
 async def health(db: Db) -> Health:
     """The service's health; "down" (never an exception) when the database does not answer."""
     try:

@@ -1,12 +1,18 @@
-"""Models and their lanes: list, show, lag."""
+"""Models and their lanes: list, show, lag; import, activate, deactivate, resume, change settings."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from coinfleet.db.sql import query
-from coinfleet.errors import ModelNotFound
+from coinfleet.errors import Conflict, ModelNotFound
 from coinfleet.models import registry
-from coinfleet.models.registry import ModelRecord
-from coinfleet.service.common import Db, as_dict
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.registry import ModelRecord, Status
+from coinfleet.models.settings import apply_changes
+from coinfleet.service.common import Db, as_dict, connection
 from coinfleet.service.schemas import COUNT_CAP, LagReport, Lane, Model, Target
 
 
@@ -65,3 +71,48 @@ async def lag(db: Db) -> LagReport:
     """Every lane's lag and the age of the oldest transaction holding the event horizon back."""
     age = float(await db.fetchval(query("horizon_age_seconds")))
     return LagReport(horizon_age_seconds=age, lanes=await lanes(db))
+
+
+async def import_model(db: Db, bundle: ModelBundle, *, activate: bool = False) -> Model:
+    """Validate and register a model (and activate it); a failed import changes nothing.
+
+    ModelLoadError when the file does not load or validate, ModelExists when the name is taken,
+    SettingError when the name is not allowed."""
+    async with connection(db) as conn:
+        record = await import_bundle(conn, bundle, activate=activate)
+    return await show_model(db, record.name)
+
+
+async def _set_status(db: Db, name: str, status: Status, reason: str | None) -> Model:
+    async with connection(db) as conn:
+        await registry.set_status(conn, name, status, reason)
+    return await show_model(db, name)
+
+
+async def activate_model(db: Db, name: str) -> Model:
+    """Start scoring new events with the model (running servers pick it up live); its old backlog is
+    skipped when it was inactive."""
+    return await _set_status(db, name, "active", None)
+
+
+async def deactivate_model(db: Db, name: str) -> Model:
+    """Stop scoring with the model; its predictions stay."""
+    return await _set_status(db, name, "inactive", "deactivated by operator")
+
+
+async def resume_model(db: Db, name: str) -> Model:
+    """Bring a quarantined model back at its cursor (nothing was lost); Conflict when it is not
+    quarantined."""
+    model = await registry.get(db, name)
+    if model.status != "quarantined":
+        raise Conflict(f"{name} is {model.status}, not quarantined; nothing to resume")
+    return await _set_status(db, name, "active", None)
+
+
+async def update_settings(db: Db, name: str, changes: Mapping[str, Any]) -> Model:
+    """Apply setting changes (running lanes pick them up without restart); SettingError names an
+    unknown key or a bad value, and nothing changes then."""
+    async with connection(db) as conn:
+        model = await registry.get(conn, name)
+        await registry.update_settings(conn, name, apply_changes(model.settings, dict(changes)))
+    return await show_model(db, name)

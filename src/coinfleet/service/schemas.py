@@ -260,6 +260,14 @@ class StatisticsReport(Schema):
     overall: Statistics
 
 
+class BacktestReport(Schema):
+    """What a backtest gave: statistics per model and every prediction with its outcome."""
+
+    rows: int  #: metric rows replayed
+    models: list[Statistics]
+    outcomes: list[dict[str, Any]]  #: one per prediction, times in seconds after the first row
+
+
 # --- alerts -----------------------------------------------------------------------------------------
 
 
@@ -318,6 +326,18 @@ class AlertDetail(Schema):
 
     alert: Alert
     attempts: list[AlertAttempt]
+
+
+class WebhookTest(Schema):
+    """What a test send to a webhook URL gave."""
+
+    url: str  #: the last URL tried (after redirects)
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    excerpt: str | None  #: the start of the response body (at most 500 characters)
+    refused: bool  #: the SSRF guard refused the URL; nothing was sent
+    ok: bool  #: a 2xx answer
 
 
 CoinModel.model_rebuild()

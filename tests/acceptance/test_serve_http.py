@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -41,7 +42,12 @@ def coinfleet(command: str, db_dsn: str, home: Path) -> Iterator[tuple[str, str]
 
 
 @pytest.mark.parametrize("command", ["serve", "api"])
-def test_the_http_side_answers_while_it_runs(command: str, db_dsn: str, tmp_path: Path) -> None:
+async def test_the_http_side_answers_while_it_runs(command: str, db_dsn: str, tmp_path: Path) -> None:
+    await asyncio.to_thread(check_http_side, command, db_dsn, tmp_path)
+
+
+def check_http_side(command: str, db_dsn: str, tmp_path: Path) -> None:
+    """Start the command, ask /ready and /metrics, stop it."""
     with coinfleet(command, db_dsn, tmp_path / "home") as (base, token):
         assert (tmp_path / "home" / "api-token").read_text().strip() == token
         ready = httpx.get(f"{base}/ready", timeout=10)

@@ -7,14 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from coinfleet.alerts import outbox
-from coinfleet.alerts.delivery import send_test
 from coinfleet.api.auth import require_read, require_write
 from coinfleet.api.routes.deps import AppSettings, Pool
-from coinfleet.errors import AlertNotFound, Conflict
-from coinfleet.models import registry
+from coinfleet.errors import Conflict
 from coinfleet.service import alerts as service
-from coinfleet.service.schemas import AlertDetail, AlertPage, AlertQuery
+from coinfleet.service.schemas import AlertDetail, AlertPage, AlertQuery, WebhookTest
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 AlertId = Annotated[int, Path(description="the alert's id", ge=1, le=2**63 - 1)]
@@ -31,14 +28,6 @@ class TestSend(BaseModel):
 
     url: str = Field(min_length=1, max_length=2000, description="the webhook URL (the SSRF guard applies)")
     model: str | None = Field(None, max_length=200, description="sign and shape it as this model's alerts")
-
-
-class TestResult(BaseModel):
-    """What the webhook answered."""
-
-    status_code: int | None
-    latency_ms: float
-    error: str | None
 
 
 @router.get("", response_model=AlertPage, dependencies=[Depends(require_read)], summary="The outbox")
@@ -60,12 +49,7 @@ async def alert_detail(db: Pool, alert_id: AlertId) -> AlertDetail:
 )
 async def retry_one(db: Pool, alert_id: AlertId, settings: AppSettings) -> Retried:
     """Put one dead alert back in the queue, to its model's current webhook URL; 409 unless it is dead."""
-    async with db.acquire() as conn:
-        model_id = await outbox.alert_model_id(conn, alert_id)
-        if model_id is None:
-            raise AlertNotFound(f"no alert with id {alert_id}")
-        model = await registry.get_by_id(conn, model_id)
-        count = await outbox.retry_alert(conn, model, alert_id, settings.default_webhook_url)
+    count = await service.retry_alert(db, alert_id, default_url=settings.default_webhook_url)
     if not count:
         raise Conflict(f"alert {alert_id} is not dead; only dead alerts are retried")
     return Retried(retried=count)
@@ -80,17 +64,12 @@ async def retry_dead(
     model: Annotated[str, Query(description="the model's name", max_length=200)],
 ) -> Retried:
     """Put every dead alert of the model back in the queue."""
-    async with db.acquire() as conn:
-        record = await registry.get(conn, model)
-        return Retried(retried=await outbox.retry_dead(conn, record, settings.default_webhook_url))
+    return Retried(
+        retried=await service.retry_dead_alerts(db, model, default_url=settings.default_webhook_url)
+    )
 
 
-@router.post("/test", response_model=TestResult, dependencies=[Depends(require_write)], summary="Test send")
-async def test_send(db: Pool, settings: AppSettings, body: TestSend) -> TestResult:
+@router.post("/test", response_model=WebhookTest, dependencies=[Depends(require_write)], summary="Test send")
+async def test_send(db: Pool, settings: AppSettings, body: TestSend) -> WebhookTest:
     """POST one signed sample alert to the URL and report the answer; 422 when the URL is refused."""
-    record = None
-    if body.model is not None:
-        async with db.acquire() as conn:
-            record = await registry.get(conn, body.model)
-    attempt = await send_test(settings, body.url, record)
-    return TestResult(status_code=attempt.status_code, latency_ms=attempt.latency_ms, error=attempt.error)
+    return await service.send_test_alert(settings, body.url, db=db, model=body.model)

@@ -10,11 +10,8 @@ from pydantic import BaseModel, Field
 
 from coinfleet.api.auth import require_read, require_write
 from coinfleet.api.routes.deps import ModelName, Pool
-from coinfleet.errors import Conflict, ModelLoadError
-from coinfleet.models import registry
+from coinfleet.errors import ModelLoadError
 from coinfleet.models.bundle import ModelBundle
-from coinfleet.models.importing import import_bundle
-from coinfleet.models.settings import apply_changes
 from coinfleet.service import model_admin
 from coinfleet.service import models as service
 from coinfleet.service.model_admin import Deleted
@@ -84,37 +81,25 @@ async def import_model(
     bundle = bundle_from_upload(
         await _read_upload(meta, "metadata"), await _read_upload(artifact, "model file"), name
     )
-    async with db.acquire() as conn:
-        record = await import_bundle(conn, bundle, activate=activate)
-    return await service.show_model(db, record.name)
-
-
-async def _set_status(db: Pool, name: str, status: registry.Status, reason: str | None) -> Model:
-    async with db.acquire() as conn:
-        await registry.set_status(conn, name, status, reason)
-    return await service.show_model(db, name)
+    return await service.import_model(db, bundle, activate=activate)
 
 
 @router.post("/{name}/activate", response_model=Model, dependencies=WRITE, summary="Start scoring")
 async def activate(db: Pool, name: ModelName) -> Model:
     """Score new events with this model (running lanes pick it up live)."""
-    return await _set_status(db, name, "active", None)
+    return await service.activate_model(db, name)
 
 
 @router.post("/{name}/deactivate", response_model=Model, dependencies=WRITE, summary="Stop scoring")
 async def deactivate(db: Pool, name: ModelName) -> Model:
     """Stop scoring with this model; its predictions stay."""
-    return await _set_status(db, name, "inactive", "deactivated by operator")
+    return await service.deactivate_model(db, name)
 
 
 @router.post("/{name}/resume", response_model=Model, dependencies=WRITE, summary="Resume a quarantined model")
 async def resume(db: Pool, name: ModelName) -> Model:
     """Bring a quarantined model back at its cursor (nothing was lost); 409 when it is not quarantined."""
-    async with db.acquire() as conn:
-        model = await registry.get(conn, name)
-    if model.status != "quarantined":
-        raise Conflict(f"{name} is {model.status}, not quarantined; nothing to resume")
-    return await _set_status(db, name, "active", None)
+    return await service.resume_model(db, name)
 
 
 @router.patch("/{name}/settings", response_model=Model, dependencies=WRITE, summary="Change settings")
@@ -126,10 +111,7 @@ async def update_settings(
     ],
 ) -> Model:
     """Apply the changes with the CLI's validation (422 names the bad key); live without restart."""
-    async with db.acquire() as conn:
-        model = await registry.get(conn, name)
-        await registry.update_settings(conn, name, apply_changes(model.settings, changes))
-    return await service.show_model(db, name)
+    return await service.update_settings(db, name, changes)
 
 
 @router.post("/{name}/rename", response_model=Model, dependencies=WRITE, summary="Rename a model")

@@ -62,7 +62,7 @@ def _lifespan(config: ApiConfig, mcp: MCPServer) -> Callable[[FastAPI], Abstract
 def create_app(config: ApiConfig, *, ui: UiMount | None = None) -> FastAPI:
     """The FastAPI app; `ui` (coinfleet.ui.mount) is attached last, after every API route."""
     shared = Shared()
-    mcp = build_mcp(shared, config.lanes_started)
+    mcp = build_mcp(shared, config.lanes_started, config.settings)
     check = TokenCheck(token=config.token, reads_need_token=config.reads_need_token)
     mounted_mcp = mcp_app(mcp, check, config.mcp_allowed_hosts)  # makes mcp.session_manager
     app = FastAPI(

@@ -20,6 +20,13 @@ from coinfleet.models.importing import import_bundle
 from support import market_rows
 
 
+EXPECTED_TOOLS = {
+    "models_list", "model_details", "model_activate", "model_deactivate", "model_resume", "model_rename",
+    "model_settings_update", "predictions_list", "coin_detail", "statistics", "lag", "health", "ready",
+    "score_coin", "alerts_list", "alert_retry", "alerts_retry_dead",
+}  # fmt: skip
+
+
 @asynccontextmanager
 async def mcp_client(base_url: str, token: str | None = TOKEN) -> AsyncIterator[Client]:
     """The SDK's client over streamable HTTP, sending `token`."""
@@ -37,11 +44,27 @@ async def test_tools_list_and_calls(pool: asyncpg.Pool, db_dsn: str, small_bundl
         await import_bundle(conn, replace(small_bundle, name="first"), activate=True)
         await insert_metrics(conn, rows)
     async with running_api(db_dsn) as api, mcp_client(api.base_url) as client:
-        names = {tool.name for tool in (await client.list_tools()).tools}
-        assert {"health", "score_coin", "model_rename"} <= names
-        ready = await client.call_tool("health", {})
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert set(tools) == EXPECTED_TOOLS
+        assert all(tool.description and tool.output_schema for tool in tools.values())
+        ready = await client.call_tool("ready", {})
         assert not ready.is_error
         assert ready.structured_content is not None and ready.structured_content["database"] is True
+        listed = await client.call_tool("models_list", {})
+        assert listed.structured_content is not None
+        assert [m["name"] for m in listed.structured_content["result"]] == ["first"]
+        changed = await client.call_tool("model_settings_update", {"name": "first", "changes": {"weight": 3}})
+        assert not changed.is_error, changed.content
+        assert (
+            changed.structured_content is not None and changed.structured_content["settings"]["weight"] == 3
+        )
+        refused = await client.call_tool(
+            "model_settings_update", {"name": "first", "changes": {"weight": -1}}
+        )
+        assert refused.is_error and "weight" in str(refused.content)
+        page = await client.call_tool("predictions_list", {"model": "first", "limit": 5})
+        assert not page.is_error and page.structured_content is not None
+        assert page.structured_content["items"] == []
         scored = await client.call_tool("score_coin", {"mint": rows[-1].mint})
         assert not scored.is_error, scored.content
         assert scored.structured_content is not None
@@ -53,7 +76,8 @@ async def test_tools_list_and_calls(pool: asyncpg.Pool, db_dsn: str, small_bundl
         assert missing.is_error
         assert "no model named 'first'" in str(missing.content)
     async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT name FROM coinfleet_models") == "second"
+        row = await conn.fetchrow("SELECT name, settings ->> 'weight' AS weight FROM coinfleet_models")
+    assert row is not None and (row["name"], row["weight"]) == ("second", "3.0")
 
 
 @pytest.mark.parametrize("token", [None, "wrong"])

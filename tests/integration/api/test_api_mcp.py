@@ -19,7 +19,6 @@ from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from support import market_rows
 
-
 EXPECTED_TOOLS = {
     "models_list", "model_details", "model_activate", "model_deactivate", "model_resume", "model_rename",
     "model_settings_update", "predictions_list", "coin_detail", "statistics", "lag", "health", "ready",

@@ -80,11 +80,9 @@ def create_app(config: ApiConfig, *, ui: UiMount | None = None) -> FastAPI:
     app.state.lanes_started = config.lanes_started
     errors.install(app)
     app.include_router(health.router)
-    app.include_router(metrics.router, dependencies=[Depends(require_read)])
-    app.include_router(models.router)
-    app.include_router(data.router)
-    app.include_router(alerts.router)
-    app.include_router(stream_routes.router)
+    app.include_router(metrics.router, dependencies=[Depends(require_read)], responses=errors.ERROR_RESPONSES)
+    for router in (models.router, data.router, alerts.router, stream_routes.router):
+        app.include_router(router, responses=errors.ERROR_RESPONSES)
     app.mount("/mcp", mounted_mcp)
     # the one place the web UI is mounted (NiceGUI wraps the lifespan set above, so it comes last)
     if ui is not None:

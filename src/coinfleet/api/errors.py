@@ -88,6 +88,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:  # FastAPI's answer to a body it cannot parse (e.g. not UTF-8): a bad body
+        return error_response(422, f"the request body could not be read: {exc.detail}")
     return error_response(exc.status_code, str(exc.detail))
 
 
@@ -102,3 +104,17 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+def _documented(meaning: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": meaning}
+
+
+#: the error answers every /api route may give, for the published schema
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _documented("the bearer token is missing or wrong"),
+    404: _documented("the model, coin or alert named does not exist"),
+    409: _documented("the request does not fit the current state (name taken, nothing to resume)"),
+    422: _documented("a value in the path, query or body is invalid; the message says which"),
+    503: _documented("the database cannot be reached"),
+}

@@ -3,7 +3,8 @@
 Lanes, runners' restarts, batch sizes and latencies are counted in the serving process (a runner child
 only computes probabilities; its parent counts what it did), so the process's default registry holds
 them all. What any process can see — model status, lag, evaluation backlog, outbox states, delivery
-latency — is read from the database at scrape time, so `coinfleet api` alone serves it as well.
+latency — is read from the database at scrape time (through the service layer's lanes, counts capped),
+so `coinfleet api` alone serves it as well.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from prometheus_client.registry import Collector
 
 from coinfleet.api.state import shared
 from coinfleet.db.sql import query
+from coinfleet.service import models
+from coinfleet.service.schemas import COUNT_CAP, Lane
 
 router = APIRouter(tags=["health"])
 #: seconds of webhook attempts the delivery latency gauges summarise
@@ -30,21 +33,22 @@ class FleetSnapshot(Collector):
     """Gauges from rows read once per scrape."""
 
     def __init__(
-        self, models: list[asyncpg.Record], alerts: list[asyncpg.Record], delivery: list[asyncpg.Record]
+        self, lanes: list[Lane], backlog: list[asyncpg.Record], delivery: list[asyncpg.Record]
     ) -> None:
-        self._models = models
-        self._alerts = alerts
+        self._lanes = lanes
+        self._backlog = backlog
         self._delivery = delivery
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Every fleet gauge."""
-        yield from self._model_gauges()
-        alerts = GaugeMetricFamily(
-            "coinfleet_alerts", "Alerts in the outbox by state", labels=["model", "state"]
-        )
-        for row in self._alerts:
-            alerts.add_metric([row["name"], row["state"]], row["alerts"])
-        yield alerts
+        yield from self._lane_gauges()
+        backlog = GaugeMetricFamily(
+            "coinfleet_evaluation_backlog", f"Predictions not evaluated yet (counted up to {COUNT_CAP})",
+            labels=["model"],
+        )  # fmt: skip
+        for row in self._backlog:
+            backlog.add_metric([row["name"]], row["open_predictions"])
+        yield backlog
         latency = GaugeMetricFamily(
             "coinfleet_alert_delivery_latency_seconds",
             f"Webhook attempt latency over the last {DELIVERY_WINDOW_SECONDS:g} s, by quantile",
@@ -55,7 +59,7 @@ class FleetSnapshot(Collector):
             latency.add_metric([row["name"], "0.99"], row["p99_ms"] / 1000)
         yield latency
 
-    def _model_gauges(self) -> Iterator[GaugeMetricFamily]:
+    def _lane_gauges(self) -> Iterator[GaugeMetricFamily]:
         status = GaugeMetricFamily(
             "coinfleet_model_status", "1 for the model's current status", labels=["model", "status"]
         )
@@ -63,33 +67,37 @@ class FleetSnapshot(Collector):
             "coinfleet_model_quarantined", "1 while quarantined", labels=["model"]
         )
         lag = GaugeMetricFamily(
-            "coinfleet_model_lag_events", "Events behind the model's cursor", labels=["model"]
+            "coinfleet_model_lag_events",
+            f"Events behind the cursor (counted up to {COUNT_CAP})",
+            labels=["model"],
         )
         lag_s = GaugeMetricFamily(
             "coinfleet_model_lag_seconds", "Seconds since the oldest event behind the cursor was inserted",
             labels=["model"],
         )  # fmt: skip
-        backlog = GaugeMetricFamily(
-            "coinfleet_evaluation_backlog", "Predictions not evaluated yet", labels=["model"]
+        alerts = GaugeMetricFamily(
+            "coinfleet_alerts",
+            f"Alerts in the outbox by state (counted up to {COUNT_CAP})",
+            labels=["model", "state"],
         )
-        for row in self._models:
-            name = row["name"]
+        for lane in self._lanes:
             for candidate in STATUSES:
-                status.add_metric([name, candidate], 1.0 if row["status"] == candidate else 0.0)
-            quarantined.add_metric([name], 1.0 if row["status"] == "quarantined" else 0.0)
-            lag.add_metric([name], row["lag_events"])
-            lag_s.add_metric([name], row["lag_seconds"])
-            backlog.add_metric([name], row["open_predictions"])
-        yield from (status, quarantined, lag, lag_s, backlog)
+                status.add_metric([lane.name, candidate], 1.0 if lane.status == candidate else 0.0)
+            quarantined.add_metric([lane.name], 1.0 if lane.status == "quarantined" else 0.0)
+            lag.add_metric([lane.name], lane.lag_events)
+            lag_s.add_metric([lane.name], lane.lag_seconds)
+            alerts.add_metric([lane.name, "pending"], lane.alerts_pending)
+            alerts.add_metric([lane.name, "dead"], lane.alerts_dead)
+        yield from (status, quarantined, lag, lag_s, alerts)
 
 
 async def fleet_snapshot(pool: asyncpg.Pool) -> FleetSnapshot:
-    """Read the fleet gauges (three bounded queries)."""
+    """Read the fleet gauges (bounded queries)."""
+    lanes = await models.lanes(pool)
     async with pool.acquire() as conn:
-        models = await conn.fetch(query("fleet_gauges"))
-        alerts = await conn.fetch(query("fleet_alert_states"))
+        backlog = await conn.fetch(query("fleet_evaluation_backlog"), COUNT_CAP)
         delivery = await conn.fetch(query("fleet_delivery_latency"), DELIVERY_WINDOW_SECONDS)
-    return FleetSnapshot(models, alerts, delivery)
+    return FleetSnapshot(lanes, backlog, delivery)
 
 
 async def exposition(pool: asyncpg.Pool) -> bytes:

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from api_support import running_api
 from coinfleet.config import Settings
@@ -59,8 +60,9 @@ async def test_a_metric_insert_reaches_a_stream_client(
             assert (await anext(received))[0] == "subscribed"
             async with pool.acquire() as conn:
                 await insert_metrics(conn, market_rows(coins=5, seconds=120))
-            async with asyncio.timeout(60):
+            async with asyncio.timeout(120):
                 kind, data = await anext(received)
+            exposition = (await api.anonymous.get("/metrics")).text
     finally:
         supervisor.stop()
         await lanes
@@ -70,6 +72,9 @@ async def test_a_metric_insert_reaches_a_stream_client(
     async with pool.acquire() as conn:
         stored = await conn.fetchrow("SELECT mint, tag FROM coinfleet_predictions WHERE id = $1", data["id"])
     assert stored is not None and (stored["mint"], stored["tag"]) == (data["mint"], data["tag"])
+    families = {f.name: f for f in text_string_to_metric_families(exposition)}
+    scored_by = {s.labels["model"] for s in families["coinfleet_lane_predictions"].samples}
+    assert "watched" in scored_by  # the lanes' own counters, kept in this (the serving) process
 
 
 async def test_stream_rejects_an_unknown_tag(db_dsn: str) -> None:

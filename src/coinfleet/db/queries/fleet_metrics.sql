@@ -1,27 +1,13 @@
--- name: fleet_gauges --
--- Per model that is not deleted: status, events behind its cursor, seconds since the oldest of them
--- was inserted, and open (not yet evaluated) predictions, due ones apart.
-SELECT m.id, m.name, m.status,
-       coalesce(b.events, 0) AS lag_events,
-       coalesce(extract(epoch FROM clock_timestamp() - b.oldest), 0)::float8 AS lag_seconds,
-       (SELECT count(*) FROM coinfleet_open_predictions AS o WHERE o.model_id = m.id) AS open_predictions
+-- name: fleet_evaluation_backlog --
+-- Per model that is not deleted: its predictions not evaluated yet, counted up to $1.
+SELECT m.name, b.open_predictions
 FROM coinfleet_models AS m
-LEFT JOIN coinfleet_cursors AS c ON c.model_id = m.id
-LEFT JOIN LATERAL (
-    SELECT count(*) AS events, min(e.inserted_at) AS oldest
-    FROM coinfleet_events AS e
-    WHERE (e.tx, e.seq) > (c.tx, c.seq)
-) AS b ON c.model_id IS NOT NULL
+CROSS JOIN LATERAL (
+    SELECT count(*) AS open_predictions
+    FROM (SELECT FROM coinfleet_open_predictions AS o WHERE o.model_id = m.id LIMIT $1) AS capped
+) AS b
 WHERE m.status <> 'deleted'
 ORDER BY m.id
-
--- name: fleet_alert_states --
--- Alerts in the outbox per model and state (delivered ones are pruned after the retention period).
-SELECT m.name, a.state, count(*) AS alerts
-FROM coinfleet_alerts AS a
-JOIN coinfleet_models AS m ON m.id = a.model_id
-GROUP BY m.name, a.state
-ORDER BY m.name, a.state
 
 -- name: fleet_delivery_latency --
 -- Per model, the median and 99th percentile of webhook attempt latencies (ms) over the last $1 seconds.

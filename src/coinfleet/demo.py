@@ -13,7 +13,8 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from coinfleet.api.serving import HttpOptions, http_until
+from coinfleet.api.process import http_child_until
+from coinfleet.api.serving import HttpOptions
 from coinfleet.config import Settings
 from coinfleet.db import embedded
 from coinfleet.db.database import Database, create_pool, fresh_database, resolve
@@ -239,7 +240,7 @@ class DemoRun:
     async def _serve_http(self) -> None:
         if self._http is not None:
             database = Database(pool=self._pool, dsn=self._dsn)
-            await http_until(self._http, database, self._supervisor.all_lanes_started, self._stop_http)
+            await http_child_until(self._http, database, self._supervisor.all_lanes_started, self._stop_http)
 
     def _finished(self, snapshot: DemoSnapshot, duration: float | None) -> bool:
         if duration is not None and snapshot.elapsed >= duration:

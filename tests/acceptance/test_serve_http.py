@@ -53,4 +53,9 @@ def check_http_side(command: str, db_dsn: str, tmp_path: Path) -> None:
         ready = httpx.get(f"{base}/ready", timeout=10)
         assert ready.status_code == 200
         assert ready.json()["lanes"] == ("started" if command == "serve" else "not_served_here")
-        assert httpx.get(f"{base}/metrics", timeout=10).status_code == 200
+        assert httpx.get(f"{base}/api/models", timeout=10).json() == []
+        metrics = httpx.get(f"{base}/metrics", timeout=10)
+        assert metrics.status_code == 200
+        # serve: the HTTP process serves the serving process's registry, where the lanes count
+        assert ("coinfleet_lanes_started 1.0" in metrics.text) is (command == "serve")
+        assert httpx.post(f"{base}/api/models/x/activate", timeout=10).status_code == 401

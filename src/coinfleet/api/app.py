@@ -6,7 +6,7 @@ traffic never takes the lanes' connections, and the stream's LISTEN connection).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -40,6 +40,8 @@ class ApiConfig:
     lanes_started: LanesStarted | None = None  #: set by a process that runs lanes too
     mcp_allowed_hosts: tuple[str, ...] = ("127.0.0.1:*", "localhost:*")  #: Host headers MCP accepts
     settings: Settings = field(default_factory=Settings)  #: webhook defaults and the SSRF rule
+    #: the lanes' metrics when they run in another process (None: this process's registry)
+    lanes_metrics: Callable[[], Awaitable[bytes]] | None = None
 
 
 def _lifespan(config: ApiConfig, mcp: MCPServer) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -48,6 +50,7 @@ def _lifespan(config: ApiConfig, mcp: MCPServer) -> Callable[[FastAPI], Abstract
         pool = await create_pool(config.dsn, max_size=config.pool_size)
         hub = StreamHub(dsn=config.dsn, pool=pool, queue_size=config.stream_queue)
         app.state.shared.open(pool, hub)
+        app.state.pool = pool  # what a mounted UI reads by default
         try:
             await hub.start()
             async with mcp.session_manager.run():  # Starlette runs no lifespan of mounted apps
@@ -78,6 +81,7 @@ def create_app(config: ApiConfig, *, ui: UiMount | None = None) -> FastAPI:
     app.state.settings = config.settings
     app.state.token_check = check
     app.state.lanes_started = config.lanes_started
+    app.state.lanes_metrics = config.lanes_metrics
     errors.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router, dependencies=[Depends(require_read)], responses=errors.ERROR_RESPONSES)

@@ -9,7 +9,7 @@ so `coinfleet api` alone serves it as well.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import asyncpg
 from fastapi import APIRouter, Request
@@ -27,6 +27,8 @@ router = APIRouter(tags=["health"])
 #: seconds of webhook attempts the delivery latency gauges summarise
 DELIVERY_WINDOW_SECONDS = 3600.0
 STATUSES = ("active", "inactive", "quarantined")
+#: the lanes' metrics text from the serving process (when the HTTP side runs in a process of its own)
+LanesMetrics = Callable[[], Awaitable[bytes]]
 
 
 class FleetSnapshot(Collector):
@@ -100,11 +102,13 @@ async def fleet_snapshot(pool: asyncpg.Pool) -> FleetSnapshot:
     return FleetSnapshot(lanes, backlog, delivery)
 
 
-async def exposition(pool: asyncpg.Pool) -> bytes:
-    """The Prometheus text of this process's registry and the fleet gauges."""
+async def exposition(pool: asyncpg.Pool, lanes_metrics: LanesMetrics | None = None) -> bytes:
+    """The Prometheus text of the lanes (this process's registry, or the serving process's) and the
+    fleet gauges."""
     fleet = CollectorRegistry(auto_describe=False)
     fleet.register(await fleet_snapshot(pool))
-    return generate_latest(REGISTRY) + generate_latest(fleet)
+    lanes = generate_latest(REGISTRY) if lanes_metrics is None else await lanes_metrics()
+    return lanes + generate_latest(fleet)
 
 
 @router.get(
@@ -115,4 +119,5 @@ async def exposition(pool: asyncpg.Pool) -> bytes:
 )
 async def metrics(request: Request) -> Response:
     """Lane counters, latency histograms and fleet gauges, labelled by model."""
-    return Response(await exposition(shared(request).pool), media_type=CONTENT_TYPE_LATEST)
+    lanes_metrics: LanesMetrics | None = request.app.state.lanes_metrics
+    return Response(await exposition(shared(request).pool, lanes_metrics), media_type=CONTENT_TYPE_LATEST)

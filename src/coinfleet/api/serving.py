@@ -16,7 +16,6 @@ from coinfleet.api.health import LanesStarted
 from coinfleet.api.server import Listening, serving
 from coinfleet.config import Settings
 from coinfleet.db.database import Database, open_database
-from coinfleet.pipeline.serve import Companion
 
 log = structlog.get_logger(__name__)
 
@@ -75,15 +74,6 @@ async def http_until(
         if options.on_listening is not None:
             options.on_listening(listening)
         await stop.wait()
-
-
-def companion(options: HttpOptions) -> Companion:
-    """The HTTP side as a companion of `coinfleet serve`."""
-
-    async def run(db: Database, lanes_started: LanesStarted, stop: asyncio.Event) -> None:
-        await http_until(options, db, lanes_started, stop)
-
-    return run
 
 
 async def serve_api(settings: Settings, options: HttpOptions) -> None:

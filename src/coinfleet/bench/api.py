@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from rich.table import Table
 
 from coinfleet.api import ApiConfig, create_app
-from coinfleet.api.server import serving
+from coinfleet.api.process import http_child_until
+from coinfleet.api.server import Listening, serving
+from coinfleet.api.serving import HttpOptions
 from coinfleet.bench import api_clients
 from coinfleet.bench.api_clients import Observed, Traffic
 from coinfleet.bench.harness import (
@@ -33,10 +37,13 @@ from coinfleet.bench.harness import (
 )
 from coinfleet.bench.ingester import Ingester
 from coinfleet.config import Settings
+from coinfleet.db.database import Database
 from coinfleet.db.sql import query
 from coinfleet.pipeline.lane import Lane
 from coinfleet.pipeline.supervisor import Supervisor
 
+#: where the HTTP side runs: a child process (as `coinfleet serve`) or the lanes' own event loop
+HttpPlacement = Literal["process", "inline"]
 LANES_RATIO_GOAL = 1.25
 API_P99_GOAL_MS = 100.0
 STREAM_LAG_GOAL_MS = 250.0
@@ -48,9 +55,16 @@ HISTORY_MODEL = "history"
 
 
 async def run(
-    settings: Settings, *, models: int = 20, rate: int = 500, seconds: float = 10, history: int = 1_000_000
+    settings: Settings,
+    *,
+    models: int = 20,
+    rate: int = 500,
+    seconds: float = 10,
+    history: int = 1_000_000,
+    http: HttpPlacement = "process",
 ) -> dict[str, Any]:
-    """Feed `rate` events/s to `models` lanes for `seconds`, first alone, then with operator traffic."""
+    """Feed `rate` events/s to `models` lanes for `seconds`, first alone, then with operator traffic; the
+    HTTP side runs in a child process (as `coinfleet serve` runs it) or inline in the lanes' loop."""
     bundle = await asyncio.to_thread(bench_bundle, settings.home)
     rows = await asyncio.to_thread(
         market, int(rate * (2 * (SETTLE_SECONDS + seconds) + WARM_UP_ROUNDS)) + 1000
@@ -60,10 +74,9 @@ async def run(
         await _store_history(db.pool, history)
         supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=settings)
         task = asyncio.create_task(supervisor.run())
-        config = ApiConfig(dsn=db.dsn, token=TOKEN, reads_need_token=False)
         try:
             lanes = await wait_for_lanes(supervisor, models)
-            async with serving(create_app(config), host="127.0.0.1", port=0) as listening:
+            async with _http_side(http, db, supervisor, settings) as listening:
                 offset = await _warm_up(ingester, lanes, rate)
                 alone, offset = await _phase(ingester, lanes, offset, rate, seconds)
                 traffic = _traffic(listening.base_url, seconds + SETTLE_SECONDS, rows[0].mint)
@@ -76,7 +89,32 @@ async def run(
         finally:
             supervisor.stop()
             await task
-    return summarise(alone, loaded, observed, models=models, rate=rate, history=history)
+    return summarise(alone, loaded, observed, models=models, rate=rate, history=history) | {"http": http}
+
+
+@asynccontextmanager
+async def _http_side(
+    placement: HttpPlacement, db: Database, supervisor: Supervisor, settings: Settings
+) -> AsyncIterator[Listening]:
+    """The HTTP side on a free loopback port, in a child process or in this loop."""
+    if placement == "inline":
+        config = ApiConfig(dsn=db.dsn, token=TOKEN, reads_need_token=False)
+        async with serving(create_app(config), host="127.0.0.1", port=0) as listening:
+            yield listening
+        return
+    at: list[Listening] = []
+    options = HttpOptions(host="127.0.0.1", port=0, token=TOKEN, settings=settings, on_listening=at.append)
+    stop = asyncio.Event()
+    task = asyncio.create_task(http_child_until(options, db, supervisor.all_lanes_started, stop))
+    try:
+        while not at:
+            if task.done():
+                await task
+            await asyncio.sleep(0.05)
+        yield at[0]
+    finally:
+        stop.set()
+        await task
 
 
 async def _store_history(pool: Any, history: int) -> None:
@@ -113,7 +151,7 @@ def _traffic(base_url: str, seconds: float, mint: str) -> Traffic:
     paths = (
         "/api/models",
         f"/api/predictions?model={HISTORY_MODEL}&limit=100",
-        "/api/predictions?tag=alert&min_probability=0.9&limit=50",
+        "/api/predictions?tag=alert&probability_min=0.9&limit=50",
         f"/api/predictions?model={HISTORY_MODEL}&since=2025-06-03T00:00:00Z&until=2025-06-04T00:00:00Z&limit=100",
         f"/api/coins/{mint}",
         "/api/statistics?model=m00&since=1h",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from coinfleet.api.app import UiMount
 from coinfleet.api.auth import resolve_token
 from coinfleet.api.server import Listening
 from coinfleet.api.serving import HttpOptions
@@ -20,9 +21,16 @@ def http_options(host: str | None, port: int | None) -> HttpOptions:
     token = resolve_token(settings)
     if token.generated:
         err_console.print(f"API token (shown once; kept in {token.path}): {token.value}", soft_wrap=True)
-    return HttpOptions.from_settings(
-        settings, token.value, **{k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    )
+    chosen = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    return HttpOptions.from_settings(settings, token.value, ui=web_ui(), **chosen)
+
+
+def web_ui() -> UiMount | None:
+    """What mounts the web UI at /ui on the app (`create_app` calls it after every API route exists).
+
+    The UI package plugs in here: `from coinfleet.ui import mount; return mount`.
+    """
+    return None
 
 
 def print_urls(listening: Listening, screen: Console = err_console) -> None:

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import typer
 
-from coinfleet.api.serving import companion, serve_api
+from coinfleet.api.process import companion
+from coinfleet.api.serving import serve_api
 from coinfleet.cli import alerts, bench, db, feed, models
 from coinfleet.cli.backtest import backtest
 from coinfleet.cli.common import run

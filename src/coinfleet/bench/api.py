@@ -158,7 +158,11 @@ def _traffic(base_url: str, seconds: float, mint: str) -> Traffic:
         "/api/lag",
         "/metrics",
     )
-    tools = (("health", "{}"), ("models_list", "{}"), ("score_coin", json.dumps({"mint": mint})))
+    tools = (
+        ("health", "{}"),
+        ("models_list", "{}"),
+        ("score_coin", json.dumps({"mint": mint, "models": ["m00"]})),
+    )
     return Traffic(
         base_url=base_url, token=TOKEN, seconds=seconds, paths=paths, stream_model="m00", mcp_tools=tools
     )

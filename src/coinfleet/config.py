@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     #: events one live-stream client may have waiting; a client that falls this far behind is cut off
     api_stream_queue: int = Field(default=1000, ge=1, le=100_000)
+    #: database connections the HTTP side uses at most: its queries never take more cores than this
+    api_pool_size: int = Field(default=2, ge=2, le=100)
 
     @property
     def pgdata(self) -> Path:

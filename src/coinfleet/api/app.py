@@ -35,7 +35,7 @@ class ApiConfig:
     dsn: str  #: the database (its own pool is opened from this)
     token: str  #: the bearer token
     reads_need_token: bool  #: True when listening beyond loopback
-    pool_size: int = 4  #: connections of the API's own pool
+    pool_size: int = 2  #: connections of the API's own pool (its queries use at most this many cores)
     stream_queue: int = 1000  #: events one stream client may have waiting before it is cut off
     lanes_started: LanesStarted | None = None  #: set by a process that runs lanes too
     mcp_allowed_hosts: tuple[str, ...] = ("127.0.0.1:*", "localhost:*")  #: Host headers MCP accepts

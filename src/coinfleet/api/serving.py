@@ -28,16 +28,17 @@ class HttpOptions:
     port: int
     token: str
     stream_queue: int = 1000
+    pool_size: int = 2
     settings: Settings = field(default_factory=Settings)  #: webhook defaults and the SSRF rule
     ui: UiMount | None = None
     on_listening: Callable[[Listening], None] | None = None  #: told the address once it listens
 
     @classmethod
     def from_settings(cls, settings: Settings, token: str, **changes: object) -> HttpOptions:
-        """Host, port and queue size from the settings."""
+        """Host, port, queue and pool sizes from the settings."""
         values: dict[str, object] = {
-            "host": settings.api_host, "port": settings.api_port, "token": token,
-            "stream_queue": settings.api_stream_queue, "settings": settings,
+            "host": settings.api_host, "port": settings.api_port, "token": token, "settings": settings,
+            "stream_queue": settings.api_stream_queue, "pool_size": settings.api_pool_size,
         }  # fmt: skip
         values.update(changes)
         return cls(**values)  # type: ignore[arg-type]
@@ -50,6 +51,7 @@ def api_config(options: HttpOptions, dsn: str, lanes_started: LanesStarted | Non
         token=options.token,
         reads_need_token=not is_loopback(options.host),
         stream_queue=options.stream_queue,
+        pool_size=options.pool_size,
         lanes_started=lanes_started,
         mcp_allowed_hosts=allowed_hosts(options.host),
         settings=options.settings,

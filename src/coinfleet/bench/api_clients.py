@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 #: concurrent REST clients, each sending its next request as soon as the last one answered
 REST_CLIENTS = 4
+#: niceness of the client process
+CLIENT_NICE = 10
 #: seconds a client waits between two requests (operators' tools poll; they do not spin)
 THINK_SECONDS = 0.02
 
@@ -60,6 +63,8 @@ def start(traffic: Traffic) -> tuple[SpawnProcess, Connection]:
 
 
 def _main(traffic: Traffic, conn: Connection) -> None:
+    # operators' tools run elsewhere; here they share the cores, so they yield them to what is measured
+    os.nice(CLIENT_NICE)
     observed = Observed()
     try:
         asyncio.run(_run(traffic, observed))

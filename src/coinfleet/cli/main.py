@@ -13,6 +13,7 @@ from coinfleet.cli.backtest import backtest
 from coinfleet.cli.common import run
 from coinfleet.cli.demo import demo
 from coinfleet.cli.http import HOST_OPTION, PORT_OPTION, http_options, print_urls
+from coinfleet.cli.predecessor import migrate_from_pump_server_command
 from coinfleet.cli.stats import stats
 from coinfleet.cli.train import train
 from coinfleet.config import Settings
@@ -33,6 +34,7 @@ app.command()(feed.simulate)
 app.command()(train)
 app.command()(stats)
 app.command()(backtest)
+app.command("migrate-from-pump-server")(migrate_from_pump_server_command)
 
 
 @app.command()

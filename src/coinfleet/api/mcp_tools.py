@@ -24,7 +24,7 @@ from coinfleet.api.state import Shared
 from coinfleet.config import Settings
 from coinfleet.errors import CoinfleetError
 from coinfleet.reports import parse_since
-from coinfleet.service import alerts, coins, model_admin, models, predictions, stats
+from coinfleet.service import alerts, coins, models, predictions, stats, versions
 from coinfleet.service import health as health_service
 from coinfleet.service.schemas import (
     MAX_PAGE_SIZE,
@@ -113,8 +113,7 @@ def _model_tools(server: MCPServer, shared: Shared) -> None:
         name: ModelName, new_name: Annotated[str, Field(description="1-64 letters, digits, '_', '.', '-'")]
     ) -> Model:
         """Rename a model (running lanes follow)."""
-        record = await model_admin.rename_model(shared.pool, name, new_name)
-        return await models.show_model(shared.pool, record.name)
+        return await versions.rename_model(shared.pool, name, new_name)
 
     @server.tool()
     @clear_errors

@@ -1,4 +1,4 @@
-"""Model operations beyond status and settings: rename, and delete with or without its history."""
+"""Deleting a model together with its history (predictions, evaluations, alerts)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import structlog
 from pydantic import BaseModel
 
 from coinfleet.db.sql import query
-from coinfleet.errors import ModelExists, SettingError
 from coinfleet.models import registry
 
 log = structlog.get_logger(__name__)
@@ -21,25 +20,10 @@ class Deleted(BaseModel):
     predictions_removed: int  #: 0 unless its history was deleted too
 
 
-async def rename_model(pool: asyncpg.Pool, name: str, new_name: str) -> registry.ModelRecord:
-    """Give a model another name (lanes follow live); ModelExists when taken, SettingError when invalid."""
-    async with pool.acquire() as conn:
-        model = await registry.get(conn, name)
-        try:
-            await conn.execute(query("rename_model"), model.id, new_name)
-        except asyncpg.UniqueViolationError:
-            raise ModelExists(f"a model named {new_name!r} exists already; choose another name") from None
-        except asyncpg.CheckViolationError:
-            raise SettingError(
-                f"model name {new_name!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-'"
-            ) from None
-        log.info("model_renamed", model_id=model.id, old=name, new=new_name)
-        return await registry.get_by_id(conn, model.id)
-
-
 async def delete_model(pool: asyncpg.Pool, name: str, *, with_history: bool) -> Deleted:
-    """Stop and delete a model, freeing its name; `with_history` also removes its predictions,
-    evaluations and alerts (otherwise statistics and coin pages keep showing them)."""
+    """Stop and delete a model, freeing its name (the registry's delete); `with_history` also removes
+    its predictions, evaluations and alerts in the same transaction (otherwise statistics and coin
+    pages keep showing them)."""
     async with pool.acquire() as conn, conn.transaction():
         model = await registry.get(conn, name)
         removed = 0
@@ -47,6 +31,6 @@ async def delete_model(pool: asyncpg.Pool, name: str, *, with_history: bool) -> 
             await conn.execute(query("delete_model_alerts"), model.id)
             await conn.execute(query("delete_model_evaluations"), model.id)
             removed = int(await conn.fetchval(query("delete_model_predictions"), model.id))
-        await conn.execute(query("delete_model"), model.id)
+        await registry.delete(conn, name)
     log.info("model_deleted", model_id=model.id, name=name, predictions_removed=removed)
     return Deleted(name=name, model_id=model.id, predictions_removed=removed)

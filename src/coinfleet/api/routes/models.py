@@ -12,7 +12,7 @@ from coinfleet.api.auth import require_read, require_write
 from coinfleet.api.routes.deps import ModelName, Pool
 from coinfleet.errors import ModelLoadError
 from coinfleet.models.bundle import ModelBundle
-from coinfleet.service import model_admin
+from coinfleet.service import model_admin, versions
 from coinfleet.service import models as service
 from coinfleet.service.model_admin import Deleted
 from coinfleet.service.schemas import Model
@@ -117,8 +117,7 @@ async def update_settings(
 @router.post("/{name}/rename", response_model=Model, dependencies=WRITE, summary="Rename a model")
 async def rename(db: Pool, name: ModelName, body: Rename) -> Model:
     """Give the model another name; 409 when the name is taken."""
-    record = await model_admin.rename_model(db, name, body.new_name)
-    return await service.show_model(db, record.name)
+    return await versions.rename_model(db, name, body.new_name)
 
 
 @router.delete("/{name}", response_model=Deleted, dependencies=WRITE, summary="Delete a model")

@@ -1,14 +1,3 @@
--- name: rename_model --
--- Give model $1 the name $2.
-UPDATE coinfleet_models SET name = $2, updated_at = now() WHERE id = $1
-
--- name: delete_model --
--- Mark model $1 deleted and free its name (it becomes NAME.deleted.ID; its rows stay for history).
-UPDATE coinfleet_models
-SET status = 'deleted', status_reason = 'deleted by operator', updated_at = now(),
-    name = left(name, 40) || '.deleted.' || id
-WHERE id = $1
-
 -- name: delete_model_alerts --
 -- Remove every alert of model $1 (their attempts go with them).
 DELETE FROM coinfleet_alerts WHERE model_id = $1

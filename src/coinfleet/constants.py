@@ -19,3 +19,5 @@ DEFAULT_DATABASE = "coinfleet"
 STREAM_CHANNEL = "coinfleet_stream"
 #: file under COINFLEET_HOME holding the generated API token when COINFLEET_API_TOKEN is unset
 API_TOKEN_FILE = "api-token"
+#: advisory lock namespace (first key; the model id is the second) serialising claims on one model's alerts
+ALERT_CLAIM_LOCK_SPACE = 7_120_014

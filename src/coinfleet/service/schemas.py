@@ -319,10 +319,11 @@ class AlertAttempt(Schema):
     attempt: int
     url: str
     status_code: int | None
-    latency_ms: float
+    latency_ms: float | None  #: None while in flight, or for an attempt cut short
     error: str | None
     response_excerpt: str | None
     attempted_at: datetime
+    finished_at: datetime | None  #: None while the attempt is in flight
 
 
 class AlertDetail(Schema):

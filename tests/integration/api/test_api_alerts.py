@@ -17,6 +17,7 @@ from coinfleet.config import Settings
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
+from coinfleet.service.alerts import webhook_secret
 
 
 class Receiver:
@@ -58,7 +59,7 @@ def receiver() -> Iterator[Receiver]:
 
 async def with_alerts(pool: asyncpg.Pool, bundle: ModelBundle) -> list[int]:
     """A model with a webhook and three alerts: pending, dead, delivered."""
-    settings = ModelSettings(webhook_url="http://127.0.0.1:9/hook", webhook_secret="s3cret")
+    settings = ModelSettings(webhook_url="http://127.0.0.1:9/hook")
     async with pool.acquire() as conn:
         model = await import_bundle(conn, replace(bundle, name="alpha"), settings=settings)
         ids = []
@@ -96,7 +97,8 @@ async def test_outbox_list_detail_and_retries(
             "retried": 0
         }
         assert (await api.client.post("/api/alerts/retry-dead", params={"model": "nope"})).status_code == 404
-        assert "s3cret" not in (await api.anonymous.get(f"/api/alerts/{dead}")).text
+        secret = await webhook_secret(pool, "alpha")
+        assert secret not in (await api.anonymous.get(f"/api/alerts/{dead}")).text
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT state FROM coinfleet_alerts WHERE id = $1", dead) == "pending"
 

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     webhook_log_retention_days: float = Field(default=14.0, gt=0)
     #: seconds after a prediction's horizon end (data time) before a coin without data gets "no_data"
     evaluation_grace_seconds: float = Field(default=120.0, ge=0, le=86_400)
+    #: a metric row dated more than this many seconds ahead of the wall clock (or at ±infinity) is not
+    #: scored and never counts as "now": lanes set it aside, evaluation's clock stops there
+    future_tolerance_seconds: float = Field(default=30.0, ge=0, le=86_400)
     #: seconds between evaluation rounds when the last round found nothing to do
     evaluation_interval_seconds: float = Field(default=1.0, gt=0, le=600)
     #: due predictions one model of weight 1 gets evaluated per round (scaled by the model's weight)

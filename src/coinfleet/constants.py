@@ -10,3 +10,6 @@ ALERTS_CHANNEL = "coinfleet_alerts"
 MIGRATION_LOCK_KEY = 7_120_001
 #: name of the database the embedded server serves by default
 DEFAULT_DATABASE = "coinfleet"
+#: SQLSTATE a lane's store raises when the stored cursor is not where the lane left it (a crash lost
+#: commits that were not flushed yet); the lane reloads its cursor
+CURSOR_MOVED_SQLSTATE = "CF001"

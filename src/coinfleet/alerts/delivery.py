@@ -38,6 +38,7 @@ from coinfleet.alerts.rules import RetryPolicy
 from coinfleet.alerts.ssrf import check_url
 from coinfleet.config import Settings
 from coinfleet.constants import ALERTS_CHANNEL
+from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.errors import WebhookRefused
 from coinfleet.events.feed import Notifier, Signal
 from coinfleet.metrics import MetricRow
@@ -186,6 +187,7 @@ class Deliverer:
         self._random = random.Random()
         self._client: httpx.AsyncClient | None = None
         self._last_prune = float("-inf")
+        self._outage = Outage("delivery")
 
     def stop(self) -> None:
         """Ask `run` to finish the attempts in flight and return."""
@@ -210,8 +212,12 @@ class Deliverer:
         try:
             await self.dispatch()
             await self._prune_when_due()
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DATABASE_ERRORS as exc:
+            self._outage.failed(exc)  # said once per outage; the poll paces the retries
+            return
+        except asyncpg.PostgresError as exc:
             log.warning("delivery_dispatch_failed", error=str(exc))
+        self._outage.succeeded()
 
     async def dispatch(self) -> None:
         """Start a lane for every model with pending alerts; wake the lanes already running."""

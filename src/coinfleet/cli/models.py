@@ -14,7 +14,8 @@ from coinfleet.models import registry
 from coinfleet.models.bundle import read_bundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord, Status
-from coinfleet.models.settings import apply_changes, parse_assignments
+from coinfleet.models.settings import parse_assignments
+from coinfleet.pipeline.store import set_aside_counts
 
 app = typer.Typer(help="The model registry.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
@@ -29,6 +30,7 @@ def _summary(model: ModelRecord) -> dict[str, object]:
         "format": model.format,
         "status": model.status,
         "status_reason": model.status_reason,
+        "settings_error": model.settings_error,
         "target": model.target.to_dict(),
         "features": list(model.features),
         "settings": model.settings.public(),
@@ -75,9 +77,9 @@ def list_command(as_json: bool = JSON_OPTION) -> None:
             m.algorithm,
             m.target.describe(),
             m.status,
-            f"{m.settings.weight:g}",
-            f"{m.settings.alert_threshold:g}",
-            m.status_reason or "",
+            "?" if m.settings_error else f"{m.settings.weight:g}",
+            "?" if m.settings_error else f"{m.settings.alert_threshold:g}",
+            m.status_reason or m.settings_error or "",
         )
     console.print(table)
 
@@ -86,11 +88,13 @@ def list_command(as_json: bool = JSON_OPTION) -> None:
 def show(name: str, as_json: bool = JSON_OPTION) -> None:
     """Everything about one model."""
 
-    async def service(settings: Settings) -> ModelRecord:
+    async def service(settings: Settings) -> dict[str, object]:
         async with connection(settings) as conn:
-            return await registry.get(conn, name)
+            model = await registry.get(conn, name)
+            set_aside = await set_aside_counts(conn, model.id)
+        return {**_summary(model), "set_aside": set_aside}
 
-    data = _summary(run(service))
+    data = run(service)
     if as_json:
         print_json(data)
     else:
@@ -142,8 +146,7 @@ def set_command(name: str, assignments: list[str] = typer.Argument(..., metavar=
     async def service(settings: Settings) -> ModelRecord:
         changes = parse_assignments(assignments)
         async with connection(settings) as conn:
-            model = await registry.get(conn, name)
-            return await registry.update_settings(conn, name, apply_changes(model.settings, changes))
+            return await registry.change_settings(conn, name, changes)
 
     model = run(service)
     console.print_json(data={k: model.settings.public()[k] for k in parse_assignments(assignments)})

@@ -56,6 +56,8 @@ class WindowBatch:
         return column
 
 
+#: the largest magnitude a float32 holds; features beyond it are NaN, not ±inf once cast for a model
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: where each column lies in a WindowBatch
 _COLUMN_INDEX = {name: i for i, name in enumerate(WINDOW_COLUMNS)}
 
@@ -323,7 +325,8 @@ def validate_feature_names(names: Sequence[str]) -> None:
 
 
 def compute_matrix(windows: Sequence[CoinWindow], names: Sequence[str]) -> FloatArray:
-    """Features `names` for each window as float64 [len(windows), len(names)]; non-finite values are NaN."""
+    """Features `names` for each window as float64 [len(windows), len(names)]; every value is NaN or
+    a finite float32 (non-finite values and those beyond float32's range are NaN)."""
     return compute_batch(WindowBatch.of_windows(windows), names)
 
 
@@ -335,7 +338,8 @@ def compute_batch(batch: WindowBatch, names: Sequence[str]) -> FloatArray:
     with np.errstate(all="ignore"):
         columns = [FEATURES[name].compute(batch) for name in names]
     matrix = np.column_stack(columns).astype(np.float64) if columns else np.empty((len(batch.lengths), 0))
-    matrix[~np.isfinite(matrix)] = np.nan
+    # models are fed float32: a value that float32 cannot hold would reach them as ±inf
+    matrix[~(np.abs(matrix) <= FLOAT32_MAX)] = np.nan
     return matrix
 
 

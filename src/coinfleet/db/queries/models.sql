@@ -38,3 +38,12 @@ UPDATE coinfleet_models SET status = $2, status_reason = $3, updated_at = now() 
 -- name: set_model_settings --
 -- Replace a model's settings.
 UPDATE coinfleet_models SET settings = $2, updated_at = now() WHERE id = $1
+
+-- name: lock_model_settings --
+-- A model's id and stored settings, its row locked until the transaction ends (read-modify-write).
+SELECT id, settings FROM coinfleet_models WHERE name = $1 AND status <> 'deleted' FOR UPDATE
+
+-- name: recent_phases --
+-- The phases of the newest $1 metric rows (the phases that exist, as far as a model should care).
+SELECT array_agg(DISTINCT phase_id_at_time) FILTER (WHERE phase_id_at_time IS NOT NULL)
+FROM (SELECT phase_id_at_time FROM coin_metrics ORDER BY "timestamp" DESC LIMIT $1) AS recent

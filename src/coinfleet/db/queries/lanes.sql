@@ -111,3 +111,7 @@ SELECT reason, count(*) AS n FROM coinfleet_set_aside WHERE model_id = $1 GROUP 
 -- The newest events set aside for model $1, up to $2.
 SELECT mint, metric_ts, reason, detail, created_at FROM coinfleet_set_aside
 WHERE model_id = $1 ORDER BY created_at DESC, event_tx DESC, event_seq DESC LIMIT $2
+
+-- name: set_aside_by_model --
+-- How many events were set aside for each model, by reason.
+SELECT model_id, reason, count(*) AS n FROM coinfleet_set_aside GROUP BY model_id, reason

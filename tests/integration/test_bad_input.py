@@ -25,6 +25,7 @@ from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.runner import InlineRunner, Runner
 from coinfleet.pipeline.store import set_aside_counts
 from coinfleet.pipeline.supervisor import Supervisor, inline_runner
+from coinfleet.service import models as service_models
 from support import market_rows
 
 SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300, runner="inline")
@@ -157,9 +158,10 @@ async def test_a_poison_row_is_set_aside_for_that_model_only_and_resume_never_me
     everything = {(r.mint, r.timestamp) for r in rows}
     assert await predictions(pool, sturdy.id) == everything
     assert await predictions(pool, fragile.id) == everything - {(poison.mint, poison.timestamp)}
+    assert (await service_models.show_model(pool, "fragile")).set_aside == {"model_failed": 1}
+    listed = {m.name: m.set_aside for m in await service_models.list_models(pool)}
+    assert listed == {"fragile": {"model_failed": 1}, "sturdy": {}}
     async with pool.acquire() as conn:
-        assert await set_aside_counts(conn, fragile.id) == {"model_failed": 1}
-        assert await set_aside_counts(conn, sturdy.id) == {}
         detail = await conn.fetchval("SELECT detail FROM coinfleet_set_aside WHERE model_id = $1", fragile.id)
         assert "model cannot take this row" in detail
         assert (await registry.get(conn, "fragile")).status == "active"
@@ -241,6 +243,8 @@ async def test_a_settings_row_that_no_longer_validates_fails_that_model_alone(
     assert listed["broken"].settings_error is not None
     assert "alert_threshold" in listed["broken"].settings_error
     assert listed["healthy"].settings_error is None
+    shown = {m.name: m.settings_error for m in await service_models.list_models(pool)}
+    assert shown["broken"] == listed["broken"].settings_error and shown["healthy"] is None
     running()
     rows = market_rows(coins=6, seconds=120, seed=5)
     await insert(pool, rows)
@@ -251,9 +255,9 @@ async def test_a_settings_row_that_no_longer_validates_fails_that_model_alone(
         model = await registry.get(conn, "broken")
         assert model.status == "quarantined"
         assert model.status_reason is not None and "alert_threshold" in model.status_reason
-        repaired = await registry.change_settings(conn, "broken", {"alert_threshold": 0.8})
+    repaired = await service_models.update_settings(pool, "broken", {"alert_threshold": 0.8})
     assert repaired.settings_error is None
-    assert repaired.settings.alert_threshold == 0.8
+    assert repaired.settings["alert_threshold"] == 0.8
 
 
 async def test_settings_changes_from_concurrent_writers_are_all_kept(

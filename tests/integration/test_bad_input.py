@@ -116,11 +116,12 @@ async def test_a_cursor_rolled_back_by_a_crash_makes_its_lane_score_those_events
 
 
 class PoisonRunner:
-    """The real model, except that it raises on any batch holding the poison row."""
+    """The real model, except that it raises (or answers NaN) on any batch holding the poison row."""
 
-    def __init__(self, inner: Runner, calls: list[int]) -> None:
+    def __init__(self, inner: Runner, calls: list[int], *, nan: bool) -> None:
         self._inner = inner
         self._calls = calls  #: batches that met the poison row (shared by every runner made)
+        self._nan = nan
         self.hogging = False
 
     def expected_cpu_seconds(self, rows: int) -> float | None:
@@ -129,17 +130,23 @@ class PoisonRunner:
     async def predict(
         self, features: np.ndarray, *, on_answer: Callable[[], None] | None = None
     ) -> np.ndarray:
-        if np.any(features == np.float32(POISON_CAP)):
-            self._calls.append(len(features))
+        poisoned = np.any(features == np.float32(POISON_CAP), axis=1)
+        if not poisoned.any():
+            return await self._inner.predict(features)
+        self._calls.append(len(features))
+        if not self._nan:
             raise ValueError("model cannot take this row")
-        return await self._inner.predict(features)
+        probabilities = await self._inner.predict(features)
+        probabilities[poisoned] = np.nan
+        return probabilities
 
     async def close(self) -> None:
         await self._inner.close()
 
 
+@pytest.mark.parametrize("nan", [False, True], ids=["raises", "answers-nan"])
 async def test_a_poison_row_is_set_aside_for_that_model_only_and_resume_never_meets_it_again(
-    pool: asyncpg.Pool, small_bundle: ModelBundle, running: Callable[..., Supervisor]
+    pool: asyncpg.Pool, small_bundle: ModelBundle, running: Callable[..., Supervisor], nan: bool
 ) -> None:
     fragile = await activate(pool, small_bundle, "fragile", min_scan_interval_seconds=0)
     sturdy = await activate(pool, small_bundle, "sturdy", min_scan_interval_seconds=0)
@@ -147,7 +154,7 @@ async def test_a_poison_row_is_set_aside_for_that_model_only_and_resume_never_me
 
     def factory(model: ModelRecord, artifact: bytes) -> Runner:
         runner = InlineRunner.from_artifact(model.format, artifact)
-        return PoisonRunner(runner, poisoned) if model.name == "fragile" else runner
+        return PoisonRunner(runner, poisoned, nan=nan) if model.name == "fragile" else runner
 
     rows = market_rows(coins=12, seconds=300, seed=3)
     poison = replace(rows[150], market_cap_close=POISON_CAP)
@@ -163,7 +170,7 @@ async def test_a_poison_row_is_set_aside_for_that_model_only_and_resume_never_me
     assert listed == {"fragile": {"model_failed": 1}, "sturdy": {}}
     async with pool.acquire() as conn:
         detail = await conn.fetchval("SELECT detail FROM coinfleet_set_aside WHERE model_id = $1", fragile.id)
-        assert "model cannot take this row" in detail
+        assert ("bad_output" if nan else "model cannot take this row") in detail
         assert (await registry.get(conn, "fragile")).status == "active"
         # quarantine and resume: the lane starts again at its cursor, past the set-aside event
         await registry.set_status(conn, "fragile", "quarantined", "by the test")

@@ -56,8 +56,6 @@ class WindowBatch:
         return column
 
 
-#: the largest magnitude a float32 holds; features beyond it are NaN, not ±inf once cast for a model
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: where each column lies in a WindowBatch
 _COLUMN_INDEX = {name: i for i, name in enumerate(WINDOW_COLUMNS)}
 
@@ -339,7 +337,8 @@ def compute_batch(batch: WindowBatch, names: Sequence[str]) -> FloatArray:
         columns = [FEATURES[name].compute(batch) for name in names]
     matrix = np.column_stack(columns).astype(np.float64) if columns else np.empty((len(batch.lengths), 0))
     # models are fed float32: a value that float32 cannot hold would reach them as ±inf
-    matrix[~(np.abs(matrix) <= FLOAT32_MAX)] = np.nan
+    with np.errstate(over="ignore"):
+        matrix[~np.isfinite(matrix.astype(np.float32))] = np.nan
     return matrix
 
 

@@ -49,6 +49,7 @@ from coinfleet.pipeline.rules import (
 )
 from coinfleet.pipeline.runner import (
     BAD_OUTPUT,
+    CRASH,
     LOAD,
     MEMORY,
     TIMEOUT,
@@ -70,9 +71,11 @@ MAX_BACKOFF_SECONDS = 30.0
 DEFAULT_FUTURE_TOLERANCE = timedelta(seconds=30)  #: see Settings.future_tolerance_seconds
 NO_CURSOR = Cursor(tx=0, seq=0)  #: before the lane's first load
 #: runner failures no single row is blamed for: a timeout or the memory limit is the model's (or the
-#: machine's) doing; any other (an exception the model raised, NaN out, a crash) makes the lane split
-#: the batch to find the row
-NOT_ROW_FAILURES = frozenset({TIMEOUT, MEMORY, LOAD})
+#: machine's) doing, and a crash is not searched for a row (each try would restart the model's process);
+#: an exception the model raised or a non-finite probability makes the lane split the batch
+NOT_ROW_FAILURES = frozenset({TIMEOUT, MEMORY, LOAD, CRASH})
+#: most events one batch sets aside as failing for the model; a batch with more failed as a whole
+MAX_SET_ASIDE = 8
 Pairing = tuple[Event, Observation]  #: an event and what the feature service observed at it
 FAILURE_WINDOW = 20  #: recent batches in which `max_failures` model failures quarantine a model
 LATENCY_SAMPLES = 100_000  #: latencies kept per lane for quantiles
@@ -422,14 +425,17 @@ class Lane:
     ) -> tuple[list[Pairing], np.ndarray]:
         """The model's probabilities for the batch. When the batch fails in a way one row can cause, it
         is split until the failing rows are found; they are set aside for this model and the rest is
-        scored. When every row fails, the model is at fault and the batch fails as before."""
+        scored. When the model fails on the last row it scored too, on every row, or on more than a
+        few rows, the model is at fault and the batch fails as before (towards quarantine)."""
         try:
             probabilities = await self.predict([obs for _, obs in observed])
         except RunnerError as exc:
-            if exc.reason in NOT_ROW_FAILURES:
+            if exc.reason in NOT_ROW_FAILURES or not await self._witness_scores():
                 raise
-            scored, failed = await self._bisect(observed)
-            if not scored and not await self._witness_scores():
+            scored: list[tuple[Pairing, float]] = []
+            failed: list[tuple[Pairing, RunnerError]] = []
+            await self._bisect(observed, scored, failed)
+            if not scored and self._witness is None:
                 raise
             for (event, _), error in failed:
                 self._set_aside_failed(event, error, result)
@@ -440,33 +446,34 @@ class Lane:
         return observed, probabilities
 
     async def _bisect(
-        self, observed: list[Pairing]
-    ) -> tuple[list[tuple[Pairing, float]], list[tuple[Pairing, RunnerError]]]:
-        """Score both halves of a failed batch, splitting each failing half again: the rows scored with
-        their probabilities, and the single rows that failed with their error."""
+        self,
+        observed: list[Pairing],
+        scored: list[tuple[Pairing, float]],
+        failed: list[tuple[Pairing, RunnerError]],
+    ) -> None:
+        """Score both halves of a failed batch, splitting each failing half again: the rows scored go to
+        `scored` with their probabilities, the single rows that fail to `failed` with their error. More
+        than MAX_SET_ASIDE failing rows raise the last error: that is the model, not its input (and the
+        search stays within ~2·MAX_SET_ASIDE·log2(rows) calls)."""
         half = len(observed) // 2
-        scored: list[tuple[Pairing, float]] = []
-        failed: list[tuple[Pairing, RunnerError]] = []
-        for part in (observed[:half], observed[half:]):
+        for part in (observed[:half], observed[half:]) if half else (observed,):
             try:
                 probabilities = await self.predict([obs for _, obs in part])
             except RunnerError as exc:
-                if exc.reason in NOT_ROW_FAILURES:
+                if exc.reason in NOT_ROW_FAILURES or len(failed) >= MAX_SET_ASIDE:
                     raise
                 if len(part) == 1:
                     failed.append((part[0], exc))
-                    continue
-                more_scored, more_failed = await self._bisect(part)
-                scored += more_scored
-                failed += more_failed
+                else:
+                    await self._bisect(part, scored, failed)
                 continue
-            scored += zip(part, probabilities.tolist(), strict=True)
-        return scored, failed
+            scored.extend(zip(part, probabilities.tolist(), strict=True))
 
     async def _witness_scores(self) -> bool:
-        """Whether the model still scores the last row it scored (so a row that fails alone is at fault)."""
+        """Whether the model still scores the last row it scored, so that a row failing alone is at fault
+        (True before it scored any: then the search itself must find a row that scores)."""
         if self._witness is None:
-            return False
+            return True
         try:
             await self.predict([self._witness])
         except RunnerError:

@@ -300,3 +300,23 @@ async def test_phases_that_silently_disable_a_model_are_refused(
         with pytest.raises(SettingError, match="phases 9 occur in none"):
             await registry.change_settings(conn, "phased", {"phases": [1, 9]})
         assert (await registry.change_settings(conn, "phased", {"phases": [1]})).settings.phases == [1]
+
+
+async def test_a_lane_whose_task_ends_is_started_again(
+    pool: asyncpg.Pool, small_bundle: ModelBundle, running: Callable[..., Supervisor]
+) -> None:
+    model = await activate(pool, small_bundle, "phoenix", min_scan_interval_seconds=0)
+    supervisor = running()
+    async with asyncio.timeout(30):
+        while not supervisor.lanes:
+            await asyncio.sleep(0.05)
+    first = supervisor.lanes[0]
+    (task,) = [t for t in asyncio.all_tasks() if t.get_name() == "lane:phoenix"]
+    task.cancel()  # as if it had died
+    async with asyncio.timeout(30):
+        while not supervisor.lanes or supervisor.lanes[0] is first:
+            await asyncio.sleep(0.05)
+    rows = market_rows(coins=4, seconds=60, seed=8)
+    await insert(pool, rows)
+    await until_caught_up(pool)
+    assert await predictions(pool, model.id) == {(r.mint, r.timestamp) for r in rows}

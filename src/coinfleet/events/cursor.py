@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from coinfleet.db.sql import query
-from coinfleet.metrics import METRIC_COLUMNS, MetricRow
+from coinfleet.metrics import MetricRow
 
 #: what a timestamptz of 'infinity' / '-infinity' reads as (asyncpg hands them out as naive datetimes)
 INFINITY = datetime.max.replace(tzinfo=UTC)
@@ -77,9 +77,8 @@ async def read_events_with_rows(
 
 
 def _metric_row(record: asyncpg.Record) -> MetricRow:
-    values = {name: record[name] for name in METRIC_COLUMNS}
-    values["timestamp"] = aware(values["timestamp"])  # a row dated ±infinity reaches the lanes too
-    return MetricRow(**values)
+    # a row dated ±infinity reaches the lanes too
+    return MetricRow.from_mapping({**record, "timestamp": aware(record["timestamp"])})
 
 
 async def load_cursor(conn: asyncpg.Connection, model_id: int) -> Cursor:

@@ -47,6 +47,7 @@ def model_view(record: ModelRecord, lane: Lane, set_aside: dict[str, int] | None
         settings=record.settings.public(),
         training_metrics=record.training_metrics,
         sha256=record.artifact_sha256,
+        source=record.source,
         created_at=record.created_at,
         updated_at=record.updated_at,
         lane=lane,

@@ -42,7 +42,8 @@ WITH inserted AS (
         stored_positive = excluded.stored_positive, stored_alert = excluded.stored_alert
 ), moved AS (
     UPDATE coinfleet_cursors AS c SET
-        tx = coinfleet_checked_cursor_tx(c.model_id, c.tx, c.seq, b.from_tx, b.from_seq, b.tx), seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
+        tx = coinfleet_checked_cursor_tx(c.model_id, c.tx, c.seq, b.from_tx, b.from_seq, b.tx),
+        seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
         stored_predictions = c.stored_predictions + coalesce(s.stored, 0),
         last_prediction_at = greatest(c.last_prediction_at, s.newest)
     FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::xid8[], $19::int8[])
@@ -90,10 +91,12 @@ WITH inserted AS (
         stored_positive = excluded.stored_positive, stored_alert = excluded.stored_alert
 ), moved AS (
     UPDATE coinfleet_cursors AS c SET
-        tx = b.tx, seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
+        tx = coinfleet_checked_cursor_tx(c.model_id, c.tx, c.seq, b.from_tx, b.from_seq, b.tx),
+        seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
         stored_predictions = c.stored_predictions + coalesce(s.stored, 0),
         last_prediction_at = greatest(c.last_prediction_at, s.newest)
-    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[]) AS b (model_id, tx, seq, keeps)
+    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::xid8[], $19::int8[])
+        AS b (model_id, tx, seq, keeps, from_tx, from_seq)
     LEFT JOIN (
         SELECT model_id, count(*) AS stored, max(metric_ts) AS newest FROM inserted GROUP BY model_id
     ) AS s USING (model_id)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     #: data seconds after a prediction's horizon end in which some row of any coin must show that the feed
     #: was alive (else "no_data"); also how long a prediction waits for that
     evaluation_grace_seconds: float = Field(default=120.0, ge=0, le=86_400)
+    #: a metric row dated more than this many seconds ahead of the wall clock (or at ±infinity) is not
+    #: scored and never counts as "now": lanes set it aside, evaluation's clock stops there
+    future_tolerance_seconds: float = Field(default=30.0, ge=0, le=86_400)
     #: seconds between two drift computations of every active model in `serve` (the PSI gauges); 0: never
     drift_refresh_seconds: float = Field(default=600.0, ge=0)
     #: seconds between evaluation rounds when the last round found nothing to do
@@ -95,6 +98,17 @@ class Settings(BaseSettings):
     model_check_timeout_seconds: float = Field(default=600.0, gt=0, le=86_400)
     #: memory (MB) a child checking or compiling a model file may use beyond the libraries it imports
     model_check_memory_mb: int = Field(default=4096, ge=64, le=262_144)
+
+    #: address the HTTP API, UI, MCP and /metrics listen on (non-loopback: reads need the token too)
+    api_host: str = "127.0.0.1"
+    #: TCP port of the HTTP side
+    api_port: int = Field(default=8000, ge=0, le=65_535)
+    #: bearer token for the API and MCP; when unset, one is generated once and kept under `home`
+    api_token: SecretStr | None = None
+    #: events one live-stream client may have waiting; a client that falls this far behind is cut off
+    api_stream_queue: int = Field(default=1000, ge=1, le=100_000)
+    #: database connections the HTTP side uses at most: its queries never take more cores than this
+    api_pool_size: int = Field(default=2, ge=2, le=100)
 
     @property
     def pgdata(self) -> Path:

@@ -31,7 +31,7 @@ def assert_models_scored(summary: dict[str, object]) -> None:
 
 def demo_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "COINFLEET_DATABASE_URL")}
-    env.update({"COINFLEET_HOME": str(home), "COINFLEET_LOG_LEVEL": "warning"})
+    env.update({"COINFLEET_HOME": str(home), "COINFLEET_LOG_LEVEL": "warning", "COINFLEET_API_PORT": "0"})
     return env
 
 

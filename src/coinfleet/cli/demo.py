@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from coinfleet.cli.common import console, err_console, print_json, run
 from coinfleet.cli.feed import load_recorded
+from coinfleet.cli.http import HOST_OPTION, PORT_OPTION, http_options, print_urls
 from coinfleet.cli.tables import Column, make_table
 from coinfleet.config import Settings
 from coinfleet.demo import (
@@ -76,6 +78,9 @@ def demo(
     coins: int = typer.Option(60, min=1, help="Simulated coins at the start."),
     seed: int = typer.Option(7, help="Simulator seed."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON summary line on stdout."),
+    http: bool = typer.Option(True, help="Serve the API, UI, MCP and /metrics while the demo runs."),
+    host: str | None = HOST_OPTION,
+    port: int | None = PORT_OPTION,
 ) -> None:
     """Start the embedded database, feed a market, train 3 models, score live, summarise."""
     train_rows, rows = None, None
@@ -95,10 +100,13 @@ def demo(
         speed=speed,
     )
     screen: Console = err_console if as_json else console
+    serving = (
+        replace(http_options(host, port), on_listening=lambda at: print_urls(at, screen)) if http else None
+    )
 
     async def service(settings: Settings) -> DemoSnapshot:
         with Live(console=screen, refresh_per_second=2, transient=False) as view:
-            final = await run_demo(settings, options, lambda snap: view.update(render(snap)))
+            final = await run_demo(settings, options, lambda snap: view.update(render(snap)), serving)
             view.update(render(final))
         screen.line()  # the last frame of a live view ends without a newline when not on a terminal
         return final
@@ -115,22 +123,30 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+SUMMARY_COLUMNS = (
+    Column("model", name=True),
+    Column("neg/pos/alert"),
+    Column("judged"),
+    Column("hit@end"),
+    Column("hit within"),
+    Column("lag"),
+)
+
+
 def render_summary(final: DemoSnapshot) -> Table:
     """Per model: predictions by tag, alerts, hit rates by both rules once evaluated, lag."""
-    table = Table(title="demo summary (hit rates over evaluated predictions)")
-    for column in ("model", "neg/pos/alert", "judged", "hit@end", "hit within", "lag"):
-        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=column == "model")
-    for m in final.models:
-        by_tag = "/".join(str(m.predictions.get(t, 0)) for t in ("negative", "positive", "alert"))
-        table.add_row(
+    rows = [
+        (
             m.name,
-            by_tag,
+            "/".join(str(m.predictions.get(t, 0)) for t in ("negative", "positive", "alert")),
             str(m.evaluated),
             _pct(m.hit_rate_at_horizon),
             _pct(m.hit_rate_within),
             str(m.lag_events),
         )
-    return table
+        for m in final.models
+    ]
+    return make_table("demo summary (hit rates over judged predictions)", SUMMARY_COLUMNS, rows, wide=False)
 
 
 def next_steps(final: DemoSnapshot, data: Path | None) -> list[str]:
@@ -142,5 +158,10 @@ def next_steps(final: DemoSnapshot, data: Path | None) -> list[str]:
     else:
         where = f"the demo's models and results are in the database {DEMO_DATABASE!r} on your server; try:"
         prefix = f"DATABASE_URL=<your server>/{DEMO_DATABASE} "
-    commands = ("models list", "stats", f"backtest {file}", "serve")
+    commands = (
+        "models list",
+        "stats",
+        f"backtest {file}",
+        "serve    (the lanes, the API and the UI; it prints the URLs)",
+    )
     return [where, *(f"  {prefix}coinfleet {c}" for c in commands)]

@@ -43,6 +43,9 @@ TRAINING_HISTORY_SECONDS = 3 * 3600
 #: share of the run a recorded file's replay is fitted into when a duration is given
 REPLAY_SHARE = 0.8
 DEFAULT_SIMULATION_SECONDS = 60.0
+#: the duration counts from when every lane runs (loading and compiling take a while on a busy machine);
+#: lanes that have not all started this long after the duration ran out end the demo anyway
+STARTUP_GRACE_SECONDS = 180.0
 #: share of a recorded file's time span the demo models are trained on; the rest is scored out of sample
 TRAIN_SHARE = 0.5
 
@@ -240,6 +243,9 @@ class DemoRun:
         self._stop_feed = asyncio.Event()
         self._inserted = 0
         self._started = time.monotonic()
+        self._scoring_since: float | None = (
+            None  #: when every lane had started: the duration counts from here
+        )
 
     def _count(self, n: int) -> None:
         self._inserted += n
@@ -283,6 +289,8 @@ class DemoRun:
                 await asyncio.sleep(0.5)
                 snapshot = await self.snapshot(feeding=not feeder.done())
                 on_snapshot(snapshot)
+                if self._scoring_since is None and await self._supervisor.all_lanes_started():
+                    self._scoring_since = time.monotonic()
                 if self._finished(snapshot, duration) or http.done():  # done early: it failed to listen
                     break
             self._stop_feed.set()
@@ -304,8 +312,10 @@ class DemoRun:
             await http_child_until(self._http, database, self._supervisor.all_lanes_started, self._stop_http)
 
     def _finished(self, snapshot: DemoSnapshot, duration: float | None) -> bool:
-        if duration is not None and snapshot.elapsed >= duration:
-            return True
+        if duration is not None:
+            scoring = 0.0 if self._scoring_since is None else time.monotonic() - self._scoring_since
+            if scoring >= duration or snapshot.elapsed >= duration + STARTUP_GRACE_SECONDS:
+                return True
         caught_up = all(m.lag_events == 0 for m in snapshot.models) and bool(snapshot.models)
         return not snapshot.feeding and caught_up
 

@@ -24,7 +24,7 @@ UP10 = TargetSpec(kind="change", horizon_seconds=60, direction="up", change_perc
 
 
 async def _fleet(conn: asyncpg.Connection) -> tuple[int, int]:
-    """Two models: "up" with a webhook and predictions on two coins, "down" quarantined with one."""
+    """Two models: "up" with a webhook and predictions on three coins, "down" quarantined with one."""
     up = await insert_model(conn, "up", UP10, webhook_url="http://127.0.0.1:9/hook", alert_threshold=0.8)
     down = await insert_model(conn, "down", UP10)
     await conn.execute(
@@ -74,6 +74,7 @@ async def test_models_show_settings_lane_lag_and_quarantine(pool: asyncpg.Pool) 
     assert (
         shown.settings["webhook_url"] == "http://127.0.0.1:9/hook"
         and shown.settings["alert_threshold"] == 0.8
+        and "webhook_secret" not in shown.settings
     )
     assert shown.target.description == "up 10% in 60s"
     lane = shown.lane

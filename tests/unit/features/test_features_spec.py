@@ -388,6 +388,33 @@ def test_ten_thousand_windows_take_well_under_a_second() -> None:
     assert matrix.shape == (10_000, len(DEFAULT_FEATURES))
 
 
+_any_float = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    closes=st.lists(_any_float, min_size=1, max_size=25),
+    volumes=st.lists(_any_float, min_size=25, max_size=25),
+)
+def test_features_are_finite_float32_or_nan_whatever_the_input(
+    closes: list[float], volumes: list[float]
+) -> None:
+    rows = [
+        _row(i, close, volume_sol=volumes[i], market_cap_close=volumes[-1 - i], price_high=close)
+        for i, close in enumerate(closes)
+    ]
+    matrix = compute_matrix([window_from_rows(rows, T0)], DEFAULT_FEATURES)
+    as_fed = matrix.astype(np.float32)
+    assert np.all(np.isfinite(as_fed) | np.isnan(as_fed))
+
+
+def test_values_beyond_float32_become_nan_not_inf() -> None:
+    rows = [_row(0, 1.0), _row(1, 1.0, market_cap_close=1e300, volume_sol=1e39)]
+    cap, volume = compute_features(window_from_rows(rows, T0), ["market_cap", "volume_sum_5"])
+    assert np.isnan(cap)
+    assert np.isnan(volume)
+
+
 def test_a_raw_column_is_its_value_in_the_scoring_row() -> None:
     rows = [*_history([1e-8, 2e-8]), _row(2, 3e-8, num_buys=9)]
     assert _value(rows, "price_close") == 3e-8 and _value(rows, "num_buys") == 9

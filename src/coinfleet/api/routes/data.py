@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from coinfleet.api.auth import require_read
 from coinfleet.api.routes.deps import Pool
 from coinfleet.api.state import Shared, shared
-from coinfleet.reports import parse_since
+from coinfleet.service.stats import parse_since
 from coinfleet.service import coins, health, predictions, stats
 from coinfleet.service import models as service_models
 from coinfleet.service.schemas import (

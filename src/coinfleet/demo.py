@@ -14,6 +14,7 @@ import asyncpg
 import structlog
 
 from coinfleet.config import Settings
+from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, fresh_database, resolve
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
@@ -52,19 +53,19 @@ DEMO_MODELS: tuple[DemoModel, ...] = (
         name="xgb-up2-120s",
         algorithm="xgboost",
         target=TargetSpec(kind="change", direction="up", change_percent=2, horizon_seconds=120),
-        alert_threshold=0.7,
+        alert_threshold=DEFAULT_ALERT_THRESHOLD,
     ),
     DemoModel(
         name="lgbm-down5-300s",
         algorithm="lightgbm",
         target=TargetSpec(kind="change", direction="down", change_percent=5, horizon_seconds=300),
-        alert_threshold=0.7,
+        alert_threshold=DEFAULT_ALERT_THRESHOLD,
     ),
     DemoModel(
         name="hgb-down1-60s",
         algorithm="hist_gradient_boosting",
         target=TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60),
-        alert_threshold=0.7,
+        alert_threshold=DEFAULT_ALERT_THRESHOLD,
     ),
 )
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.errors import CoinfleetError
 from coinfleet.evaluation.calibration import calibration
 from coinfleet.evaluation.drift import FeatureReference, references_of
@@ -35,6 +36,7 @@ from coinfleet.features.window import WINDOW_ROWS, windows_from_history
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.formats import load_predictor, validate_predictor
+from coinfleet.models.spec import ModelSpec
 from coinfleet.targets import TargetSpec
 
 FloatArray = npt.NDArray[np.float64]
@@ -79,14 +81,9 @@ class TimeSplit:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainedModel:
+class TrainedModel(ModelSpec):
     """A trained model's artifact and everything needed to import and judge it."""
 
-    algorithm: str
-    format: str  #: artifact format for `formats.load_predictor`
-    artifact: bytes = field(repr=False)
-    features: tuple[str, ...]
-    target: TargetSpec
     label_mode: LabelMode
     metrics: dict[str, Any]  #: on the test split
     trained_rows: int
@@ -95,15 +92,11 @@ class TrainedModel:
     #: per feature, its train distribution (evaluation.drift), for live drift against it
     drift_reference: dict[str, FeatureReference] = field(default_factory=dict, repr=False)
 
-    def to_bundle(self, name: str, *, alert_threshold: float = 0.7) -> ModelBundle:
+    def to_bundle(self, name: str, *, alert_threshold: float = DEFAULT_ALERT_THRESHOLD) -> ModelBundle:
         """The model as a bundle, ready to write to disk or import."""
         return ModelBundle(
+            **self.spec_fields(),
             name=name,
-            algorithm=self.algorithm,
-            format=self.format,
-            artifact=self.artifact,
-            features=self.features,
-            target=self.target,
             metrics={
                 **self.metrics,
                 "label_mode": self.label_mode,

@@ -91,7 +91,9 @@ class Model(Schema):
     features: list[str]
     settings: dict[str, Any]  #: every setting; the webhook secret shows as "***"
     training_metrics: dict[str, Any]
-    sha256: str  #: of the model file as imported
+    sha256: str  #: of the model file as stored (a trusted pickle is stored converted)
+    #: where the file came from (name, format, sha256 as given, trusted) and how it serves (ONNX or why not)
+    source: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
     lane: Lane
@@ -317,10 +319,11 @@ class AlertAttempt(Schema):
     attempt: int
     url: str
     status_code: int | None
-    latency_ms: float
+    latency_ms: float | None  #: None while in flight, or for an attempt cut short
     error: str | None
     response_excerpt: str | None
     attempted_at: datetime
+    finished_at: datetime | None  #: None while the attempt is in flight
 
 
 class AlertDetail(Schema):

@@ -3,8 +3,9 @@
 SELECT max("timestamp") FROM coin_metrics
 
 -- name: models_with_due --
--- Models with at least one open prediction whose horizon has ended by the clock, with their weight.
-SELECT m.id, m.name, coalesce((m.settings ->> 'weight')::float8, 1.0) AS weight
+-- Models with at least one open prediction whose horizon has ended by the clock $1, with their weight
+-- ($2 when their settings name none).
+SELECT m.id, m.name, coalesce((m.settings ->> 'weight')::float8, $2::float8) AS weight
 FROM coinfleet_models AS m
 WHERE EXISTS (
     SELECT 1 FROM coinfleet_open_predictions AS o WHERE o.model_id = m.id AND o.evaluate_at <= $1

@@ -22,7 +22,13 @@ from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, resolve, throwaway_database
 from coinfleet.db.sql import query
 from coinfleet.errors import ConfigError
-from coinfleet.evaluation.rounds import LoopConfig, drain, evaluation_loop, round_config
+from coinfleet.evaluation.rounds import (
+    DEFAULT_FUTURE_TOLERANCE_SECONDS,
+    LoopConfig,
+    drain,
+    evaluation_loop,
+    round_config,
+)
 from coinfleet.feed import live
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
@@ -102,7 +108,7 @@ async def caught_up(db: Db) -> None:
 
 async def _report(db: Db, rows: int) -> BacktestReport:
     """Statistics, outcomes, coverage at the last row's time and the former rule beside the as-of one."""
-    clock: datetime | None = await db.fetchval(query("data_clock"))
+    clock: datetime | None = await db.fetchval(query("data_clock"), DEFAULT_FUTURE_TOLERANCE_SECONDS)
     return BacktestReport(
         rows=rows,
         models=(await statistics(db)).models,

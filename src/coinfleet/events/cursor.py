@@ -1,4 +1,4 @@
-"""Reading coin events in commit-safe order: the (tx, seq) cursor of DESIGN §3."""
+"""Reading coin events in commit-safe order: the (tx, seq) cursor (docs/architecture.md, invariants)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ LogLimit = Annotated[int, Field(ge=0, le=1000)]
 
 
 class ModelSettings(BaseModel):
-    """Settings of one model (REFERENCE.md §2 plus coinfleet's own); all editable without restart."""
+    """Settings of one model (the predecessor's plus coinfleet's own); all editable without restart."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -377,15 +376,16 @@ def test_appending_later_rows_never_changes_a_feature(rows: list[MetricRow], dat
     np.testing.assert_array_equal(compute_features(served, DEFAULT_FEATURES), after[cut])
 
 
-# --- speed ---
+# --- large batches ---
 
 
-def test_ten_thousand_windows_take_well_under_a_second() -> None:
+def test_ten_thousand_windows_in_one_batch_equal_the_same_windows_in_small_batches() -> None:
     windows = list(windows_from_history(_random_history(10_000, seed=5)))
-    started = time.perf_counter()
     matrix = compute_matrix(windows, DEFAULT_FEATURES)
-    assert time.perf_counter() - started < 1.0
     assert matrix.shape == (10_000, len(DEFAULT_FEATURES))
+    for start in (0, 4_321, 9_900):
+        part = compute_matrix(windows[start : start + 100], DEFAULT_FEATURES)
+        np.testing.assert_array_equal(part, matrix[start : start + 100])
 
 
 _any_float = st.floats(allow_nan=True, allow_infinity=True)

@@ -1,0 +1,37 @@
+"""The web UI: NiceGUI pages mounted on the FastAPI app at /ui, reading through coinfleet's read side."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+import asyncpg
+from fastapi import FastAPI
+
+from coinfleet.config import Settings
+from coinfleet.ui.context import UiContext, install
+
+MOUNT_PATH = "/ui"
+
+
+def mount(
+    app: FastAPI,
+    *,
+    pool: Callable[[], asyncpg.Pool],
+    settings: Settings,
+    storage_secret: str | None = None,
+) -> None:
+    """Serve the UI at /ui on `app`; call after the app's routes and lifespan exist."""
+    from nicegui import ui
+
+    from coinfleet.ui import pages  # noqa: F401  (importing registers the pages)
+
+    install(UiContext(pool=pool, settings=settings))
+    ui.run_with(
+        app,
+        mount_path=MOUNT_PATH,
+        title="coinfleet",
+        storage_secret=storage_secret or secrets.token_urlsafe(32),
+        show_welcome_message=False,
+        reconnect_timeout=10.0,
+    )

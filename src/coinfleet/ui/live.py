@@ -1,0 +1,103 @@
+"""Live data without N× load: one read per interval shared by every open page, and a short history.
+
+Every open overview refreshes every couple of seconds. Without sharing, ten browser tabs would run ten
+reads per interval; `Shared` runs one and hands its result to everyone who asks within `max_age`.
+`History` keeps the last few minutes of per-model samples in memory for the small charts (a restart
+starts them empty: they show what this process saw, nothing is read back from the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Shared(Generic[T]):
+    """The result of `fetch`, read again at most once per `max_age` seconds whoever asks."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[T]],
+        *,
+        max_age: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._value: T | None = None
+        self._read_at = float("-inf")
+
+    async def get(self) -> T:
+        """The latest result; callers arriving during a read wait for that read instead of starting one."""
+        async with self._lock:
+            if self._value is None or self._clock() - self._read_at >= self._max_age:
+                self._value = await self._fetch()
+                self._read_at = self._clock()
+            return self._value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sample:
+    """One model's counters at one moment."""
+
+    at: float  #: unix seconds
+    events: int  #: events handled so far (a counter that only grows, or resets on restart)
+    lag_events: int
+    lag_seconds: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Point:
+    """A point of the small throughput/lag chart."""
+
+    at: float
+    events_per_second: float | None
+    lag_events: int
+    lag_seconds: float | None
+
+
+class History:
+    """The last `size` samples per model, turned into rates for the charts."""
+
+    def __init__(self, *, size: int = 150) -> None:
+        self._size = size
+        self._samples: dict[int, deque[Sample]] = {}
+
+    def add(self, model_id: int, sample: Sample) -> None:
+        """Remember a sample (samples not newer than the last one are ignored)."""
+        samples = self._samples.setdefault(model_id, deque(maxlen=self._size))
+        if samples and sample.at <= samples[-1].at:
+            return
+        samples.append(sample)
+
+    def forget_except(self, model_ids: set[int]) -> None:
+        """Drop the history of models no longer shown."""
+        for model_id in set(self._samples) - model_ids:
+            del self._samples[model_id]
+
+    def points(self, model_id: int) -> list[Point]:
+        """Events/s between consecutive samples (None after a counter reset), and the lag."""
+        samples = list(self._samples.get(model_id, ()))
+        points = []
+        for before, after in zip([None, *samples], samples, strict=False):
+            rate = None
+            if before is not None and after.events >= before.events:
+                rate = (after.events - before.events) / (after.at - before.at)
+            points.append(
+                Point(at=after.at, events_per_second=rate, lag_events=after.lag_events,
+                      lag_seconds=after.lag_seconds)
+            )  # fmt: skip
+        return points
+
+    def latest_rate(self, model_id: int) -> float | None:
+        """Events/s over the last interval, if two samples exist."""
+        points = self.points(model_id)
+        return points[-1].events_per_second if points else None

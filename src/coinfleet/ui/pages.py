@@ -1,0 +1,5 @@
+"""Every page of the UI; importing this module registers them with NiceGUI."""
+
+from coinfleet.ui import overview
+
+__all__ = ["overview"]

@@ -31,7 +31,7 @@ def build(dsn: str) -> FastAPI:
     async def ping() -> dict[str, bool]:
         return {"ok": True}
 
-    mount(app, pool=lambda: app.state.pool, settings=Settings(database_url=dsn, webhook_allow_private=True))
+    mount(app, settings=Settings(database_url=dsn, webhook_allow_private=True))
     return app
 
 

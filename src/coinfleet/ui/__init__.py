@@ -17,16 +17,17 @@ MOUNT_PATH = "/ui"
 def mount(
     app: FastAPI,
     *,
-    pool: Callable[[], asyncpg.Pool],
     settings: Settings,
+    pool: Callable[[], asyncpg.Pool] | None = None,
     storage_secret: str | None = None,
 ) -> None:
-    """Serve the UI at /ui on `app`; call after the app's routes and lifespan exist."""
+    """Serve the UI at /ui on `app`; call after the app's routes and lifespan exist. The pages use
+    `pool()` (default: the `app.state.pool` the app's lifespan opens)."""
     from nicegui import ui
 
     from coinfleet.ui import pages  # noqa: F401  (importing registers the pages)
 
-    install(UiContext(pool=pool, settings=settings))
+    install(UiContext(pool=pool or (lambda: app.state.pool), settings=settings))
     ui.run_with(
         app,
         mount_path=MOUNT_PATH,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -70,7 +70,7 @@ def hit_rate_over_time(
     }  # fmt: skip
 
 
-def probability_histogram(edges: Sequence[float], counts_by_tag: dict[str, Sequence[int]]) -> Options:
+def probability_histogram(edges: Sequence[float], counts_by_tag: Mapping[str, Sequence[int]]) -> Options:
     """Stacked bars of predictions per probability bin, coloured by tag."""
     labels = [f"{lo:.2f}–{hi:.2f}" for lo, hi in itertools.pairwise(edges)]
     return {

@@ -26,8 +26,9 @@ def test_an_untouched_form_changes_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("key", "text"),
-    [("alert_threshold", "0.9"), ("phases", "1, 2"), ("coin_blacklist", "x,y"), ("max_staleness_seconds", "30"),
-     ("webhook_url", "https://n8n.example/hook"), ("coin_whitelist", ""), ("weight", "2.5")],
+    [("alert_threshold", "0.9"), ("phases", "1, 2"), ("coin_blacklist", "x,y"),
+     ("max_staleness_seconds", "30"), ("webhook_url", "https://n8n.example/hook"),
+     ("coin_whitelist", ""), ("weight", "2.5")],
 )  # fmt: skip
 def test_texts_parse_like_the_cli(key: str, text: str) -> None:
     result = check(CURRENT, {**untouched(), key: text})

@@ -9,16 +9,20 @@ import asyncio
 import os
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
+from coinfleet.alerts.delivery import Deliverer
 from coinfleet.config import Settings
 from coinfleet.db.database import create_pool, with_database
 from coinfleet.evaluation.rounds import RoundConfig, drain
@@ -37,6 +41,9 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LANE_SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=500, runner="inline")
+DELIVERY_SETTINGS = Settings(
+    webhook_allow_private=True, webhook_max_attempts=1, webhook_timeout_seconds=2, poll_interval_seconds=0.2
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -79,11 +86,42 @@ async def _scored_database(server_dsn: str, template_name: str, bundle: ModelBun
     return dsn, coin
 
 
+class Receiver:
+    """A real webhook receiver on loopback answering 200, in a thread."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                answer = b'{"accepted": true}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
+
+
 async def _score(pool: asyncpg.Pool, dsn: str, bundle: ModelBundle) -> str:
-    """Import four models, feed a simulated market, let the lanes score it, evaluate what is due."""
+    """Import four models, feed a simulated market, let the lanes score it, evaluate what is due, deliver
+    alpha's alerts to a real receiver and let beta's die on a closed port."""
+    receiver = Receiver()
+    webhooks = {"alpha": receiver.url, "beta": f"http://127.0.0.1:{_free_port()}/closed"}
     async with pool.acquire() as conn:
         for name, threshold in (("alpha", 0.6), ("beta", 0.7)):
-            settings = ModelSettings(alert_threshold=threshold, min_scan_interval_seconds=0)
+            settings = ModelSettings(
+                alert_threshold=threshold, min_scan_interval_seconds=0, webhook_url=webhooks[name],
+                send_modes=["alerts_only"],
+            )  # fmt: skip
             await import_bundle(conn, replace(bundle, name=name), settings=settings, activate=True)
         for name in ("gamma", "delta"):
             await import_bundle(conn, replace(bundle, name=name), settings=ModelSettings())
@@ -102,9 +140,28 @@ async def _score(pool: asyncpg.Pool, dsn: str, bundle: ModelBundle) -> str:
         supervisor.stop()
         await task
     await drain(pool, RoundConfig(grace_seconds=30, base_quota=100_000))
+    await _deliver(pool, dsn)
+    receiver.server.shutdown()
+    receiver.server.server_close()
     async with pool.acquire() as conn:
         await registry.set_status(conn, "delta", "quarantined", "runner crashed 5 times in 20 batches")
-    return max(rows, key=lambda r: r.timestamp).mint
+        busiest: str = await conn.fetchval(
+            "SELECT mint FROM coinfleet_predictions WHERE tag = 'alert'"
+            " GROUP BY mint ORDER BY count(*) DESC LIMIT 1"
+        )
+    return busiest
+
+
+async def _deliver(pool: asyncpg.Pool, dsn: str) -> None:
+    deliverer = Deliverer(pool=pool, dsn=dsn, settings=DELIVERY_SETTINGS)
+    task = asyncio.create_task(deliverer.run())
+    try:
+        async with asyncio.timeout(90):
+            while await pool.fetchval("SELECT count(*) FROM coinfleet_alerts WHERE state = 'pending'"):
+                await asyncio.sleep(0.2)
+    finally:
+        deliverer.stop()
+        await task
 
 
 def _free_port() -> int:

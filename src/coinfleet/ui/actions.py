@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from coinfleet.errors import CoinfleetError
+from coinfleet.alerts import delivery, outbox
+from coinfleet.alerts.outbox import Attempt
+from coinfleet.errors import AlertNotFound, CoinfleetError
 from coinfleet.models import registry
 from coinfleet.models.settings import apply_changes
 from coinfleet.ui import context
@@ -38,3 +40,32 @@ async def rename(name: str, new_name: str) -> None:
 async def delete(name: str, *, with_history: bool) -> None:
     """Delete a model (and its history when asked)."""
     raise CoinfleetError(f"deleting {name!r} is not available yet")
+
+
+async def retry_alert(alert_id: int) -> int:
+    """Queue one dead alert again, to its model's current URL; how many were queued (0 or 1)."""
+    settings = context.current().settings
+    async with context.pool().acquire() as conn:
+        model_id = await outbox.alert_model_id(conn, alert_id)
+        if model_id is None:
+            raise AlertNotFound(f"no alert with id {alert_id}")
+        model = await registry.get_by_id(conn, model_id)
+        return await outbox.retry_alert(conn, model, alert_id, settings.default_webhook_url)
+
+
+async def retry_dead(name: str) -> int:
+    """Queue every dead alert of a model again; how many."""
+    settings = context.current().settings
+    async with context.pool().acquire() as conn:
+        model = await registry.get(conn, name)
+        return await outbox.retry_dead(conn, model, settings.default_webhook_url)
+
+
+async def send_test(url: str, name: str | None) -> Attempt:
+    """POST a signed sample alert to `url` (as the model would, when one is named)."""
+    settings = context.current().settings
+    model = None
+    if name:
+        async with context.pool().acquire() as conn:
+            model = await registry.get(conn, name)
+    return await delivery.send_test(settings, url, model)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from coinfleet.service.schemas import CoinDetail, CoinModel, Prediction
 from coinfleet.ui.live import Point
 
 TAG_COLOURS: dict[str, str] = {"negative": "#64748b", "positive": "#f59e0b", "alert": "#dc2626"}
@@ -105,3 +106,76 @@ def calibration(
                       for p, o, n in zip(predicted, observed, counts, strict=True)]},
         ],
     }  # fmt: skip
+
+
+MODEL_SYMBOLS = ("circle", "diamond", "triangle", "rect", "roundRect", "arrow")
+#: most evaluation windows drawn in one coin chart (the newest alert predictions')
+MAX_WINDOWS = 60
+
+
+def _marker(p: Prediction) -> dict[str, Any]:
+    return {
+        "value": [_ms(p.metric_ts), p.price_close, p.probability],
+        "itemStyle": {"color": TAG_COLOURS.get(p.tag)},
+        "name": p.tag,
+    }
+
+
+def _reached(p: Prediction, change: float | None, at: datetime | None) -> list[float] | None:
+    if change is None or at is None or p.price_close is None:
+        return None
+    return [_ms(at), p.price_close * (1 + change / 100)]
+
+
+def _windows(models: Sequence[CoinModel]) -> list[list[dict[str, Any]]]:
+    alerts = sorted((p for m in models for p in m.predictions if p.tag == "alert"), key=lambda p: p.metric_ts)
+    return [[{"xAxis": _ms(p.metric_ts)}, {"xAxis": _ms(p.evaluate_at)}] for p in alerts[-MAX_WINDOWS:]]
+
+
+def _model_series(index: int, model: CoinModel) -> list[Options]:
+    symbol = MODEL_SYMBOLS[index % len(MODEL_SYMBOLS)]
+    alerts = [p for p in model.predictions if p.tag == "alert"]
+    highs = [point for p in alerts if (point := _reached(p, p.max_change_pct, p.max_change_at))]
+    lows = [point for p in alerts if (point := _reached(p, p.min_change_pct, p.min_change_at))]
+    sent = {a.metric_ts for a in model.alerts}
+    return [
+        {"name": model.model_name, "type": "scatter", "symbol": symbol, "symbolSize": 9, "z": 5,
+         "data": [_marker(p) for p in model.predictions]},
+        {"name": f"{model.model_name} ATH", "type": "scatter", "symbol": "triangle", "symbolSize": 7,
+         "itemStyle": {"color": "#16a34a"}, "data": highs},
+        {"name": f"{model.model_name} min", "type": "scatter", "symbol": "triangle", "symbolRotate": 180,
+         "symbolSize": 7, "itemStyle": {"color": "#7c3aed"}, "data": lows},
+        {"name": f"{model.model_name} webhook", "type": "scatter", "symbol": "pin", "symbolSize": 14,
+         "itemStyle": {"color": "#dc2626"},
+         "data": [[_ms(p.metric_ts), p.price_close] for p in model.predictions if p.metric_ts in sent]},
+    ]  # fmt: skip
+
+
+def coin_chart(detail: CoinDetail) -> Options:
+    """Price and market cap over the window, every model's predictions coloured by tag, webhook alerts as
+    pins, alert predictions' evaluation windows as shaded bands, and the highest/lowest price they reached."""
+    price = {
+        "name": "price", "type": "line", "showSymbol": False, "lineStyle": {"width": 1.5},
+        "data": [[_ms(r.timestamp), r.price_close] for r in detail.rows],
+        "markArea": {"silent": True, "itemStyle": {"color": "rgba(220, 38, 38, 0.03)"},
+                     "data": _windows(detail.models)},
+    }  # fmt: skip
+    cap = {
+        "name": "market cap", "type": "line", "yAxisIndex": 1, "showSymbol": False,
+        "lineStyle": {"width": 1, "type": "dotted"},
+        "data": [[_ms(r.timestamp), r.market_cap_close] for r in detail.rows],
+    }  # fmt: skip
+    series = [price, cap, *(s for i, m in enumerate(detail.models) for s in _model_series(i, m))]
+    return {
+        "animation": False,
+        "legend": {"type": "scroll", "data": ["price", "market cap", *(m.model_name for m in detail.models)]},
+        "tooltip": {"trigger": "item"},
+        "dataZoom": [{"type": "inside"}, {"type": "slider", "height": 18}],
+        "grid": {"left": 70, "right": 70, "top": 40, "bottom": 60},
+        "xAxis": {"type": "time"},
+        "yAxis": [
+            {"type": "value", "name": "price (SOL)", "scale": True},
+            {"type": "value", "name": "market cap (SOL)", "scale": True, "splitLine": {"show": False}},
+        ],
+        "series": series,
+    }

@@ -1,0 +1,111 @@
+"""What an operator changes in the UI reaches the database; what is wrong is refused and changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+from playwright.async_api import Page, expect
+
+from browser.conftest import LANE_SETTINGS, Fleet
+from coinfleet.db.database import create_pool
+from coinfleet.feed.writer import insert_metrics
+from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline.supervisor import Supervisor
+from support import market_rows
+
+
+async def _model(dsn: str, name: str) -> asyncpg.Record:
+    conn = await asyncpg.connect(dsn)
+    try:
+        row: asyncpg.Record = await conn.fetchrow(
+            "SELECT status, settings::text FROM coinfleet_models WHERE name = $1", name
+        )
+        return row
+    finally:
+        await conn.close()
+
+
+async def _status(dsn: str, name: str) -> str:
+    return str((await _model(dsn, name))["status"])
+
+
+async def _settings(dsn: str, name: str) -> ModelSettings:
+    return ModelSettings.model_validate_json((await _model(dsn, name))["settings"])
+
+
+async def _eventually(check: Callable[[], Awaitable[object]], expected: object, timeout: float = 15) -> None:
+    async with asyncio.timeout(timeout):
+        while await check() != expected:
+            await asyncio.sleep(0.1)
+
+
+async def test_activate_and_deactivate(fleet: Fleet, page: Page) -> None:
+    await page.goto(f"{fleet.url}/ui/models/{fleet.inactive}")
+    await page.get_by_test_id("activate").click()
+    await expect(page.get_by_test_id("model-status")).to_have_text("active")
+    assert await _status(fleet.dsn, fleet.inactive) == "active"
+    await page.get_by_test_id("deactivate").click()
+    await expect(page.get_by_test_id("model-status")).to_have_text("inactive")
+    assert await _status(fleet.dsn, fleet.inactive) == "inactive"
+
+
+async def test_resume_from_the_overview(fleet: Fleet, page: Page) -> None:
+    await page.goto(f"{fleet.url}/ui/")
+    card = page.get_by_test_id(f"card-{fleet.quarantined}")
+    await card.get_by_role("button", name="Resume").click()
+    await _eventually(lambda: _status(fleet.dsn, fleet.quarantined), "active")
+    await expect(card.get_by_text("quarantined:")).to_be_hidden()
+
+
+async def test_a_settings_change_is_saved(fleet: Fleet, page: Page) -> None:
+    await page.goto(f"{fleet.url}/ui/models/beta")
+    await page.get_by_role("tab", name="Settings").click()
+    await page.get_by_test_id("setting-alert_threshold").fill("0.85")
+    await page.get_by_test_id("setting-coin_blacklist").fill("mintA, mintB")
+    await page.get_by_test_id("settings-save").click()
+    await expect(page.get_by_text("saved: alert_threshold, coin_blacklist")).to_be_visible()
+    saved = await _settings(fleet.dsn, "beta")
+    assert (saved.alert_threshold, saved.coin_blacklist) == (0.85, ["mintA", "mintB"])
+    assert saved.webhook_url is not None, "fields left alone keep their values"
+
+
+async def test_a_bad_setting_shows_its_error_and_changes_nothing(
+    fleet: Fleet, page: Page, screenshots: Path
+) -> None:
+    before = await _model(fleet.dsn, "alpha")
+    await page.goto(f"{fleet.url}/ui/models/alpha")
+    await page.get_by_role("tab", name="Settings").click()
+    await page.get_by_test_id("setting-weight").fill("3")
+    await page.get_by_test_id("setting-alert_threshold").fill("0.2")
+    await page.get_by_test_id("setting-webhook_url").fill("ftp://nowhere")
+    await page.get_by_test_id("settings-save").click()
+    threshold = page.locator("label", has=page.get_by_test_id("setting-alert_threshold"))
+    await expect(threshold).to_contain_text("greater than or equal to 0.5")
+    webhook = page.locator("label", has=page.get_by_test_id("setting-webhook_url"))
+    await expect(webhook).to_contain_text("must be an http:// or https:// URL")
+    await page.screenshot(path=screenshots / "model-settings-error.png", full_page=True)
+    assert await _model(fleet.dsn, "alpha") == before, "nothing saved, not even the valid weight"
+
+
+async def test_the_overview_updates_when_a_prediction_is_committed(fleet: Fleet, page: Page) -> None:
+    await page.goto(f"{fleet.url}/ui/")
+    line = page.get_by_test_id("card-alpha").get_by_test_id("predictions")
+    await expect(line).to_contain_text("negative")
+    shown = await line.inner_text()
+    pool = await create_pool(fleet.dsn, max_size=4)
+    supervisor = Supervisor(pool=pool, dsn=fleet.dsn, settings=LANE_SETTINGS)
+    task = asyncio.create_task(supervisor.run())
+    try:
+        async with asyncio.timeout(30):
+            while not supervisor.lanes:
+                await asyncio.sleep(0.05)
+        async with pool.acquire() as conn:
+            await insert_metrics(conn, market_rows(coins=3, seconds=60, seed=99))
+        await expect(line).not_to_have_text(shown, timeout=30_000)
+    finally:
+        supervisor.stop()
+        await task
+        await pool.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -12,15 +13,16 @@ from playwright.async_api import Page, expect
 from browser.conftest import LANE_SETTINGS, Fleet
 from coinfleet.db.database import create_pool
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.models.bundle import ModelBundle, write_bundle
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
 from support import market_rows
 
 
-async def _model(dsn: str, name: str) -> asyncpg.Record:
+async def _model(dsn: str, name: str) -> asyncpg.Record | None:
     conn = await asyncpg.connect(dsn)
     try:
-        row: asyncpg.Record = await conn.fetchrow(
+        row: asyncpg.Record | None = await conn.fetchrow(
             "SELECT status, settings::text FROM coinfleet_models WHERE name = $1", name
         )
         return row
@@ -29,11 +31,15 @@ async def _model(dsn: str, name: str) -> asyncpg.Record:
 
 
 async def _status(dsn: str, name: str) -> str:
-    return str((await _model(dsn, name))["status"])
+    row = await _model(dsn, name)
+    assert row is not None
+    return str(row["status"])
 
 
 async def _settings(dsn: str, name: str) -> ModelSettings:
-    return ModelSettings.model_validate_json((await _model(dsn, name))["settings"])
+    row = await _model(dsn, name)
+    assert row is not None
+    return ModelSettings.model_validate_json(row["settings"])
 
 
 async def _eventually(check: Callable[[], Awaitable[object]], expected: object, timeout: float = 15) -> None:
@@ -109,3 +115,32 @@ async def test_the_overview_updates_when_a_prediction_is_committed(fleet: Fleet,
         supervisor.stop()
         await task
         await pool.close()
+
+
+async def test_import_validates_then_registers_and_activates(
+    fleet: Fleet, page: Page, small_bundle: ModelBundle, tmp_path: Path, screenshots: Path
+) -> None:
+    meta = write_bundle(tmp_path, small_bundle)
+    artifact = tmp_path / json.loads(meta.read_text())["artifact"]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / meta.name).write_text(meta.read_text())
+    (broken / artifact.name).write_bytes(b"not a model at all")
+    await page.goto(f"{fleet.url}/ui/import")
+    upload = page.locator("input[type=file]")
+    await upload.set_input_files([broken / meta.name, broken / artifact.name])
+    await expect(page.get_by_test_id("import-files")).to_contain_text(artifact.name)
+    await page.get_by_test_id("import-name").fill("imported-bad")
+    await page.get_by_test_id("import-run").click()
+    await expect(page.get_by_test_id("import-result")).to_contain_text("refused:")
+    await page.screenshot(path=screenshots / "import-refused.png", full_page=True)
+    assert (await _model(fleet.dsn, "imported-bad")) is None, "a refused model is not stored"
+    await page.goto(f"{fleet.url}/ui/import")
+    await page.locator("input[type=file]").set_input_files([meta, artifact])
+    await expect(page.get_by_test_id("import-files")).to_contain_text(artifact.name)
+    await page.get_by_test_id("import-name").fill("imported-good")
+    await page.get_by_test_id("import-activate").click()
+    await page.get_by_test_id("import-run").click()
+    await expect(page.get_by_test_id("import-result")).to_have_text("imported imported-good")
+    await page.screenshot(path=screenshots / "import.png", full_page=True)
+    assert await _status(fleet.dsn, "imported-good") == "active"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 from coinfleet.alerts import delivery, outbox
 from coinfleet.alerts.outbox import Attempt
 from coinfleet.errors import AlertNotFound, CoinfleetError
-from coinfleet.models import registry
+from coinfleet.models import importing, registry
+from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.settings import apply_changes
 from coinfleet.ui import context
 
@@ -69,3 +71,12 @@ async def send_test(url: str, name: str | None) -> Attempt:
         async with context.pool().acquire() as conn:
             model = await registry.get(conn, name)
     return await delivery.send_test(settings, url, model)
+
+
+async def import_bundle(bundle: ModelBundle, *, name: str | None, activate: bool) -> str:
+    """Validate and register a model (under `name` when given); its name."""
+    if name:
+        bundle = replace(bundle, name=name)
+    async with context.pool().acquire() as conn:
+        model = await importing.import_bundle(conn, bundle, activate=activate)
+    return model.name

@@ -98,8 +98,8 @@ async def test_a_bad_setting_shows_its_error_and_changes_nothing(
 
 async def test_the_overview_updates_when_a_prediction_is_committed(fleet: Fleet, page: Page) -> None:
     await page.goto(f"{fleet.url}/ui/")
-    line = page.get_by_test_id("card-alpha").get_by_test_id("predictions")
-    await expect(line).to_contain_text("negative")
+    line = page.get_by_test_id("card-alpha").get_by_test_id("stored")
+    await expect(line).to_contain_text("stored predictions")
     shown = await line.inner_text()
     pool = await create_pool(fleet.dsn, max_size=4)
     supervisor = Supervisor(pool=pool, dsn=fleet.dsn, settings=LANE_SETTINGS)

@@ -1,51 +1,93 @@
-"""The reads and writes the pages make, all through coinfleet's read side and registry."""
+"""The overview's reads: models and lanes every refresh, statistics and deliveries less often, and the
+counters of lanes running in this process.
+
+Lane state comes from the database, so the overview works in `coinfleet api` too. Events handled and
+runner restarts are counted by lanes in memory (prometheus counters); when the lanes run in another
+process these are None and the throughput falls back to stored predictions per second.
+"""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from coinfleet.events.cursor import events_behind, load_cursor, oldest_unread_ts
-from coinfleet.models import registry
-from coinfleet.models.registry import ModelRecord
-from coinfleet.reports import ModelStats, model_stats
+from prometheus_client import REGISTRY
+
+from coinfleet.service import alerts as alert_reads
+from coinfleet.service import models as model_reads
+from coinfleet.service import stats as stat_reads
+from coinfleet.service.schemas import AlertQuery, Model, Statistics
 from coinfleet.ui import context
+from coinfleet.ui.live import Shared
+
+#: seconds between reads of statistics and last deliveries (aggregates, dearer than lane state)
+SLOW_REFRESH_SECONDS = 30.0
+#: the overview's statistics cover this much data time before the newest prediction
+STATS_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """A model's record over the statistics window, and its newest delivered alert."""
+
+    stats: Statistics | None
+    last_delivery: datetime | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class FleetRow:
     """What the overview shows of one model."""
 
-    model: ModelRecord
-    stats: ModelStats | None
-    lag_events: int
-    lag_seconds: float | None
-    stored_predictions: int
+    model: Model
+    record: Record
+    events: int | None  #: events its lane in this process has passed (None: no lane here)
+    restarts: int | None  #: runner restarts in this process (None: no lane here)
+
+    @property
+    def weight(self) -> float:
+        """The model's weight setting."""
+        return float(self.model.settings.get("weight", 1.0))
+
+
+def stats_since(models: list[Model]) -> datetime | None:
+    """Start of the statistics window: STATS_WINDOW before the newest prediction of any model."""
+    newest = [m.lane.last_prediction_at for m in models if m.lane.last_prediction_at is not None]
+    return max(newest) - STATS_WINDOW if newest else None
+
+
+async def _records() -> dict[int, Record]:
+    db = context.pool()
+    models = await model_reads.list_models(db)
+    report = await stat_reads.statistics(db, since=stats_since(models))
+    by_id = {s.model_id: s for s in report.models}
+    records = {}
+    for model in models:
+        delivered = await alert_reads.list_alerts(
+            db, AlertQuery(model=model.name, state="delivered", limit=1)
+        )
+        last = delivered.items[0].delivered_at if delivered.items else None
+        records[model.id] = Record(stats=by_id.get(model.id), last_delivery=last)
+    return records
+
+
+RECORDS = Shared(_records, max_age=SLOW_REFRESH_SECONDS)
+
+
+def _counter(name: str, model: str) -> int | None:
+    value = REGISTRY.get_sample_value(name, {"model": model})
+    return None if value is None else int(value)
 
 
 async def fleet() -> list[FleetRow]:
-    """Every model with its statistics and lag."""
-    async with context.pool().acquire() as conn:
-        models = await registry.list_models(conn)
-        stats = {s.model_id: s for s in await model_stats(conn)}
-        rows = []
-        for model in models:
-            cursor = await load_cursor(conn, model.id)
-            behind = await events_behind(conn, cursor)
-            oldest = await oldest_unread_ts(conn, cursor) if behind else None
-            rows.append(
-                FleetRow(
-                    model=model,
-                    stats=stats.get(model.id),
-                    lag_events=behind,
-                    lag_seconds=None if oldest is None else max(0.0, time.time() - oldest.timestamp()),
-                    stored_predictions=stats[model.id].predictions if model.id in stats else 0,
-                )
-            )
-    return rows
-
-
-async def set_status(name: str, status: registry.Status) -> ModelRecord:
-    """Activate, deactivate or resume a model."""
-    async with context.pool().acquire() as conn:
-        return await registry.set_status(conn, name, status)
+    """Every model with its lane, record and in-process counters."""
+    models = await model_reads.list_models(context.pool())
+    records = await RECORDS.get()
+    return [
+        FleetRow(
+            model=m,
+            record=records.get(m.id, Record(stats=None, last_delivery=None)),
+            events=_counter("coinfleet_lane_events_total", m.name),
+            restarts=_counter("coinfleet_runner_restarts_total", m.name),
+        )
+        for m in models
+    ]

@@ -65,7 +65,7 @@ def _lines(row: data.FleetRow, rows: list[data.FleetRow]) -> dict[str, str]:
     tags = stats.by_tag if stats else {}
     restarts = "–" if row.restarts is None else str(row.restarts)
     return {
-        "lag": f"lag {lane.lag_events}{'+' if lane.lag_events_capped else ''} events · {lane.lag_seconds:.1f} s",
+        "lag": f"lag {lane.lag_events}{'+' * lane.lag_events_capped} events · {lane.lag_seconds:.1f} s",
         "throughput": f"{unit} {fmt_num(rate, digits=1)}",
         "stored": f"stored predictions {lane.stored_predictions} · last at {_clock(lane.last_prediction_at)}",
         "predictions": "last 24 h: " + " · ".join(f"{tag} {tags.get(tag, 0)}" for tag in TAG_COLOURS),

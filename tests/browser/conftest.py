@@ -12,6 +12,7 @@ import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -171,24 +172,33 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-async def fleet(server_dsn: str, template_name: str, small_bundle: ModelBundle) -> AsyncIterator[Fleet]:
-    """A scored database and a UI server on it, for one test module."""
-    dsn, coin = await _scored_database(server_dsn, template_name, small_bundle)
+@asynccontextmanager
+async def ui_server(dsn: str, *token: str) -> AsyncIterator[str]:
+    """The UI served on `dsn` by a child process on a free loopback port; its base URL."""
     port = _free_port()
     server = await asyncio.create_subprocess_exec(
-        sys.executable, str(Path(__file__).with_name("serve_ui.py")), dsn, str(port)
+        sys.executable, str(Path(__file__).with_name("serve_ui.py")), dsn, str(port), *token
     )
     url = f"http://127.0.0.1:{port}"
     try:
         await _wait_until_up(url, server)
-        yield Fleet(
-            dsn=dsn, url=url, active=("alpha", "beta"), inactive="gamma", quarantined="delta", coin=coin
-        )
+        yield url
     finally:
         server.terminate()
         async with asyncio.timeout(20):
             await server.wait()
+
+
+@pytest.fixture(scope="module")
+async def fleet(server_dsn: str, template_name: str, small_bundle: ModelBundle) -> AsyncIterator[Fleet]:
+    """A scored database and a UI server on it, for one test module."""
+    dsn, coin = await _scored_database(server_dsn, template_name, small_bundle)
+    try:
+        async with ui_server(dsn) as url:
+            yield Fleet(
+                dsn=dsn, url=url, active=("alpha", "beta"), inactive="gamma", quarantined="delta", coin=coin
+            )
+    finally:
         admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')

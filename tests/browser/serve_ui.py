@@ -1,4 +1,4 @@
-"""Serve the UI alone on a database, for the browser tests: `python serve_ui.py DSN PORT`."""
+"""Serve the UI alone on a database, for the browser tests: `python serve_ui.py DSN PORT [TOKEN]`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from coinfleet.db.database import create_pool
 from coinfleet.ui import mount
 
 
-def build(dsn: str) -> FastAPI:
+def build(dsn: str, token: str | None) -> FastAPI:
     """A FastAPI app whose lifespan owns the pool, with the UI mounted."""
 
     @asynccontextmanager
@@ -31,9 +31,10 @@ def build(dsn: str) -> FastAPI:
     async def ping() -> dict[str, bool]:
         return {"ok": True}
 
-    mount(app, settings=Settings(database_url=dsn, webhook_allow_private=True))
+    mount(app, settings=Settings(database_url=dsn, webhook_allow_private=True), token=token)
     return app
 
 
 if __name__ == "__main__":
-    uvicorn.run(build(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+    token = sys.argv[3] if len(sys.argv) > 3 else None
+    uvicorn.run(build(sys.argv[1], token), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")

@@ -19,15 +19,20 @@ def mount(
     *,
     settings: Settings,
     pool: Callable[[], asyncpg.Pool] | None = None,
+    token: str | None = None,
     storage_secret: str | None = None,
 ) -> None:
-    """Serve the UI at /ui on `app`; call after the app's routes and lifespan exist. The pages use
-    `pool()` (default: the `app.state.pool` the app's lifespan opens)."""
+    """Serve the UI at /ui on `app`; call after the app's routes and lifespan exist.
+
+    The pages use `pool()` (default: the `app.state.pool` the app's lifespan opens). With a `token`
+    (give the API's token when listening beyond loopback) a browser must enter it once before any page
+    shows; without one the UI is open, like the CLI to a local user.
+    """
     from nicegui import ui
 
     from coinfleet.ui import pages  # noqa: F401  (importing registers the pages)
 
-    install(UiContext(pool=pool or (lambda: app.state.pool), settings=settings))
+    install(UiContext(pool=pool or (lambda: app.state.pool), settings=settings, token=token))
     ui.run_with(
         app,
         mount_path=MOUNT_PATH,

@@ -171,7 +171,9 @@ def _test_sender(model_names: list[str]) -> None:
 @ui.page("/alerts")
 async def alerts_page() -> None:
     """Alerts across models."""
-    with frame("Alerts"):
+    with frame("Alerts") as shown:
+        if not shown:
+            return
         names = [m.name for m in await model_reads.list_models(context.pool())]
         alert_list = AlertList(names)
         _test_sender(names)

@@ -95,7 +95,9 @@ class CoinView:
 @ui.page("/coins/{mint}")
 async def coin_page(mint: str) -> None:
     """Coin detail."""
-    with frame(f"Coin {mint}"):
+    with frame(f"Coin {mint}") as shown:
+        if not shown:
+            return
         if not mint.strip():
             error_box("no coin id given")
             return

@@ -16,6 +16,7 @@ class UiContext:
 
     pool: Callable[[], asyncpg.Pool]  #: called per request: the app's lifespan creates the pool later
     settings: Settings
+    token: str | None = None  #: when set, every page asks for this token once per browser session
 
 
 _current: list[UiContext] = []

@@ -55,7 +55,9 @@ async def import_uploaded(uploaded: Uploaded, *, name: str, activate: bool) -> s
 async def import_page() -> None:
     """Model import."""
     uploaded = Uploaded()
-    with frame("Import a model"):
+    with frame("Import a model") as shown:
+        if not shown:
+            return
         ui.markdown(
             f"Upload the two files `coinfleet train` writes: the metadata (`*{META_SUFFIX}`) and the model "
             "file it names (XGBoost JSON, LightGBM text, skops or ONNX). The model is loaded, its features "

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 from nicegui import ui
 
+from coinfleet.ui import login
+
 NAVIGATION: tuple[tuple[str, str], ...] = (
     ("Fleet", "/"),
     ("Alerts", "/alerts"),
@@ -22,8 +24,12 @@ STATUS_COLOURS: dict[str, str] = {
 
 
 @contextmanager
-def frame(title: str) -> Iterator[None]:
-    """Header, navigation and a titled content column; the page's elements go inside."""
+def frame(title: str) -> Iterator[bool]:
+    """Header, navigation and a titled content column; the page's elements go inside. Yields False
+    (and shows nothing) when this browser must log in first: the page then builds nothing."""
+    if not login.allowed():
+        yield False
+        return
     ui.page_title(f"{title} · coinfleet")
     with ui.header().classes("items-center gap-6 bg-slate-800 px-6 py-2"):
         ui.link("coinfleet", "/").classes("text-xl font-bold text-white no-underline")
@@ -31,7 +37,7 @@ def frame(title: str) -> Iterator[None]:
             ui.link(label, target).classes("text-white no-underline opacity-90 hover:opacity-100")
     with ui.column().classes("w-full max-w-screen-2xl mx-auto p-4 gap-4"):
         ui.label(title).classes("text-2xl font-semibold").props("data-testid=page-title")
-        yield
+        yield True
 
 
 def status_badge(status: str) -> ui.badge:

@@ -227,7 +227,9 @@ def _training(model: Model) -> None:
 @ui.page("/models/{name}")
 async def model_page(name: str) -> None:
     """Model detail."""
-    with frame(name):
+    with frame(name) as shown:
+        if not shown:
+            return
         try:
             model = await model_reads.show_model(context.pool(), name)
         except CoinfleetError as exc:

@@ -127,6 +127,7 @@ class Fleet:
         self.problem = error_box("").classes("hidden")
         self.grid = ui.row().classes("w-full gap-4")
         self.cards: dict[int, ModelCard] = {}
+        self.built = False
 
     async def refresh(self) -> None:
         """Read the fleet (shared with every other open overview) and show it."""
@@ -137,7 +138,8 @@ class Fleet:
             self.problem.classes(remove="hidden")
             return
         self.problem.classes(add="hidden")
-        if {r.model.id for r in rows} != set(self.cards):
+        if not self.built or {r.model.id for r in rows} != set(self.cards):
+            self.built = True
             self.grid.clear()
             with self.grid:
                 if not rows:
@@ -151,7 +153,9 @@ class Fleet:
 @ui.page("/")
 async def overview_page() -> None:
     """Fleet overview."""
-    with frame("Fleet"):
+    with frame("Fleet") as shown:
+        if not shown:
+            return
         fleet = Fleet()
         await fleet.refresh()
         ui.timer(REFRESH_SECONDS, fleet.refresh)

@@ -70,7 +70,7 @@ async def _records() -> dict[int, Record]:
     return records
 
 
-RECORDS = Shared(_records, max_age=SLOW_REFRESH_SECONDS)
+RECORDS = Shared(_records, max_age=SLOW_REFRESH_SECONDS, in_background=True)
 
 
 def _counter(name: str, model: str) -> int | None:

@@ -15,33 +15,61 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+import structlog
+
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 class Shared(Generic[T]):
-    """The result of `fetch`, read again at most once per `max_age` seconds whoever asks."""
+    """The result of `fetch`, read again at most once per `max_age` seconds whoever asks.
+
+    With `in_background`, a stale result is returned at once while one task reads the new one, so a
+    dear read (an aggregate over a million predictions) never holds up the page that asks; only the
+    very first read is waited for.
+    """
 
     def __init__(
         self,
         fetch: Callable[[], Awaitable[T]],
         *,
         max_age: float,
+        in_background: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
         self._max_age = max_age
+        self._in_background = in_background
         self._clock = clock
         self._lock = asyncio.Lock()
         self._value: T | None = None
         self._read_at = float("-inf")
+        self._refresh: asyncio.Task[None] | None = None
+
+    def _stale(self) -> bool:
+        return self._clock() - self._read_at >= self._max_age
+
+    async def _read(self) -> None:
+        async with self._lock:
+            if self._value is None or self._stale():
+                self._value = await self._fetch()
+                self._read_at = self._clock()
+
+    async def _read_quietly(self) -> None:
+        try:
+            await self._read()
+        except Exception as exc:  # the old result stays; the next caller tries again
+            log.warning("ui_read_failed", error=str(exc))
 
     async def get(self) -> T:
         """The latest result; callers arriving during a read wait for that read instead of starting one."""
-        async with self._lock:
-            if self._value is None or self._clock() - self._read_at >= self._max_age:
-                self._value = await self._fetch()
-                self._read_at = self._clock()
+        if self._value is not None and self._in_background:
+            if self._stale() and (self._refresh is None or self._refresh.done()):
+                self._refresh = asyncio.create_task(self._read_quietly())
             return self._value
+        await self._read()
+        assert self._value is not None
+        return self._value
 
 
 @dataclass(frozen=True, kw_only=True)

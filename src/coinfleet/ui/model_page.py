@@ -171,9 +171,11 @@ class StatisticsTab:
             self.histogram = ui.echart(charts.probability_histogram([0, 1], {})).classes("h-72")
             self.calibration = ui.echart(charts.calibration([], [], [])).classes("h-72")
         self.note = ui.label().classes("text-sm text-gray-500")
+        self.shown = False
 
     async def show(self) -> None:
-        """Read the window's statistics and redraw."""
+        """Read the window's statistics and redraw (first when the tab is opened: aggregates cost)."""
+        self.shown = True
         since = parse_since(self.window.value)
         db = context.pool()
         report = await stat_reads.statistics(db, since=since, model=self.name)
@@ -237,7 +239,13 @@ async def model_page(name: str) -> None:
             return
         _summary(model)
         _actions(model)
-        with ui.tabs().classes("w-full") as tabs:
+        statistics: StatisticsTab | None = None
+
+        async def opened(tab: object) -> None:
+            if statistics is not None and tab == "Statistics" and not statistics.shown:
+                await statistics.show()
+
+        with ui.tabs(on_change=lambda e: opened(e.value)).classes("w-full") as tabs:
             log_tab = ui.tab("Predictions")
             stats_tab = ui.tab("Statistics")
             settings_tab = ui.tab("Settings")
@@ -252,4 +260,3 @@ async def model_page(name: str) -> None:
             with ui.tab_panel(training_tab):
                 _training(model)
         await log.first_page()
-        await statistics.show()

@@ -36,3 +36,27 @@ def test_rates_between_samples_and_a_reset_is_a_gap() -> None:
     assert history.latest_rate(1) is None and history.latest_rate(2) is None
     history.forget_except({2})
     assert history.points(1) == []
+
+
+async def test_in_background_a_stale_result_is_served_while_one_read_runs() -> None:
+    now = [0.0]
+    gate = asyncio.Event()
+    reads = 0
+
+    async def fetch() -> int:
+        nonlocal reads
+        reads += 1
+        if reads > 1:
+            await gate.wait()
+        return reads
+
+    shared = Shared(fetch, max_age=1.0, in_background=True, clock=lambda: now[0])
+    assert await shared.get() == 1, "the first read is waited for"
+    now[0] = 5.0
+    assert [await shared.get() for _ in range(3)] == [1, 1, 1], "stale, answered at once"
+    await asyncio.sleep(0)
+    assert reads == 2, "one read runs in the background"
+    gate.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert await shared.get() == 2

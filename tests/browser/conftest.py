@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -176,9 +178,11 @@ def _free_port() -> int:
 async def ui_server(dsn: str, *token: str) -> AsyncIterator[str]:
     """The UI served on `dsn` by a child process on a free loopback port; its base URL."""
     port = _free_port()
+    home = tempfile.mkdtemp(prefix="coinfleet-ui-home-")  # the server keeps browser sessions there
     server = await asyncio.create_subprocess_exec(
-        sys.executable, str(Path(__file__).with_name("serve_ui.py")), dsn, str(port), *token
-    )
+        sys.executable, str(Path(__file__).with_name("serve_ui.py")), dsn, str(port), *token,
+        env={**os.environ, "COINFLEET_HOME": home},
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         await _wait_until_up(url, server)
@@ -187,6 +191,7 @@ async def ui_server(dsn: str, *token: str) -> AsyncIterator[str]:
         server.terminate()
         async with asyncio.timeout(20):
             await server.wait()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

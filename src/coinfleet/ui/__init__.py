@@ -29,8 +29,12 @@ def mount(
     shows; without one the UI is open, like the CLI to a local user.
     """
     from nicegui import ui
+    from nicegui.storage import Storage
 
     from coinfleet.ui import pages  # noqa: F401  (importing registers the pages)
+
+    # browser sessions (the login) are kept under coinfleet's home, not in the working directory
+    Storage.path = settings.home / "ui-sessions"
 
     install(UiContext(pool=pool or (lambda: app.state.pool), settings=settings, token=token))
     ui.run_with(

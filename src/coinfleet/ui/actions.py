@@ -1,37 +1,33 @@
-"""What the UI changes: model status, settings, name; each goes through the registry's own rules."""
+"""What the UI changes, each through the service layer's own function (the rules the CLI and API use)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any, Literal
 
-from coinfleet.alerts import delivery, outbox
-from coinfleet.alerts.outbox import Attempt
-from coinfleet.errors import AlertNotFound, CoinfleetError
-from coinfleet.models import importing, registry
+from coinfleet.errors import CoinfleetError
 from coinfleet.models.bundle import ModelBundle
-from coinfleet.models.settings import apply_changes
+from coinfleet.service import alerts as alert_writes
+from coinfleet.service import models as model_writes
+from coinfleet.service.schemas import WebhookTest
 from coinfleet.ui import context
 
 StatusAction = Literal["activate", "deactivate", "resume"]
-_STATUS: dict[StatusAction, registry.Status] = {
-    "activate": "active",
-    "deactivate": "inactive",
-    "resume": "active",
+_STATUS = {
+    "activate": model_writes.activate_model,
+    "deactivate": model_writes.deactivate_model,
+    "resume": model_writes.resume_model,
 }
 
 
 async def change_status(name: str, action: StatusAction) -> None:
     """Activate, deactivate or resume a model."""
-    async with context.pool().acquire() as conn:
-        await registry.set_status(conn, name, _STATUS[action])
+    await _STATUS[action](context.pool(), name)
 
 
 async def update_settings(name: str, changes: dict[str, Any]) -> None:
     """Apply validated setting changes (the stored secret stays unless changed)."""
-    async with context.pool().acquire() as conn:
-        model = await registry.get(conn, name)
-        await registry.update_settings(conn, name, apply_changes(model.settings, changes))
+    await model_writes.update_settings(context.pool(), name, changes)
 
 
 async def rename(name: str, new_name: str) -> None:
@@ -46,37 +42,25 @@ async def delete(name: str, *, with_history: bool) -> None:
 
 async def retry_alert(alert_id: int) -> int:
     """Queue one dead alert again, to its model's current URL; how many were queued (0 or 1)."""
-    settings = context.current().settings
-    async with context.pool().acquire() as conn:
-        model_id = await outbox.alert_model_id(conn, alert_id)
-        if model_id is None:
-            raise AlertNotFound(f"no alert with id {alert_id}")
-        model = await registry.get_by_id(conn, model_id)
-        return await outbox.retry_alert(conn, model, alert_id, settings.default_webhook_url)
+    default_url = context.current().settings.default_webhook_url
+    return await alert_writes.retry_alert(context.pool(), alert_id, default_url=default_url)
 
 
 async def retry_dead(name: str) -> int:
     """Queue every dead alert of a model again; how many."""
-    settings = context.current().settings
-    async with context.pool().acquire() as conn:
-        model = await registry.get(conn, name)
-        return await outbox.retry_dead(conn, model, settings.default_webhook_url)
+    default_url = context.current().settings.default_webhook_url
+    return await alert_writes.retry_dead_alerts(context.pool(), name, default_url=default_url)
 
 
-async def send_test(url: str, name: str | None) -> Attempt:
+async def send_test(url: str, name: str | None) -> WebhookTest:
     """POST a signed sample alert to `url` (as the model would, when one is named)."""
     settings = context.current().settings
-    model = None
-    if name:
-        async with context.pool().acquire() as conn:
-            model = await registry.get(conn, name)
-    return await delivery.send_test(settings, url, model)
+    return await alert_writes.send_test_alert(settings, url, db=context.pool(), model=name)
 
 
 async def import_bundle(bundle: ModelBundle, *, name: str | None, activate: bool) -> str:
     """Validate and register a model (under `name` when given); its name."""
     if name:
         bundle = replace(bundle, name=name)
-    async with context.pool().acquire() as conn:
-        model = await importing.import_bundle(conn, bundle, activate=activate)
+    model = await model_writes.import_model(context.pool(), bundle, activate=activate)
     return model.name

@@ -8,11 +8,11 @@ from nicegui import ui
 
 from coinfleet.errors import CoinfleetError
 from coinfleet.models.settings import ModelSettings
-from coinfleet.reports import parse_since
 from coinfleet.service import models as model_reads
 from coinfleet.service import stats as stat_reads
 from coinfleet.service.model_charts import model_charts
 from coinfleet.service.schemas import Model
+from coinfleet.service.stats import parse_since
 from coinfleet.ui import actions, charts, context
 from coinfleet.ui.forms import FIELDS, check, display
 from coinfleet.ui.layout import error_box, fmt_num, fmt_pct, frame, status_badge

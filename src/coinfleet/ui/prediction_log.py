@@ -8,9 +8,9 @@ from nicegui import ui
 from pydantic import ValidationError
 
 from coinfleet.errors import CoinfleetError
-from coinfleet.reports import parse_since
 from coinfleet.service import predictions
 from coinfleet.service.schemas import Prediction, PredictionQuery
+from coinfleet.service.stats import parse_since
 from coinfleet.ui import context
 from coinfleet.ui.layout import fmt_num
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 from playwright.async_api import Page, expect
 
-from browser.conftest import LANE_SETTINGS, Fleet
+from browser.conftest import LANE_SETTINGS, Fleet, Receiver
 from coinfleet.db.database import create_pool
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.models.bundle import ModelBundle, write_bundle
@@ -144,3 +144,45 @@ async def test_import_validates_then_registers_and_activates(
     await expect(page.get_by_test_id("import-result")).to_have_text("imported imported-good")
     await page.screenshot(path=screenshots / "import.png", full_page=True)
     assert await _status(fleet.dsn, "imported-good") == "active"
+
+
+async def _alert_states(dsn: str, model: str) -> dict[str, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT a.state, count(*) AS n FROM coinfleet_alerts a"
+            " JOIN coinfleet_models m ON m.id = a.model_id WHERE m.name = $1 GROUP BY a.state",
+            model,
+        )
+        return {r["state"]: r["n"] for r in rows}
+    finally:
+        await conn.close()
+
+
+async def test_retry_one_dead_alert_then_all(fleet: Fleet, page: Page) -> None:
+    dead = (await _alert_states(fleet.dsn, "beta"))["dead"]
+    await page.goto(f"{fleet.url}/ui/alerts")
+    await page.get_by_test_id("alert-state").get_by_text("Dead").click()
+    table = page.get_by_test_id("alert-table")
+    await expect(table.locator("tbody tr").first).to_contain_text("beta")
+    await table.locator("tbody tr").first.click()
+    await page.get_by_test_id("retry-one").click()
+    await _eventually(lambda: _alert_states(fleet.dsn, "beta"), {"dead": dead - 1, "pending": 1})
+    await page.get_by_test_id("retry-dead").click()
+    await _eventually(lambda: _alert_states(fleet.dsn, "beta"), {"pending": dead})
+
+
+async def test_send_a_test_alert_to_a_real_receiver(fleet: Fleet, page: Page) -> None:
+    receiver = Receiver()
+    try:
+        await page.goto(f"{fleet.url}/ui/alerts")
+        await page.get_by_test_id("test-url").fill(receiver.url)
+        await page.get_by_test_id("test-send").click()
+        await expect(page.get_by_test_id("test-result")).to_contain_text("HTTP 200")
+        await expect(page.get_by_test_id("test-result")).to_contain_text("accepted")
+        await page.get_by_test_id("test-url").fill("file:///etc/passwd")
+        await page.get_by_test_id("test-send").click()
+        await expect(page.locator("label", has=page.get_by_test_id("test-url"))).to_contain_text("http")
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()

@@ -52,6 +52,11 @@ async def retry_dead(name: str) -> int:
     return await alert_writes.retry_dead_alerts(context.pool(), name, default_url=default_url)
 
 
+async def models_with_dead_alerts() -> list[str]:
+    """Names of the models that have dead alerts."""
+    return [m.name for m in await model_writes.list_models(context.pool()) if m.lane.alerts_dead]
+
+
 async def send_test(url: str, name: str | None) -> WebhookTest:
     """POST a signed sample alert to `url` (as the model would, when one is named)."""
     settings = context.current().settings

@@ -57,9 +57,9 @@ class AlertList:
             )
             self.model = ui.select(model_names, label="Model", clearable=True, on_change=self.first_page)
             self.model.classes("w-48").props("data-testid=alert-model")
-            ui.button("Retry all dead of this model", on_click=self.retry_dead).props(
-                "flat color=negative data-testid=retry-dead"
-            )
+            retry = ui.button("Retry dead alerts", on_click=self.retry_dead)
+            retry.props("flat color=negative data-testid=retry-dead")
+            retry.tooltip("of the chosen model, or of every model when none is chosen")
         self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
         self.table.props("dense flat data-testid=alert-table")
         self.table.on("rowClick", lambda e: self.open_detail(int(e.args[1]["id"])))
@@ -102,16 +102,15 @@ class AlertList:
             await self.show()
 
     async def retry_dead(self) -> None:
-        """Queue every dead alert of the chosen model again."""
-        if not self.model.value:
-            ui.notify("choose a model first", type="warning")
-            return
-        try:
-            count = await actions.retry_dead(self.model.value)
-        except CoinfleetError as exc:
-            ui.notify(str(exc), type="negative")
-            return
-        ui.notify(f"{count} dead alerts of {self.model.value} queued again", type="positive")
+        """Queue every dead alert of the chosen model (or of every model) again."""
+        names = [self.model.value] if self.model.value else await actions.models_with_dead_alerts()
+        queued = 0
+        for name in names:
+            try:
+                queued += await actions.retry_dead(name)
+            except CoinfleetError as exc:
+                ui.notify(f"{name}: {exc}", type="negative")
+        ui.notify(f"{queued} dead alerts queued again", type="positive")
         await self.show()
 
     async def open_detail(self, alert_id: int) -> None:

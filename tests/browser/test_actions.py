@@ -54,6 +54,7 @@ async def test_activate_and_deactivate(fleet: Fleet, page: Page) -> None:
     await expect(page.get_by_test_id("model-status")).to_have_text("active")
     assert await _status(fleet.dsn, fleet.inactive) == "active"
     await page.get_by_test_id("deactivate").click()
+    await page.get_by_test_id("deactivate-confirm").click()
     await expect(page.get_by_test_id("model-status")).to_have_text("inactive")
     assert await _status(fleet.dsn, fleet.inactive) == "inactive"
 

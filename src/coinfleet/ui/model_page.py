@@ -42,7 +42,7 @@ def _actions(model: Model) -> None:
         if model.status == "inactive":
             ui.button("Activate", on_click=lambda: _status(name, "activate")).props("data-testid=activate")
         if model.status == "active":
-            ui.button("Deactivate", on_click=lambda: _status(name, "deactivate")).props(
+            ui.button("Deactivate", on_click=lambda: _confirm_deactivate(name)).props(
                 "color=grey data-testid=deactivate"
             )
         if model.status == "quarantined":
@@ -62,6 +62,20 @@ async def _status(name: str, action: actions.StatusAction) -> None:
         ui.notify(str(exc), type="negative")
         return
     ui.navigate.reload()
+
+
+def _confirm_deactivate(name: str) -> None:
+    with ui.dialog() as dialog, ui.card():
+        ui.label(f"Deactivate {name}? It stops scoring; activating it later starts at new events.")
+
+        async def deactivate() -> None:
+            dialog.close()
+            await _status(name, "deactivate")
+
+        with ui.row():
+            ui.button("Deactivate", on_click=deactivate).props("color=grey data-testid=deactivate-confirm")
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+    dialog.open()
 
 
 def _rename_dialog(name: str) -> None:

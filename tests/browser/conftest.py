@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from coinfleet.alerts.delivery import Deliverer
 from coinfleet.config import Settings
@@ -42,6 +42,8 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
+# the machine is shared: what a page shows by itself within 20 s counts (no test asserts a duration)
+expect.set_options(timeout=20_000)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LANE_SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=500, runner="inline")
 DELIVERY_SETTINGS = Settings(

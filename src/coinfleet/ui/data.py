@@ -70,7 +70,7 @@ async def _records() -> dict[int, Record]:
     return records
 
 
-RECORDS = Shared(_records, max_age=SLOW_REFRESH_SECONDS, in_background=True)
+RECORDS = Shared(_records, max_age=SLOW_REFRESH_SECONDS)
 
 
 def _counter(name: str, model: str) -> int | None:
@@ -81,7 +81,7 @@ def _counter(name: str, model: str) -> int | None:
 async def fleet() -> list[FleetRow]:
     """Every model with its lane, record and in-process counters."""
     models = await model_reads.list_models(context.pool())
-    records = await RECORDS.get()
+    records = RECORDS.latest() or {}
     return [
         FleetRow(
             model=m,

@@ -24,9 +24,10 @@ log = structlog.get_logger(__name__)
 class Shared(Generic[T]):
     """The result of `fetch`, read again at most once per `max_age` seconds whoever asks.
 
-    With `in_background`, a stale result is returned at once while one task reads the new one, so a
-    dear read (an aggregate over a million predictions) never holds up the page that asks; only the
-    very first read is waited for.
+    `get` waits for a fresh result (callers arriving during a read wait for that read). `latest` never
+    waits: it returns what is there (None before the first read) and starts one read in the background
+    when that is missing or stale, so a dear read (an aggregate over a million predictions) never holds
+    up the page that asks.
     """
 
     def __init__(
@@ -34,12 +35,10 @@ class Shared(Generic[T]):
         fetch: Callable[[], Awaitable[T]],
         *,
         max_age: float,
-        in_background: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
         self._max_age = max_age
-        self._in_background = in_background
         self._clock = clock
         self._lock = asyncio.Lock()
         self._value: T | None = None
@@ -47,11 +46,11 @@ class Shared(Generic[T]):
         self._refresh: asyncio.Task[None] | None = None
 
     def _stale(self) -> bool:
-        return self._clock() - self._read_at >= self._max_age
+        return self._value is None or self._clock() - self._read_at >= self._max_age
 
     async def _read(self) -> None:
         async with self._lock:
-            if self._value is None or self._stale():
+            if self._stale():
                 self._value = await self._fetch()
                 self._read_at = self._clock()
 
@@ -62,13 +61,15 @@ class Shared(Generic[T]):
             log.warning("ui_read_failed", error=str(exc))
 
     async def get(self) -> T:
-        """The latest result; callers arriving during a read wait for that read instead of starting one."""
-        if self._value is not None and self._in_background:
-            if self._stale() and (self._refresh is None or self._refresh.done()):
-                self._refresh = asyncio.create_task(self._read_quietly())
-            return self._value
+        """A result at most `max_age` old."""
         await self._read()
         assert self._value is not None
+        return self._value
+
+    def latest(self) -> T | None:
+        """The last result at once; a read starts in the background when it is missing or stale."""
+        if self._stale() and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(self._read_quietly())
         return self._value
 
 

@@ -38,7 +38,7 @@ def test_rates_between_samples_and_a_reset_is_a_gap() -> None:
     assert history.points(1) == []
 
 
-async def test_in_background_a_stale_result_is_served_while_one_read_runs() -> None:
+async def test_latest_never_waits_and_reads_once_in_the_background() -> None:
     now = [0.0]
     gate = asyncio.Event()
     reads = 0
@@ -46,17 +46,23 @@ async def test_in_background_a_stale_result_is_served_while_one_read_runs() -> N
     async def fetch() -> int:
         nonlocal reads
         reads += 1
-        if reads > 1:
-            await gate.wait()
+        await gate.wait()
         return reads
 
-    shared = Shared(fetch, max_age=1.0, in_background=True, clock=lambda: now[0])
-    assert await shared.get() == 1, "the first read is waited for"
-    now[0] = 5.0
-    assert [await shared.get() for _ in range(3)] == [1, 1, 1], "stale, answered at once"
+    shared = Shared(fetch, max_age=1.0, clock=lambda: now[0])
+    assert [shared.latest() for _ in range(3)] == [None, None, None], "nothing read yet, nobody waits"
     await asyncio.sleep(0)
-    assert reads == 2, "one read runs in the background"
+    assert reads == 1, "one read runs in the background"
     gate.set()
-    for _ in range(10):
+    for _ in range(5):
         await asyncio.sleep(0)
-    assert await shared.get() == 2
+    assert shared.latest() == 1
+    now[0] = 5.0
+    gate.clear()
+    assert shared.latest() == 1, "stale, answered at once"
+    await asyncio.sleep(0)
+    assert reads == 2
+    gate.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert shared.latest() == 2

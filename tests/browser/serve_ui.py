@@ -31,7 +31,8 @@ def build(dsn: str, token: str | None) -> FastAPI:
     async def ping() -> dict[str, bool]:
         return {"ok": True}
 
-    mount(app, settings=Settings(database_url=dsn, webhook_allow_private=True), token=token)
+    settings = Settings(database_url=dsn, webhook_allow_private=True)
+    mount(app, settings=settings, pool=lambda: app.state.pool, token=token)
     return app
 
 

@@ -48,7 +48,14 @@ def mount(
     settings = settings or app.state.settings
     # browser sessions (the login) are kept under coinfleet's home, not in the working directory
     Storage.path = settings.home / "ui-sessions"
-    install(UiContext(pool=pool or _app_pool(app), settings=settings, token=token or _app_token(app)))
+    install(
+        UiContext(
+            pool=pool or _app_pool(app),
+            settings=settings,
+            token=token or _app_token(app),
+            lane_metrics=getattr(app.state, "lanes_metrics", None),
+        )
+    )
     ui.run_with(
         app,
         mount_path=MOUNT_PATH,

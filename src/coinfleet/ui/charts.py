@@ -110,7 +110,7 @@ def calibration(
 
 MODEL_SYMBOLS = ("circle", "diamond", "triangle", "rect", "roundRect", "arrow")
 #: most evaluation windows drawn in one coin chart (the newest alert predictions')
-MAX_WINDOWS = 60
+MAX_WINDOWS = 20
 
 
 def _marker(p: Prediction) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -17,6 +17,8 @@ class UiContext:
     pool: Callable[[], asyncpg.Pool]  #: called per request: the app's lifespan creates the pool later
     settings: Settings
     token: str | None = None  #: when set, every page asks for this token once per browser session
+    #: the lanes' Prometheus exposition when they run in another process (None: this process's registry)
+    lane_metrics: Callable[[], Awaitable[bytes]] | None = None
 
 
 _current: list[UiContext] = []

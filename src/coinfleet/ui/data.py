@@ -2,8 +2,9 @@
 counters of lanes running in this process.
 
 Lane state comes from the database, so the overview works in `coinfleet api` too. Events handled and
-runner restarts are counted by lanes in memory (prometheus counters); when the lanes run in another
-process these are None and the throughput falls back to stored predictions per second.
+runner restarts are counted by the lanes in memory (Prometheus counters), read from the serving
+process's metrics (or this process's registry); where no lanes can be seen they are None and the
+throughput falls back to stored predictions per second.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from prometheus_client import REGISTRY
+import structlog
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from coinfleet.service import alerts as alert_reads
 from coinfleet.service import models as model_reads
@@ -19,6 +22,8 @@ from coinfleet.service import stats as stat_reads
 from coinfleet.service.schemas import AlertQuery, Model, Statistics
 from coinfleet.ui import context
 from coinfleet.ui.live import Shared
+
+log = structlog.get_logger(__name__)
 
 #: seconds between reads of statistics and last deliveries (aggregates, dearer than lane state)
 SLOW_REFRESH_SECONDS = 30.0
@@ -73,21 +78,38 @@ async def _records() -> dict[int, Record]:
 RECORDS = Shared(_records, max_age=SLOW_REFRESH_SECONDS)
 
 
-def _counter(name: str, model: str) -> int | None:
-    value = REGISTRY.get_sample_value(name, {"model": model})
-    return None if value is None else int(value)
+EVENTS = "coinfleet_lane_events_total"
+RESTARTS = "coinfleet_runner_restarts_total"
+
+
+async def lane_counters() -> dict[tuple[str, str], int]:
+    """(counter, model) → value of the lanes' event and restart counters, from the serving process's
+    metrics endpoint or this process's registry; empty when no lanes run where we can see them."""
+    source = context.current().lane_metrics
+    try:
+        text = (await source() if source is not None else generate_latest(REGISTRY)).decode()
+    except Exception as exc:  # the overview shows the rest; counters come back with the next read
+        log.warning("ui_lane_metrics_unavailable", error=str(exc))
+        return {}
+    return {
+        (sample.name, sample.labels["model"]): int(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in (EVENTS, RESTARTS) and "model" in sample.labels
+    }
 
 
 async def fleet() -> list[FleetRow]:
-    """Every model with its lane, record and in-process counters."""
+    """Every model with its lane, record and the lanes' counters."""
     models = await model_reads.list_models(context.pool())
     records = RECORDS.latest() or {}
+    counters = await lane_counters()
     return [
         FleetRow(
             model=m,
             record=records.get(m.id, Record(stats=None, last_delivery=None)),
-            events=_counter("coinfleet_lane_events_total", m.name),
-            restarts=_counter("coinfleet_runner_restarts_total", m.name),
+            events=counters.get((EVENTS, m.name)),
+            restarts=counters.get((RESTARTS, m.name)),
         )
         for m in models
     ]

@@ -99,6 +99,13 @@ async def lane_counters() -> dict[tuple[str, str], int]:
     }
 
 
+def _restarts(counters: dict[tuple[str, str], int], model: str) -> int | None:
+    """A lane that counts events but never restarted its runner has no restart sample yet: 0."""
+    if (RESTARTS, model) in counters:
+        return counters[(RESTARTS, model)]
+    return 0 if (EVENTS, model) in counters else None
+
+
 async def fleet() -> list[FleetRow]:
     """Every model with its lane, record and the lanes' counters."""
     models = await model_reads.list_models(context.pool())
@@ -109,7 +116,7 @@ async def fleet() -> list[FleetRow]:
             model=m,
             record=records.get(m.id, Record(stats=None, last_delivery=None)),
             events=counters.get((EVENTS, m.name)),
-            restarts=counters.get((RESTARTS, m.name)),
+            restarts=_restarts(counters, m.name),
         )
         for m in models
     ]

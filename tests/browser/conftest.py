@@ -150,11 +150,13 @@ async def _score(pool: asyncpg.Pool, dsn: str, bundle: ModelBundle) -> str:
     receiver.server.server_close()
     async with pool.acquire() as conn:
         await registry.set_status(conn, "delta", "quarantined", "runner crashed 5 times in 20 batches")
-        busiest: str = await conn.fetchval(
-            "SELECT mint FROM coinfleet_predictions WHERE tag = 'alert'"
-            " GROUP BY mint ORDER BY count(*) DESC LIMIT 1"
+        # the coin whose price moved most among those with alerts: the liveliest chart
+        liveliest: str = await conn.fetchval(
+            "SELECT m.mint FROM coin_metrics m"
+            " WHERE m.mint IN (SELECT mint FROM coinfleet_predictions WHERE tag = 'alert')"
+            " GROUP BY m.mint ORDER BY count(DISTINCT m.price_close) DESC, m.mint LIMIT 1"
         )
-    return busiest
+    return liveliest
 
 
 async def _deliver(pool: asyncpg.Pool, dsn: str) -> None:

@@ -1,5 +1,10 @@
 """Names that never change at run time."""
 
+#: a model's alert threshold unless its settings say otherwise: p ≥ this → alert (the predecessor's default)
+DEFAULT_ALERT_THRESHOLD = 0.7
+#: a model's weight (share of execution slots and evaluation quota) unless its settings say otherwise
+DEFAULT_WEIGHT = 1.0
+
 #: NOTIFY channel the coin_metrics trigger signals once per INSERT statement
 EVENTS_CHANNEL = "coinfleet_events"
 #: NOTIFY channel signalled when a model row changes (settings, status, new model)
@@ -10,3 +15,5 @@ ALERTS_CHANNEL = "coinfleet_alerts"
 MIGRATION_LOCK_KEY = 7_120_001
 #: name of the database the embedded server serves by default
 DEFAULT_DATABASE = "coinfleet"
+#: advisory lock namespace (first key; the model id is the second) serialising claims on one model's alerts
+ALERT_CLAIM_LOCK_SPACE = 7_120_014

@@ -85,3 +85,18 @@ def isolation(
 ) -> None:
     """A fast model's p99 latency alone and beside slow, crashing and hanging models."""
     _bench("isolation", as_json, rate=rate, seconds=seconds, rounds=rounds)
+
+
+@app.command()
+def alerts(
+    models: int = typer.Option(4, min=1, help="Models delivering at once."),
+    count: int = typer.Option(500, "--alerts", min=10, help="Alerts queued per model."),
+    scale: float = typer.Option(
+        60, min=1, help="The outage phase divides every delivery time constant and the outage by this."
+    ),
+    outage_minutes: float = typer.Option(10, min=0.1, help="The receiver outage, before scaling."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Webhook alerts/s per model to a local receiver answering in 1 ms, and a receiver outage: dead
+    alerts, duplicates, order."""
+    _bench("alerts", as_json, models=models, alerts=count, scale=scale, outage_seconds=outage_minutes * 60)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from coinfleet.constants import DEFAULT_ALERT_THRESHOLD, DEFAULT_WEIGHT
 from coinfleet.errors import SettingError
 
 SendMode = Literal["all", "alerts_only", "positive_only", "negative_only"]
@@ -25,9 +26,9 @@ class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     #: p ≥ this → alert; 0.5 ≤ p < this → positive; p < 0.5 → negative
-    alert_threshold: float = Field(default=0.7, ge=0.5, le=1.0)
+    alert_threshold: float = Field(default=DEFAULT_ALERT_THRESHOLD, ge=0.5, le=1.0)
     #: share of execution slots and evaluation quota under contention, relative to other models
-    weight: float = Field(default=1.0, gt=0, le=1000)
+    weight: float = Field(default=DEFAULT_WEIGHT, gt=0, le=1000)
     #: phases the model scores (None: all phases)
     phases: list[int] | None = None
     #: which coins the model scores
@@ -51,7 +52,6 @@ class ModelSettings(BaseModel):
     #: webhook delivery
     webhook_url: str | None = None
     webhook_enabled: bool = True
-    webhook_secret: str | None = None
     send_modes: list[SendMode] = Field(default_factory=lambda: list[SendMode](["all"]))
     #: also send predictions suppressed by ignore windows or log limits
     send_ignored: bool = False
@@ -105,14 +105,18 @@ class ModelSettings(BaseModel):
         )  # fmt: skip
 
     def public(self) -> dict[str, Any]:
-        """Settings for display: the webhook secret is never shown."""
-        data = self.model_dump()
-        if data["webhook_secret"]:
-            data["webhook_secret"] = "***"
-        return data
+        """Settings for display (the webhook secret is not a setting: it never appears here)."""
+        return self.model_dump()
 
 
 SETTING_KEYS: tuple[str, ...] = tuple(ModelSettings.model_fields)
+#: what to type instead of `webhook_secret=…` (a secret on the command line stays in shell history)
+SECRET_HINT = (
+    "webhook_secret is not a setting: a secret typed on the command line stays in the shell history "
+    "and the process list. Every model has a generated secret (`coinfleet alerts secret NAME --show`); "
+    "to set your own, use `coinfleet alerts secret NAME --from-file PATH`, `--from-env VAR` or "
+    "`--from-stdin`"
+)
 
 
 def _is_list_field(key: str) -> bool:
@@ -140,6 +144,8 @@ def parse_value(key: str, raw: str) -> Any:
 
 def apply_changes(current: ModelSettings, changes: dict[str, Any]) -> ModelSettings:
     """A new settings object with `changes` applied; SettingError on unknown keys or bad values."""
+    if "webhook_secret" in changes:
+        raise SettingError(SECRET_HINT)
     unknown = sorted(set(changes) - set(SETTING_KEYS))
     if unknown:
         raise SettingError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTING_KEYS)}")
@@ -158,6 +164,8 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip()
+        if key == "webhook_secret":
+            raise SettingError(SECRET_HINT)
         if not sep or not key:
             raise SettingError(f"{pair!r} is not KEY=VALUE")
         if key not in SETTING_KEYS:

@@ -47,7 +47,14 @@ def test_not_an_assignment() -> None:
         parse_assignments(["alert_threshold"])
 
 
-def test_secret_is_hidden_in_public_view() -> None:
-    settings = apply_changes(ModelSettings(), parse_assignments(["webhook_secret=s3cret"]))
-    assert settings.public()["webhook_secret"] == "***"
-    assert settings.webhook_secret == "s3cret"
+@pytest.mark.parametrize("pairs", [["webhook_secret=s3cret"], ["weight=2", "webhook_secret=-"]])
+def test_a_secret_on_the_command_line_is_refused_and_says_what_to_use(pairs: list[str]) -> None:
+    with pytest.raises(SettingError, match="--from-file PATH") as refused:
+        parse_assignments(pairs)
+    assert "s3cret" not in str(refused.value)
+
+
+def test_a_secret_among_changes_is_refused_and_settings_hold_none() -> None:
+    with pytest.raises(SettingError, match="not a setting"):
+        apply_changes(ModelSettings(), {"webhook_secret": "s3cret"})
+    assert "secret" not in repr(ModelSettings()) and "webhook_secret" not in ModelSettings().public()

@@ -46,9 +46,7 @@ CHROMIUM_ARGS = [
 expect.set_options(timeout=20_000)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LANE_SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=500, runner="inline")
-DELIVERY_SETTINGS = Settings(
-    webhook_allow_private=True, webhook_max_attempts=1, webhook_timeout_seconds=2, poll_interval_seconds=0.2
-)
+DELIVERY_SETTINGS = Settings(webhook_allow_private=True, webhook_timeout_seconds=2, poll_interval_seconds=0.2)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -92,14 +90,14 @@ async def _scored_database(server_dsn: str, template_name: str, bundle: ModelBun
 
 
 class Receiver:
-    """A real webhook receiver on loopback answering 200, in a thread."""
+    """A real webhook receiver on loopback answering `status`, in a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 200) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                answer = b'{"accepted": true}'
-                self.send_response(200)
+                answer = b'{"accepted": true}' if status == 200 else b'{"error": "this workflow is gone"}'
+                self.send_response(status)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
@@ -118,9 +116,9 @@ class Receiver:
 
 async def _score(pool: asyncpg.Pool, dsn: str, bundle: ModelBundle) -> str:
     """Import four models, feed a simulated market, let the lanes score it, evaluate what is due, deliver
-    alpha's alerts to a real receiver and let beta's die on a closed port."""
-    receiver = Receiver()
-    webhooks = {"alpha": receiver.url, "beta": f"http://127.0.0.1:{_free_port()}/closed"}
+    alpha's alerts to a real receiver and beta's to one that refuses them for good (410: dead at once)."""
+    receiver, refuser = Receiver(), Receiver(status=410)
+    webhooks = {"alpha": receiver.url, "beta": refuser.url}
     async with pool.acquire() as conn:
         for name, threshold in (("alpha", 0.6), ("beta", 0.7)):
             settings = ModelSettings(
@@ -146,8 +144,9 @@ async def _score(pool: asyncpg.Pool, dsn: str, bundle: ModelBundle) -> str:
         await task
     await drain(pool, RoundConfig(grace_seconds=30, base_quota=100_000))
     await _deliver(pool, dsn)
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    for server in (receiver.server, refuser.server):
+        server.shutdown()
+        server.server_close()
     async with pool.acquire() as conn:
         await registry.set_status(conn, "delta", "quarantined", "runner crashed 5 times in 20 batches")
         # the coin whose price moved most among those with alerts: the liveliest chart

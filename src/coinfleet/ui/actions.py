@@ -26,7 +26,7 @@ async def change_status(name: str, action: StatusAction) -> None:
 
 
 async def update_settings(name: str, changes: dict[str, Any]) -> None:
-    """Apply validated setting changes (the stored secret stays unless changed)."""
+    """Apply validated setting changes."""
     await model_writes.update_settings(context.pool(), name, changes)
 
 

@@ -14,8 +14,7 @@ from pydantic import ValidationError
 from coinfleet.errors import SettingError
 from coinfleet.models.settings import SETTING_KEYS, ModelSettings, SendMode, parse_value
 
-Kind = Literal["text", "select", "multi", "switch", "secret"]
-SECRET_UNCHANGED = ""  #: an empty secret field keeps the stored secret
+Kind = Literal["text", "select", "multi", "switch"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +48,6 @@ FIELDS: tuple[Field, ...] = (
     Field(key="max_staleness_seconds", label="Max staleness (s)", hint="empty: never skip"),
     Field(key="webhook_url", label="Webhook URL", hint="empty: the default URL"),
     Field(key="webhook_enabled", label="Webhook enabled", kind="switch"),
-    Field(key="webhook_secret", label="Webhook secret", kind="secret", hint="empty: keep the stored one"),
     Field(key="send_modes", label="Send modes", kind="multi", options=get_args(SendMode)),
     Field(key="send_ignored", label="Send ignored predictions", kind="switch"),
     Field(key="batch_timeout_seconds", label="Batch timeout (s)"),
@@ -76,8 +74,6 @@ def display(settings: ModelSettings, key: str) -> Any:
     """The value a field shows for the current settings (texts for text fields)."""
     value = getattr(settings, key)
     kind = next(f.kind for f in FIELDS if f.key == key)
-    if kind == "secret":
-        return SECRET_UNCHANGED
     if kind in ("switch", "multi", "select"):
         return list(value) if kind == "multi" else value
     if value is None:

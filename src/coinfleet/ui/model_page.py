@@ -142,7 +142,7 @@ class SettingsEditor:
             return ui.select(list(options), label=label, value=value, multiple=True).props(
                 f"use-chips {testid}"
             )
-        element = ui.input(label, value=value, password=kind == "secret").props(f"{testid} bottom-slots")
+        element = ui.input(label, value=value).props(f"{testid} bottom-slots")
         return element.props(f'hint="{hint}"') if hint else element
 
     async def save(self) -> None:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     model_check_timeout_seconds: float = Field(default=600.0, gt=0, le=86_400)
     #: memory (MB) a child checking or compiling a model file may use beyond the libraries it imports
     model_check_memory_mb: int = Field(default=4096, ge=64, le=262_144)
+
+    #: address the HTTP API, UI, MCP and /metrics listen on (non-loopback: reads need the token too)
+    api_host: str = "127.0.0.1"
+    #: TCP port of the HTTP side
+    api_port: int = Field(default=8000, ge=0, le=65_535)
+    #: bearer token for the API and MCP; when unset, one is generated once and kept under `home`
+    api_token: SecretStr | None = None
+    #: events one live-stream client may have waiting; a client that falls this far behind is cut off
+    api_stream_queue: int = Field(default=1000, ge=1, le=100_000)
+    #: database connections the HTTP side uses at most: its queries never take more cores than this
+    api_pool_size: int = Field(default=2, ge=2, le=100)
 
     @property
     def pgdata(self) -> Path:

@@ -15,5 +15,9 @@ ALERTS_CHANNEL = "coinfleet_alerts"
 MIGRATION_LOCK_KEY = 7_120_001
 #: name of the database the embedded server serves by default
 DEFAULT_DATABASE = "coinfleet"
+#: NOTIFY channel the live stream listens on: one message per statement that stored predictions or alerts
+STREAM_CHANNEL = "coinfleet_stream"
+#: file under COINFLEET_HOME holding the generated API token when COINFLEET_API_TOKEN is unset
+API_TOKEN_FILE = "api-token"
 #: advisory lock namespace (first key; the model id is the second) serialising claims on one model's alerts
 ALERT_CLAIM_LOCK_SPACE = 7_120_014

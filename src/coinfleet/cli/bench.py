@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from coinfleet.bench.api import HttpPlacement
 from coinfleet.bench.machine import MachineWatch, describe
 from coinfleet.cli.common import console, print_json, run
 from coinfleet.config import Settings
@@ -85,6 +86,22 @@ def isolation(
 ) -> None:
     """A fast model's p99 latency alone and beside slow, crashing and hanging models."""
     _bench("isolation", as_json, rate=rate, seconds=seconds, rounds=rounds)
+
+
+@app.command("api")
+def api_command(
+    models: int = typer.Option(20, min=1, help="Active models."),
+    rate: int = typer.Option(500, min=1, help="Metric rows per second fed."),
+    seconds: float = typer.Option(10, min=2, help="Measured seconds per phase."),
+    history: int = typer.Option(1_000_000, min=0, help="Stored predictions the API queries run over."),
+    http: HttpPlacement = typer.Option(
+        "process",
+        help="process: the HTTP side in a child process (as serve runs it). inline: in the lanes' loop.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Lanes' p99 without and with operator traffic (REST, SSE, MCP), API p99 and stream lag."""
+    _bench("api", as_json, models=models, rate=rate, seconds=seconds, history=history, http=http)
 
 
 @app.command()

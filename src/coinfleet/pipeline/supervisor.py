@@ -289,6 +289,12 @@ class Supervisor:
         for model_id in list(self._running):
             await self._stop_lane(model_id)
 
+    async def all_lanes_started(self) -> bool:
+        """True when every active model has a running lane here (what readiness asks)."""
+        async with self._pool.acquire() as conn:
+            active = {m.id for m in await registry.list_models(conn) if m.status == "active"}
+        return active <= set(self._running)
+
     async def refresh_lag(self) -> None:
         """Recount how many events each lane is behind."""
         async with self._pool.acquire() as conn:

@@ -191,3 +191,19 @@ async def test_send_a_test_alert_to_a_real_receiver(fleet: Fleet, page: Page) ->
     finally:
         receiver.server.shutdown()
         receiver.server.server_close()
+
+
+async def test_rename_then_delete_with_confirmation(fleet: Fleet, page: Page) -> None:
+    await page.goto(f"{fleet.url}/ui/models/{fleet.inactive}")
+    await page.get_by_test_id("rename").click()
+    await page.get_by_test_id("rename-input").fill("gamma-renamed")
+    await page.get_by_test_id("rename-confirm").click()
+    await expect(page.get_by_test_id("page-title")).to_have_text("gamma-renamed")
+    assert await _model(fleet.dsn, fleet.inactive) is None
+    assert await _status(fleet.dsn, "gamma-renamed") == "inactive"
+    await page.get_by_test_id("delete").click()
+    await page.get_by_text("Also delete its predictions and alerts").click()
+    await page.get_by_test_id("delete-confirm").click()
+    await expect(page.get_by_test_id("page-title")).to_have_text("Fleet")
+    await expect(page.get_by_test_id("card-gamma-renamed")).to_have_count(0)
+    assert await _model(fleet.dsn, "gamma-renamed") is None

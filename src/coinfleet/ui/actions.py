@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Literal
 
-from coinfleet.errors import CoinfleetError
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.service import alerts as alert_writes
+from coinfleet.service import model_admin, versions
 from coinfleet.service import models as model_writes
 from coinfleet.service.schemas import WebhookTest
 from coinfleet.ui import context
@@ -32,12 +32,12 @@ async def update_settings(name: str, changes: dict[str, Any]) -> None:
 
 async def rename(name: str, new_name: str) -> None:
     """Give a model another name."""
-    raise CoinfleetError(f"renaming {name!r} to {new_name!r} is not available yet")
+    await versions.rename_model(context.pool(), name, new_name)
 
 
 async def delete(name: str, *, with_history: bool) -> None:
-    """Delete a model (and its history when asked)."""
-    raise CoinfleetError(f"deleting {name!r} is not available yet")
+    """Delete a model (and its predictions, evaluations and alerts when asked)."""
+    await model_admin.delete_model(context.pool(), name, with_history=with_history)
 
 
 async def retry_alert(alert_id: int) -> int:

@@ -214,12 +214,12 @@ async def fleet(server_dsn: str, template_name: str, small_bundle: ModelBundle) 
             await admin.close()
 
 
-async def _wait_until_up(url: str, server: asyncio.subprocess.Process) -> None:
+async def _wait_until_up(url: str, server: asyncio.subprocess.Process, *, path: str = "/ping") -> None:
     async with httpx.AsyncClient() as client, asyncio.timeout(60):
         while True:
             assert server.returncode is None, "the UI server exited at start"
             try:
-                if (await client.get(f"{url}/ping")).status_code == 200:
+                if (await client.get(f"{url}{path}")).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

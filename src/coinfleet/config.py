@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     #: data seconds after a prediction's horizon end in which some row of any coin must show that the feed
     #: was alive (else "no_data"); also how long a prediction waits for that
     evaluation_grace_seconds: float = Field(default=120.0, ge=0, le=86_400)
+    #: a metric row dated more than this many seconds ahead of the wall clock (or at ±infinity) is not
+    #: scored and never counts as "now": lanes set it aside, evaluation's clock stops there
+    future_tolerance_seconds: float = Field(default=30.0, ge=0, le=86_400)
     #: seconds between two drift computations of every active model in `serve` (the PSI gauges); 0: never
     drift_refresh_seconds: float = Field(default=600.0, ge=0)
     #: seconds between evaluation rounds when the last round found nothing to do

@@ -1,4 +1,4 @@
-"""One row of `coin_metrics`, exactly the columns an ingester writes (see REFERENCE.md §1)."""
+"""One row of `coin_metrics`, exactly the columns an ingester writes (the predecessor's column names; docs/data-mapping.md)."""
 
 from __future__ import annotations
 

@@ -52,6 +52,7 @@ from coinfleet.alerts.transport import (
 )
 from coinfleet.config import Settings
 from coinfleet.constants import ALERTS_CHANNEL, DEFAULT_ALERT_THRESHOLD
+from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.errors import WebhookRefused
 from coinfleet.events.feed import Notifier, Signal
 from coinfleet.metrics import MetricRow
@@ -127,6 +128,7 @@ class Deliverer:
         self._stopping = False
         self._random = random.Random()
         self._last_prune = float("-inf")
+        self._outage = Outage("delivery")
         self._session_conn: asyncpg.Connection | None = None
         self._session: Session | None = None
 
@@ -160,8 +162,12 @@ class Deliverer:
             await self._keep_session()
             await self.dispatch()
             await self._prune_when_due()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
+            self._outage.failed(exc)  # said once per outage; the poll paces the retries
+            return
+        except asyncpg.PostgresError as exc:
             log.warning("delivery_dispatch_failed", error=str(exc))
+        self._outage.succeeded()
 
     async def _keep_session(self) -> None:
         """Hold the connection whose session the claims name; open a new one when it was lost (a

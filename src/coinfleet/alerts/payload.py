@@ -69,7 +69,7 @@ class MetadataSchema(_Schema):
 
 
 class AlertPayload(_Schema):
-    """One POST: one coin event of one model (REFERENCE.md §5 plus an idempotency key)."""
+    """One POST: one coin event of one model (the predecessor's n8n payload plus an idempotency key)."""
 
     coin_id: str
     timestamp: datetime

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from coinfleet.api.state import shared
 from coinfleet.db.migrate import pending
+from coinfleet.db.outage import DOWN
 
 router = APIRouter(tags=["health"])
 #: seconds the readiness probe waits for the database
@@ -36,6 +37,8 @@ class Readiness(BaseModel):
     pending_migrations: list[int]
     lanes: Literal["started", "starting", "not_served_here"]  #: lanes of this process
     message: str
+    #: this process's loops waiting out a database outage (loop → the error that began it)
+    waiting_for_database: dict[str, str] = {}
 
 
 @router.get("/health", response_model=Health, summary="The process is alive")
@@ -62,17 +65,21 @@ async def check_readiness(pool: asyncpg.Pool, lanes_started: LanesStarted | None
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS), pool.acquire() as conn:
             missing = await pending(conn)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         return Readiness(
             ready=False, database=False, migrations_current=False, pending_migrations=[],
             lanes="not_served_here", message=f"database unreachable: {exc}",
+            waiting_for_database=dict(DOWN),
         )  # fmt: skip
     lanes: Literal["started", "starting", "not_served_here"] = "not_served_here"
     if lanes_started is not None:
         lanes = "started" if await lanes_started() else "starting"
-    ok = not missing and lanes != "starting"
+    waiting = dict(DOWN)
+    ok = not missing and lanes != "starting" and not waiting
     message = "ready" if ok else ("migrations pending" if missing else "lanes starting")
+    if waiting and not missing:
+        message = f"{len(waiting)} loop(s) still waiting for the database: {', '.join(sorted(waiting))}"
     return Readiness(
         ready=ok, database=True, migrations_current=not missing, pending_migrations=missing,
-        lanes=lanes, message=message,
+        lanes=lanes, message=message, waiting_for_database=waiting,
     )  # fmt: skip

@@ -23,7 +23,6 @@ from coinfleet.api.health import LanesStarted, Readiness, check_readiness
 from coinfleet.api.state import Shared
 from coinfleet.config import Settings
 from coinfleet.errors import CoinfleetError
-from coinfleet.reports import parse_since
 from coinfleet.service import alerts, coins, models, predictions, stats, versions
 from coinfleet.service import health as health_service
 from coinfleet.service.schemas import (
@@ -42,6 +41,7 @@ from coinfleet.service.schemas import (
     Tag,
 )
 from coinfleet.service.scoring import CoinScore
+from coinfleet.service.stats import parse_since
 
 INSTRUCTIONS = (
     "coinfleet scores pump.fun coins with several ML models in real time. Probabilities are 0..1; "

@@ -3,7 +3,7 @@
 Twenty lanes at the head of the stream would otherwise each read and decode the same rows. The log
 keeps the newest finished events in memory as one run without gaps: it starts after an anchor
 cursor and is only ever extended by reading after its own last event, which by the `(tx, seq)`
-invariant of DESIGN §3 is exactly what a lane standing there would read. A lane whose cursor lies
+invariant (docs/architecture.md) is exactly what a lane standing there would read. A lane whose cursor lies
 inside the run takes its batch from memory; a lane behind the run reads the database itself, as
 before, so a laggard never holds the others' memory; a lane ahead of the run re-anchors it.
 """

@@ -9,6 +9,7 @@ import inspect
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 import numpy as np
@@ -18,6 +19,7 @@ import structlog
 from coinfleet.config import Settings
 from coinfleet.constants import EVENTS_CHANNEL, MODELS_CHANNEL
 from coinfleet.db.database import OwnConnection
+from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.db.sql import query
 from coinfleet.errors import CoinfleetError
 from coinfleet.events.cursor import events_behind, prune_events
@@ -157,6 +159,8 @@ class Supervisor:
         #: lanes being started (compiling, loading): each on its own, so a slow one delays no other
         self._starting: dict[int, tuple[int, asyncio.Task[None]]] = {}  #: model id → (version, task)
         self._stop = asyncio.Event()
+        self._outage = Outage("supervisor")
+        self.lane_restarts = 0  #: lanes that died with an error and were started again
         self._models_signal = self._notifier.subscribe(MODELS_CHANNEL)  #: also set by `stop`
         self.slots = FairSlots(
             settings.execution_slots or os.cpu_count() or 1, quantum=settings.slot_quantum_seconds
@@ -193,8 +197,8 @@ class Supervisor:
         pruner = asyncio.create_task(self._prune_forever())
         try:
             while not self._stop.is_set():
-                await self.sync()
-                await self._models_signal.wait(self._settings.poll_interval_seconds)
+                wait = await self._sync_or_back_off()
+                await self._models_signal.wait(wait)
         finally:
             pruner.cancel()
             self.hogs.release()
@@ -202,10 +206,24 @@ class Supervisor:
             await self.group.close()
             await self._notifier.close()
 
+    async def _sync_or_back_off(self) -> float:
+        """`sync`; while the database is away, the growing pause before the next try (lanes keep going
+        on their own and ride out the outage themselves)."""
+        try:
+            await self.sync()
+        except DATABASE_ERRORS as exc:
+            return self._outage.failed(exc)
+        self._outage.succeeded()
+        return self._settings.poll_interval_seconds
+
     async def sync(self) -> None:
         """Start lanes for newly active models, stop those no longer active, pass on new settings."""
         async with self._pool.acquire() as conn:
             models = {m.id: m for m in await registry.list_models(conn) if m.status == "active"}
+        for broken in [m for m in models.values() if m.settings_error]:
+            del models[broken.id]  # it fails alone: the others keep scoring
+            await self._quarantine(broken, broken.settings_error or "")
+        self._restart_dead_lanes()
         for model_id in list(self._running):
             running = self._running[model_id]
             model = models.get(model_id)
@@ -224,6 +242,24 @@ class Supervisor:
                 task = asyncio.create_task(self._start_lane(model), name=f"start:{model.name}")
                 self._starting[model_id] = (model.version, task)
 
+    def _restart_dead_lanes(self) -> None:
+        """Forget lanes whose task ended by itself (an error escaped, or it quarantined its model):
+        `sync` starts them again if their model is still active."""
+        for model_id, running in list(self._running.items()):
+            if not running.task.done():
+                continue
+            del self._running[model_id]
+            error = None if running.task.cancelled() else running.task.exception()
+            if error is not None:
+                name = running.lane.model.name
+                log.error("lane_died", model=name, error=f"{type(error).__name__}: {error}")
+                self.lane_restarts += 1
+
+    def _lane_ended(self, task: asyncio.Task[None]) -> None:
+        """Wake `run` when a lane task ends without being asked to, so `sync` restarts it at once."""
+        if not self._stop.is_set():
+            self._models_signal.set()
+
     async def _start_lane(self, model: ModelRecord) -> None:
         """Compile and load the model, then run its lane; runs as a task of its own (`_starting`)."""
         try:
@@ -231,6 +267,8 @@ class Supervisor:
                 artifact = await registry.load_artifact(conn, model.id)
             made = self._runner_factory(model, artifact)
             runner = await made if inspect.isawaitable(made) else made
+        except DATABASE_ERRORS:
+            raise  # not the model's fault: `run` tries again once the database is back
         except (CoinfleetError, ValueError) as exc:
             await self._quarantine(model, f"cannot load model: {exc}")
             return
@@ -263,8 +301,10 @@ class Supervisor:
             events=self._events,
             hogs=self.hogs,
             group=self.group,
+            future_tolerance=timedelta(seconds=self._settings.future_tolerance_seconds),
         )
         task = asyncio.create_task(lane.run(), name=f"lane:{model.name}")
+        task.add_done_callback(self._lane_ended)
         self._running[model.id] = _Running(lane=lane, task=task, runner=runner)
         log.info("lane_started", model=model.name, version=model.version)
 
@@ -309,5 +349,5 @@ class Supervisor:
                 async with self._pool.acquire() as conn:
                     pruned = await prune_events(conn)
                 log.debug("events_pruned", count=pruned)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (asyncpg.PostgresError, *DATABASE_ERRORS) as exc:
                 log.warning("prune_failed", error=str(exc))

@@ -6,6 +6,7 @@ import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from api_support import running_api
+from coinfleet.db.outage import Outage
 
 
 async def test_health_and_docs_answer_without_token(db_dsn: str) -> None:
@@ -36,6 +37,22 @@ async def test_ready_reports_each_check(db_dsn: str) -> None:
             "migrations_current": True,
             "lanes": "started",
         }
+
+
+async def test_ready_fails_while_a_loop_waits_for_the_database(db_dsn: str) -> None:
+    outage = Outage("lane:test-model")
+    async with running_api(db_dsn) as api:
+        outage.failed(ConnectionRefusedError("connection refused"))
+        try:
+            answer = await api.anonymous.get("/ready")
+        finally:
+            outage.succeeded()
+        assert answer.status_code == 503
+        assert "lane:test-model" in answer.json()["waiting_for_database"]
+        assert "waiting for the database" in answer.json()["message"]
+        answer = await api.anonymous.get("/ready")
+        assert answer.status_code == 200
+        assert answer.json()["waiting_for_database"] == {}
 
 
 async def test_ready_fails_when_a_migration_is_missing(db_dsn: str) -> None:

@@ -11,7 +11,6 @@ from pydantic import AwareDatetime, BaseModel, Field
 from coinfleet.api.auth import require_read
 from coinfleet.api.routes.deps import Pool
 from coinfleet.api.state import Shared, shared
-from coinfleet.reports import parse_since
 from coinfleet.service import coins, health, predictions, stats
 from coinfleet.service import models as service_models
 from coinfleet.service.schemas import (
@@ -23,6 +22,7 @@ from coinfleet.service.schemas import (
     StatisticsReport,
 )
 from coinfleet.service.scoring import CoinScore
+from coinfleet.service.stats import parse_since
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_read)])
 Mint = Annotated[str, Path(description="the coin's mint address", min_length=1, max_length=100)]

@@ -29,7 +29,7 @@ CREATE INDEX IF NOT EXISTS coin_metrics_mint_ts_idx ON coin_metrics (mint, "time
 CREATE INDEX IF NOT EXISTS coin_metrics_ts_idx ON coin_metrics ("timestamp");
 
 -- One row per inserted metric row. `tx` is the inserting transaction: readers only take events
--- below the xmin horizon and walk them in (tx, seq) order, so none is ever skipped (DESIGN §3).
+-- below the xmin horizon and walk them in (tx, seq) order, so none is ever skipped (docs/architecture.md).
 CREATE TABLE coinfleet_events (
     tx   xid8        NOT NULL,
     seq  bigserial   NOT NULL,

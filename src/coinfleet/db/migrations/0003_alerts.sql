@@ -1,5 +1,5 @@
 -- The webhook outbox: one row per prediction a model's send rules pick, written in the scoring
--- transaction; delivered per model, in id order, by any number of workers (DESIGN §5).
+-- transaction; delivered per model, in id order, by any number of workers (docs/webhooks.md).
 
 CREATE TABLE coinfleet_alerts (
     id              bigserial   PRIMARY KEY,

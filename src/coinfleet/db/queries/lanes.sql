@@ -8,7 +8,8 @@
 -- as rows of a two-dimensional array per type, a row per prediction or coin, so that the client
 -- encodes a few arrays, not an array and an element per column: times as microseconds since the
 -- epoch, tags by their position in $6, and -2^63 (outside both int4 and timestamptz) for a NULL phase
--- or time, 0 for no tag.
+-- or time, 0 for no tag. $18 and $19 hold where each lane believes its cursor is (NULL: not checked):
+-- a stored cursor elsewhere (a crash lost the lane's last commits) fails the whole statement (CF001).
 WITH inserted AS (
     INSERT INTO coinfleet_predictions
         (model_id, model_version, mint, metric_ts, probability, prediction, tag, alert_threshold, target,
@@ -41,10 +42,12 @@ WITH inserted AS (
         stored_positive = excluded.stored_positive, stored_alert = excluded.stored_alert
 ), moved AS (
     UPDATE coinfleet_cursors AS c SET
-        tx = b.tx, seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
+        tx = coinfleet_checked_cursor_tx(c.model_id, c.tx, c.seq, b.from_tx, b.from_seq, b.tx),
+        seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
         stored_predictions = c.stored_predictions + coalesce(s.stored, 0),
         last_prediction_at = greatest(c.last_prediction_at, s.newest)
-    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[]) AS b (model_id, tx, seq, keeps)
+    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::xid8[], $19::int8[])
+        AS b (model_id, tx, seq, keeps, from_tx, from_seq)
     LEFT JOIN (
         SELECT model_id, count(*) AS stored, max(metric_ts) AS newest FROM inserted GROUP BY model_id
     ) AS s USING (model_id)
@@ -88,10 +91,12 @@ WITH inserted AS (
         stored_positive = excluded.stored_positive, stored_alert = excluded.stored_alert
 ), moved AS (
     UPDATE coinfleet_cursors AS c SET
-        tx = b.tx, seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
+        tx = coinfleet_checked_cursor_tx(c.model_id, c.tx, c.seq, b.from_tx, b.from_seq, b.tx),
+        seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
         stored_predictions = c.stored_predictions + coalesce(s.stored, 0),
         last_prediction_at = greatest(c.last_prediction_at, s.newest)
-    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[]) AS b (model_id, tx, seq, keeps)
+    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::xid8[], $19::int8[])
+        AS b (model_id, tx, seq, keeps, from_tx, from_seq)
     LEFT JOIN (
         SELECT model_id, count(*) AS stored, max(metric_ts) AS newest FROM inserted GROUP BY model_id
     ) AS s USING (model_id)
@@ -139,3 +144,24 @@ FROM coinfleet_scan_state WHERE model_id = $1
 -- name: prediction_counts --
 -- Stored predictions of one model by tag.
 SELECT tag, count(*) AS n FROM coinfleet_predictions WHERE model_id = $1 GROUP BY tag
+
+-- name: insert_set_aside --
+-- Events set aside for a model (not scored), with the reason; a repeat (a batch stored again) is ignored.
+INSERT INTO coinfleet_set_aside (model_id, event_tx, event_seq, mint, metric_ts, reason, detail)
+SELECT $1, tx, seq, mint, ts, reason, detail
+FROM unnest($2::xid8[], $3::int8[], $4::text[], $5::timestamptz[], $6::text[], $7::text[])
+    AS s (tx, seq, mint, ts, reason, detail)
+ON CONFLICT DO NOTHING
+
+-- name: set_aside_counts --
+-- How many events were set aside for model $1, by reason.
+SELECT reason, count(*) AS n FROM coinfleet_set_aside WHERE model_id = $1 GROUP BY reason ORDER BY reason
+
+-- name: recent_set_aside --
+-- The newest events set aside for model $1, up to $2.
+SELECT mint, metric_ts, reason, detail, created_at FROM coinfleet_set_aside
+WHERE model_id = $1 ORDER BY created_at DESC, event_tx DESC, event_seq DESC LIMIT $2
+
+-- name: set_aside_by_model --
+-- How many events were set aside for each model, by reason.
+SELECT model_id, reason, count(*) AS n FROM coinfleet_set_aside GROUP BY model_id, reason

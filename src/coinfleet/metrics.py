@@ -1,4 +1,5 @@
-"""One row of `coin_metrics`, exactly the columns an ingester writes (the predecessor's column names; docs/data-mapping.md)."""
+"""One row of `coin_metrics`, exactly the columns an ingester writes (the predecessor's column names;
+docs/data-mapping.md)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ async def serving(app: FastAPI, *, host: str, port: int) -> AsyncIterator[Listen
     """Serve `app` on host:port (0: any free port) until the block ends."""
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SECONDS, ws="none",
+        timeout_graceful_shutdown=GRACEFUL_SECONDS, ws="websockets-sansio",
     )  # fmt: skip
     server = _Server(config)
     task = asyncio.create_task(server.serve(), name="http")

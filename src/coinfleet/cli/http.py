@@ -26,11 +26,11 @@ def http_options(host: str | None, port: int | None) -> HttpOptions:
 
 
 def web_ui() -> UiMount | None:
-    """What mounts the web UI at /ui on the app (`create_app` calls it after every API route exists).
+    """What mounts the web UI at /ui on the app (`create_app` calls it after every API route exists);
+    a module-level function, so it reaches the HTTP child process of `serve` and `demo` by name."""
+    from coinfleet.ui import mount  # NiceGUI is imported only by the commands that serve HTTP
 
-    The UI package plugs in here: `from coinfleet.ui import mount; return mount`.
-    """
-    return None
+    return mount
 
 
 def print_urls(listening: Listening, screen: Console = err_console) -> None:

@@ -100,10 +100,8 @@ def demo(
         speed=speed,
     )
     screen: Console = err_console if as_json else console
-    # not the UI yet: with it mounted, the 15 s demo of tests/acceptance/test_demo.py ends with one lane
-    # fewer (lgbm-down5-300s) on this machine; the cause is not found yet
     serving = (
-        replace(http_options(host, port), ui=None, on_listening=lambda at: print_urls(at, screen))
+        replace(http_options(host, port), on_listening=lambda at: print_urls(at, screen))
         if http
         else None
     )

@@ -43,3 +43,12 @@ def serve(
         await serve_service(settings, scheduler=scheduler)
 
     run(service)
+
+
+@app.command()
+def worker() -> None:
+    """Run lanes, evaluation and alert delivery, no HTTP; start one per machine (or several), all on
+    one DATABASE_URL, and the models spread over them."""
+    from coinfleet.pipeline.worker import work
+
+    run(work)

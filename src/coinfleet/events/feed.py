@@ -70,9 +70,10 @@ class Notifier:
         self._subscribers: dict[str, set[Signal]] = {c: set() for c in channels}
         self._conn: asyncpg.Connection | None = None
 
-    def subscribe(self, channel: str) -> Signal:
-        """A new signal that wakes on every NOTIFY of `channel`."""
-        signal = Signal()
+    def subscribe(self, channel: str, signal: Signal | None = None) -> Signal:
+        """A signal (new, or one given to wake on several channels) that wakes on every NOTIFY of
+        `channel`."""
+        signal = signal or Signal()
         self._subscribers[channel].add(signal)
         return signal
 

@@ -26,6 +26,7 @@ import structlog
 from coinfleet.alerts.outbox import OutboxItem
 from coinfleet.alerts.rules import route
 from coinfleet.db.database import OwnConnection
+from coinfleet.errors import Fenced
 from coinfleet.events.cursor import Cursor, Event, load_cursor
 from coinfleet.events.feed import IdlePause, Signal
 from coinfleet.events.log import EventLog
@@ -190,8 +191,11 @@ class Lane:
         group: GroupCommit | None = None,
         max_failures: int = 5,
         on_quarantine: Callable[[ModelRecord, str], Awaitable[None]] | None = None,
+        epoch: int | None = None,
     ) -> None:
         self.model = model
+        self.epoch = epoch  #: the lease epoch its batches are stored at (None: no lease, not fenced)
+        self.fenced = False  #: a batch was refused (the lease passed on): the lane has left `run`
         self.stats = LaneStats()
         self._runner = runner
         self._pool = pool
@@ -241,6 +245,10 @@ class Lane:
                 if handled:
                     recent.append(False)
                     self._pause.reset()
+            except Fenced as exc:  # another worker owns the model now: nothing of the batch was stored
+                log.warning("lane_fenced", model=self.model.name, epoch=self.epoch, error=str(exc))
+                self.fenced = True
+                break
             except Exception as exc:  # one model's failure never leaves its lane
                 failures += 1
                 recent.append(isinstance(exc, RunnerError))
@@ -425,10 +433,11 @@ class Lane:
     async def store_batch(self, result: BatchResult, cursor: Cursor) -> None:
         """Predictions, scan-cache changes, outbox rows and the cursor in one transaction: in the group
         commit with other lanes' batches, or alone on the lane's own connection when there is no group,
-        the batch is large, or the group's write failed."""
+        the batch is large, or the group's write failed. Fenced, storing nothing, when the lane's lease
+        passed to another worker."""
         batch = Batch(
             model=self.model, predictions=result.predictions, states=result.states, cursor=cursor,
-            keeps_scan_cache=self._keeps_scan_cache, outbox=result.outbox,
+            keeps_scan_cache=self._keeps_scan_cache, outbox=result.outbox, epoch=self.epoch,
         )  # fmt: skip
         group = self._group
         if group is None or not group.takes(batch) or not await group.write(batch):

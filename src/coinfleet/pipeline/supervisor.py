@@ -16,7 +16,7 @@ import numpy.typing as npt
 import structlog
 
 from coinfleet.config import Settings
-from coinfleet.constants import EVENTS_CHANNEL, MODELS_CHANNEL
+from coinfleet.constants import EVENTS_CHANNEL, LEASES_CHANNEL, MODELS_CHANNEL
 from coinfleet.db.database import OwnConnection
 from coinfleet.db.sql import query
 from coinfleet.errors import CoinfleetError
@@ -31,6 +31,7 @@ from coinfleet.pipeline import telemetry
 from coinfleet.pipeline.group_commit import GroupCommit
 from coinfleet.pipeline.hogs import HogGate
 from coinfleet.pipeline.lane import Lane
+from coinfleet.pipeline.leases import LeaseKeeper
 from coinfleet.pipeline.observations import ObservationService, feature_indices
 from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
 from coinfleet.pipeline.runner import InlineRunner, Runner
@@ -117,7 +118,8 @@ class _Running:
 
 
 class Supervisor:
-    """Owns the lanes of this process."""
+    """Owns the lanes of this process: of every active model, or with a LeaseKeeper of the models
+    placed on this worker whose leases it holds."""
 
     def __init__(
         self,
@@ -127,11 +129,13 @@ class Supervisor:
         settings: Settings,
         runner_factory: RunnerFactory | None = None,
         hogs: HogGate | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self._pool = pool
         self._dsn = dsn
         self._settings = settings
-        self._notifier = Notifier(dsn, (EVENTS_CHANNEL, MODELS_CHANNEL))
+        self.leases = leases
+        self._notifier = Notifier(dsn, (EVENTS_CHANNEL, MODELS_CHANNEL, LEASES_CHANNEL))
         self._observations = ObservationService(pool)
         self._events = EventLog(pool, follower=self._observations)
         #: shared with a given runner_factory's process runners, which register their hogs in it
@@ -142,7 +146,8 @@ class Supervisor:
         )
         self._running: dict[int, _Running] = {}
         self._stop = asyncio.Event()
-        self._models_signal = self._notifier.subscribe(MODELS_CHANNEL)  #: also set by `stop`
+        self._models_signal = self._notifier.subscribe(MODELS_CHANNEL)  #: also set by `stop`, leases
+        self._notifier.subscribe(LEASES_CHANNEL, self._models_signal)
         self.slots = FairSlots(
             settings.execution_slots or os.cpu_count() or 1, quantum=settings.slot_quantum_seconds
         )
@@ -172,14 +177,18 @@ class Supervisor:
         gc.set_threshold(*GC_THRESHOLDS)
         await self._notifier.start()
         pruner = asyncio.create_task(self._prune_forever())
+        renewer = asyncio.create_task(self._renew_forever()) if self.leases is not None else None
         try:
             while not self._stop.is_set():
                 await self.sync()
                 await self._models_signal.wait(self._settings.poll_interval_seconds)
         finally:
             pruner.cancel()
+            if renewer is not None:
+                renewer.cancel()
             self.hogs.release()
             await self._stop_all()
+            await self._leave()
             await self.group.close()
             await self._notifier.close()
 
@@ -187,10 +196,11 @@ class Supervisor:
         """Start lanes for newly active models, stop those no longer active, pass on new settings."""
         async with self._pool.acquire() as conn:
             models = {m.id: m for m in await registry.list_models(conn) if m.status == "active"}
+        models = await self._placed_here(models)
         for model_id in list(self._running):
             running = self._running[model_id]
             model = models.get(model_id)
-            if model is None or model.version != running.lane.model.version:
+            if model is None or model.version != running.lane.model.version or self._fenced(running):
                 await self._stop_lane(model_id)
             else:
                 running.lane.update_model(model)
@@ -204,7 +214,25 @@ class Supervisor:
             # process: frozen, full collections skip it (they walked ~190,000 such objects: 110 ms pauses)
             gc.freeze()
 
+    async def _placed_here(self, models: dict[int, ModelRecord]) -> dict[int, ModelRecord]:
+        """The active models this process should run: all, or with leases those placed on it."""
+        if self.leases is None:
+            return models
+        mine = await self.leases.mine({m.id: m.settings.weight for m in models.values()})
+        return {model_id: model for model_id, model in models.items() if model_id in mine}
+
+    def _fenced(self, running: _Running) -> bool:
+        """Whether the lane lost its lease: a batch was refused, or a heartbeat could not renew it."""
+        lost = self.leases is not None and running.lane.model.id not in self.leases.held
+        return lost or running.lane.fenced
+
     async def _start_lane(self, model: ModelRecord) -> None:
+        epoch = None
+        if self.leases is not None:
+            lease = self.leases.held.get(model.id) or await self.leases.acquire(model.id)
+            if lease is None:
+                return  # its previous owner still holds it: tried again at the next sync
+            epoch = lease.epoch
         try:
             async with self._pool.acquire() as conn:
                 artifact = await registry.load_artifact(conn, model.id)
@@ -212,6 +240,8 @@ class Supervisor:
             runner = await made if inspect.isawaitable(made) else made
         except (CoinfleetError, ValueError) as exc:
             await self._quarantine(model, f"cannot load model: {exc}")
+            if self.leases is not None:
+                await self.leases.release(model.id)
             return
         lane = Lane(
             model=model,
@@ -229,6 +259,7 @@ class Supervisor:
             events=self._events,
             hogs=self.hogs,
             group=self.group,
+            epoch=epoch,
         )
         task = asyncio.create_task(lane.run(), name=f"lane:{model.name}")
         self._running[model.id] = _Running(lane=lane, task=task, runner=runner)
@@ -241,15 +272,38 @@ class Supervisor:
             await registry.set_status(conn, model.name, "quarantined", reason)
 
     async def _stop_lane(self, model_id: int) -> None:
-        running = self._running.pop(model_id)
+        """Stop the lane after its current batch; it is listed among `lanes` until then."""
+        running = self._running[model_id]
         running.lane.stop()
         with contextlib.suppress(Exception):
             await running.task
+        del self._running[model_id]
         log.info("lane_stopped", model=running.lane.model.name)
+        if self.leases is not None:
+            await self.leases.release(model_id)
 
     async def _stop_all(self) -> None:
         for model_id in list(self._running):
             await self._stop_lane(model_id)
+
+    async def _renew_forever(self) -> None:
+        """Heartbeat every third of a lease period; a lost lease wakes `sync`, which stops its lane."""
+        assert self.leases is not None
+        while True:
+            try:
+                if await self.leases.heartbeat():
+                    self._models_signal.set()
+            except (OSError, asyncpg.PostgresError, CoinfleetError) as exc:
+                log.warning("heartbeat_failed", error=str(exc))
+            await asyncio.sleep(self.leases.seconds / 3)
+
+    async def _leave(self) -> None:
+        """Hand every lease back at once (the others need not wait for them to expire)."""
+        if self.leases is not None:
+            try:
+                await self.leases.leave()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("leave_failed", error=str(exc))
 
     async def refresh_lag(self) -> None:
         """Recount how many events each lane is behind."""

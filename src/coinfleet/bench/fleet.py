@@ -23,6 +23,7 @@ from coinfleet.bench.harness import (
     bench_bundle,
     bench_database,
     drain,
+    leased_supervisor,
     market,
     reset_figures,
     wait_for_lanes,
@@ -47,7 +48,7 @@ async def run(
     rows = await asyncio.to_thread(market, int(rate * (SETTLE_SECONDS + seconds)) + 1000)
     async with bench_database(settings) as db, Ingester(db.dsn, rows) as ingester:
         await add_models(db.pool, bundle, [f"fleet{i:02d}" for i in range(models)])
-        supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=settings)
+        supervisor = leased_supervisor(db, settings)
         task = asyncio.create_task(supervisor.run())
         try:
             lanes = await wait_for_lanes(supervisor, models, timeout=START_SECONDS)

@@ -212,3 +212,52 @@ async def until_waiting(conn: asyncpg.Connection) -> None:
     async with asyncio.timeout(10):
         while not await conn.fetchval(LOCK_WAITS):
             await asyncio.sleep(0.02)
+
+
+async def test_a_batch_after_one_the_server_lost_is_refused(
+    pool: asyncpg.Pool, small_bundle: ModelBundle
+) -> None:
+    (model,) = await activate(pool, small_bundle, "lost")
+    lease = await LeaseKeeper(pool, seconds=60, capacity=1, worker_id="w").acquire(model.id)
+    assert lease is not None
+    async with pool.acquire() as conn:
+        start = await load_cursor(conn, model.id)
+        first = replace(batch(model, 3, lease.epoch), after=start)
+        await store_batches(conn, [first])
+        # an asynchronous commit the server lost in a crash: the batch and its cursor are gone together
+        await conn.execute("DELETE FROM coinfleet_predictions")
+        await conn.execute(
+            "UPDATE coinfleet_cursors SET tx = $2, seq = $3 WHERE model_id = $1",
+            model.id,
+            start.tx,
+            start.seq,
+        )
+        with pytest.raises(Fenced):  # the lane goes on from where it believes the cursor is
+            await store_batches(conn, [replace(batch(model, 6, lease.epoch), after=first.cursor)])
+        await store_batches(conn, [first])  # started again from the stored cursor, it stores the lost batch
+        assert await conn.fetchval("SELECT count(*) FROM coinfleet_predictions") == 1
+
+
+async def test_a_lane_whose_cursor_moved_under_it_starts_again_and_scores_every_event_once(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    models = await activate(pool, small_bundle, "rewound")
+    rows = sorted(market_rows(coins=10, seconds=400), key=lambda r: r.timestamp)
+    half = len(rows) // 2
+    supervisor = worker(pool, db_dsn, "only")
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await until(lambda: running(supervisor) == {models[0].id})
+        async with pool.acquire() as conn:
+            start = await load_cursor(conn, models[0].id)
+        await feed(pool, rows[:half])
+        await until_scored(pool, models, half)
+        async with pool.acquire() as conn:  # the server lost every batch since `start` (as in a crash)
+            await conn.execute("DELETE FROM coinfleet_predictions")
+            await conn.execute("UPDATE coinfleet_cursors SET tx = $1, seq = $2", start.tx, start.seq)
+        await feed(pool, rows[half:])
+        await until_scored(pool, models, len(rows))
+    finally:
+        supervisor.stop()
+        await task
+    await assert_each_event_once(pool, models, rows)

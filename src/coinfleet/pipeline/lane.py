@@ -434,10 +434,12 @@ class Lane:
         """Predictions, scan-cache changes, outbox rows and the cursor in one transaction: in the group
         commit with other lanes' batches, or alone on the lane's own connection when there is no group,
         the batch is large, or the group's write failed. Fenced, storing nothing, when the lane's lease
-        passed to another worker."""
+        passed to another worker or the stored cursor is no longer the lane's (the server lost a commit
+        in a crash, an operator reset it): the lane stops and starts again from the stored cursor."""
         batch = Batch(
             model=self.model, predictions=result.predictions, states=result.states, cursor=cursor,
             keeps_scan_cache=self._keeps_scan_cache, outbox=result.outbox, epoch=self.epoch,
+            after=self._cursor,
         )  # fmt: skip
         group = self._group
         if group is None or not group.takes(batch) or not await group.write(batch):

@@ -46,7 +46,8 @@ class Batch:
     """What one lane stores for one batch of events: its predictions, the scan-cache rows it changed,
     its webhook outbox rows and the model's new cursor. Without `keeps_scan_cache` (the lane keeps
     none, `states` is empty) the cursor row notes that the cache misses these predictions. With an
-    `epoch` (the lane's lease) it is stored only while that lease is current."""
+    `epoch` (the lane's lease) it is stored only while that lease is current, and with `after` (the
+    cursor the lane continued from) only while the stored cursor is still there."""
 
     model: ModelRecord
     predictions: Sequence[NewPrediction]
@@ -55,6 +56,7 @@ class Batch:
     keeps_scan_cache: bool = True
     outbox: Sequence[OutboxItem] = ()
     epoch: int | None = None
+    after: Cursor | None = None
 
 
 async def write_batches(conn: asyncpg.Connection, batches: Sequence[Batch], *, skip_repeats: bool) -> None:
@@ -154,6 +156,8 @@ async def store_batches(
             want_ids,
             [b.keeps_scan_cache for b in batches],
             [b.epoch for b in batches],
+            [None if b.after is None else b.after.tx for b in batches],
+            [None if b.after is None else b.after.seq for b in batches],
         )
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == FENCED_SQLSTATE:

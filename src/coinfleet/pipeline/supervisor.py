@@ -266,6 +266,7 @@ class Supervisor:
             epoch=epoch,
         )
         task = asyncio.create_task(lane.run(), name=f"lane:{model.name}")
+        task.add_done_callback(lambda _: self._models_signal.set())  # a fenced lane starts again at once
         self._running[model.id] = _Running(lane=lane, task=task, runner=runner)
         log.info("lane_started", model=model.name, version=model.version)
 

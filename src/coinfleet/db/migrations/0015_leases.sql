@@ -26,13 +26,13 @@ CREATE TABLE coinfleet_leases (
 
 ALTER TABLE coinfleet_cursors ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0;
 
--- Raise SQLSTATE CF409 (a lane's lease was taken over, or its cursor would not move forward) unless
--- every model of a store statement moved its cursor; true otherwise.
+-- Raise SQLSTATE CF409 (a lane's lease was taken over, or its cursor is not where the lane left it or
+-- would not move forward) unless every model of a store statement moved its cursor; true otherwise.
 CREATE FUNCTION coinfleet_require_moved(wanted integer[], moved integer[]) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
     IF cardinality(wanted) > coalesce(cardinality(moved), 0) THEN
-        RAISE EXCEPTION 'fenced: the lease of model(s) % is no longer current, or the batch is behind the cursor',
+        RAISE EXCEPTION 'fenced: model(s) % changed owner, or their cursor moved under the batch',
             (SELECT array_agg(w) FROM unnest(wanted) AS w WHERE w <> ALL (coalesce(moved, '{}')))
             USING ERRCODE = 'CF409';
     END IF;

@@ -4,10 +4,13 @@
 -- ON CONFLICT line, see store._statement), the scan-cache rows they changed, and each model's cursor
 -- with its totals and whether its scan cache is still complete ($17: the lane keeps it). Returns the
 -- new prediction ids when $16 asks for them (the webhook outbox needs them; else one row of NULLs).
--- Fencing: a cursor moves only forward and, where the batch names its lease epoch ($18, NULL for a
--- lane without a lease), only while the cursor row holds that epoch; the UPDATE's row lock orders it
--- against a takeover (acquire_lease), and unless every batch's cursor moved the statement fails with
--- SQLSTATE CF409 and stores nothing. $1–$5, $14, $15, $17 and $18 hold one element per batch; a prediction or coin names its batch by position (from 1). Numbers come
+-- Fencing: a cursor moves only forward; where the batch names its lease epoch ($18, NULL for a lane
+-- without a lease) only while the cursor row holds that epoch; and where it names the cursor it
+-- continues from ($19, $20; NULL: any) only from there, so a batch after one the server lost (an
+-- asynchronous commit before a crash) cannot skip its events. The UPDATE's row lock orders it against
+-- a takeover (acquire_lease); unless every batch's cursor moved, the statement fails with SQLSTATE
+-- CF409 and stores nothing. $1–$5, $14, $15 and $17–$20 hold one element per batch; a prediction or
+-- coin names its batch by position (from 1). Numbers come
 -- as rows of a two-dimensional array per type, a row per prediction or coin, so that the client
 -- encodes a few arrays, not an array and an element per column: times as microseconds since the
 -- epoch, tags by their position in $6, and -2^63 (outside both int4 and timestamptz) for a NULL phase
@@ -47,12 +50,14 @@ WITH inserted AS (
         tx = b.tx, seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
         stored_predictions = c.stored_predictions + coalesce(s.stored, 0),
         last_prediction_at = greatest(c.last_prediction_at, s.newest)
-    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::int8[]) AS b (model_id, tx, seq, keeps, epoch)
+    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::int8[], $19::xid8[], $20::int8[])
+         AS b (model_id, tx, seq, keeps, epoch, after_tx, after_seq)
     LEFT JOIN (
         SELECT model_id, count(*) AS stored, max(metric_ts) AS newest FROM inserted GROUP BY model_id
     ) AS s USING (model_id)
     WHERE c.model_id = b.model_id AND (b.tx, b.seq) > (c.tx, c.seq)
       AND (b.epoch IS NULL OR c.lease_epoch = b.epoch)
+      AND (b.after_tx IS NULL OR (c.tx, c.seq) = (b.after_tx, b.after_seq))
     RETURNING c.model_id
 )
 SELECT i.id, i.model_id, i.mint, i.metric_ts

@@ -17,15 +17,32 @@ class ModelLoadError(CoinfleetError):
     """A model file could not be loaded or failed validation."""
 
 
-class ModelNotFound(CoinfleetError):
+class NotFound(CoinfleetError):
+    """The thing a request names does not exist (the API answers 404)."""
+
+
+class InvalidRequest(CoinfleetError):
+    """A request's values cannot work: a bad filter, range, cursor or setting (the API answers 422)."""
+
+
+class Conflict(CoinfleetError):
+    """A request does not fit the current state, e.g. a name taken or nothing to resume (the API answers
+    409)."""
+
+
+class ModelNotFound(NotFound):
     """No model has the given name."""
 
 
-class ModelExists(CoinfleetError):
+class AlertNotFound(NotFound):
+    """No alert has the given id."""
+
+
+class ModelExists(Conflict):
     """A model with that name is registered already."""
 
 
-class SettingError(CoinfleetError):
+class SettingError(InvalidRequest):
     """A per-model setting key is unknown or its value is invalid."""
 
 

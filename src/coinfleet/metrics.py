@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -35,6 +37,11 @@ class MetricRow:
     def __post_init__(self) -> None:
         if self.timestamp.tzinfo is None:
             raise ValueError(f"metric timestamp for {self.mint} is naive; use an aware UTC datetime")
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> MetricRow:
+        """Build from a mapping (e.g. a database row) that holds every column of `coin_metrics`."""
+        return cls(**{name: row[name] for name in METRIC_COLUMNS})
 
     def as_tuple(self) -> tuple[object, ...]:
         """Values in `METRIC_COLUMNS` order, ready for COPY or executemany."""

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import asyncpg
 
-from coinfleet.cli.backtest import caught_up, prediction_outcomes, run_backtest
 from coinfleet.config import Settings
 from coinfleet.evaluation.rounds import drain, evaluation_loop, loop_config
 from coinfleet.feed import live
@@ -18,6 +17,7 @@ from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
+from coinfleet.service.backtest import caught_up, prediction_outcomes, run_backtest
 from support import market_rows
 
 
@@ -59,9 +59,9 @@ async def _compare(pool: asyncpg.Pool, db_dsn: str, bundle: ModelBundle, rows: l
     result = await run_backtest(settings, rows, models=["bt"])
     assert len(scored_live) > 100
     assert {r["status"] for r in scored_live} >= {"ok"}
-    assert len(result.outcomes) == len(scored_live), (len(result.outcomes), len(scored_live), result.stats)
+    assert len(result.outcomes) == len(scored_live), (len(result.outcomes), len(scored_live), result.models)
     assert result.outcomes == scored_live
-    (stats,) = result.stats
+    (stats,) = result.models
     assert stats.predictions == len(scored_live)
     assert stats.evaluated == sum(1 for r in scored_live if r["status"] is not None)
     assert stats.pending == sum(1 for r in scored_live if r["status"] is None)

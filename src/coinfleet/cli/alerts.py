@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import typer
 from rich.table import Table
 
-from coinfleet.alerts import outbox
-from coinfleet.alerts.delivery import send_test
-from coinfleet.alerts.outbox import AlertRow, AlertState, Attempt
 from coinfleet.cli.common import connection, console, print_json, run
 from coinfleet.config import Settings
-from coinfleet.errors import CoinfleetError
-from coinfleet.models import registry
+from coinfleet.service import alerts
+from coinfleet.service.schemas import MAX_PAGE_SIZE, Alert, AlertQuery, AlertState, WebhookTest
 
 app = typer.Typer(help="Webhook alerts: the outbox, retries and tests.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
 STATES: dict[str, AlertState] = {"pending": "pending", "delivered": "delivered", "dead": "dead"}
 
 
-@app.command("list")
-def list_command(
-    model: str | None = typer.Option(None, "--model", help="Only this model's alerts."),
-    state: str | None = typer.Option(None, "--state", help="pending, delivered or dead."),
-    limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="Newest alerts shown."),
-    as_json: bool = JSON_OPTION,
-) -> None:
-    """The newest alerts with their delivery state."""
-    wanted = _state(state)
-
-    async def service(settings: Settings) -> list[AlertRow]:
-        async with connection(settings) as conn:
-            model_id = (await registry.get(conn, model)).id if model else None
-            return await outbox.list_alerts(conn, model_id=model_id, state=wanted, limit=limit)
-
-    rows = run(service)
-    if as_json:
-        print_json([asdict(r) for r in rows])
-        return
+def _table(rows: list[Alert]) -> Table:
     table = Table("id", "model", "coin", "metric time", "tag", "state", "attempts", "last status", "error")
     for r in rows:
         table.add_row(
@@ -52,7 +29,35 @@ def list_command(
             "" if r.last_status is None else str(r.last_status),
             (r.last_error or "")[:60],
         )
-    console.print(table)
+    return table
+
+
+@app.command("list")
+def list_command(
+    model: str | None = typer.Option(None, "--model", help="Only this model's alerts."),
+    state: str | None = typer.Option(None, "--state", help="pending, delivered or dead."),
+    limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="Newest alerts shown."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The newest alerts with their delivery state."""
+    first = AlertQuery(model=model, state=_state(state), limit=min(limit, MAX_PAGE_SIZE))
+
+    async def service(settings: Settings) -> list[Alert]:
+        shown: list[Alert] = []
+        wanted = first
+        async with connection(settings) as db:
+            while True:
+                page = await alerts.list_alerts(db, wanted)
+                shown += page.items[: limit - len(shown)]
+                if page.next_cursor is None or len(shown) == limit:
+                    return shown
+                wanted = wanted.model_copy(update={"cursor": page.next_cursor})
+
+    rows = run(service)
+    if as_json:
+        print_json([r.model_dump() for r in rows])
+    else:
+        console.print(_table(rows))
 
 
 def _state(state: str | None) -> AlertState | None:
@@ -76,16 +81,11 @@ def retry(
         raise typer.BadParameter("give an alert ID, or --model NAME --dead")
 
     async def service(settings: Settings) -> int:
-        async with connection(settings) as conn:
+        async with connection(settings) as db:
             if model is not None:
-                record = await registry.get(conn, model)
-                return await outbox.retry_dead(conn, record, settings.default_webhook_url)
+                return await alerts.retry_dead_alerts(db, model, default_url=settings.default_webhook_url)
             assert alert_id is not None
-            model_id = await outbox.alert_model_id(conn, alert_id)
-            if model_id is None:
-                raise CoinfleetError(f"no alert with id {alert_id}; `coinfleet alerts list` shows the ids")
-            record = await registry.get_by_id(conn, model_id)
-            return await outbox.retry_alert(conn, record, alert_id, settings.default_webhook_url)
+            return await alerts.retry_alert(db, alert_id, default_url=settings.default_webhook_url)
 
     count = run(service)
     if alert_id is not None and count == 0:
@@ -102,16 +102,15 @@ def send_test_webhook(
 ) -> None:
     """Send one signed sample alert (not queued, no retry) and show the answer."""
 
-    async def service(settings: Settings) -> Attempt:
-        record = None
-        if model is not None:
-            async with connection(settings) as conn:
-                record = await registry.get(conn, model)
-        return await send_test(settings, url, record)
+    async def service(settings: Settings) -> WebhookTest:
+        if model is None:
+            return await alerts.send_test_alert(settings, url)
+        async with connection(settings) as db:
+            return await alerts.send_test_alert(settings, url, db=db, model=model)
 
     attempt = run(service)
     if as_json:
-        print_json(asdict(attempt) | {"ok": attempt.ok})
+        print_json(attempt.model_dump())
     else:
         status = attempt.status_code if attempt.status_code is not None else "-"
         console.print(

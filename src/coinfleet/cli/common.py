@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import asyncpg
 import typer
 import uvloop
 from rich.console import Console
@@ -17,6 +16,7 @@ from coinfleet.config import Settings
 from coinfleet.db.database import open_database
 from coinfleet.errors import CoinfleetError
 from coinfleet.logs import configure_logging
+from coinfleet.service.common import Db
 
 T = TypeVar("T")
 console = Console()
@@ -44,8 +44,8 @@ def run(service: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
 
 
 @asynccontextmanager
-async def connection(settings: Settings, *, migrate: bool = True) -> AsyncIterator[asyncpg.Connection]:
-    """One connection for a short command (the embedded server keeps running)."""
+async def connection(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Db]:
+    """One connection for a short command's service calls (the embedded server keeps running)."""
     async with (
         open_database(settings, stop_on_exit=False, run_migrations=migrate) as db,
         db.pool.acquire() as conn,

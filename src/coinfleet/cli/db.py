@@ -9,6 +9,7 @@ from coinfleet.config import Settings
 from coinfleet.db import embedded
 from coinfleet.db.database import redact, resolve
 from coinfleet.db.migrate import available, migrate
+from coinfleet.service.health import ping
 
 app = typer.Typer(help="The database: embedded server and migrations.", no_args_is_help=True)
 
@@ -18,8 +19,8 @@ def start() -> None:
     """Start the embedded PostgreSQL (or attach to the running one) and migrate."""
 
     async def service(settings: Settings) -> None:
-        async with connection(settings) as conn:
-            await conn.fetchval("SELECT 1")
+        async with connection(settings) as db:
+            await ping(db)
         console.print(f"embedded PostgreSQL running in {settings.pgdata}")
 
     _require_embedded()

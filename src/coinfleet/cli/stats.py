@@ -10,7 +10,8 @@ from rich.table import Table
 
 from coinfleet.cli.common import connection, console, print_json, run
 from coinfleet.config import Settings
-from coinfleet.reports import ModelStats, model_stats, parse_since
+from coinfleet.service.schemas import Statistics, StatisticsReport
+from coinfleet.service.stats import parse_since, statistics
 
 
 def _pct(value: float | None) -> str:
@@ -21,7 +22,7 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:+.2f}%"
 
 
-def render(stats: Sequence[ModelStats], since: datetime | None) -> Table:
+def render(stats: Sequence[Statistics], since: datetime | None) -> Table:
     """One row per model."""
     window = "all time" if since is None else f"since {since:%Y-%m-%d %H:%M:%S}Z"
     table = Table(title=f"coinfleet stats — {window}")
@@ -43,7 +44,7 @@ def render(stats: Sequence[ModelStats], since: datetime | None) -> Table:
         table.add_column(column, justify="left" if column == "model" else "right")
     for s in stats:
         table.add_row(
-            s.name,
+            s.name or "all models",
             str(s.predictions),
             "/".join(str(s.by_tag[t]) for t in ("negative", "positive", "alert")),
             str(s.evaluated),
@@ -68,13 +69,12 @@ def stats(
 ) -> None:
     """Statistics per model: counts by tag, evaluated/pending, hit rates, alert precision and gain."""
 
-    async def service(settings: Settings) -> tuple[datetime | None, list[ModelStats]]:
-        start = parse_since(since)
-        async with connection(settings) as conn:
-            return start, await model_stats(conn, since=start, model=model)
+    async def service(settings: Settings) -> StatisticsReport:
+        async with connection(settings) as db:
+            return await statistics(db, since=parse_since(since), model=model)
 
-    start, result = run(service)
+    report = run(service)
     if as_json:
-        print_json({"since": start, "models": [s.as_dict() for s in result]})
+        print_json(report.model_dump())
     else:
-        console.print(render(result, start))
+        console.print(render(report.models, report.since))

@@ -15,8 +15,8 @@ from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
 from coinfleet.feed.writer import read_metrics
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import write_bundle
-from coinfleet.models.importing import import_bundle
 from coinfleet.models.train import Algorithm, TrainedModel, train_model
+from coinfleet.service import models
 from coinfleet.targets import TargetSpec
 
 
@@ -54,8 +54,8 @@ def train(
         if out is not None:
             write_bundle(out, bundle)
         if register:
-            async with connection(settings) as conn:
-                await import_bundle(conn, bundle, activate=activate)
+            async with connection(settings) as db:
+                await models.import_model(db, bundle, activate=activate)
         return trained
 
     trained = run(service)
@@ -74,5 +74,5 @@ async def _rows(
     if simulate_minutes is not None:
         config = SimulatorConfig(coins=200, launch_window_seconds=simulate_minutes * 45)
         return MarketSimulator(config, datetime.now(UTC)).history(simulate_minutes * 60)
-    async with connection(settings) as conn:
-        return await read_metrics(conn, datetime.now(UTC) - timedelta(hours=since_hours))
+    async with connection(settings) as db:
+        return await read_metrics(db, datetime.now(UTC) - timedelta(hours=since_hours))

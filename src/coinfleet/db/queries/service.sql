@@ -1,0 +1,170 @@
+-- name: model_lanes --
+-- Per model that is not deleted (or only model $1): its cursor's totals, how many events lie after the
+-- cursor (counted up to $2), when the oldest of them was inserted, and its pending and dead alerts
+-- (counted up to $2).
+SELECT m.id, m.name, m.status, m.status_reason,
+       c.updated_at AS cursor_moved_at,
+       coalesce(c.stored_predictions, 0) AS stored_predictions,
+       c.last_prediction_at,
+       coalesce(behind.events, 0) AS lag_events,
+       oldest.inserted_at AS oldest_unread_inserted_at,
+       extract(epoch FROM now() - oldest.inserted_at)::float8 AS lag_seconds,
+       pending.n AS alerts_pending,
+       dead.n AS alerts_dead
+FROM coinfleet_models AS m
+LEFT JOIN coinfleet_cursors AS c ON c.model_id = m.id
+LEFT JOIN LATERAL (
+    SELECT count(*) AS events
+    FROM (SELECT FROM coinfleet_events AS e WHERE (e.tx, e.seq) > (c.tx, c.seq) LIMIT $2) AS capped
+) AS behind ON true
+LEFT JOIN LATERAL (
+    SELECT e.inserted_at FROM coinfleet_events AS e
+    WHERE (e.tx, e.seq) > (c.tx, c.seq)
+    ORDER BY e.tx, e.seq
+    LIMIT 1
+) AS oldest ON true
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n
+    FROM (SELECT FROM coinfleet_alerts AS a WHERE a.model_id = m.id AND a.state = 'pending' LIMIT $2) AS capped
+) AS pending
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n
+    FROM (SELECT FROM coinfleet_alerts AS a WHERE a.model_id = m.id AND a.state = 'dead' LIMIT $2) AS capped
+) AS dead
+WHERE m.status <> 'deleted' AND ($1::int IS NULL OR m.id = $1::int)
+ORDER BY m.id
+
+-- name: list_predictions --
+-- A page of predictions, newest (highest id) first, below id $1, filtered by model $2, tag $3,
+-- evaluation state $4 (waiting | evaluated), result $5 by rule $6 (horizon | within), probability in
+-- [$7, $8], highest change so far in [$9, $10], change at the horizon in [$11, $12], metric time in
+-- [$13, $14); $15 rows. Walks the primary key backwards; a coin's predictions use list_coin_predictions.
+SELECT p.id, p.model_id, m.name AS model_name, p.model_version, p.mint, p.metric_ts, p.probability,
+       p.prediction, p.tag, p.alert_threshold, p.target, p.evaluate_at, p.phase_id, p.price_open,
+       p.price_high, p.price_low, p.price_close, p.market_cap_close, p.volume_sol, p.created_at,
+       e.prediction_id IS NOT NULL AS evaluated,
+       coalesce(e.max_change_pct, o.max_change_pct) AS max_change_pct,
+       coalesce(e.max_change_at, o.max_change_at) AS max_change_at,
+       coalesce(e.min_change_pct, o.min_change_pct) AS min_change_pct,
+       coalesce(e.min_change_at, o.min_change_at) AS min_change_at,
+       e.status AS evaluation_status, e.result_at_horizon, e.result_within, e.price_at_horizon,
+       e.change_at_horizon_pct, e.hit_within, e.hit_at, e.evaluated_at
+FROM coinfleet_predictions AS p
+JOIN coinfleet_models AS m ON m.id = p.model_id
+LEFT JOIN coinfleet_evaluations AS e ON e.prediction_id = p.id
+LEFT JOIN coinfleet_open_predictions AS o ON o.prediction_id = p.id
+WHERE p.id < $1::int8
+  AND ($2::int IS NULL OR p.model_id = $2::int)
+  AND ($3::text IS NULL OR p.tag = $3::text)
+  AND ($4::text IS NULL OR (e.prediction_id IS NOT NULL) = ($4::text = 'evaluated'))
+  AND ($5::text IS NULL
+       OR (CASE WHEN $6::text = 'within' THEN e.result_within ELSE e.result_at_horizon END) = $5::text)
+  AND ($7::float8 IS NULL OR p.probability >= $7::float8)
+  AND ($8::float8 IS NULL OR p.probability <= $8::float8)
+  AND ($9::float8 IS NULL OR coalesce(e.max_change_pct, o.max_change_pct) >= $9::float8)
+  AND ($10::float8 IS NULL OR coalesce(e.max_change_pct, o.max_change_pct) <= $10::float8)
+  AND ($11::float8 IS NULL OR e.change_at_horizon_pct >= $11::float8)
+  AND ($12::float8 IS NULL OR e.change_at_horizon_pct <= $12::float8)
+  AND ($13::timestamptz IS NULL OR p.metric_ts >= $13::timestamptz)
+  AND ($14::timestamptz IS NULL OR p.metric_ts < $14::timestamptz)
+ORDER BY p.id DESC
+LIMIT $15
+
+-- name: list_coin_predictions --
+-- list_predictions for the one coin $16: each model's predictions of it found through the unique key
+-- (model, coin, metric time), so a coin's page costs the same at any table size.
+SELECT p.id, p.model_id, m.name AS model_name, p.model_version, p.mint, p.metric_ts, p.probability,
+       p.prediction, p.tag, p.alert_threshold, p.target, p.evaluate_at, p.phase_id, p.price_open,
+       p.price_high, p.price_low, p.price_close, p.market_cap_close, p.volume_sol, p.created_at,
+       e.prediction_id IS NOT NULL AS evaluated,
+       coalesce(e.max_change_pct, o.max_change_pct) AS max_change_pct,
+       coalesce(e.max_change_at, o.max_change_at) AS max_change_at,
+       coalesce(e.min_change_pct, o.min_change_pct) AS min_change_pct,
+       coalesce(e.min_change_at, o.min_change_at) AS min_change_at,
+       e.status AS evaluation_status, e.result_at_horizon, e.result_within, e.price_at_horizon,
+       e.change_at_horizon_pct, e.hit_within, e.hit_at, e.evaluated_at
+FROM coinfleet_models AS m
+CROSS JOIN LATERAL (
+    SELECT * FROM coinfleet_predictions AS q
+    WHERE q.model_id = m.id AND q.mint = $16::text AND q.id < $1::int8
+      AND ($13::timestamptz IS NULL OR q.metric_ts >= $13::timestamptz)
+      AND ($14::timestamptz IS NULL OR q.metric_ts < $14::timestamptz)
+) AS p
+LEFT JOIN coinfleet_evaluations AS e ON e.prediction_id = p.id
+LEFT JOIN coinfleet_open_predictions AS o ON o.prediction_id = p.id
+WHERE ($2::int IS NULL OR m.id = $2::int)
+  AND ($3::text IS NULL OR p.tag = $3::text)
+  AND ($4::text IS NULL OR (e.prediction_id IS NOT NULL) = ($4::text = 'evaluated'))
+  AND ($5::text IS NULL
+       OR (CASE WHEN $6::text = 'within' THEN e.result_within ELSE e.result_at_horizon END) = $5::text)
+  AND ($7::float8 IS NULL OR p.probability >= $7::float8)
+  AND ($8::float8 IS NULL OR p.probability <= $8::float8)
+  AND ($9::float8 IS NULL OR coalesce(e.max_change_pct, o.max_change_pct) >= $9::float8)
+  AND ($10::float8 IS NULL OR coalesce(e.max_change_pct, o.max_change_pct) <= $10::float8)
+  AND ($11::float8 IS NULL OR e.change_at_horizon_pct >= $11::float8)
+  AND ($12::float8 IS NULL OR e.change_at_horizon_pct <= $12::float8)
+ORDER BY p.id DESC
+LIMIT $15
+
+-- name: coin_metric_rows --
+-- The newest $4 coin_metrics rows of coin $1 with a time in [$2, $3) (NULL: unbounded), newest first.
+SELECT mint, "timestamp", phase_id_at_time,
+       price_open::float8, price_high::float8, price_low::float8, price_close::float8,
+       market_cap_close::float8, volume_sol::float8, buy_volume_sol::float8, sell_volume_sol::float8,
+       num_buys::int, num_sells::int, unique_wallets::int, dev_sold_amount::float8,
+       buy_pressure_ratio::float8, whale_buy_volume_sol::float8, whale_sell_volume_sol::float8,
+       volatility_pct::float8, unique_signer_ratio::float8, net_volume_sol::float8
+FROM coin_metrics
+WHERE mint = $1 AND ($2::timestamptz IS NULL OR "timestamp" >= $2::timestamptz)
+  AND ($3::timestamptz IS NULL OR "timestamp" < $3::timestamptz)
+ORDER BY "timestamp" DESC
+LIMIT $4
+
+-- name: coin_alerts --
+-- The newest $4 alerts of coin $1 with a metric time in [$2, $3) (NULL: unbounded), of every model.
+SELECT a.id, a.model_id, m.name AS model_name, a.prediction_id, a.mint, a.metric_ts, a.tag,
+       a.suppressed, a.url, a.idempotency_key, a.state, a.attempts, a.last_status, a.last_error,
+       a.next_attempt_at, a.created_at, a.delivered_at
+FROM coinfleet_alerts AS a JOIN coinfleet_models AS m ON m.id = a.model_id
+WHERE a.mint = $1 AND ($2::timestamptz IS NULL OR a.metric_ts >= $2::timestamptz)
+  AND ($3::timestamptz IS NULL OR a.metric_ts < $3::timestamptz)
+ORDER BY a.metric_ts DESC, a.id DESC
+LIMIT $4
+
+-- name: list_alerts_page --
+-- A page of alerts, newest first, below id $1, of model $2 (NULL: all) in state $3 (NULL: any), $4 rows.
+SELECT a.id, a.model_id, m.name AS model_name, a.prediction_id, a.mint, a.metric_ts, a.tag,
+       a.suppressed, a.url, a.idempotency_key, a.state, a.attempts, a.last_status, a.last_error,
+       a.next_attempt_at, a.created_at, a.delivered_at
+FROM coinfleet_alerts AS a JOIN coinfleet_models AS m ON m.id = a.model_id
+WHERE a.id < $1::int8 AND ($2::int IS NULL OR a.model_id = $2::int) AND ($3::text IS NULL OR a.state = $3::text)
+ORDER BY a.id DESC
+LIMIT $4
+
+-- name: get_alert --
+-- One alert by id.
+SELECT a.id, a.model_id, m.name AS model_name, a.prediction_id, a.mint, a.metric_ts, a.tag,
+       a.suppressed, a.url, a.idempotency_key, a.state, a.attempts, a.last_status, a.last_error,
+       a.next_attempt_at, a.created_at, a.delivered_at
+FROM coinfleet_alerts AS a JOIN coinfleet_models AS m ON m.id = a.model_id
+WHERE a.id = $1
+
+-- name: alert_attempts_page --
+-- The first $2 logged attempts of one alert, oldest first.
+SELECT attempt, url, status_code, latency_ms, error, response_excerpt, attempted_at
+FROM coinfleet_alert_attempts WHERE alert_id = $1 ORDER BY id LIMIT $2
+
+-- name: fleet_health --
+-- The numbers health reports: the xmin horizon's age, events stored and alerts pending or dead (each
+-- counted up to $1).
+SELECT (SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
+        FROM pg_stat_activity WHERE backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) AS horizon_age_seconds,
+       (SELECT count(*) FROM (SELECT FROM coinfleet_events LIMIT $1) AS capped) AS events_stored,
+       (SELECT count(*) FROM (SELECT FROM coinfleet_alerts WHERE state = 'pending' LIMIT $1) AS capped)
+           AS alerts_pending,
+       (SELECT count(*) FROM (SELECT FROM coinfleet_alerts WHERE state = 'dead' LIMIT $1) AS capped)
+           AS alerts_dead
+
+-- name: ping --
+-- Whether the database answers.
+SELECT 1

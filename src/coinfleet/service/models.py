@@ -1,0 +1,118 @@
+"""Models and their lanes: list, show, lag; import, activate, deactivate, resume, change settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from coinfleet.db.sql import query
+from coinfleet.errors import Conflict, ModelNotFound
+from coinfleet.models import registry
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.registry import ModelRecord, Status
+from coinfleet.models.settings import apply_changes
+from coinfleet.service.common import Db, as_dict, connection
+from coinfleet.service.schemas import COUNT_CAP, LagReport, Lane, Model, Target
+
+
+def _lane(row: object) -> Lane:
+    data = as_dict(row)
+    data.pop("oldest_unread_inserted_at")
+    data["model_id"] = data.pop("id")
+    data["lag_seconds"] = max(data["lag_seconds"] or 0.0, 0.0)
+    data["lag_events_capped"] = data["lag_events"] >= COUNT_CAP
+    return Lane.model_validate(data)
+
+
+async def lanes(db: Db, model_id: int | None = None) -> list[Lane]:
+    """Every lane (or the one of `model_id`), oldest model first."""
+    return [_lane(row) for row in await db.fetch(query("model_lanes"), model_id, COUNT_CAP)]
+
+
+def model_view(record: ModelRecord, lane: Lane) -> Model:
+    """The service record of a registered model."""
+    return Model(
+        id=record.id,
+        name=record.name,
+        version=record.version,
+        algorithm=record.algorithm,
+        format=record.format,
+        status=record.status,
+        status_reason=record.status_reason,
+        target=Target(**record.target.to_dict(), description=record.target.describe()),
+        features=list(record.features),
+        settings=record.settings.public(),
+        training_metrics=record.training_metrics,
+        sha256=record.artifact_sha256,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        lane=lane,
+    )
+
+
+async def list_models(db: Db) -> list[Model]:
+    """Every model that is not deleted, oldest first, with its lane."""
+    records = await registry.list_models(db)
+    by_id = {lane.model_id: lane for lane in await lanes(db)}
+    return [model_view(r, by_id[r.id]) for r in records if r.id in by_id]
+
+
+async def show_model(db: Db, name: str) -> Model:
+    """The model called `name` with its lane; ModelNotFound otherwise."""
+    record = await registry.get(db, name)
+    found = await lanes(db, record.id)
+    if not found:
+        raise ModelNotFound(f"model {name!r} was deleted just now")
+    return model_view(record, found[0])
+
+
+async def lag(db: Db) -> LagReport:
+    """Every lane's lag and the age of the oldest transaction holding the event horizon back."""
+    age = float(await db.fetchval(query("horizon_age_seconds")))
+    return LagReport(horizon_age_seconds=age, lanes=await lanes(db))
+
+
+async def import_model(db: Db, bundle: ModelBundle, *, activate: bool = False) -> Model:
+    """Validate and register a model (and activate it); a failed import changes nothing.
+
+    ModelLoadError when the file does not load or validate, ModelExists when the name is taken,
+    SettingError when the name is not allowed."""
+    async with connection(db) as conn:
+        record = await import_bundle(conn, bundle, activate=activate)
+    return await show_model(db, record.name)
+
+
+async def _set_status(db: Db, name: str, status: Status, reason: str | None) -> Model:
+    async with connection(db) as conn:
+        await registry.set_status(conn, name, status, reason)
+    return await show_model(db, name)
+
+
+async def activate_model(db: Db, name: str) -> Model:
+    """Start scoring new events with the model (running servers pick it up live); its old backlog is
+    skipped when it was inactive."""
+    return await _set_status(db, name, "active", None)
+
+
+async def deactivate_model(db: Db, name: str) -> Model:
+    """Stop scoring with the model; its predictions stay."""
+    return await _set_status(db, name, "inactive", "deactivated by operator")
+
+
+async def resume_model(db: Db, name: str) -> Model:
+    """Bring a quarantined model back at its cursor (nothing was lost); Conflict when it is not
+    quarantined."""
+    model = await registry.get(db, name)
+    if model.status != "quarantined":
+        raise Conflict(f"{name} is {model.status}, not quarantined; nothing to resume")
+    return await _set_status(db, name, "active", None)
+
+
+async def update_settings(db: Db, name: str, changes: Mapping[str, Any]) -> Model:
+    """Apply setting changes (running lanes pick them up without restart); SettingError names an
+    unknown key or a bad value, and nothing changes then."""
+    async with connection(db) as conn:
+        model = await registry.get(conn, name)
+        await registry.update_settings(conn, name, apply_changes(model.settings, dict(changes)))
+    return await show_model(db, name)

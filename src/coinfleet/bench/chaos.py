@@ -41,7 +41,7 @@ LEASE_SECONDS = 2.0  #: the workers' lease period: short, so that models move qu
 FEED_CHUNK_SECONDS = 0.05  #: the feed inserts what has come due this often, one COPY each
 SETTLE_SECONDS = 600.0  #: the most the workers may take to catch up and deliver after the feed
 #: what the chaos models send: only alerts (every prediction would be a webhook per row)
-MODEL_SETTINGS: dict[str, object] = {"send_modes": ["alerts_only"], "alert_threshold": 0.9}
+MODEL_SETTINGS: dict[str, object] = {"send_modes": ["alerts_only"], "alert_threshold": 0.85}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -68,8 +68,11 @@ class Settings(BaseSettings):
     webhook_max_concurrency: int = Field(default=64, ge=1, le=1000)
     #: days the per-attempt delivery log and delivered alerts are kept
     webhook_log_retention_days: float = Field(default=14.0, gt=0)
-    #: seconds after a prediction's horizon end (data time) before a coin without data gets "no_data"
+    #: data seconds after a prediction's horizon end in which some row of any coin must show that the feed
+    #: was alive (else "no_data"); also how long a prediction waits for that
     evaluation_grace_seconds: float = Field(default=120.0, ge=0, le=86_400)
+    #: seconds between two drift computations of every active model in `serve` (the PSI gauges); 0: never
+    drift_refresh_seconds: float = Field(default=600.0, ge=0)
     #: seconds between evaluation rounds when the last round found nothing to do
     evaluation_interval_seconds: float = Field(default=1.0, gt=0, le=600)
     #: due predictions one model of weight 1 gets evaluated per round (scaled by the model's weight)
@@ -89,6 +92,12 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=10.0, ge=0.5, le=600)
     #: this process's share of the models against other workers' (0: its number of CPU cores)
     worker_capacity: float = Field(default=0, ge=0, le=10_000)
+    #: largest model file (MB) coinfleet reads, imports or stores
+    model_max_mb: int = Field(default=512, ge=1, le=16_384)
+    #: seconds a child process may take to load, check and compile one model file before it is refused
+    model_check_timeout_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    #: memory (MB) a child checking or compiling a model file may use beyond the libraries it imports
+    model_check_memory_mb: int = Field(default=4096, ge=64, le=262_144)
 
     @property
     def pgdata(self) -> Path:

@@ -1,5 +1,10 @@
 """Names that never change at run time."""
 
+#: a model's alert threshold unless its settings say otherwise: p ≥ this → alert (the predecessor's default)
+DEFAULT_ALERT_THRESHOLD = 0.7
+#: a model's weight (share of execution slots and evaluation quota) unless its settings say otherwise
+DEFAULT_WEIGHT = 1.0
+
 #: NOTIFY channel the coin_metrics trigger signals once per INSERT statement
 EVENTS_CHANNEL = "coinfleet_events"
 #: NOTIFY channel signalled when a model row changes (settings, status, new model)

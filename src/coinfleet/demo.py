@@ -14,6 +14,7 @@ import asyncpg
 import structlog
 
 from coinfleet.config import Settings
+from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, fresh_database, resolve
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
@@ -25,6 +26,7 @@ from coinfleet.models.importing import import_bundle
 from coinfleet.models.train import Algorithm, train_model
 from coinfleet.pipeline.store import prediction_counts
 from coinfleet.pipeline.supervisor import Supervisor
+from coinfleet.service.quality import calibration
 from coinfleet.targets import TargetSpec
 
 log = structlog.get_logger(__name__)
@@ -51,21 +53,25 @@ DEMO_MODELS: tuple[DemoModel, ...] = (
         name="xgb-up2-120s",
         algorithm="xgboost",
         target=TargetSpec(kind="change", direction="up", change_percent=2, horizon_seconds=120),
-        alert_threshold=0.7,
+        alert_threshold=DEFAULT_ALERT_THRESHOLD,
     ),
     DemoModel(
         name="lgbm-down5-300s",
         algorithm="lightgbm",
         target=TargetSpec(kind="change", direction="down", change_percent=5, horizon_seconds=300),
-        alert_threshold=0.7,
+        alert_threshold=DEFAULT_ALERT_THRESHOLD,
     ),
     DemoModel(
         name="hgb-down1-60s",
         algorithm="hist_gradient_boosting",
         target=TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60),
-        alert_threshold=0.7,
+        alert_threshold=DEFAULT_ALERT_THRESHOLD,
     ),
 )
+
+
+#: names the outcome rule the demo models' labels follow: models trained under another rule are retrained
+LABEL_RULE = "as-of"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +98,8 @@ class ModelLine:
     predictions: dict[str, int]
     last_probability: float | None
     errors: int
+    brier_validation: float | None = None  #: on the training's validation split
+    brier_live: float | None = None  #: over the run's judged predictions (final snapshot only)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +121,8 @@ class DemoSnapshot:
                     "predictions": sum(m.predictions.values()),
                     "alerts": m.predictions.get("alert", 0),
                     "lag_events": m.lag_events,
+                    "brier_validation": m.brier_validation,
+                    "brier_live": m.brier_live,
                 }
                 for m in self.models
             ],
@@ -137,7 +147,7 @@ def training_rows(options: DemoOptions) -> Sequence[MetricRow]:
 
 def ensure_demo_models(home: Path, options: DemoOptions) -> list[ModelBundle]:
     """Train the demo models unless a bundle for this market is already on disk."""
-    folder = home / "demo-models" / options.data_key
+    folder = home / "demo-models" / f"{options.data_key}-{LABEL_RULE}"
     missing = [m for m in DEMO_MODELS if not (folder / (m.name + META_SUFFIX)).exists()]
     if missing:
         rows = training_rows(options)
@@ -234,9 +244,11 @@ class DemoRun:
         for lane in self._supervisor.lanes:
             stats = lane.stats
             predictions = dict(stats.predictions)
+            brier_live = None
             if final:
                 async with self._pool.acquire() as conn:
                     predictions = await prediction_counts(conn, lane.model.id)
+                    brier_live = await _live_brier(conn, lane.model.name)
             lines.append(
                 ModelLine(
                     name=lane.model.name,
@@ -247,11 +259,18 @@ class DemoRun:
                     predictions=predictions,
                     last_probability=stats.last_probability,
                     errors=sum(stats.errors.values()),
+                    brier_validation=lane.model.training_metrics.get("calibration", {}).get("brier"),
+                    brier_live=brier_live,
                 )
             )
         return DemoSnapshot(
             elapsed=time.monotonic() - self._started, events=self._inserted, feeding=feeding, models=lines
         )
+
+
+async def _live_brier(conn: asyncpg.Connection, name: str) -> float | None:
+    reports = await calibration(conn, model=name)
+    return reports[0].brier if reports else None
 
 
 async def run_demo(

@@ -1,17 +1,23 @@
-"""Model statistics in their first shape, kept while callers move to `coinfleet.service.stats` (which
-reads the same query and adds the raw counts and a row across models)."""
+"""The one read side for statistics: the CLI, API, UI and MCP all read model statistics through here.
+
+Rates count only judged predictions: "not_applicable" results (no data, invalid price) are left out
+of every denominator and reported as counts. Definitions: docs/evaluation.md.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from coinfleet.service.stats import parse_since, statistics
+from coinfleet.db.sql import query
+from coinfleet.errors import ConfigError
 
-__all__ = ["ModelStats", "model_stats", "parse_since"]
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,10 +44,50 @@ class ModelStats:
         return asdict(self)
 
 
+def _rate(hits: int, total: int) -> float | None:
+    return hits / total if total else None
+
+
+def _stats(row: asyncpg.Record) -> ModelStats:
+    return ModelStats(
+        model_id=row["id"],
+        name=row["name"],
+        status=row["status"],
+        predictions=row["predictions"],
+        by_tag={tag: row[tag] for tag in ("negative", "positive", "alert")},
+        evaluated=row["evaluated"],
+        pending=row["pending"],
+        by_status={status: row[status] for status in ("ok", "no_data", "invalid_price")},
+        hit_rate_at_horizon=_rate(row["horizon_success"], row["horizon_success"] + row["horizon_failed"]),
+        hit_rate_within=_rate(row["within_success"], row["within_success"] + row["within_failed"]),
+        alert_precision_at_horizon=_rate(row["alerts_reached_at_horizon"], row["alerts_judged_at_horizon"]),
+        alert_precision_within=_rate(row["alerts_hit_within"], row["alerts_judged_within"]),
+        alert_gain_avg_pct=row["alert_gain_avg_pct"],
+        alert_gain_median_pct=row["alert_gain_median_pct"],
+    )
+
+
 async def model_stats(
     conn: asyncpg.Connection, *, since: datetime | None = None, model: str | None = None
 ) -> list[ModelStats]:
     """Statistics of every model (or the one named), over predictions made at or after `since`."""
-    report = await statistics(conn, since=since, model=model)
-    names = {f for f in ModelStats.__dataclass_fields__}
-    return [ModelStats(**s.model_dump(include=names)) for s in report.models]
+    if since is not None and since.tzinfo is None:
+        raise ValueError("since must be an aware datetime")
+    return [_stats(row) for row in await conn.fetch(query("model_stats"), since, model)]
+
+
+def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | None:
+    """A window start from '1h', '24h', '30m', '7d' (before now) or an ISO time; None/'all' for all."""
+    if text is None or text == "all":
+        return None
+    match = _RELATIVE.match(text.strip())
+    if match:
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+        return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--since {text!r}: use 1h, 24h, 30m, 7d or an ISO time like 2026-01-01T00:00Z"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

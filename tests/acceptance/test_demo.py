@@ -36,4 +36,8 @@ def test_demo_on_the_simulator_with_the_embedded_database(tmp_path: Path) -> Non
 
 @pytest.mark.timeout(300)
 def test_demo_replaying_the_recorded_file(tmp_path: Path, recorded_file: Path) -> None:
-    assert_models_scored(run_demo(tmp_path / "home", "--duration", "20", "--data", str(recorded_file)))
+    summary = run_demo(tmp_path / "home", "--duration", "20", "--data", str(recorded_file))
+    assert_models_scored(summary)
+    models = summary["models"]
+    assert isinstance(models, list)
+    assert all(0 <= m["brier_validation"] <= 1 for m in models), "trained models report their calibration"

@@ -18,6 +18,7 @@ from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.service.backtest import caught_up, prediction_outcomes, run_backtest
+from coinfleet.service.schemas import BacktestReport, Coverage
 from support import market_rows
 
 
@@ -44,7 +45,9 @@ async def _live(pool: asyncpg.Pool, db_dsn: str, settings: Settings, rows: list[
     await drain(pool, loop_config(settings).rounds)
 
 
-async def _compare(pool: asyncpg.Pool, db_dsn: str, bundle: ModelBundle, rows: list[MetricRow]) -> None:
+async def _compare(
+    pool: asyncpg.Pool, db_dsn: str, bundle: ModelBundle, rows: list[MetricRow]
+) -> BacktestReport:
     async with pool.acquire() as conn:
         await import_bundle(
             conn,
@@ -65,16 +68,29 @@ async def _compare(pool: asyncpg.Pool, db_dsn: str, bundle: ModelBundle, rows: l
     assert stats.predictions == len(scored_live)
     assert stats.evaluated == sum(1 for r in scored_live if r["status"] is not None)
     assert stats.pending == sum(1 for r in scored_live if r["status"] is None)
+    return result
+
+
+def _check_coverage(result: BacktestReport) -> Coverage:
+    """Coverage adds up, and the former rule never judges more than the as-of rule."""
+    (stats,), (coverage,), (rules,) = result.models, result.coverage, result.rules
+    assert coverage.judged + coverage.no_data + coverage.invalid_price + coverage.pending == coverage.ended
+    assert coverage.ended + coverage.running == stats.predictions
+    assert rules.judged == coverage.judged == stats.by_status["ok"]
+    assert rules.judged_former <= rules.judged
+    return coverage
 
 
 async def test_backtest_equals_live_on_a_simulated_market(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
 ) -> None:
-    await _compare(pool, db_dsn, small_bundle, market_rows(coins=12, seconds=400, seed=3))
+    _check_coverage(await _compare(pool, db_dsn, small_bundle, market_rows(coins=12, seconds=400, seed=3)))
 
 
 async def test_backtest_equals_live_on_the_recorded_file(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, recorded_file: Path
 ) -> None:
     rows = read_recorded(recorded_file).rows[:1500]
-    await _compare(pool, db_dsn, small_bundle, list(rows))
+    coverage = _check_coverage(await _compare(pool, db_dsn, small_bundle, list(rows)))
+    # no feed stall in these rows: every settled prediction is judged, coins that went quiet included
+    assert coverage.no_data == 0 and coverage.judged / coverage.ended >= 0.95

@@ -22,10 +22,10 @@ async def test_the_compiled_graph_is_reused_after_a_restart(
     )
     assert first.compiled
 
-    def no_compiling(*args: object, **kwargs: object) -> compiling.Served:
+    async def no_compiling(*args: object, **kwargs: object) -> tuple[compiling.Served, bool]:
         raise AssertionError("compiled again")
 
-    monkeypatch.setattr(compiling, "compile_model", no_compiling)
+    monkeypatch.setattr(compiling, "compile_in_sandbox", no_compiling)
     again = await compiling.served_form(
         pool,
         name="cached",

@@ -1,4 +1,5 @@
-"""The SQL evaluation gives exactly what the pure outcome rules (training labels) give."""
+"""The SQL evaluation gives exactly what the pure outcome rules (training labels) give: as of the horizon
+end, once the feed has shown it was alive after it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from test_evaluation_support import (
     GRACE,
     T0,
     Bar,
+    feed_of,
     insert_bars,
     insert_model,
     insert_prediction,
@@ -23,7 +25,7 @@ from test_evaluation_support import (
 )
 
 from coinfleet.evaluation.outcomes import evaluate_outcome
-from coinfleet.evaluation.rounds import drain, run_round
+from coinfleet.evaluation.rounds import FeedClock, data_clock, drain, run_round
 from coinfleet.targets import TargetSpec
 
 UP10 = TargetSpec(kind="change", horizon_seconds=60, direction="up", change_percent=10.0)
@@ -38,24 +40,31 @@ async def judge(
     target: TargetSpec = UP10,
     p0: float | None = P,
     prediction: int = 1,
-    clock_bar: float | None = None,
+    others: Sequence[Bar] = (),
 ) -> asyncpg.Record | None:
-    """Store bars and one prediction at t=0, run one round at the data clock, return its evaluation."""
+    """Store bars (and bars of another coin), one prediction at t=0, drain at the data clock, return its
+    evaluation after checking it against the pure rules."""
     async with pool.acquire() as conn:
         model_id = await insert_model(conn, "m", target)
         await insert_bars(conn, "coin", bars)
-        if clock_bar is not None:
-            await insert_bars(conn, "other", [Bar(at=clock_bar, close=1.0)])
+        await insert_bars(conn, "other", others)
         prediction_id = await insert_prediction(
             conn, model_id, mint="coin", at=0, p0=p0, target=target, prediction=prediction
         )
     await drain(pool, CONFIG)
     async with pool.acquire() as conn:
         row = await stored(conn, prediction_id)
-    if row is not None:
-        expected = evaluate_outcome(
-            t0=T0.timestamp(), p0=p0, path=price_path(bars, after=0), target=target, grace_seconds=GRACE
-        )
+    expected = evaluate_outcome(
+        t0=T0.timestamp(),
+        p0=p0,
+        path=price_path(bars, since=0),
+        target=target,
+        feed=feed_of(bars, others),
+        grace_seconds=GRACE,
+    )
+    if row is None:
+        assert expected.status == "pending"
+    else:
         assert outcome_of(row) == expected
     return row
 
@@ -104,18 +113,58 @@ async def test_negative_prediction_fails_when_target_reached(pool: asyncpg.Pool)
     assert (row["result_at_horizon"], row["result_within"]) == ("failed", "failed")
 
 
-async def test_no_data_after_the_horizon_waits_for_grace_then_no_data(pool: asyncpg.Pool) -> None:
-    bars = [Bar(at=10, close=130), Bar(at=50, close=80)]
-    pending = await judge(pool, bars, p0=100.0, clock_bar=60 + GRACE)
-    assert pending is None, "the clock has not passed end + grace yet"
+async def test_a_rugged_coin_that_goes_quiet_fails_an_up_prediction(pool: asyncpg.Pool) -> None:
+    bars = [Bar(at=0, close=P), Bar(at=20, close=P * 0.05, high=P, low=P * 0.04)]
+    others = [Bar(at=at, close=1.0) for at in (0, 40, 75, 60 + GRACE + 1)]
+    row = await judge(pool, bars, others=others)
+    assert row is not None
+    assert (row["status"], row["result_at_horizon"], row["result_within"]) == ("ok", "failed", "failed")
+    assert row["change_at_horizon_pct"] == pytest.approx(-95.0)
+    assert row["horizon_observed_at"] == T0 + timedelta(seconds=20)
+
+
+async def test_a_coin_that_stops_trading_waits_for_the_clock_then_takes_its_last_price(
+    pool: asyncpg.Pool,
+) -> None:
+    bars = [Bar(at=0, close=100), Bar(at=10, close=130), Bar(at=50, close=80)]
+    others = [Bar(at=70, close=1.0), Bar(at=60 + GRACE, close=1.0)]
+    assert await judge(pool, bars, p0=100.0, others=others) is None, "the clock is not past end + grace"
     async with pool.acquire() as conn:
         await insert_bars(conn, "other", [Bar(at=60 + GRACE + 1, close=1.0)])
     await drain(pool, CONFIG)
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM coinfleet_evaluations")
     assert row is not None
+    assert (row["status"], row["change_at_horizon_pct"], row["rule"]) == ("ok", pytest.approx(-20.0), "as_of")
+    assert (row["result_at_horizon"], row["result_within"]) == ("failed", "success")
+    assert row["max_change_pct"] == pytest.approx(30.0) and row["hit_within"] is True
+
+
+async def test_a_feed_stall_stays_pending_then_is_no_data_after_the_stall_limit(pool: asyncpg.Pool) -> None:
+    bars = [Bar(at=0, close=100), Bar(at=30, close=120)]
+    assert await judge(pool, bars, p0=100.0) is None, "no row of any coin after the end: the feed stalled"
+    seconds = [0.0]
+    clock = FeedClock(stall_seconds=300, monotonic=lambda: seconds[0])
+    async with pool.acquire() as conn:
+        data = await data_clock(conn)
+    assert data is not None and clock.now(data) == data
+    seconds[0] = 299.0  # no new row for 299 s: still the data clock, nothing due
+    assert clock.now(data) == data
+    assert (await run_round(pool, CONFIG, data)).total == 0
+    seconds[0] = 300.0  # the stall limit: the wall clock counts
+    stalled = clock.now(data)
+    assert stalled is not None and stalled > T0 + timedelta(seconds=60 + GRACE)
+    assert (await run_round(pool, CONFIG, stalled)).total == 1
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM coinfleet_evaluations")
+    assert row is not None
     expected = evaluate_outcome(
-        t0=T0.timestamp(), p0=100.0, path=price_path(bars, after=0), target=UP10, grace_seconds=GRACE
+        t0=T0.timestamp(),
+        p0=100.0,
+        path=price_path(bars, since=0),
+        target=UP10,
+        feed=feed_of(bars, clock=stalled),
+        grace_seconds=GRACE,
     )
     assert outcome_of(row) == expected
     assert (row["status"], row["result_at_horizon"], row["result_within"]) == (
@@ -123,19 +172,19 @@ async def test_no_data_after_the_horizon_waits_for_grace_then_no_data(pool: asyn
         "not_applicable",
         "not_applicable",
     )
-    assert row["max_change_pct"] == pytest.approx(30.0) and row["hit_within"] is True
+    assert row["hit_within"] is True and row["max_change_pct"] == pytest.approx(20.0)
 
 
-async def test_gap_within_grace_uses_the_late_observation(pool: asyncpg.Pool) -> None:
+async def test_a_row_after_the_end_only_shows_the_feed_was_alive(pool: asyncpg.Pool) -> None:
     row = await judge(pool, [Bar(at=30, close=100), Bar(at=60 + GRACE, close=115)], p0=100.0)
     assert row is not None
-    assert row["status"] == "ok" and row["horizon_observed_at"] == T0 + timedelta(seconds=60 + GRACE)
-    assert (row["reached_at_horizon"], row["hit_within"]) == (True, False)
+    assert row["status"] == "ok" and row["horizon_observed_at"] == T0 + timedelta(seconds=30)
+    assert (row["change_at_horizon_pct"], row["reached_at_horizon"], row["hit_within"]) == (0.0, False, False)
 
 
-async def test_gap_longer_than_grace_is_no_data(pool: asyncpg.Pool) -> None:
+async def test_no_row_of_any_coin_in_the_grace_period_is_no_data(pool: asyncpg.Pool) -> None:
     row = await judge(pool, [Bar(at=30, close=100), Bar(at=60 + GRACE + 5, close=115)], p0=100.0)
-    assert row is not None and row["status"] == "no_data"
+    assert row is not None and row["status"] == "no_data" and row["horizon_observed_at"] is None
 
 
 @pytest.mark.parametrize("p0", [0.0, -1.0, None, math.nan])
@@ -186,20 +235,26 @@ async def test_random_paths_match_the_pure_rules(pool: asyncpg.Pool) -> None:
     cases = []
     async with pool.acquire() as conn:
         model_id = await insert_model(conn, "random", UP10)
-        await insert_bars(conn, "clock", [Bar(at=1000, close=1.0)])
         for i in range(150):
             bars, target = _random_bars(rng), rng.choice(targets)
             p0 = rng.choice([P, P, P, 0.0, None])
             await insert_bars(conn, f"c{i}", bars)
             pid = await insert_prediction(conn, model_id, mint=f"c{i}", at=0, p0=p0, target=target)
             cases.append((pid, bars, target, p0))
-    result = await run_round(pool, CONFIG, T0 + timedelta(seconds=1000))
+    clock = T0 + timedelta(seconds=1000)
+    result = await run_round(pool, CONFIG, clock)
     assert result.total == len(cases)
+    feed = feed_of(*(bars for _, bars, _, _ in cases), clock=clock)
     async with pool.acquire() as conn:
         for pid, bars, target, p0 in cases:
             row = await stored(conn, pid)
             assert row is not None
             expected = evaluate_outcome(
-                t0=T0.timestamp(), p0=p0, path=price_path(bars, after=0), target=target, grace_seconds=GRACE
+                t0=T0.timestamp(),
+                p0=p0,
+                path=price_path(bars, since=0),
+                target=target,
+                feed=feed,
+                grace_seconds=GRACE,
             )
             assert outcome_of(row) == expected, (bars, target, p0)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import numpy as np
 
-from coinfleet.evaluation.outcomes import Outcome, PricePath
+from coinfleet.evaluation.outcomes import FeedTimes, Outcome, PricePath
 from coinfleet.evaluation.rounds import RoundConfig
 from coinfleet.targets import TargetSpec
 
@@ -94,9 +94,9 @@ async def insert_prediction(
     return prediction_id
 
 
-def price_path(bars: Sequence[Bar], *, after: float) -> PricePath:
-    """The pure rules' view of the same bars (rows strictly after `after`)."""
-    later = sorted((b for b in bars if b.at > after), key=lambda b: b.at)
+def price_path(bars: Sequence[Bar], *, since: float) -> PricePath:
+    """The pure rules' view of the same bars (rows at or after `since`, the prediction time)."""
+    later = sorted((b for b in bars if b.at >= since), key=lambda b: b.at)
 
     def column(values: list[float | None]) -> np.ndarray:
         return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
@@ -108,6 +108,12 @@ def price_path(bars: Sequence[Bar], *, after: float) -> PricePath:
         close=column([b.close for b in later]),
         columns={"market_cap_close": column([b.market_cap for b in later])},
     )
+
+
+def feed_of(*coins: Sequence[Bar], clock: datetime | None = None) -> FeedTimes:
+    """The pure rules' view of the feed: the row times of every coin, and the clock of the round."""
+    times = [b.ts.timestamp() for bars in coins for b in bars]
+    return FeedTimes.of(times, clock=None if clock is None else clock.timestamp())
 
 
 def _epoch(value: datetime | None) -> float | None:

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from test_evaluation_support import CONFIG, T0, Bar, insert_bars, insert_model, insert_prediction
 
-from coinfleet.errors import InvalidRequest
+from coinfleet.errors import ConfigError
 from coinfleet.evaluation.rounds import drain
 from coinfleet.reports import model_stats, parse_since
 from coinfleet.targets import TargetSpec
@@ -58,5 +58,5 @@ def test_parse_since() -> None:
     assert parse_since("24h", now=now) == now - timedelta(days=1)
     assert parse_since("2026-01-01T00:00:00+00:00") == datetime(2026, 1, 1, tzinfo=UTC)
     assert parse_since(None) is None and parse_since("all") is None
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(ConfigError):
         parse_since("yesterday")

@@ -25,8 +25,8 @@ UP10 = TargetSpec(kind="change", horizon_seconds=60, direction="up", change_perc
 
 
 async def _fleet(conn: asyncpg.Connection) -> tuple[int, int]:
-    """Two models: "up" with a secret and predictions on three coins, "down" quarantined with one."""
-    up = await insert_model(conn, "up", UP10, webhook_secret="s3cret", alert_threshold=0.8)
+    """Two models: "up" with a webhook and predictions on two coins, "down" quarantined with one."""
+    up = await insert_model(conn, "up", UP10, webhook_url="http://127.0.0.1:9/hook", alert_threshold=0.8)
     down = await insert_model(conn, "down", UP10)
     await conn.execute(
         "UPDATE coinfleet_models SET status = 'quarantined', status_reason = 'runner crashed 5 times'"
@@ -55,7 +55,7 @@ async def _alert(conn: asyncpg.Connection, model_id: int, mint: str, at: float, 
     return alert_id
 
 
-async def test_models_show_lane_lag_quarantine_and_hide_the_secret(pool: asyncpg.Pool) -> None:
+async def test_models_show_settings_lane_lag_and_quarantine(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         up, _down = await _fleet(conn)
         await conn.execute(  # the cursor at the newest event (the horizon is the whole server's)
@@ -72,7 +72,10 @@ async def test_models_show_lane_lag_quarantine_and_hide_the_secret(pool: asyncpg
     assert shown.model_dump(exclude={"lane": {"lag_seconds"}}) == listed[0].model_dump(
         exclude={"lane": {"lag_seconds"}}
     )
-    assert shown.settings["webhook_secret"] == "***" and shown.settings["alert_threshold"] == 0.8
+    assert (
+        shown.settings["webhook_url"] == "http://127.0.0.1:9/hook"
+        and shown.settings["alert_threshold"] == 0.8
+    )
     assert shown.target.description == "up 10% in 60s"
     lane = shown.lane
     assert (lane.lag_events, lane.lag_events_capped, lane.alerts_pending, lane.alerts_dead) == (

@@ -37,7 +37,7 @@ from coinfleet.alerts.payload import (
 from coinfleet.alerts.rules import RetryPolicy
 from coinfleet.alerts.ssrf import check_url
 from coinfleet.config import Settings
-from coinfleet.constants import ALERTS_CHANNEL
+from coinfleet.constants import ALERTS_CHANNEL, DEFAULT_ALERT_THRESHOLD
 from coinfleet.errors import WebhookRefused
 from coinfleet.events.feed import Notifier, Signal
 from coinfleet.metrics import MetricRow
@@ -367,7 +367,7 @@ async def send_test(settings: Settings, url: str, model: ModelRecord | None = No
     """POST one signed sample alert to `url` (the SSRF guard applies); WebhookRefused if refused."""
     await check_url(url, allow_private=settings.webhook_allow_private)
     schema = model_schema(model, ModelTotals(total_predictions=0, last_prediction_at=None)) if model else None
-    threshold = model.settings.alert_threshold if model else 0.7
+    threshold = model.settings.alert_threshold if model else DEFAULT_ALERT_THRESHOLD
     scored = Scored(row=sample_row(), probability=0.93, tag="alert", suppressed=None, prediction_id=None)
     payload = build_payload(schema or sample_model_schema(), threshold, scored)
     payload = payload.model_copy(update={"idempotency_key": f"cf-test-{uuid.uuid4().hex}"})

@@ -1,19 +1,71 @@
 """`coinfleet backtest FILE`: replay a recorded file through the real lanes and evaluation, in a
-throwaway database on the same server, and print the statistics."""
+throwaway database on the same server, and print the statistics, each model's coverage (judged /
+no_data / pending of the predictions whose horizon ended inside the file) and its rates as of the
+horizon end beside the former first-row-in-grace rule, which drops every coin that stopped trading."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from coinfleet.cli.common import console, err_console, print_json, run
 from coinfleet.cli.feed import load_recorded
 from coinfleet.cli.stats import render
 from coinfleet.config import Settings
 from coinfleet.service.backtest import run_backtest
-from coinfleet.service.schemas import BacktestReport
+from coinfleet.service.schemas import BacktestReport, Coverage, RuleComparison
+
+
+def _share(part: int, whole: int) -> str:
+    return "-" if not whole else f"{part} ({part / whole:.1%})"
+
+
+def render_coverage(coverage: Sequence[Coverage]) -> Table:
+    """Per model: what became of the predictions whose horizon ended inside the file."""
+    table = Table(title="coverage: predictions whose horizon ended inside the file")
+    for column in ("model", "ended", "judged", "no data", "invalid price", "pending", "past the file"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for c in coverage:
+        table.add_row(
+            c.name,
+            str(c.ended),
+            _share(c.judged, c.ended),
+            _share(c.no_data, c.ended),
+            _share(c.invalid_price, c.ended),
+            _share(c.pending, c.ended),
+            str(c.running),
+        )
+    return table
+
+
+def render_rules(rules: Sequence[RuleComparison]) -> Table:
+    """Per model: hit rate and alert precision as of the horizon end beside the former rule."""
+    table = Table(title="as-of rule vs former rule (first row in [end, end + grace]; quiet coins dropped)")
+    columns = ("model", "judged", "hit@end", "hit within", "alert prec@end", "alert prec within")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for r in rules:
+        table.add_row(
+            r.name,
+            f"{r.judged} / {r.judged_former}",
+            _pair(r.hit_rate_at_horizon, r.hit_rate_at_horizon_former),
+            _pair(r.hit_rate_within, r.hit_rate_within_former),
+            _pair(r.alert_precision_at_horizon, r.alert_precision_at_horizon_former),
+            _pair(r.alert_precision_within, r.alert_precision_within_former),
+        )
+    table.caption = "each cell: as-of / former"
+    return table
+
+
+def _pair(as_of: float | None, former: float | None) -> str:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    return f"{pct(as_of)} / {pct(former)}"
 
 
 def backtest(
@@ -37,5 +89,14 @@ def backtest(
 
     result = run(service)
     screen.print(render(result.models, None))
+    screen.print(render_coverage(result.coverage))
+    screen.print(render_rules(result.rules))
     if as_json:
-        print_json({"rows": result.rows, "models": [s.model_dump() for s in result.models]})
+        print_json(
+            {
+                "rows": result.rows,
+                "models": [s.model_dump() for s in result.models],
+                "coverage": [c.model_dump() for c in result.coverage],
+                "rules": [r.model_dump() for r in result.rules],
+            }
+        )

@@ -19,7 +19,8 @@ def render(snapshot: DemoSnapshot) -> Table:
     """One row per model: events, lag, predictions by tag, last probability."""
     state = "feeding" if snapshot.feeding else "done"
     table = Table(title=f"coinfleet demo — {snapshot.events} metric rows, {snapshot.elapsed:.0f}s, {state}")
-    for column in ("model", "target", "events", "lag", "neg", "pos", "alert", "last p", "err"):
+    columns = ("model", "target", "events", "lag", "neg", "pos", "alert", "last p", "err", "Brier val/live")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("model", "target") else "right")
     for m in snapshot.models:
         table.add_row(
@@ -32,8 +33,13 @@ def render(snapshot: DemoSnapshot) -> Table:
             str(m.predictions.get("alert", 0)),
             "-" if m.last_probability is None else f"{m.last_probability:.3f}",
             str(m.errors),
+            f"{_brier(m.brier_validation)}/{_brier(m.brier_live)}",
         )
     return table
+
+
+def _brier(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def demo(

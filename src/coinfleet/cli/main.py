@@ -8,6 +8,7 @@ from coinfleet.cli import alerts, bench, db, feed, models
 from coinfleet.cli.backtest import backtest
 from coinfleet.cli.common import run
 from coinfleet.cli.demo import demo
+from coinfleet.cli.predecessor import migrate_from_pump_server_command
 from coinfleet.cli.stats import stats
 from coinfleet.cli.train import train
 from coinfleet.config import Settings
@@ -28,6 +29,7 @@ app.command()(feed.simulate)
 app.command()(train)
 app.command()(stats)
 app.command()(backtest)
+app.command("migrate-from-pump-server")(migrate_from_pump_server_command)
 
 
 @app.command()

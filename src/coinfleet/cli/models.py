@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from coinfleet.cli.common import connection, console, print_json, run
+from coinfleet.cli.common import connection, console, err_console, print_json, run
 from coinfleet.config import Settings
-from coinfleet.models.bundle import read_bundle
+from coinfleet.models.importing import PICKLE_WARNING
+from coinfleet.models.metadata import flag_metadata
+from coinfleet.models.registry import ModelVersion
 from coinfleet.models.settings import parse_assignments
-from coinfleet.service import models
+from coinfleet.service import importing, models, versions
 from coinfleet.service.common import Db
+from coinfleet.service.importing import request_from_path, sandbox_limits
 from coinfleet.service.schemas import Model
 
 app = typer.Typer(help="The model registry.", no_args_is_help=True)
@@ -23,8 +25,12 @@ JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
 #: what `models list --json` and `models show` print of a model (the lane is shown by `coinfleet lag`)
 SUMMARY_FIELDS = {
     "id", "name", "version", "algorithm", "format", "status", "status_reason", "target", "features",
-    "settings", "training_metrics", "sha256",
+    "settings", "training_metrics", "sha256", "source",
 }  # fmt: skip
+FORMAT_HELP = "xgboost-json lightgbm-text skops onnx pickle (default: from the file)"
+TRUST_OPTION = typer.Option(
+    False, "--trust", help="Allow a pickle/joblib file: loading it runs its code. Only for files you trust."
+)
 
 
 def _summary(model: Model) -> dict[str, Any]:
@@ -43,16 +49,63 @@ def _call(operation: Callable[[Db], Awaitable[Model]]) -> Model:
 
 @app.command("import")
 def import_command(
-    bundle: Path = typer.Argument(..., exists=True, dir_okay=False, help="A NAME.model.json file."),
-    name: str | None = typer.Option(None, help="Register under another name."),
+    file: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="A model file (.onnx .json .ubj .txt .skops, .pkl with --trust) or a bundle NAME.model.json.",
+    ),
+    meta: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="Metadata JSON/TOML (default: FILE.meta.json or .meta.toml)."
+    ),
+    features: str | None = typer.Option(None, help="Feature names in training order, comma-separated."),
+    target: str | None = typer.Option(None, help="E.g. 'up 10% in 5m' or 'price_close > 0.0001 at 600s'."),
+    phases: str | None = typer.Option(None, help="Phases the model scores, e.g. 1,2 (default: all)."),
+    threshold: float | None = typer.Option(None, help="Alert threshold (default 0.7)."),
+    fmt: str | None = typer.Option(None, "--format", help=FORMAT_HELP),
+    algorithm: str | None = typer.Option(None, help="Algorithm name shown in lists."),
+    name: str | None = typer.Option(None, help="Register under this name (default: the file's)."),
+    artifact: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="A bundle's model file where it is not beside the bundle."
+    ),
+    trust: bool = TRUST_OPTION,
     activate: bool = typer.Option(False, "--activate", help="Activate it right away."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Validate and register a model bundle (as written by `coinfleet train --out`)."""
-    loaded = read_bundle(bundle)
-    if name:
-        loaded = replace(loaded, name=name)
-    model = _call(lambda db: models.import_model(db, loaded, activate=activate))
-    console.print(f"{model.name}: imported ({model.status})")
+    """Check a model file in a sandboxed process, then register it; a refused file changes nothing."""
+    _warn_if_trusted(trust)
+    flags = flag_metadata(
+        name=name, features=features, target=target, phases=phases, threshold=threshold, fmt=fmt,
+        algorithm=algorithm,
+    )  # fmt: skip
+
+    async def service(settings: Settings) -> Model:
+        request = request_from_path(
+            file, flags=flags, settings=settings, meta_path=meta, artifact_path=artifact, trusted=trust,
+            activate=activate,
+        )  # fmt: skip
+        async with connection(settings) as db:
+            return await importing.import_file(db, request, limits=sandbox_limits(settings))
+
+    model = run(service)
+    if as_json:
+        print_json(_summary(model))
+        return
+    console.print(
+        f"{model.name}: imported ({model.status}), {len(model.features)} features, {_serving(model)}"
+    )
+
+
+def _warn_if_trusted(trust: bool) -> None:
+    if trust:
+        err_console.print(f"[yellow]warning:[/yellow] {PICKLE_WARNING.removesuffix(', with --trust')}")
+
+
+def _serving(model: Model) -> str:
+    serving = model.source.get("serving", {})
+    if model.format == "onnx":
+        return "serves its ONNX graph"
+    return "serves compiled ONNX" if serving.get("compiled") else f"serves natively ({serving.get('reason')})"
 
 
 @app.command("list")
@@ -123,3 +176,137 @@ def set_command(name: str, assignments: list[str] = typer.Argument(..., metavar=
 
     changes, model = run(service)
     console.print_json(data={k: model.settings[k] for k in changes})
+
+
+@app.command("replace")
+def replace_command(
+    name: str,
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="The new model file (or bundle)."),
+    meta: Path | None = typer.Option(None, exists=True, dir_okay=False, help="Metadata JSON/TOML."),
+    features: str | None = typer.Option(None, help="Feature names (default: the current version's)."),
+    target: str | None = typer.Option(None, help="Target (default: the current version's)."),
+    fmt: str | None = typer.Option(None, "--format", help=FORMAT_HELP),
+    trust: bool = TRUST_OPTION,
+    shadow: bool = typer.Option(
+        False, "--shadow", help="Score it beside the live version (no alerts) until `models promote`."
+    ),
+) -> None:
+    """Check a file and serve it as the model's next version (or as a shadow); a refused file changes
+    nothing."""
+    _warn_if_trusted(trust)
+    flags = flag_metadata(features=features, target=target, fmt=fmt)
+
+    async def service(settings: Settings) -> Model:
+        request = request_from_path(file, flags=flags, settings=settings, meta_path=meta, trusted=trust)
+        async with connection(settings) as db:
+            limits = sandbox_limits(settings)
+            return await versions.replace_model(db, name, request, limits=limits, shadow=shadow)
+
+    model = run(service)
+    if shadow:
+        console.print(f"{model.name}: scores version {model.version} of {name} beside it, {_serving(model)}")
+    else:
+        console.print(f"{model.name}: now serves version {model.version}, {_serving(model)}")
+
+
+@app.command()
+def compare(name: str, as_json: bool = JSON_OPTION) -> None:
+    """The live version and its shadow on the same events: hit rate, alert precision, alert gain."""
+
+    async def service(settings: Settings) -> list[versions.VersionScore]:
+        async with connection(settings) as db:
+            return await versions.compare(db, name)
+
+    scores = run(service)
+    if as_json:
+        print_json([s.model_dump() for s in scores])
+        return
+    table = Table(
+        "side", "version", "events", "alerts", "evaluated", "hit rate", "alert precision", "alert gain %"
+    )
+    for s in scores:
+        table.add_row(
+            s.side, str(s.version), str(s.events), str(s.alerts), str(s.evaluated),
+            _share(s.hit_rate), _share(s.alert_precision),
+            "" if s.alert_gain_avg_pct is None else f"{s.alert_gain_avg_pct:+.2f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+@app.command()
+def promote(name: str, version: int) -> None:
+    """Serve another version of the model (newer or older); its lane restarts at the model's cursor."""
+    model = _call(lambda db: versions.promote(db, name, version))
+    console.print(f"{model.name}: now serves version {model.version}")
+
+
+@app.command("versions")
+def versions_command(name: str, as_json: bool = JSON_OPTION) -> None:
+    """Every version of a model."""
+
+    async def service(settings: Settings) -> tuple[Model, list[ModelVersion]]:
+        async with connection(settings) as db:
+            return await models.show_model(db, name), await versions.list_versions(db, name)
+
+    model, found = run(service)
+    rows = [_version_row(v, serving=v.version == model.version) for v in found]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("version", "serving", "algorithm", "format", "target", "features", "sha256", "created_at")
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    console.print(table)
+
+
+def _version_row(version: ModelVersion, *, serving: bool) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "serving": serving,
+        "algorithm": version.algorithm,
+        "format": version.format,
+        "target": version.target.describe(),
+        "features": len(version.features),
+        "sha256": version.artifact_sha256,
+        "created_at": version.created_at.isoformat(),
+    }
+
+
+@app.command()
+def export(
+    name: str,
+    out: Path = typer.Option(Path("."), file_okay=False, help="Folder to write the file and metadata into."),
+    version: int | None = typer.Option(None, help="Version to export (default: the one serving)."),
+) -> None:
+    """Write the model file and NAME.model.json, which `models import` takes back."""
+
+    async def service(settings: Settings) -> Path:
+        async with connection(settings) as db:
+            return await versions.export_model(db, name, out, version=version)
+
+    console.print(str(run(service)))
+
+
+@app.command()
+def rename(name: str, new_name: str) -> None:
+    """Give a model another name; its predictions, versions and settings stay with it."""
+    model = _call(lambda db: versions.rename_model(db, name, new_name))
+    console.print(f"{name}: renamed to {model.name}")
+
+
+@app.command()
+def delete(name: str, yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+    """Stop and remove a model from the lists; its predictions stay, its name is free again."""
+    if not yes:
+        typer.confirm(f"delete model {name!r}?", abort=True)
+
+    async def service(settings: Settings) -> None:
+        async with connection(settings) as db:
+            await versions.delete_model(db, name)
+
+    run(service)
+    console.print(f"{name}: deleted")

@@ -1,17 +1,48 @@
-"""`coinfleet stats`: per-model statistics (counts, hit rates by both rules, alert precision and gain)."""
+"""`coinfleet stats`: per-model statistics (counts, hit rates by both rules, alert precision and gain),
+calibration (Brier score, reliability table) and feature drift (PSI against the training sample)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from coinfleet.cli.common import connection, console, print_json, run
 from coinfleet.config import Settings
-from coinfleet.service.schemas import Statistics, StatisticsReport
+from coinfleet.models.drift import DRIFT_WINDOW_HOURS
+from coinfleet.service.common import Db
+from coinfleet.service.quality import calibration, drift
+from coinfleet.service.schemas import CalibrationReport, DriftReport, Schema, Statistics, StatisticsReport
 from coinfleet.service.stats import parse_since, statistics
+
+#: flagged features named per model in the table (the JSON has every PSI)
+SHOWN_DRIFTED = 3
+
+
+class StatsOutput(Schema):
+    """Everything `stats` prints: statistics, calibration and drift."""
+
+    statistics: StatisticsReport
+    calibration: list[CalibrationReport]
+    drift: list[DriftReport]
+
+    def as_json(self) -> dict[str, Any]:
+        """The `--json` object: the statistics report with calibration and drift per model."""
+        return {**self.statistics.model_dump(), **self.model_dump(include={"calibration", "drift"})}
+
+
+async def stats_output(
+    db: Db, *, since: datetime | None, model: str | None, drift_hours: float
+) -> StatsOutput:
+    """Statistics, calibration and drift of every model (or the one named)."""
+    return StatsOutput(
+        statistics=await statistics(db, since=since, model=model),
+        calibration=await calibration(db, since=since, model=model),
+        drift=await drift(db, model=model, hours=drift_hours),
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -60,21 +91,72 @@ def render(stats: Sequence[Statistics], since: datetime | None) -> Table:
     return table
 
 
+def render_quality(stats: Sequence[Statistics], output: StatsOutput) -> Table:
+    """One row per model: Brier score over judged predictions and the features over the PSI threshold."""
+    table = Table(title="calibration (judged predictions) and drift (recent scored rows vs training)")
+    for column in ("model", "judged", "Brier", "base rate", "drift rows", "drifted features (PSI)"):
+        table.add_column(column, justify="left" if column in ("model", "drifted features (PSI)") else "right")
+    calibrated = {c.model_id: c for c in output.calibration}
+    drifted = {d.model_id: d for d in output.drift}
+    for s in stats:
+        cal, dr = calibrated.get(s.model_id or -1), drifted.get(s.model_id or -1)
+        table.add_row(
+            s.name or "all models",
+            str(cal.count if cal else 0),
+            "-" if cal is None or cal.brier is None else f"{cal.brier:.4f}",
+            _pct(cal.base_rate if cal else None),
+            "-" if dr is None else str(dr.rows),
+            _drifted(dr),
+        )
+    return table
+
+
+def _drifted(drift: DriftReport | None) -> str:
+    if drift is None:
+        return "-"
+    if drift.note:
+        return drift.note
+    flagged = [f for f in drift.features if f.drifted]
+    shown = ", ".join(f"{f.feature} {f.psi or 0:.2f}" for f in flagged[:SHOWN_DRIFTED])
+    more = len(flagged) - SHOWN_DRIFTED
+    return (shown + (f" +{more} more" if more > 0 else "")) or "none"
+
+
+def render_reliability(report: CalibrationReport) -> Table:
+    """A model's reliability table: predicted probability bucket → observed hit rate, count."""
+    brier = report.brier or 0.0
+    table = Table(title=f"{report.name}: reliability (Brier {brier:.4f}, {report.count} judged)")
+    for column in ("predicted", "count", "mean p", "observed"):
+        table.add_column(column, justify="right")
+    for row in report.table:
+        predicted = f"{row.lower:.1f}–{row.upper:.1f}"
+        table.add_row(predicted, str(row.count), f"{row.mean_probability:.3f}", _pct(row.hit_rate))
+    return table
+
+
 def stats(
     model: str | None = typer.Option(None, "--model", help="Only this model."),
     since: str | None = typer.Option(
         None, "--since", help="Window: 1h, 24h, 7d or an ISO time (default all)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON line instead of the table."),
+    drift_hours: float = typer.Option(
+        DRIFT_WINDOW_HOURS, "--drift-hours", min=0.01, help="Drift: scored rows of the last N hours."
+    ),
+    reliability: bool = typer.Option(False, "--reliability", help="Also print each reliability table."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON line instead of the tables."),
 ) -> None:
-    """Statistics per model: counts by tag, evaluated/pending, hit rates, alert precision and gain."""
+    """Statistics per model: counts, hit rates, alert precision and gain, calibration and drift."""
 
-    async def service(settings: Settings) -> StatisticsReport:
+    async def service(settings: Settings) -> StatsOutput:
         async with connection(settings) as db:
-            return await statistics(db, since=parse_since(since), model=model)
+            return await stats_output(db, since=parse_since(since), model=model, drift_hours=drift_hours)
 
-    report = run(service)
+    output = run(service)
     if as_json:
-        print_json(report.model_dump())
-    else:
-        console.print(render(report.models, report.since))
+        print_json(output.as_json())
+        return
+    console.print(render(output.statistics.models, output.statistics.since))
+    console.print(render_quality(output.statistics.models, output))
+    if reliability:
+        for report in output.calibration:
+            console.print(render_reliability(report))

@@ -11,6 +11,7 @@ import typer
 from coinfleet.cli.common import connection, console, print_json, run
 from coinfleet.cli.feed import load_recorded
 from coinfleet.config import Settings
+from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
 from coinfleet.feed.writer import read_metrics
 from coinfleet.metrics import MetricRow
@@ -35,7 +36,7 @@ def train(
         24.0, min=0.01, help="Without --data/--simulate: rows of the last N hours."
     ),
     alert_threshold: float = typer.Option(
-        0.7, min=0.5, max=1.0, help="Alert threshold stored with the model."
+        DEFAULT_ALERT_THRESHOLD, min=0.5, max=1.0, help="Alert threshold stored with the model."
     ),
     out: Path | None = typer.Option(
         None, file_okay=False, help="Also write the model bundle to this folder."
@@ -49,7 +50,13 @@ def train(
 
     async def service(settings: Settings) -> TrainedModel:
         rows = await _rows(settings, data, simulate_minutes, since_hours)
-        trained = train_model(rows, algorithm=algorithm, target=target, label_mode=label_mode)
+        trained = train_model(
+            rows,
+            algorithm=algorithm,
+            target=target,
+            label_mode=label_mode,
+            grace_seconds=settings.evaluation_grace_seconds,
+        )
         bundle = trained.to_bundle(name, alert_threshold=alert_threshold)
         if out is not None:
             write_bundle(out, bundle)

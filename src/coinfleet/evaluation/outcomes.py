@@ -1,10 +1,15 @@
 """Outcome rules: what happened to a coin after a prediction. Shared by training labels and evaluation.
 
 A prediction is made at time t0 (epoch seconds) with close price p0; the horizon ends at
-end = t0 + horizon_seconds. The rules, for the coin's rows with t > t0:
+end = t0 + horizon_seconds, and its outcome is settled at end + grace. The rules, for the coin's rows
+with t ≥ t0 and the feed's rows of every coin:
 
-- horizon observation: the FIRST row with t ≥ end, however late it is (a gap in the data makes it
-  later; `horizon_observed_at` tells how late). None exists → status "no_data".
+- pending: until the coin has a row in [end, end + grace] or the feed's clock has passed end + grace.
+- horizon observation (as of the end): the coin's LAST row with t0 ≤ t ≤ end. On a bonding curve the
+  price only moves with trades, so a coin without a later row still has that price at the end: a coin
+  that was rugged and then went quiet is judged on its collapsed price, not dropped.
+- status "no_data" only when the feed itself wrote no row of any coin in [end, end + grace] (a stall:
+  a missing row then says nothing about trades) or the coin has no row at or after t0 up to the end.
 - change at horizon end: close of the horizon observation vs p0, in %.
 - within the horizon: the rows with t0 < t ≤ end. Max change uses their highs, min change their lows;
   the times are those of the first row reaching the extreme.
@@ -13,8 +18,8 @@ end = t0 + horizon_seconds. The rules, for the coin's rows with t > t0:
 - classic target: `variable operator value` on the horizon observation (reached at horizon) or on any
   row within the horizon (hit within); "=" allows a 1e-12 relative difference.
 - p0 zero, negative, NaN or missing → status "invalid_price", nothing else is judged.
-- with `grace_seconds` (live evaluation), a horizon observation later than end + grace does not count:
-  the status is "no_data", so the outcome never depends on when the evaluation ran (docs/evaluation.md).
+
+The SQL of evaluation (`evaluate_due`) applies exactly these rules; a test compares both on random paths.
 """
 
 from __future__ import annotations
@@ -33,11 +38,13 @@ from coinfleet.targets import TargetSpec
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-OutcomeStatus = Literal["ok", "no_data", "invalid_price"]
+OutcomeStatus = Literal["ok", "no_data", "invalid_price", "pending"]
 LabelMode = Literal["within", "at_horizon"]
 
 #: slack for "exactly at the threshold counts": % changes computed from float prices are off by ~1e-14
 THRESHOLD_SLACK_PCT = 1e-9
+#: seconds after the horizon end the feed has to show it was alive (COINFLEET_EVALUATION_GRACE_SECONDS)
+DEFAULT_GRACE_SECONDS = 120.0
 #: relative tolerance of the classic "=" operator
 EQUAL_REL_TOL = 1e-12
 #: path columns that come from the price arrays rather than `PricePath.columns`
@@ -46,7 +53,7 @@ _PRICE_COLUMNS = {"price_high": "high", "price_low": "low", "price_close": "clos
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class PricePath:
-    """A coin's rows after the prediction (t > t0), oldest → newest, as arrays."""
+    """A coin's rows from the prediction on (t ≥ t0), oldest → newest, as arrays."""
 
     t: FloatArray  #: epoch seconds
     high: FloatArray
@@ -57,13 +64,33 @@ class PricePath:
     )  #: other numeric columns (classic targets)
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
+class FeedTimes:
+    """When the feed wrote rows of any coin (sorted epoch seconds), and the clock outcomes are settled at."""
+
+    t: FloatArray
+    clock: float  #: the data clock (newest row), or later once the feed has stalled
+
+    @classmethod
+    def of(cls, times: Sequence[float] | FloatArray, *, clock: float | None = None) -> FeedTimes:
+        """The feed that wrote rows at `times` (any order); its clock defaults to the newest of them."""
+        t = np.unique(np.asarray(times, dtype=np.float64))
+        if clock is None:
+            clock = float(t[-1]) if len(t) else -math.inf
+        return cls(t=t, clock=clock)
+
+    def wrote_between(self, start: float, stop: float) -> bool:
+        """Whether some row of any coin has start ≤ t ≤ stop."""
+        return _wrote_between(self.t, start, stop)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
     """What happened within and at the end of a prediction's horizon; times are epoch seconds."""
 
     status: OutcomeStatus
     change_at_horizon_pct: float | None = None  #: close of the horizon observation vs p0
-    horizon_observed_at: float | None = None  #: time of the first row at or after the horizon end
+    horizon_observed_at: float | None = None  #: time of the coin's last row at or before the horizon end
     reached_at_horizon: bool | None = None  #: target holds on the horizon observation
     hit_within: bool | None = None  #: target reached by some row in (t0, t0 + horizon]
     hit_at: float | None = None  #: time of the first such row
@@ -74,19 +101,33 @@ class Outcome:
 
 
 def evaluate_outcome(
-    *, t0: float, p0: float | None, path: PricePath, target: TargetSpec, grace_seconds: float | None = None
+    *,
+    t0: float,
+    p0: float | None,
+    path: PricePath,
+    target: TargetSpec,
+    feed: FeedTimes | None = None,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
 ) -> Outcome:
-    """Judge one prediction made at t0 with close p0 against the coin's rows after t0."""
+    """Judge one prediction made at t0 with close p0 against the coin's rows from t0 on.
+
+    `feed` is every coin's row times; None stands for a feed that never stalled and whose clock is
+    past every horizon (only the coin's own rows matter then)."""
     if p0 is None or not math.isfinite(p0) or p0 <= 0:
         return Outcome(status="invalid_price")
     end = t0 + target.horizon_seconds
+    deadline = end + grace_seconds
+    coin_seen = _wrote_between(path.t, end, deadline)
+    if not coin_seen and feed is not None and feed.clock <= deadline:
+        return Outcome(status="pending")
     within = slice(
         int(np.searchsorted(path.t, t0, side="right")), int(np.searchsorted(path.t, end, side="right"))
     )
     with np.errstate(over="ignore", invalid="ignore"):  # absurd prices give inf/NaN changes, not warnings
         seen = _within_horizon(path, within, p0, target)
-    horizon = int(np.searchsorted(path.t, end, side="left"))
-    if horizon >= len(path.t) or (grace_seconds is not None and path.t[horizon] > end + grace_seconds):
+    horizon = within.stop - 1
+    alive = coin_seen or feed is None or feed.wrote_between(end, deadline)
+    if not alive or horizon < 0 or path.t[horizon] < t0:
         return seen
     change = _pct(float(path.close[horizon]), p0)
     change_pct = None if math.isnan(change) else change
@@ -99,6 +140,11 @@ def evaluate_outcome(
     )
 
 
+def _wrote_between(t: FloatArray, start: float, stop: float) -> bool:
+    i = int(np.searchsorted(t, start, side="left"))
+    return i < len(t) and bool(t[i] <= stop)
+
+
 def label_for_training(outcome: Outcome, mode: LabelMode) -> int | None:
     """1 / 0 label of an outcome, or None when it cannot be judged (no data, invalid price, NaN)."""
     if outcome.status != "ok":
@@ -107,12 +153,12 @@ def label_for_training(outcome: Outcome, mode: LabelMode) -> int | None:
     return None if value is None else int(value)
 
 
-def path_from_rows(rows: Sequence[MetricRow], *, after: datetime, columns: Sequence[str] = ()) -> PricePath:
-    """The price path of one coin's rows strictly after `after`, sorted by time."""
+def path_from_rows(rows: Sequence[MetricRow], *, since: datetime, columns: Sequence[str] = ()) -> PricePath:
+    """The price path of one coin's rows at or after `since` (the prediction time), sorted by time."""
     unknown = [name for name in columns if name not in NUMERIC_COLUMNS]
     if unknown:
         raise ValueError(f"unknown metric columns {unknown}; use names from coin_metrics")
-    later = sorted((row for row in rows if row.timestamp > after), key=lambda row: row.timestamp)
+    later = sorted((row for row in rows if row.timestamp >= since), key=lambda row: row.timestamp)
     return PricePath(
         t=np.array([row.timestamp.timestamp() for row in later], dtype=np.float64),
         high=_column(later, "price_high"),

@@ -19,6 +19,7 @@ import asyncpg
 import structlog
 
 from coinfleet.config import Settings
+from coinfleet.constants import DEFAULT_WEIGHT
 from coinfleet.db.sql import query
 
 log = structlog.get_logger(__name__)
@@ -105,7 +106,7 @@ async def run_round(pool: asyncpg.Pool, config: RoundConfig, clock: datetime) ->
     """One round: track open horizons, then each model with due work gets its weighted quota."""
     async with pool.acquire() as conn:
         await track_open(conn, clock)
-        models = await conn.fetch(query("models_with_due"), clock)
+        models = await conn.fetch(query("models_with_due"), clock, DEFAULT_WEIGHT)
     per_model = []
     for m in models:
         chunks = config.chunks(m["weight"])

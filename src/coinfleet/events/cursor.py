@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from coinfleet.db.sql import query
-from coinfleet.metrics import METRIC_COLUMNS, MetricRow
+from coinfleet.metrics import MetricRow
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, order=True)
@@ -56,7 +56,7 @@ async def read_events_with_rows(
                 tx=r["tx"], seq=r["seq"], mint=r["event_mint"], ts=r["event_ts"], inserted_at=r["inserted_at"]
             )
         )
-        rows.append(MetricRow(**{name: r[name] for name in METRIC_COLUMNS}) if r["has_row"] else None)
+        rows.append(MetricRow.from_mapping(r) if r["has_row"] else None)
     return events, rows
 
 

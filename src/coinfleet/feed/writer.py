@@ -34,4 +34,4 @@ async def read_metrics(conn: asyncpg.Connection, since: datetime) -> list[Metric
 
 def metric_row(record: asyncpg.Record) -> MetricRow:
     """A MetricRow from a record holding every coin_metrics column."""
-    return MetricRow(**{name: record[name] for name in METRIC_COLUMNS})
+    return MetricRow.from_mapping(record)

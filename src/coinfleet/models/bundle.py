@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.errors import ModelLoadError
+from coinfleet.models.files import DEFAULT_MAX_MB, artifact_beside, read_limited
+from coinfleet.models.spec import ModelSpec
 from coinfleet.targets import TargetSpec
 
 ARTIFACT_SUFFIX = {
@@ -24,17 +27,12 @@ META_SUFFIX = ".model.json"
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelBundle:
+class ModelBundle(ModelSpec):
     """A model ready to register."""
 
     name: str
-    algorithm: str
-    format: str
-    artifact: bytes
-    features: tuple[str, ...]
-    target: TargetSpec
     metrics: dict[str, Any]
-    alert_threshold: float = 0.7
+    alert_threshold: float = DEFAULT_ALERT_THRESHOLD
 
 
 def write_bundle(folder: Path, bundle: ModelBundle) -> Path:
@@ -57,11 +55,12 @@ def write_bundle(folder: Path, bundle: ModelBundle) -> Path:
     return path
 
 
-def read_bundle(path: Path) -> ModelBundle:
-    """Read a bundle's metadata and artifact; ModelLoadError says what is missing or wrong."""
+def read_bundle(path: Path, *, max_bytes: int = DEFAULT_MAX_MB * 2**20) -> ModelBundle:
+    """Read a bundle's metadata and its artifact (beside it, at most `max_bytes`); ModelLoadError says
+    what is missing or wrong."""
     try:
-        meta = json.loads(path.read_text())
-        artifact = (path.parent / meta["artifact"]).read_bytes()
+        meta = json.loads(read_limited(path, max_bytes))
+        artifact = read_limited(artifact_beside(path, str(meta["artifact"])), max_bytes)
         return ModelBundle(
             name=meta["name"],
             algorithm=meta["algorithm"],
@@ -70,7 +69,7 @@ def read_bundle(path: Path) -> ModelBundle:
             features=tuple(meta["features"]),
             target=TargetSpec.from_dict(meta["target"]),
             metrics=meta.get("metrics", {}),
-            alert_threshold=float(meta.get("alert_threshold", 0.7)),
+            alert_threshold=float(meta.get("alert_threshold", DEFAULT_ALERT_THRESHOLD)),
         )
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{path} is not a readable coinfleet model bundle: {exc}") from exc

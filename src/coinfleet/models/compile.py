@@ -5,6 +5,8 @@ registered into skl2onnx and `convert_sklearn` builds the graph (zipmap off, ops
 compiled graph serves only if it gives the original's probabilities within `MAX_DELTA` on sample
 rows: real rows when there are any, plus rows that sit on, just below and just above every split
 threshold of the graph, with NaN mixed in. Otherwise the original serves and the reason is logged.
+A serving process never converts itself: `served_form` runs the conversion in a sandboxed child
+(sandbox.py) with a timeout and a memory limit, and keeps only the verified graph bytes.
 
 Lanes score float32 rows. LightGBM and HistGradientBoosting compare against float64 thresholds, which
 ONNX rounds to the nearest float32; rounding each threshold *down* first keeps every float32 input on
@@ -15,7 +17,6 @@ same, which skl2onnx leaves out (without it a RandomForest trained on rows with 
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import re
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from coinfleet.db.sql import query
 from coinfleet.errors import CoinfleetError
 from coinfleet.models.formats import Predictor, load_predictor, validate_predictor
 from coinfleet.models.registry import ModelRecord
+from coinfleet.models.sandbox import SandboxError, SandboxLimits, run_job
 
 log = structlog.get_logger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -93,8 +95,17 @@ def compile_model(
     if fmt not in COMPILABLE:
         return _native(fmt, artifact, f"no ONNX converter for format {fmt}")
     try:
-        graph = (convert or convert_estimator)(_estimator(fmt, artifact, native), n_features)
-        delta = verify(graph, native, sample_rows(graph, n_features, real_rows))
+        estimator = _estimator(fmt, artifact, native)
+        graph = (convert or convert_estimator)(estimator, n_features)
+        rows = sample_rows(graph, n_features, real_rows)
+        try:
+            delta = verify(graph, native, rows)
+        except CompileError:
+            if convert is not None:
+                raise
+            # float32 sums over many trees drift (|Δp| 1.3e-5 for 2000 trees); double sums do not
+            graph = convert_estimator(estimator, n_features, double=True)
+            delta = verify(graph, native, rows)
     except Exception as exc:  # a converter may fail in any way; the original still serves
         return _native(fmt, artifact, f"{type(exc).__name__}: {_first_line(exc)}")
     return Served(format="onnx", artifact=graph, compiled=True, max_delta=delta)
@@ -159,15 +170,17 @@ def _neighbours(thresholds: npt.NDArray[np.float32]) -> FloatArray:
 # --- conversion ---
 
 
-def convert_estimator(estimator: Any, n_features: int) -> bytes:
-    """An sklearn-API classifier as an ONNX graph: float input [N, n], probabilities [N, 2]."""
+def convert_estimator(estimator: Any, n_features: int, *, double: bool = False) -> bytes:
+    """An sklearn-API classifier as an ONNX graph: float input [N, n], probabilities [N, 2].
+    `double`: double input, thresholds and sums (the tree operators of ai.onnx.ml 3 allow it)."""
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     _register_converters()
+    tensor = DoubleTensorType if double else FloatTensorType
     graph = convert_sklearn(
         estimator,
-        initial_types=[("input", FloatTensorType([None, n_features]))],
+        initial_types=[("input", tensor([None, n_features]))],
         options={id(estimator): {"zipmap": False}},
         target_opset=TARGET_OPSET,
     )
@@ -318,6 +331,7 @@ async def served_form(
     sha256: str,
     n_features: int,
     real_rows: Callable[[], Awaitable[FloatArray | None]] | None = None,
+    limits: SandboxLimits | None = None,
 ) -> Served:
     """The form to serve, compiled once per artifact and route (the result is cached in the database)."""
     if fmt not in COMPILABLE:
@@ -329,13 +343,50 @@ async def served_form(
         served = _from_cache(fmt, artifact, row)
     else:
         rows = await real_rows() if real_rows is not None else None
-        # conversion is CPU-bound Python: off the event loop, and once per artifact thanks to the cache
-        served = await asyncio.to_thread(compile_model, fmt, artifact, n_features, rows)
+        served, final = await compile_in_sandbox(
+            fmt, artifact, n_features, rows, limits=limits or SandboxLimits(), name=name
+        )
         graph = served.artifact if served.compiled else None
-        async with pool.acquire() as conn:
-            await conn.execute(query("save_compiled"), sha256, key, graph, served.max_delta, served.reason)
+        if final:
+            async with pool.acquire() as conn:
+                await conn.execute(
+                    query("save_compiled"), sha256, key, graph, served.max_delta, served.reason
+                )
     _log_served(name, served, cached=row is not None)
     return served
+
+
+async def compile_in_sandbox(
+    fmt: str,
+    artifact: bytes,
+    n_features: int,
+    rows: FloatArray | None,
+    *,
+    limits: SandboxLimits,
+    name: str = "model",
+) -> tuple[Served, bool]:
+    """`compile_model` in a child process (sandbox.py): the serving process neither converts nor holds
+    the converter's memory, and a conversion that hangs or bloats is cut off at its limits and the
+    original serves. Also whether the result is final (worth caching): a timeout may pass next time.
+    ModelLoadError when the model itself does not load."""
+    header = {
+        "format": fmt,
+        "n_features": n_features,
+        "artifact_bytes": len(artifact),
+        "rows_shape": None if rows is None else list(rows.shape),
+    }
+    payload = artifact if rows is None else artifact + np.ascontiguousarray(rows, dtype=np.float64).tobytes()
+    try:
+        answer, graph = await run_job(
+            "coinfleet.models.inspection:compile_file", header, payload, limits, what=f"model {name!r}"
+        )
+    except SandboxError as exc:
+        if exc.reason == "refused":
+            raise
+        return _native(fmt, artifact, f"compiling was stopped: {exc}"), exc.reason != "timeout"
+    if not answer["compiled"]:
+        return _native(fmt, artifact, str(answer["reason"])), True
+    return Served(format="onnx", artifact=graph, compiled=True, max_delta=answer["max_delta"]), True
 
 
 def _from_cache(fmt: str, artifact: bytes, row: Any) -> Served:
@@ -356,6 +407,7 @@ async def served_model(
     model: ModelRecord,
     artifact: bytes,
     real_rows: Callable[[], Awaitable[FloatArray | None]] | None = None,
+    limits: SandboxLimits | None = None,
 ) -> Served:
     """`served_form` for a registered model."""
     return await served_form(
@@ -366,4 +418,5 @@ async def served_model(
         sha256=model.artifact_sha256,
         n_features=len(model.features),
         real_rows=real_rows,
+        limits=limits,
     )

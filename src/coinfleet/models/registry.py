@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -14,39 +13,34 @@ from coinfleet.db.sql import query
 from coinfleet.errors import ModelExists, ModelNotFound, SettingError
 from coinfleet.events.cursor import reset_cursor_to_now
 from coinfleet.models.settings import ModelSettings
+from coinfleet.models.spec import ModelDescription, ModelSpec
 from coinfleet.targets import TargetSpec
 
 Status = Literal["active", "inactive", "quarantined", "deleted"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class NewModel:
+class NewModel(ModelSpec):
     """Everything needed to register a model."""
 
     name: str
-    algorithm: str
-    format: str
-    artifact: bytes
-    features: tuple[str, ...]
-    target: TargetSpec
     settings: ModelSettings
     training_metrics: dict[str, Any]
+    #: where the file came from and how it serves (see `models.importing`)
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelRecord:
+class ModelRecord(ModelDescription):
     """A registered model, without its artifact bytes."""
 
     id: int
     name: str
     version: int
-    algorithm: str
-    format: str
     artifact_sha256: str
-    features: tuple[str, ...]
-    target: TargetSpec
     settings: ModelSettings
     training_metrics: dict[str, Any]
+    source: dict[str, Any]
     status: Status
     status_reason: str | None
     created_at: datetime
@@ -66,6 +60,7 @@ class ModelRecord:
             target=TargetSpec.from_dict(json.loads(row["target"])),
             settings=ModelSettings.model_validate_json(row["settings"]),
             training_metrics=json.loads(row["training_metrics"]),
+            source=json.loads(row["source"]),
             status=row["status"],
             status_reason=row["status_reason"],
             created_at=row["created_at"],
@@ -96,12 +91,14 @@ async def _insert(conn: asyncpg.Connection, model: NewModel) -> int:
             model.algorithm,
             model.format,
             model.artifact,
-            hashlib.sha256(model.artifact).hexdigest(),
+            model.sha256,
             list(model.features),
             json.dumps(model.target.to_dict()),
             model.settings.model_dump_json(),
             json.dumps(model.training_metrics),
+            json.dumps(model.source),
         )
+        await conn.execute(query("insert_first_version"), model_id)
         await reset_cursor_to_now(conn, model_id)
     return model_id
 
@@ -125,6 +122,12 @@ async def get_by_id(conn: asyncpg.Connection, model_id: int) -> ModelRecord:
     if row is None:
         raise ModelNotFound(f"no model with id {model_id}")
     return ModelRecord.from_row(row)
+
+
+async def find_by_predecessor_id(conn: asyncpg.Connection, predecessor_id: int) -> ModelRecord | None:
+    """The model brought over from the predecessor's model with this id, if any."""
+    row = await conn.fetchrow(query("get_model_by_predecessor_id"), str(predecessor_id))
+    return None if row is None else ModelRecord.from_row(row)
 
 
 async def load_artifact(conn: asyncpg.Connection, model_id: int) -> bytes:
@@ -152,3 +155,120 @@ async def update_settings(conn: asyncpg.Connection, name: str, settings: ModelSe
     model = await get(conn, name)
     await conn.execute(query("set_model_settings"), model.id, settings.model_dump_json())
     return await get_by_id(conn, model.id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelVersion:
+    """One version of a model's file and metadata."""
+
+    version: int
+    algorithm: str
+    format: str
+    artifact_sha256: str
+    features: tuple[str, ...]
+    target: TargetSpec
+    training_metrics: dict[str, Any]
+    source: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> ModelVersion:
+        """Build from a row of `list_versions`."""
+        return cls(
+            version=row["version"],
+            algorithm=row["algorithm"],
+            format=row["format"],
+            artifact_sha256=row["artifact_sha256"],
+            features=tuple(row["features"]),
+            target=TargetSpec.from_dict(json.loads(row["target"])),
+            training_metrics=json.loads(row["training_metrics"]),
+            source=json.loads(row["source"]),
+            created_at=row["created_at"],
+        )
+
+
+async def add_version(conn: asyncpg.Connection, name: str, model: NewModel) -> int:
+    """Store `model`'s file and metadata as the next version of model `name`; its number (not served yet)."""
+    current = await get(conn, name)
+    async with conn.transaction():
+        await conn.execute(query("lock_model"), current.id)
+        version: int = await conn.fetchval(
+            query("insert_version"),
+            current.id,
+            model.algorithm,
+            model.format,
+            model.artifact,
+            model.sha256,
+            list(model.features),
+            json.dumps(model.target.to_dict()),
+            json.dumps(model.training_metrics),
+            json.dumps(model.source),
+        )
+    return version
+
+
+async def switch_version(conn: asyncpg.Connection, name: str, version: int) -> ModelRecord:
+    """Serve `version` of model `name` from now on (in one statement: lanes see the old or the new)."""
+    model = await get(conn, name)
+    if await conn.fetchval(query("switch_version"), model.id, version) is None:
+        known = ", ".join(str(v.version) for v in await list_versions(conn, name))
+        raise ModelNotFound(f"model {name!r} has no version {version}; its versions: {known}")
+    return await get_by_id(conn, model.id)
+
+
+async def list_versions(conn: asyncpg.Connection, name: str) -> list[ModelVersion]:
+    """Every version of model `name`, oldest first."""
+    model = await get(conn, name)
+    return [ModelVersion.from_row(r) for r in await conn.fetch(query("list_versions"), model.id)]
+
+
+async def load_version_artifact(conn: asyncpg.Connection, model_id: int, version: int) -> bytes:
+    """The file of one version of a model."""
+    data: bytes | None = await conn.fetchval(query("get_version_artifact"), model_id, version)
+    if data is None:
+        raise ModelNotFound(f"model {model_id} has no version {version}")
+    return data
+
+
+async def rename(conn: asyncpg.Connection, name: str, new_name: str) -> ModelRecord:
+    """Give model `name` another name; its predictions, versions and settings stay with it."""
+    model = await get(conn, name)
+    try:
+        await conn.execute(query("rename_model"), model.id, new_name)
+    except asyncpg.UniqueViolationError:
+        raise ModelExists(f"a model named {new_name!r} exists already; choose another name") from None
+    except asyncpg.CheckViolationError:
+        raise SettingError(
+            f"model name {new_name!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-'"
+        ) from None
+    return await get_by_id(conn, model.id)
+
+
+async def delete(conn: asyncpg.Connection, name: str) -> ModelRecord:
+    """Stop and hide model `name`; its predictions stay, and its name is free for another model."""
+    model = await get(conn, name)
+    async with conn.transaction():
+        await conn.execute(query("set_model_status"), model.id, "deleted", "deleted by operator")
+        await conn.execute(query("rename_model"), model.id, f"{name[:40]}.deleted.{model.id}")
+    return await get_by_id(conn, model.id)
+
+
+async def register_shadow(
+    conn: asyncpg.Connection, live: ModelRecord, version: int, model: NewModel
+) -> ModelRecord:
+    """An active model scoring `version` of `live` beside it: its own lane, runner and cursor, the live
+    model's settings but no webhook, its predictions recorded as that version."""
+    name = f"{live.name[:50]}.shadow"
+    settings = live.settings.model_copy(update={"webhook_enabled": False, "webhook_url": None})
+    source = {**model.source, "shadow_of": str(live.id), "shadow_version": version}
+    async with conn.transaction():
+        for old in await shadows_of(conn, live):
+            await delete(conn, old.name)
+        shadow = await register(conn, replace(model, name=name, settings=settings, source=source))
+        await conn.execute(query("set_shadow_version"), shadow.id, version)
+        return await set_status(conn, name, "active")
+
+
+async def shadows_of(conn: asyncpg.Connection, live: ModelRecord) -> list[ModelRecord]:
+    """The shadow models scoring beside `live`."""
+    return [ModelRecord.from_row(r) for r in await conn.fetch(query("shadows_of"), str(live.id))]

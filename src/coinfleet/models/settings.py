@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from coinfleet.constants import DEFAULT_ALERT_THRESHOLD, DEFAULT_WEIGHT
 from coinfleet.errors import SettingError
 
 SendMode = Literal["all", "alerts_only", "positive_only", "negative_only"]
@@ -25,9 +26,9 @@ class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     #: p ≥ this → alert; 0.5 ≤ p < this → positive; p < 0.5 → negative
-    alert_threshold: float = Field(default=0.7, ge=0.5, le=1.0)
+    alert_threshold: float = Field(default=DEFAULT_ALERT_THRESHOLD, ge=0.5, le=1.0)
     #: share of execution slots and evaluation quota under contention, relative to other models
-    weight: float = Field(default=1.0, gt=0, le=1000)
+    weight: float = Field(default=DEFAULT_WEIGHT, gt=0, le=1000)
     #: phases the model scores (None: all phases)
     phases: list[int] | None = None
     #: which coins the model scores

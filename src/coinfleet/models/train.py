@@ -18,13 +18,25 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.errors import CoinfleetError
-from coinfleet.evaluation.outcomes import LabelMode, Outcome, PricePath, evaluate_outcome, label_for_training
+from coinfleet.evaluation.calibration import calibration
+from coinfleet.evaluation.drift import FeatureReference, references_of
+from coinfleet.evaluation.outcomes import (
+    DEFAULT_GRACE_SECONDS,
+    FeedTimes,
+    LabelMode,
+    Outcome,
+    PricePath,
+    evaluate_outcome,
+    label_for_training,
+)
 from coinfleet.features.spec import DEFAULT_FEATURES, compute_matrix, validate_feature_names
 from coinfleet.features.window import WINDOW_ROWS, windows_from_history
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.formats import load_predictor, validate_predictor
+from coinfleet.models.spec import ModelSpec
 from coinfleet.targets import TargetSpec
 
 FloatArray = npt.NDArray[np.float64]
@@ -55,7 +67,7 @@ class Dataset:
     x: FloatArray  #: features [n, len(features)]
     y: IntArray  #: labels 0/1
     t0: FloatArray  #: prediction time, epoch seconds
-    label_end: FloatArray  #: time of the last row the label read (the horizon observation)
+    label_end: FloatArray  #: time of the last row the label read (horizon end + grace: the feed check)
     change_pct: FloatArray  #: change at horizon end, % (for the simulated profit)
 
 
@@ -69,35 +81,29 @@ class TimeSplit:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainedModel:
+class TrainedModel(ModelSpec):
     """A trained model's artifact and everything needed to import and judge it."""
 
-    algorithm: str
-    format: str  #: artifact format for `formats.load_predictor`
-    artifact: bytes = field(repr=False)
-    features: tuple[str, ...]
-    target: TargetSpec
     label_mode: LabelMode
     metrics: dict[str, Any]  #: on the test split
     trained_rows: int
     params: dict[str, Any]
     seed: int
+    #: per feature, its train distribution (evaluation.drift), for live drift against it
+    drift_reference: dict[str, FeatureReference] = field(default_factory=dict, repr=False)
 
-    def to_bundle(self, name: str, *, alert_threshold: float = 0.7) -> ModelBundle:
+    def to_bundle(self, name: str, *, alert_threshold: float = DEFAULT_ALERT_THRESHOLD) -> ModelBundle:
         """The model as a bundle, ready to write to disk or import."""
         return ModelBundle(
+            **self.spec_fields(),
             name=name,
-            algorithm=self.algorithm,
-            format=self.format,
-            artifact=self.artifact,
-            features=self.features,
-            target=self.target,
             metrics={
                 **self.metrics,
                 "label_mode": self.label_mode,
                 "trained_rows": self.trained_rows,
                 "params": self.params,
                 "seed": self.seed,
+                "drift_reference": {name: ref.to_dict() for name, ref in self.drift_reference.items()},
             },
             alert_threshold=alert_threshold,
         )
@@ -112,12 +118,15 @@ def train_model(
     label_mode: LabelMode = "within",
     seed: int = 0,
     params: Mapping[str, Any] | None = None,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
 ) -> TrainedModel:
     """Train `algorithm` on rows of any coins in any order; raise TrainingError when the data cannot."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
     validate_feature_names(features)
-    data = build_dataset(rows, target=target, features=features, label_mode=label_mode)
+    data = build_dataset(
+        rows, target=target, features=features, label_mode=label_mode, grace_seconds=grace_seconds
+    )
     split = time_split(data.t0, data.label_end, train_fraction=TRAIN_FRACTION)
     _check_trainable(data, split)
     used = _present_columns(data.x[split.train])
@@ -139,6 +148,7 @@ def train_model(
         trained_rows=int(split.train.sum()),
         params=chosen,
         seed=seed,
+        drift_reference=references_of(x_train, [features[j] for j in used]),
     )
 
 
@@ -166,12 +176,20 @@ def export_model(algorithm: Algorithm, model: Any) -> tuple[str, bytes]:
 
 
 def build_dataset(
-    rows: Iterable[MetricRow], *, target: TargetSpec, features: Sequence[str], label_mode: LabelMode
+    rows: Iterable[MetricRow],
+    *,
+    target: TargetSpec,
+    features: Sequence[str],
+    label_mode: LabelMode,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
 ) -> Dataset:
-    """Features at every row of every coin and its label; rows without a label are dropped."""
-    parts = [_coin_dataset(coin, target, features, label_mode) for coin in _by_coin(rows)]
-    if not parts:
+    """Features at every row of every coin and its label; rows without a label are dropped. Labels are
+    the outcomes evaluation would store, with the recorded rows of every coin as the feed."""
+    coins = _by_coin(rows)
+    if not coins:
         raise TrainingError("no rows to train on")
+    feed = FeedTimes.of([row.timestamp.timestamp() for coin in coins for row in coin])
+    parts = [_coin_dataset(coin, target, features, label_mode, feed, grace_seconds) for coin in coins]
     return Dataset(
         x=np.concatenate([p.x for p in parts]),
         y=np.concatenate([p.y for p in parts]),
@@ -191,7 +209,8 @@ def time_split(t0: FloatArray, label_end: FloatArray, *, train_fraction: float =
 
 
 def evaluation_metrics(y: IntArray, proba: FloatArray, signed_change: FloatArray | None) -> dict[str, Any]:
-    """Classification metrics at threshold 0.5 (JSON-ready); roc_auc is None when y has one class."""
+    """Classification metrics at threshold 0.5 and calibration (JSON-ready); roc_auc is None when y has
+    one class."""
     from sklearn import metrics as skm
 
     predicted = (proba >= 0.5).astype(np.int64)
@@ -213,6 +232,8 @@ def evaluation_metrics(y: IntArray, proba: FloatArray, signed_change: FloatArray
         "n_test": len(y),
         #: mean % change at horizon end of the rows predicted positive (sign flipped for down targets)
         "simulated_profit_pct": profit,
+        #: Brier score and reliability table, as `coinfleet stats` reports them live
+        "calibration": calibration(proba, y).as_dict(),
     }
 
 
@@ -228,27 +249,37 @@ def _by_coin(rows: Iterable[MetricRow]) -> list[list[MetricRow]]:
 
 
 def _coin_dataset(
-    rows: Sequence[MetricRow], target: TargetSpec, features: Sequence[str], label_mode: LabelMode
+    rows: Sequence[MetricRow],
+    target: TargetSpec,
+    features: Sequence[str],
+    label_mode: LabelMode,
+    feed: FeedTimes,
+    grace_seconds: float,
 ) -> Dataset:
     windows = list(windows_from_history(rows, WINDOW_ROWS))
+    outcomes = outcomes_at_every_row(rows, target=target, feed=feed, grace_seconds=grace_seconds)
     labelled = [
         (window, outcome, label)
-        for window, outcome in zip(windows, _coin_outcomes(rows, target), strict=True)
+        for window, outcome in zip(windows, outcomes, strict=True)
         if (label := label_for_training(outcome, label_mode)) is not None
     ]
+    settled = target.horizon_seconds + grace_seconds
     return Dataset(
         x=compute_matrix([window for window, _, _ in labelled], features),
         y=np.array([label for _, _, label in labelled], dtype=np.int64),
         t0=np.array([window.t[-1] for window, _, _ in labelled], dtype=np.float64),
-        label_end=np.array([_nan_if_none(o.horizon_observed_at) for _, o, _ in labelled], dtype=np.float64),
+        label_end=np.array([window.t[-1] + settled for window, _, _ in labelled], dtype=np.float64),
         change_pct=np.array(
             [_nan_if_none(o.change_at_horizon_pct) for _, o, _ in labelled], dtype=np.float64
         ),
     )
 
 
-def _coin_outcomes(rows: Sequence[MetricRow], target: TargetSpec) -> list[Outcome]:
-    """The outcome of a prediction at every row of one coin, from the coin's real later rows."""
+def outcomes_at_every_row(
+    rows: Sequence[MetricRow], *, target: TargetSpec, feed: FeedTimes, grace_seconds: float
+) -> list[Outcome]:
+    """The outcome evaluation gives a prediction at every row of one coin (rows sorted by time), from the
+    coin's real later rows and the feed's row times: the one rule for labels and evaluation."""
     t = np.array([row.timestamp.timestamp() for row in rows], dtype=np.float64)
     high, low, close = (np.array([getattr(row, name) for row in rows], dtype=np.float64) for name in _PRICES)
     extra = {}
@@ -258,14 +289,22 @@ def _coin_outcomes(rows: Sequence[MetricRow], target: TargetSpec) -> list[Outcom
         )
     outcomes = []
     for i in range(len(rows)):
-        later = PricePath(
-            t=t[i + 1 :],
-            high=high[i + 1 :],
-            low=low[i + 1 :],
-            close=close[i + 1 :],
-            columns={name: values[i + 1 :] for name, values in extra.items()},
+        since = PricePath(
+            t=t[i:],
+            high=high[i:],
+            low=low[i:],
+            close=close[i:],
+            columns={name: values[i:] for name, values in extra.items()},
         )
-        outcomes.append(evaluate_outcome(t0=float(t[i]), p0=float(close[i]), path=later, target=target))
+        outcome = evaluate_outcome(
+            t0=float(t[i]),
+            p0=float(close[i]),
+            path=since,
+            target=target,
+            feed=feed,
+            grace_seconds=grace_seconds,
+        )
+        outcomes.append(outcome)
     return outcomes
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from typing import Literal, Protocol
 
+import asyncpg
 import structlog
 
 from coinfleet.alerts.delivery import Deliverer
 from coinfleet.config import Settings
 from coinfleet.db.database import Database, open_database
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
+from coinfleet.models.drift import model_drift
 from coinfleet.pipeline.leases import LeaseKeeper
 from coinfleet.pipeline.sequential import woken_scorer
 from coinfleet.pipeline.supervisor import Supervisor
@@ -31,6 +34,7 @@ async def serve(settings: Settings, *, scheduler: Scheduler = "lanes") -> None:
         log.info("serving", database="external" if settings.database_url else "embedded", scheduler=scheduler)
         delivery = asyncio.create_task(deliver_alerts(db, settings, stop))
         evaluation = asyncio.create_task(evaluate_predictions(db, settings, stop))
+        drift = asyncio.create_task(watch_drift(db, settings, stop))
         try:
             if scheduler == "sequential":
                 await serve_sequential(db, settings, stop)
@@ -40,6 +44,7 @@ async def serve(settings: Settings, *, scheduler: Scheduler = "lanes") -> None:
             stop.set()
             await delivery
             await evaluation
+            await drift
     log.info("stopped")
 
 
@@ -92,3 +97,19 @@ async def serve_sequential(db: Database, settings: Settings, stop: asyncio.Event
 async def evaluate_predictions(db: Database, settings: Settings, stop: asyncio.Event) -> None:
     """Evaluate due predictions in fair rounds until `stop`."""
     await evaluation_loop(db.pool, loop_config(settings), stop)
+
+
+async def watch_drift(db: Database, settings: Settings, stop: asyncio.Event) -> None:
+    """Compute every active model's feature drift (which sets its PSI gauges) every
+    `drift_refresh_seconds` until `stop`; a failed computation is logged and tried again next time."""
+    if not settings.drift_refresh_seconds:
+        return
+    while not stop.is_set():
+        try:
+            async with db.pool.acquire() as conn:
+                for drift in await model_drift(conn, status="active"):
+                    log.info("model_drift", model=drift.name, rows=drift.rows, drifted=drift.drifted)
+        except (OSError, asyncpg.PostgresError, ValueError) as exc:
+            log.warning("model_drift_failed", error=str(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.drift_refresh_seconds)

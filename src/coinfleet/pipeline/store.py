@@ -166,17 +166,9 @@ async def store_batches(
     return {(r["model_id"], r["mint"], r["metric_ts"]): r["id"] for r in stored if r["id"] is not None}
 
 
-#: the line of the store statement that leaves repeated predictions out
-_SKIP_REPEATS = "    ON CONFLICT (model_id, mint, metric_ts) DO NOTHING\n"
-
-
-@functools.cache
 def _statement(skip_repeats: bool) -> str:
-    """The store statement, with or without leaving repeats out."""
-    sql = query("store_batch")
-    if _SKIP_REPEATS not in sql:
-        raise RuntimeError("store_batch no longer has the ON CONFLICT line that skip_repeats removes")
-    return sql if skip_repeats else sql.replace(_SKIP_REPEATS, "")
+    """The store statement that leaves repeated predictions out, or the one that fails on them."""
+    return query("store_batch" if skip_repeats else "store_batch_failing_on_repeats")
 
 
 def _microseconds(ts: datetime) -> int:

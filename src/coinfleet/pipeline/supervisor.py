@@ -26,6 +26,7 @@ from coinfleet.events.log import EventLog
 from coinfleet.models import registry
 from coinfleet.models.compile import Served, served_model
 from coinfleet.models.registry import ModelRecord
+from coinfleet.models.sandbox import SandboxLimits
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline import telemetry
 from coinfleet.pipeline.group_commit import GroupCommit
@@ -78,8 +79,10 @@ class ProcessRunnerFactory:
         observations: ObservationService,
         compile_onnx: bool,
         hogs: HogGate | None = None,
+        compile_limits: SandboxLimits | None = None,
     ) -> None:
         self._pool = pool
+        self._compile_limits = compile_limits
         self.hogs = hogs
         self._observations = observations
         self._compile_onnx = compile_onnx
@@ -93,13 +96,23 @@ class ProcessRunnerFactory:
             limits=runner_limits(model.settings),
             hogs=self.hogs,
         )
-        await runner.start()
+        try:
+            await runner.start()
+        except BaseException:  # a start that failed or was called off leaves no child behind
+            await runner.close()
+            raise
         return runner
 
     async def _served(self, model: ModelRecord, artifact: bytes) -> Served:
         if not self._compile_onnx:
             return Served(format=model.format, artifact=artifact, compiled=False, reason="compiling is off")
-        return await served_model(self._pool, model, artifact, real_rows=lambda: self._recent_rows(model))
+        return await served_model(
+            self._pool,
+            model,
+            artifact,
+            real_rows=lambda: self._recent_rows(model),
+            limits=self._compile_limits,
+        )
 
     async def _recent_rows(self, model: ModelRecord) -> npt.NDArray[np.float64] | None:
         """The model's feature rows at the newest events (None before the first event)."""
@@ -145,6 +158,8 @@ class Supervisor:
             [OwnConnection(dsn, server_settings=LANE_SERVER_SETTINGS) for _ in range(GROUP_WRITERS)]
         )
         self._running: dict[int, _Running] = {}
+        #: lanes being started (compiling, loading): each on its own, so a slow one delays no other
+        self._starting: dict[int, tuple[int, asyncio.Task[None]]] = {}  #: model id → (version, task)
         self._stop = asyncio.Event()
         self._models_signal = self._notifier.subscribe(MODELS_CHANNEL)  #: also set by `stop`, leases
         self._notifier.subscribe(LEASES_CHANNEL, self._models_signal)
@@ -160,6 +175,10 @@ class Supervisor:
             observations=self._observations,
             compile_onnx=self._settings.runner_compile_onnx,
             hogs=self.hogs,
+            compile_limits=SandboxLimits(
+                timeout_seconds=self._settings.model_check_timeout_seconds,
+                memory_limit_mb=self._settings.model_check_memory_mb,
+            ),
         )
 
     @property
@@ -210,13 +229,14 @@ class Supervisor:
                 running.lane.update_model(model)
                 if isinstance(running.runner, ProcessRunner):
                     running.runner.set_limits(runner_limits(model.settings))
-        started = [model for model_id, model in models.items() if model_id not in self._running]
-        for model in started:
-            await self._start_lane(model)
-        if started:
-            # what is alive now (libraries imported for the models, loaded models) lives as long as the
-            # process: frozen, full collections skip it (they walked ~190,000 such objects: 110 ms pauses)
-            gc.freeze()
+        for model_id, (version, task) in list(self._starting.items()):
+            if model_id not in models or models[model_id].version != version:
+                task.cancel()
+                self._starting.pop(model_id)
+        for model_id, model in models.items():
+            if model_id not in self._running and model_id not in self._starting:
+                task = asyncio.create_task(self._start_lane(model), name=f"start:{model.name}")
+                self._starting[model_id] = (model.version, task)
 
     async def _placed_here(self, models: dict[int, ModelRecord]) -> dict[int, ModelRecord]:
         """The active models this process should run: all, or with leases those placed on it."""
@@ -231,22 +251,49 @@ class Supervisor:
         return lost or running.lane.fenced
 
     async def _start_lane(self, model: ModelRecord) -> None:
-        epoch = None
-        if self.leases is not None:
-            lease = self.leases.held.get(model.id) or await self.leases.acquire(model.id)
-            if lease is None:
-                return  # its previous owner still holds it: tried again at the next sync
-            epoch = lease.epoch
+        """Take the model's lease (with leases), compile and load the model, then run its lane; runs as a
+        task of its own (`_starting`)."""
         try:
+            if not await self._take_lease(model.id):
+                return  # its previous owner still holds it: tried again at the next sync
             async with self._pool.acquire() as conn:
                 artifact = await registry.load_artifact(conn, model.id)
             made = self._runner_factory(model, artifact)
             runner = await made if inspect.isawaitable(made) else made
         except (CoinfleetError, ValueError) as exc:
             await self._quarantine(model, f"cannot load model: {exc}")
-            if self.leases is not None:
-                await self.leases.release(model.id)
+            await self._release(model.id)
             return
+        except asyncio.CancelledError:  # no longer active, or placed elsewhere now
+            await self._release(model.id)
+            raise
+        finally:
+            if self._starting.get(model.id, (None,))[0] == model.version:
+                self._starting.pop(model.id)
+        if self._stop.is_set() or not self._holds(model.id):
+            await runner.close()
+            return
+        self._run_lane(model, runner)
+        # what is alive now (libraries imported for the models, loaded models) lives as long as the
+        # process: frozen, full collections skip it (they walked ~190,000 such objects: 110 ms pauses)
+        gc.freeze()
+        self._models_signal.set()  # a sync now passes on settings changed while it started
+
+    async def _take_lease(self, model_id: int) -> bool:
+        """Whether this process may run the model: no leases, or its lease is held or taken now."""
+        if self._holds(model_id):
+            return True
+        assert self.leases is not None
+        return await self.leases.acquire(model_id) is not None
+
+    def _holds(self, model_id: int) -> bool:
+        return self.leases is None or model_id in self.leases.held
+
+    async def _release(self, model_id: int) -> None:
+        if self.leases is not None:
+            await self.leases.release(model_id)
+
+    def _run_lane(self, model: ModelRecord, runner: Runner) -> None:
         lane = Lane(
             model=model,
             runner=runner,
@@ -263,7 +310,7 @@ class Supervisor:
             events=self._events,
             hogs=self.hogs,
             group=self.group,
-            epoch=epoch,
+            epoch=None if self.leases is None else self.leases.held[model.id].epoch,
         )
         task = asyncio.create_task(lane.run(), name=f"lane:{model.name}")
         task.add_done_callback(lambda _: self._models_signal.set())  # a fenced lane starts again at once
@@ -284,10 +331,13 @@ class Supervisor:
             await running.task
         del self._running[model_id]
         log.info("lane_stopped", model=running.lane.model.name)
-        if self.leases is not None:
-            await self.leases.release(model_id)
+        await self._release(model_id)
 
     async def _stop_all(self) -> None:
+        starting = [task for _, task in self._starting.values()]
+        for task in starting:
+            task.cancel()
+        await asyncio.gather(*starting, return_exceptions=True)
         for model_id in list(self._running):
             await self._stop_lane(model_id)
 

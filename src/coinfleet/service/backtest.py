@@ -3,13 +3,16 @@
 The models (default: every active one) are copied from the main registry; the rows are replayed as
 fast as possible while the lanes and the evaluation loop run exactly as in `serve`, then the
 remaining due predictions are evaluated at the rows' last timestamp. Predictions whose horizon runs
-past the end of the rows stay pending (counted, never guessed).
+past the end of the rows stay pending (counted, never guessed). Besides the statistics it reports each
+model's coverage (judged / no_data / pending of the predictions whose horizon ended inside the rows)
+and its rates as of the horizon end beside the former first-row-in-grace rule.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -26,6 +29,7 @@ from coinfleet.models import registry
 from coinfleet.models.registry import NewModel
 from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.service.common import Db, as_dict
+from coinfleet.service.quality import coverage, rule_comparison
 from coinfleet.service.schemas import BacktestReport
 from coinfleet.service.stats import statistics
 
@@ -96,6 +100,18 @@ async def caught_up(db: Db) -> None:
         await asyncio.sleep(CATCH_UP_POLL_SECONDS)
 
 
+async def _report(db: Db, rows: int) -> BacktestReport:
+    """Statistics, outcomes, coverage at the last row's time and the former rule beside the as-of one."""
+    clock: datetime | None = await db.fetchval(query("data_clock"))
+    return BacktestReport(
+        rows=rows,
+        models=(await statistics(db)).models,
+        outcomes=await prediction_outcomes(db),
+        coverage=[] if clock is None else await coverage(db, clock),
+        rules=await rule_comparison(db),
+    )
+
+
 async def run_backtest(
     settings: Settings,
     rows: Sequence[MetricRow],
@@ -117,10 +133,7 @@ async def run_backtest(
                 finally:
                     await source.close()
                 await score_and_evaluate(pool, dsn, settings, rows, on_rows)
-                report = await statistics(pool)
-                return BacktestReport(
-                    rows=len(rows), models=report.models, outcomes=await prediction_outcomes(pool)
-                )
+                return await _report(pool, len(rows))
             finally:
                 await pool.close()
     finally:

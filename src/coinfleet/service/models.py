@@ -45,6 +45,7 @@ def model_view(record: ModelRecord, lane: Lane) -> Model:
         settings=record.settings.public(),
         training_metrics=record.training_metrics,
         sha256=record.artifact_sha256,
+        source=record.source,
         created_at=record.created_at,
         updated_at=record.updated_at,
         lane=lane,

@@ -91,7 +91,9 @@ class Model(Schema):
     features: list[str]
     settings: dict[str, Any]  #: every setting; the webhook secret shows as "***"
     training_metrics: dict[str, Any]
-    sha256: str  #: of the model file as imported
+    sha256: str  #: of the model file as stored (a trusted pickle is stored converted)
+    #: where the file came from (name, format, sha256 as given, trusted) and how it serves (ONNX or why not)
+    source: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
     lane: Lane
@@ -266,6 +268,8 @@ class BacktestReport(Schema):
     rows: int  #: metric rows replayed
     models: list[Statistics]
     outcomes: list[dict[str, Any]]  #: one per prediction, times in seconds after the first row
+    coverage: list[Coverage] = []  #: of the predictions whose horizon ended inside the rows
+    rules: list[RuleComparison] = []  #: as of the horizon end beside the former rule
 
 
 # --- alerts -----------------------------------------------------------------------------------------
@@ -341,3 +345,80 @@ class WebhookTest(Schema):
 
 
 CoinModel.model_rebuild()
+
+
+# --- outcome quality: coverage, the former rule, calibration, drift ----------------------------------
+
+
+class Coverage(Schema):
+    """What became of a model's predictions whose horizon ended by a clock (a backtest: the file's end)."""
+
+    model_id: int
+    name: str
+    ended: int  #: horizon ended at or before the clock
+    judged: int  #: status ok
+    no_data: int  #: the feed stalled around the horizon end
+    invalid_price: int
+    pending: int  #: not settled yet (end + grace not passed and no later row of the coin)
+    running: int  #: horizon runs past the clock
+    judged_share: float | None  #: judged / ended
+
+
+class RuleComparison(Schema):
+    """One model's rates as of the horizon end beside the former rule (first row in [end, end + grace],
+    no_data without one), over outcomes judged as of the horizon end."""
+
+    model_id: int
+    name: str
+    judged: int  #: status ok, as of the horizon end
+    judged_former: int  #: the coin had a row in [end, end + grace]
+    hit_rate_at_horizon: float | None
+    hit_rate_at_horizon_former: float | None
+    hit_rate_within: float | None
+    hit_rate_within_former: float | None
+    alert_precision_at_horizon: float | None
+    alert_precision_at_horizon_former: float | None
+    alert_precision_within: float | None
+    alert_precision_within_former: float | None
+
+
+class ReliabilityBucket(Schema):
+    """One bucket of a reliability table: predicted probability range → observed hit rate."""
+
+    lower: float
+    upper: float
+    count: int
+    mean_probability: float
+    hit_rate: float
+
+
+class CalibrationReport(Schema):
+    """A model's Brier score and reliability table over its judged predictions in a window."""
+
+    model_id: int
+    name: str
+    count: int  #: judged predictions
+    brier: float | None  #: mean (p − label)²; 0 is perfect, always 0.5 scores 0.25
+    base_rate: float | None  #: share of labels that are 1
+    table: list[ReliabilityBucket]  #: non-empty buckets, lowest first
+
+
+class FeatureDrift(Schema):
+    """One feature's PSI of recent scored rows against the model's training sample."""
+
+    feature: str
+    psi: float | None  #: None with too few scored rows
+    drifted: bool  #: PSI above the threshold
+
+
+class DriftReport(Schema):
+    """A model's feature drift, worst first; `note` says why there is none."""
+
+    model_id: int
+    name: str
+    hours: float  #: scored rows of this many hours before the model's newest prediction
+    rows: int
+    threshold: float
+    features: list[FeatureDrift]
+    drifted: list[str]  #: the flagged features, worst first
+    note: str | None = None

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coinfleet.evaluation.outcomes import (
+    FeedTimes,
     Outcome,
     PricePath,
     evaluate_outcome,
@@ -110,15 +111,54 @@ def test_down_target_ignores_a_rise() -> None:
     assert (outcome.hit_within, outcome.reached_at_horizon) == (False, False)
 
 
-def test_no_row_after_the_horizon_is_no_data() -> None:
+def test_the_last_row_before_the_end_is_the_horizon_price() -> None:
     path = _path([1030], close=[120], high=[125])
     outcome = evaluate_outcome(t0=T0, p0=100.0, path=path, target=UP10)
-    assert outcome.status == "no_data"
-    assert outcome.change_at_horizon_pct is None
-    assert outcome.reached_at_horizon is None
-    assert outcome.horizon_observed_at is None
-    assert outcome.hit_within is True
+    assert outcome.status == "ok"
+    assert (outcome.horizon_observed_at, outcome.reached_at_horizon) == (1030, True)
+    assert outcome.change_at_horizon_pct == pytest.approx(20.0)
     assert outcome.max_change_pct == pytest.approx(25.0)
+
+
+def test_a_rugged_coin_that_goes_quiet_is_judged_on_its_collapse() -> None:
+    path = _path([1000, 1010], close=[100, 3], high=[100, 100], low=[100, 2])
+    feed = FeedTimes.of([1000, 1010, 1070, 1200])  # other coins kept trading
+    outcome = evaluate_outcome(t0=T0, p0=100.0, path=path, target=UP10, feed=feed)
+    assert (outcome.status, outcome.horizon_observed_at, outcome.reached_at_horizon) == ("ok", 1010, False)
+    assert outcome.change_at_horizon_pct == pytest.approx(-97.0)
+    assert label_for_training(outcome, "within") == 0
+
+
+def test_a_coin_without_trades_keeps_its_prediction_price() -> None:
+    feed = FeedTimes.of([1000, 1100, 1500])
+    outcome = evaluate_outcome(t0=T0, p0=100.0, path=_path([1000], close=[100]), target=UP10, feed=feed)
+    assert (outcome.status, outcome.change_at_horizon_pct, outcome.horizon_observed_at) == ("ok", 0.0, 1000)
+
+
+def test_pending_until_the_clock_passes_end_plus_grace() -> None:
+    path = _path([1000, 1030], close=[100, 120])
+    for clock, status in [(1060, "pending"), (1060 + 120, "pending"), (1060 + 121, "ok")]:
+        feed = FeedTimes.of([1000, 1030, 1061], clock=clock)
+        assert evaluate_outcome(t0=T0, p0=100.0, path=path, target=UP10, feed=feed).status == status
+
+
+def test_a_row_of_the_coin_after_the_end_settles_at_once() -> None:
+    path = _path([1000, 1030, 1065], close=[100, 120, 50])
+    feed = FeedTimes.of([1000, 1030, 1065])
+    outcome = evaluate_outcome(t0=T0, p0=100.0, path=path, target=UP10, feed=feed)
+    assert (outcome.status, outcome.horizon_observed_at, outcome.reached_at_horizon) == ("ok", 1030, True)
+
+
+def test_a_feed_stall_at_the_end_is_no_data() -> None:
+    path = _path([1000, 1030], close=[100, 120], high=[100, 125])
+    feed = FeedTimes.of([1000, 1030, 1059, 1181])  # nothing of any coin in [1060, 1180]
+    outcome = evaluate_outcome(t0=T0, p0=100.0, path=path, target=UP10, feed=feed)
+    assert (outcome.status, outcome.change_at_horizon_pct, outcome.horizon_observed_at) == (
+        "no_data",
+        None,
+        None,
+    )
+    assert outcome.max_change_pct == pytest.approx(25.0) and outcome.hit_within is True
     assert label_for_training(outcome, "within") is None
 
 
@@ -127,23 +167,22 @@ def test_empty_path_is_no_data_without_extremes() -> None:
     assert outcome == Outcome(status="no_data", hit_within=False)
 
 
-def test_gap_uses_the_first_row_after_the_horizon_end() -> None:
+def test_rows_after_the_end_never_give_the_price() -> None:
     path = _path([1030, 1500, 1600], close=[104, 130, 50], high=[105, 140, 60], low=[101, 120, 40])
     outcome = evaluate_outcome(t0=T0, p0=100.0, path=path, target=UP10)
     assert outcome.status == "ok"
-    assert outcome.horizon_observed_at == 1500
-    assert outcome.change_at_horizon_pct == pytest.approx(30.0)
-    assert outcome.reached_at_horizon is True
+    assert outcome.horizon_observed_at == 1030
+    assert outcome.change_at_horizon_pct == pytest.approx(4.0)
+    assert outcome.reached_at_horizon is False
     assert outcome.hit_within is False  # the 140 high came after the horizon end
     assert outcome.max_change_pct == pytest.approx(5.0)
     assert outcome.max_change_at == 1030
 
 
-def test_gap_with_no_row_inside_the_horizon() -> None:
+def test_no_row_from_the_prediction_to_the_end_is_no_data() -> None:
     outcome = evaluate_outcome(t0=T0, p0=100.0, path=_path([2000], close=[90]), target=UP10)
-    assert outcome.status == "ok"
+    assert outcome.status == "no_data"
     assert (outcome.hit_within, outcome.max_change_pct, outcome.min_change_pct) == (False, None, None)
-    assert outcome.change_at_horizon_pct == pytest.approx(-10.0)
 
 
 def test_a_row_exactly_at_the_horizon_end_is_inside_and_is_the_horizon_row() -> None:
@@ -259,15 +298,15 @@ def _row(seconds: float, close: float, **extra: float | None) -> MetricRow:
     )
 
 
-def test_path_from_rows_keeps_later_rows_sorted() -> None:
+def test_path_from_rows_keeps_rows_from_the_prediction_on_sorted() -> None:
     rows = [_row(30, 3.0, buy_pressure_ratio=None), _row(0, 1.0), _row(10, 2.0, buy_pressure_ratio=0.5)]
-    path = path_from_rows(rows, after=rows[1].timestamp, columns=["buy_pressure_ratio"])
+    path = path_from_rows(rows, since=rows[2].timestamp, columns=["buy_pressure_ratio"])
     np.testing.assert_array_equal(path.close, [2.0, 3.0])
     np.testing.assert_array_equal(path.high, [4.0, 6.0])
     np.testing.assert_array_equal(path.columns["buy_pressure_ratio"], [0.5, math.nan])
     assert path.t[1] - path.t[0] == 20.0
     with pytest.raises(ValueError, match="moon"):
-        path_from_rows(rows, after=rows[1].timestamp, columns=["moon"])
+        path_from_rows(rows, since=rows[1].timestamp, columns=["moon"])
 
 
 # --- properties ---
@@ -294,4 +333,4 @@ def test_hit_within_agrees_with_the_extremes(
         assert outcome.hit_within == (extreme >= target_pct - 1e-9)
     else:
         assert outcome.hit_within == (extreme <= -target_pct + 1e-9)
-    assert (outcome.status == "ok") == bool(np.any(t >= T0 + 300))
+    assert (outcome.status == "ok") == bool(np.any(t <= T0 + 300))

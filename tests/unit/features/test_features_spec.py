@@ -87,8 +87,9 @@ def _random_history(n: int, seed: int = 0) -> list[MetricRow]:
 
 
 def test_catalogue_has_named_described_features() -> None:
-    assert len(FEATURES) >= 25
-    assert tuple(FEATURES) == DEFAULT_FEATURES
+    assert len(DEFAULT_FEATURES) >= 25
+    # the catalogue, then every coin_metrics column by its own name (models trained on raw rows)
+    assert tuple(FEATURES) == (*DEFAULT_FEATURES, *NUMERIC_COLUMNS)
     for name, feature in FEATURES.items():
         assert feature.name == name
         assert feature.description
@@ -385,3 +386,9 @@ def test_ten_thousand_windows_take_well_under_a_second() -> None:
     matrix = compute_matrix(windows, DEFAULT_FEATURES)
     assert time.perf_counter() - started < 1.0
     assert matrix.shape == (10_000, len(DEFAULT_FEATURES))
+
+
+def test_a_raw_column_is_its_value_in_the_scoring_row() -> None:
+    rows = [*_history([1e-8, 2e-8]), _row(2, 3e-8, num_buys=9)]
+    assert _value(rows, "price_close") == 3e-8 and _value(rows, "num_buys") == 9
+    assert np.isnan(_value(rows, "buy_pressure_ratio"))  # an absent optional column: NaN, never 0

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from coinfleet.models import compile as compile_module
 from coinfleet.models.compile import MAX_DELTA, compile_model, convert_estimator, round_down_f32, sample_rows
 from coinfleet.models.formats import load_predictor
 from coinfleet.models.train import Algorithm, TrainedModel, build_dataset, train_model
@@ -136,3 +137,24 @@ def test_round_down_keeps_every_float32_on_the_same_side(values: list[float]) ->
     with np.errstate(over="ignore"):
         above = np.nextafter(rounded.astype(np.float32), np.float32(np.inf)).astype(np.float64)
     assert np.all((above > thresholds) | np.isinf(above))
+
+
+def test_a_forest_that_float_sums_fail_compiles_with_double_sums(monkeypatch: pytest.MonkeyPatch) -> None:
+    import skops.io
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 6))
+    y = ((x[:, 0] + rng.normal(0, 1, len(x))) > 0).astype(np.int64)
+    forest = RandomForestClassifier(n_estimators=120, random_state=0, n_jobs=1).fit(x, y)
+    artifact = skops.io.dumps(forest)
+    rows = x[:300].astype(np.float32).astype(np.float64)
+    native = load_predictor("skops", artifact)
+    single = float(np.max(np.abs(load_predictor("onnx", convert_estimator(forest, 6)).predict_proba(rows)
+                                 - native.predict_proba(rows))))  # fmt: skip
+    # a bound the float32 sums of this forest miss, as a 2000-tree forest misses 1e-5
+    monkeypatch.setattr(compile_module, "MAX_DELTA", single / 4)
+    served = compile_model("skops", artifact, 6, rows)
+    assert served.compiled and served.max_delta is not None and served.max_delta <= single / 4
+    graph = load_predictor("onnx", served.artifact)
+    assert np.max(np.abs(graph.predict_proba(rows) - native.predict_proba(rows))) <= single / 4

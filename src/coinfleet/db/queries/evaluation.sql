@@ -3,8 +3,9 @@
 SELECT max("timestamp") FROM coin_metrics
 
 -- name: models_with_due --
--- Models with at least one open prediction whose horizon has ended by the clock, with their weight.
-SELECT m.id, m.name, coalesce((m.settings ->> 'weight')::float8, 1.0) AS weight
+-- Models with at least one open prediction whose horizon has ended by the clock $1, with their weight
+-- ($2 when their settings name none).
+SELECT m.id, m.name, coalesce((m.settings ->> 'weight')::float8, $2::float8) AS weight
 FROM coinfleet_models AS m
 WHERE EXISTS (
     SELECT 1 FROM coinfleet_open_predictions AS o WHERE o.model_id = m.id AND o.evaluate_at <= $1
@@ -12,7 +13,8 @@ WHERE EXISTS (
 ORDER BY m.id
 
 -- name: evaluate_due --
--- Claim up to $2 due predictions of model $1 (SKIP LOCKED), judge them set-based, store, unqueue.
+-- Claim up to $2 due predictions of model $1 (SKIP LOCKED), judge them set-based (as of the horizon
+-- end, coinfleet.evaluation.outcomes), store, unqueue.
 -- $3 is the clock, $4 the grace period in seconds (docs/evaluation.md); only ids that are $6 modulo $5
 -- (a model's quota split over connections: parts that do not skip each other's locked rows).
 WITH due AS (
@@ -33,14 +35,21 @@ WITH due AS (
 ), seen AS (
     SELECT d.prediction_id, d.model_id, d.prediction, d.p0, d.kind, d.direction, d.operator, d.value,
            d.valid, d.change_percent, h.ts AS horizon_ts, h.close AS horizon_close, h.var AS horizon_var,
-           w.max_arr, w.min_arr, w.finite, w.hit_at
+           w.max_arr, w.min_arr, w.finite, w.hit_at, coalesce(f.alive, false) AS alive
     FROM due AS d
     LEFT JOIN LATERAL (
+        -- the feed was alive after the end: some row of any coin in [end, end + grace]
+        SELECT true AS alive FROM coin_metrics AS m
+        WHERE m."timestamp" >= d.evaluate_at AND m."timestamp" <= d.deadline
+        LIMIT 1
+    ) AS f ON d.valid
+    LEFT JOIN LATERAL (
+        -- as of the horizon end: the coin's last row in [t0, end] (its price until the next trade)
         SELECT m."timestamp" AS ts, nullif(m.price_close, 'NaN'::float8) AS close,
                CASE WHEN d.kind = 'classic' THEN coinfleet_metric_value(m, d.variable) END AS var
         FROM coin_metrics AS m
-        WHERE d.valid AND m.mint = d.mint AND m."timestamp" >= d.evaluate_at AND m."timestamp" <= d.deadline
-        ORDER BY m."timestamp" LIMIT 1
+        WHERE d.valid AND m.mint = d.mint AND m."timestamp" >= d.metric_ts AND m."timestamp" <= d.evaluate_at
+        ORDER BY m."timestamp" DESC LIMIT 1
     ) AS h ON d.valid
     LEFT JOIN LATERAL (
         SELECT max(ARRAY[m.price_high, -date_part('epoch', m."timestamp")])
@@ -62,9 +71,11 @@ WITH due AS (
     ) AS w ON d.valid
 ), changed AS (
     SELECT s.*,
-           CASE WHEN NOT s.valid THEN 'invalid_price' WHEN s.horizon_ts IS NULL THEN 'no_data' ELSE 'ok' END
-               AS status,
-           CASE WHEN s.horizon_ts IS NOT NULL THEN coinfleet_change_pct(s.horizon_close, s.p0) END AS change
+           CASE WHEN NOT s.valid THEN 'invalid_price'
+                WHEN s.horizon_ts IS NULL OR NOT s.alive THEN 'no_data' ELSE 'ok' END AS status,
+           CASE WHEN s.alive THEN s.horizon_ts END AS observed_at,
+           CASE WHEN s.alive AND s.horizon_ts IS NOT NULL THEN coinfleet_change_pct(s.horizon_close, s.p0) END
+               AS change
     FROM seen AS s
 ), judged AS (
     SELECT c.*,
@@ -85,7 +96,8 @@ WITH due AS (
         (prediction_id, model_id, status, price_at_prediction, price_at_horizon, horizon_observed_at,
          change_at_horizon_pct, reached_at_horizon, hit_within, hit_at, max_change_pct, max_change_at,
          min_change_pct, min_change_at, result_at_horizon, result_within, grace_seconds)
-    SELECT j.prediction_id, j.model_id, j.status, j.p0, j.horizon_close, j.horizon_ts, j.change, j.reached,
+    SELECT j.prediction_id, j.model_id, j.status, j.p0, CASE WHEN j.status = 'ok' THEN j.horizon_close END,
+           j.observed_at, j.change, j.reached,
            j.hit, j.hit_at,
            CASE WHEN j.finite THEN coinfleet_change_pct(j.max_arr[1], j.p0) END,
            CASE WHEN j.finite THEN to_timestamp(-j.max_arr[2]) END,

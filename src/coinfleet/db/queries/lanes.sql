@@ -1,7 +1,7 @@
 -- name: store_batch --
 -- Batches of one or more models in one statement, so atomic without a transaction: their predictions
--- (a repeat of model, coin and metric time is ignored; lanes first send the statement without its
--- ON CONFLICT line, see store._statement), the scan-cache rows they changed, and each model's cursor
+-- (a repeat of model, coin and metric time is ignored; lanes first send store_batch_failing_on_repeats,
+-- the same without its ON CONFLICT line), the scan-cache rows they changed, and each model's cursor
 -- with its totals and whether its scan cache is still complete ($17: the lane keeps it). Returns the
 -- new prediction ids when $16 asks for them (the webhook outbox needs them; else one row of NULLs).
 -- Fencing: a cursor moves only forward; where the batch names its lease epoch ($18, NULL for a lane
@@ -30,6 +30,59 @@ WITH inserted AS (
                  $2::int4[] AS versions, $3::float8[] AS thresholds, $4::jsonb[] AS targets,
                  $5::float8[] AS horizons) AS numbers
     ON CONFLICT (model_id, mint, metric_ts) DO NOTHING
+    RETURNING id, model_id, mint, metric_ts
+), states AS (
+    INSERT INTO coinfleet_scan_state
+        (model_id, mint, last_scan_ts, last_probability, last_tag, ignore_until, ignore_reason,
+         stored_negative, stored_positive, stored_alert)
+    SELECT ids[k[s.i][8]], s.mint, coinfleet_from_epoch_us(k[s.i][1]), s.last_probability, tags[k[s.i][3]],
+           coinfleet_from_epoch_us(nullif(k[s.i][2], -9223372036854775808)), tags[nullif(k[s.i][4], 0)],
+           k[s.i][5], k[s.i][6], k[s.i][7]
+    FROM unnest($11::text[], $12::float8[]) WITH ORDINALITY AS s (mint, last_probability, i),
+         (SELECT $13::int8[] AS k, $6::text[] AS tags, $1::int4[] AS ids) AS numbers
+    ON CONFLICT (model_id, mint) DO UPDATE SET
+        last_scan_ts = excluded.last_scan_ts, last_probability = excluded.last_probability,
+        last_tag = excluded.last_tag, ignore_until = excluded.ignore_until,
+        ignore_reason = excluded.ignore_reason, stored_negative = excluded.stored_negative,
+        stored_positive = excluded.stored_positive, stored_alert = excluded.stored_alert
+), moved AS (
+    UPDATE coinfleet_cursors AS c SET
+        tx = b.tx, seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
+        stored_predictions = c.stored_predictions + coalesce(s.stored, 0),
+        last_prediction_at = greatest(c.last_prediction_at, s.newest)
+    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::int8[], $19::xid8[], $20::int8[])
+         AS b (model_id, tx, seq, keeps, epoch, after_tx, after_seq)
+    LEFT JOIN (
+        SELECT model_id, count(*) AS stored, max(metric_ts) AS newest FROM inserted GROUP BY model_id
+    ) AS s USING (model_id)
+    WHERE c.model_id = b.model_id AND (b.tx, b.seq) > (c.tx, c.seq)
+      AND (b.epoch IS NULL OR c.lease_epoch = b.epoch)
+      AND (b.after_tx IS NULL OR (c.tx, c.seq) = (b.after_tx, b.after_seq))
+    RETURNING c.model_id
+)
+SELECT i.id, i.model_id, i.mint, i.metric_ts
+FROM (SELECT coinfleet_require_moved($1::int4[], array_agg(model_id)) AS ok FROM moved) AS fence
+LEFT JOIN inserted AS i ON fence.ok AND $16::bool
+
+-- name: store_batch_failing_on_repeats --
+-- store_batch without its ON CONFLICT line: a repeated model, coin and metric time fails the statement
+-- (unique violation) instead of being left out, which spares PostgreSQL a look into the unique index
+-- before every insert. Lanes send this first and store_batch after a failure; a unit test keeps the
+-- two statements equal but for that line.
+WITH inserted AS (
+    INSERT INTO coinfleet_predictions
+        (model_id, model_version, mint, metric_ts, probability, prediction, tag, alert_threshold, target,
+         evaluate_at, phase_id, price_open, price_high, price_low, price_close, market_cap_close,
+         volume_sol, event_tx, event_seq)
+    SELECT ids[k[p.i][5]], versions[k[p.i][5]], p.mint, coinfleet_from_epoch_us(k[p.i][1]), n[p.i][1],
+           CASE WHEN n[p.i][1] >= 0.5 THEN 1 ELSE 0 END, tags[k[p.i][2]], thresholds[k[p.i][5]],
+           targets[k[p.i][5]], coinfleet_from_epoch_us(k[p.i][1]) + make_interval(secs => horizons[k[p.i][5]]),
+           nullif(k[p.i][3], -9223372036854775808)::int, n[p.i][2], n[p.i][3], n[p.i][4], n[p.i][5],
+           n[p.i][6], n[p.i][7], p.event_tx, k[p.i][4]
+    FROM unnest($7::text[], $8::xid8[]) WITH ORDINALITY AS p (mint, event_tx, i),
+         (SELECT $9::float8[] AS n, $10::int8[] AS k, $6::text[] AS tags, $1::int4[] AS ids,
+                 $2::int4[] AS versions, $3::float8[] AS thresholds, $4::jsonb[] AS targets,
+                 $5::float8[] AS horizons) AS numbers
     RETURNING id, model_id, mint, metric_ts
 ), states AS (
     INSERT INTO coinfleet_scan_state

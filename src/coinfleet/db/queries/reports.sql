@@ -1,7 +1,6 @@
--- name: statistics --
--- Per model (the one named $2, NULL: every model that is not deleted) and across them (the last row,
--- id NULL): predictions by tag, evaluation state, results by both rules and alert gains, for
--- predictions made at or after $1 (NULL: all).
+-- name: model_stats --
+-- Per model: predictions by tag, evaluation state, results by both rules and alert gains, for
+-- predictions made at or after $1 (NULL: all), of the model named $2 (NULL: every model).
 SELECT m.id, m.name, m.status,
        count(p.id) AS predictions,
        count(p.id) FILTER (WHERE p.tag = 'negative') AS negative,
@@ -36,5 +35,5 @@ LEFT JOIN LATERAL (
       AND e.change_at_horizon_pct NOT IN ('Infinity'::float8, '-Infinity'::float8)
 ) AS g ON true
 WHERE m.status <> 'deleted' AND ($2::text IS NULL OR m.name = $2::text)
-GROUP BY GROUPING SETS ((m.id, m.name, m.status), ())
-ORDER BY m.id NULLS LAST
+GROUP BY m.id, m.name, m.status
+ORDER BY m.id

@@ -1,0 +1,121 @@
+"""Models start each on their own: a slow start delays no other model's start, scoring or settings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+
+import asyncpg
+import pytest
+
+from coinfleet.config import Settings
+from coinfleet.feed.writer import insert_metrics
+from coinfleet.models import registry
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.compile import served_model
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.registry import ModelRecord
+from coinfleet.models.sandbox import SandboxLimits
+from coinfleet.models.settings import ModelSettings
+from coinfleet.pipeline.runner import Runner
+from coinfleet.pipeline.supervisor import RunnerFactory, Supervisor, inline_runner
+from support import market_rows
+
+SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300)
+
+
+async def activate(pool: asyncpg.Pool, bundle: ModelBundle, name: str, **settings: object) -> ModelRecord:
+    async with pool.acquire() as conn:
+        return await import_bundle(
+            conn, replace(bundle, name=name), settings=ModelSettings.model_validate(settings), activate=True
+        )
+
+
+async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+def slow_starts(name: str, gate: asyncio.Event, started: list[str]) -> RunnerFactory:
+    """Runners start at once, except `name`'s, which waits for `gate` (a conversion that takes long)."""
+
+    async def factory(model: ModelRecord, artifact: bytes) -> Runner:
+        started.append(model.name)
+        if model.name == name:
+            await gate.wait()
+        return inline_runner(model, artifact)
+
+    return factory
+
+
+def scored(supervisor: Supervisor, name: str, events: int) -> bool:
+    return any(lane.model.name == name and lane.stats.events >= events for lane in supervisor.lanes)
+
+
+async def test_a_slow_start_delays_no_other_model(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    gate, started = asyncio.Event(), list[str]()
+    await activate(pool, small_bundle, "first", min_scan_interval_seconds=0)
+    supervisor = Supervisor(
+        pool=pool, dsn=db_dsn, settings=SETTINGS, runner_factory=slow_starts("slow", gate, started)
+    )
+    task = asyncio.create_task(supervisor.run())
+    rows = market_rows(coins=10, seconds=120)
+    try:
+        await until(lambda: len(supervisor.lanes) == 1)
+        await activate(pool, small_bundle, "slow", min_scan_interval_seconds=0)
+        await until(lambda: "slow" in started)
+        await activate(pool, small_bundle, "third", min_scan_interval_seconds=0)
+        async with pool.acquire() as conn:
+            await insert_metrics(conn, rows)
+            await registry.update_settings(
+                conn, "first", (await registry.get(conn, "first")).settings.model_copy(update={"weight": 3.0})
+            )
+        # while "slow" is still starting: the first keeps scoring, the third starts and scores, settings apply
+        await until(lambda: scored(supervisor, "first", len(rows)) and scored(supervisor, "third", len(rows)))
+        await until(lambda: supervisor.lanes[0].model.settings.weight == 3.0)
+        assert "slow" not in [lane.model.name for lane in supervisor.lanes]
+        gate.set()
+        await until(lambda: scored(supervisor, "slow", len(rows)))
+    finally:
+        supervisor.stop()
+        await task
+
+
+async def test_stopping_while_a_model_starts_returns(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    started = list[str]()
+    await activate(pool, small_bundle, "never")
+    supervisor = Supervisor(
+        pool=pool,
+        dsn=db_dsn,
+        settings=SETTINGS,
+        runner_factory=slow_starts("never", asyncio.Event(), started),
+    )
+    task = asyncio.create_task(supervisor.run())
+    await until(lambda: started == ["never"])
+    supervisor.stop()
+    async with asyncio.timeout(30):
+        await task
+    assert not supervisor.lanes
+
+
+@pytest.mark.slow
+async def test_a_conversion_cut_off_by_its_limits_serves_the_original(
+    pool: asyncpg.Pool, small_bundle: ModelBundle
+) -> None:
+    model = await activate(pool, small_bundle, "cut")
+    # no child imports its libraries in a millisecond: the conversion is stopped by its timeout
+    served = await served_model(
+        pool, model, small_bundle.artifact, limits=SandboxLimits(timeout_seconds=0.001, memory_limit_mb=512)
+    )
+    assert not served.compiled and served.artifact == small_bundle.artifact
+    assert "took longer than" in str(served.reason)
+    async with pool.acquire() as conn:  # a timeout may pass next time: not remembered
+        assert await conn.fetchval("SELECT count(*) FROM coinfleet_compiled") == 0
+    again = await served_model(pool, model, small_bundle.artifact, limits=SandboxLimits())
+    assert again.compiled

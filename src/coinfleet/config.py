@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,23 +54,28 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     #: seconds one webhook request may take to connect, send and answer
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
-    #: attempts before an undelivered alert is marked dead
-    webhook_max_attempts: int = Field(default=10, ge=1, le=1000)
-    #: an alert still undelivered this many seconds after it was queued is marked dead
+    #: an alert still undelivered this many seconds after it was queued is marked dead (only age
+    #: and a permanent refusal kill an alert; attempts are never counted against it)
     webhook_max_age_seconds: float = Field(default=86_400.0, gt=0)
-    #: delay before the first retry; doubled per attempt up to the cap, plus random jitter
+    #: a failing receiver is probed again after this delay, doubled per failure in a row up to the cap
     webhook_backoff_initial_seconds: float = Field(default=1.0, gt=0)
-    #: longest delay between two attempts (before jitter)
-    webhook_backoff_max_seconds: float = Field(default=300.0, gt=0)
-    #: up to this many random seconds added to each retry delay
+    #: longest pause between two probes of a down receiver (before jitter)
+    webhook_backoff_max_seconds: float = Field(default=60.0, gt=0)
+    #: up to this many random seconds added to each probe delay
     webhook_backoff_jitter_seconds: float = Field(default=1.0, ge=0)
     #: most webhook requests one process has in flight at once, over all models
     webhook_max_concurrency: int = Field(default=64, ge=1, le=1000)
+    #: most webhook requests one model has in flight at once, never two for one coin (1: the model's
+    #: alerts arrive strictly in queue order; more: each coin's alerts do)
+    webhook_in_flight_per_model: int = Field(default=1, ge=1, le=32)
     #: days the per-attempt delivery log and delivered alerts are kept
     webhook_log_retention_days: float = Field(default=14.0, gt=0)
     #: data seconds after a prediction's horizon end in which some row of any coin must show that the feed
     #: was alive (else "no_data"); also how long a prediction waits for that
     evaluation_grace_seconds: float = Field(default=120.0, ge=0, le=86_400)
+    #: a metric row dated more than this many seconds ahead of the wall clock (or at ±infinity) is not
+    #: scored and never counts as "now": lanes set it aside, evaluation's clock stops there
+    future_tolerance_seconds: float = Field(default=30.0, ge=0, le=86_400)
     #: seconds between two drift computations of every active model in `serve` (the PSI gauges); 0: never
     drift_refresh_seconds: float = Field(default=600.0, ge=0)
     #: seconds between evaluation rounds when the last round found nothing to do
@@ -98,6 +103,17 @@ class Settings(BaseSettings):
     model_check_timeout_seconds: float = Field(default=600.0, gt=0, le=86_400)
     #: memory (MB) a child checking or compiling a model file may use beyond the libraries it imports
     model_check_memory_mb: int = Field(default=4096, ge=64, le=262_144)
+
+    #: address the HTTP API, UI, MCP and /metrics listen on (non-loopback: reads need the token too)
+    api_host: str = "127.0.0.1"
+    #: TCP port of the HTTP side
+    api_port: int = Field(default=8000, ge=0, le=65_535)
+    #: bearer token for the API and MCP; when unset, one is generated once and kept under `home`
+    api_token: SecretStr | None = None
+    #: events one live-stream client may have waiting; a client that falls this far behind is cut off
+    api_stream_queue: int = Field(default=1000, ge=1, le=100_000)
+    #: database connections the HTTP side uses at most: its queries never take more cores than this
+    api_pool_size: int = Field(default=2, ge=2, le=100)
 
     @property
     def pgdata(self) -> Path:

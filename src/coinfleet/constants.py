@@ -17,3 +17,12 @@ ALERTS_CHANNEL = "coinfleet_alerts"
 MIGRATION_LOCK_KEY = 7_120_001
 #: name of the database the embedded server serves by default
 DEFAULT_DATABASE = "coinfleet"
+#: NOTIFY channel the live stream listens on: one message per statement that stored predictions or alerts
+STREAM_CHANNEL = "coinfleet_stream"
+#: file under COINFLEET_HOME holding the generated API token when COINFLEET_API_TOKEN is unset
+API_TOKEN_FILE = "api-token"
+#: SQLSTATE a lane's store raises when the stored cursor is not where the lane left it (a crash lost
+#: commits that were not flushed yet); the lane reloads its cursor
+CURSOR_MOVED_SQLSTATE = "CF001"
+#: advisory lock namespace (first key; the model id is the second) serialising claims on one model's alerts
+ALERT_CLAIM_LOCK_SPACE = 7_120_014

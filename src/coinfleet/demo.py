@@ -13,10 +13,12 @@ from pathlib import Path
 import asyncpg
 import structlog
 
+from coinfleet.api.process import http_child_until
+from coinfleet.api.serving import HttpOptions
 from coinfleet.config import Settings
 from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.db import embedded
-from coinfleet.db.database import create_pool, fresh_database, resolve
+from coinfleet.db.database import Database, create_pool, fresh_database, resolve
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
 from coinfleet.feed import live
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
@@ -167,9 +169,20 @@ async def fresh_demo_database(settings: Settings) -> tuple[str, bool]:
 class DemoRun:
     """One demo: the feeder and the supervisor side by side, observed until the end condition."""
 
-    def __init__(self, *, settings: Settings, options: DemoOptions, pool: asyncpg.Pool, dsn: str) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        options: DemoOptions,
+        pool: asyncpg.Pool,
+        dsn: str,
+        http: HttpOptions | None = None,
+    ) -> None:
         self._options = options
         self._pool = pool
+        self._dsn = dsn
+        self._http = http
+        self._stop_http = asyncio.Event()
         self._supervisor = Supervisor(pool=pool, dsn=dsn, settings=settings)
         self._evaluation = loop_config(settings)
         self._stop_evaluation = asyncio.Event()
@@ -208,6 +221,7 @@ class DemoRun:
     async def run(self, on_snapshot: Callable[[DemoSnapshot], None]) -> DemoSnapshot:
         """Feed and score until the duration passes, or the replay ends and every lane caught up."""
         lanes = asyncio.create_task(self._supervisor.run())
+        http = asyncio.create_task(self._serve_http())
         evaluation = asyncio.create_task(evaluation_loop(self._pool, self._evaluation, self._stop_evaluation))
         feeder = self._feeder()
         duration = self._options.duration
@@ -218,7 +232,7 @@ class DemoRun:
                 await asyncio.sleep(0.5)
                 snapshot = await self.snapshot(feeding=not feeder.done())
                 on_snapshot(snapshot)
-                if self._finished(snapshot, duration):
+                if self._finished(snapshot, duration) or http.done():  # done early: it failed to listen
                     break
             self._stop_feed.set()
             await feeder
@@ -230,6 +244,13 @@ class DemoRun:
             await lanes
             self._stop_evaluation.set()
             await evaluation
+            self._stop_http.set()
+            await http
+
+    async def _serve_http(self) -> None:
+        if self._http is not None:
+            database = Database(pool=self._pool, dsn=self._dsn)
+            await http_child_until(self._http, database, self._supervisor.all_lanes_started, self._stop_http)
 
     def _finished(self, snapshot: DemoSnapshot, duration: float | None) -> bool:
         if duration is not None and snapshot.elapsed >= duration:
@@ -274,7 +295,10 @@ async def _live_brier(conn: asyncpg.Connection, name: str) -> float | None:
 
 
 async def run_demo(
-    settings: Settings, options: DemoOptions, on_snapshot: Callable[[DemoSnapshot], None]
+    settings: Settings,
+    options: DemoOptions,
+    on_snapshot: Callable[[DemoSnapshot], None],
+    http: HttpOptions | None = None,
 ) -> DemoSnapshot:
     """Train (once), start a fresh demo database, feed the market, run the lanes, summarise."""
     bundles = await asyncio.to_thread(ensure_demo_models, settings.home, options)
@@ -285,7 +309,8 @@ async def run_demo(
             async with pool.acquire() as conn:
                 for bundle in bundles:
                     await import_bundle(conn, bundle, activate=True)
-            return await DemoRun(settings=settings, options=options, pool=pool, dsn=dsn).run(on_snapshot)
+            run = DemoRun(settings=settings, options=options, pool=pool, dsn=dsn, http=http)
+            return await run.run(on_snapshot)
         finally:
             await pool.close()
     finally:

@@ -27,3 +27,39 @@ def test_bench_priority_prints_its_verdict_and_the_machine_it_ran_on(server_dsn:
     assert machine["cores"] == os.cpu_count()
     assert machine["loop_seconds"] > 0
     assert any(line.startswith("machine:") for line in table)
+
+
+@pytest.mark.timeout(300)
+def test_bench_alerts_reports_rates_and_an_outage_without_dead_or_duplicate_alerts(
+    server_dsn: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": server_dsn,
+        "COINFLEET_HOME": str(tmp_path),
+        "COINFLEET_LOG_LEVEL": "warning",
+    }
+    args = ("bench", "alerts", "--models", "2", "--alerts", "40", "--scale", "300", "--outage-minutes", "10")
+    table, result = coinfleet_json(*args, env=env, timeout=280)
+    assert result["alerts_per_s_per_model"] > 0 and result["alerts_per_s_per_model_serial"] > 0
+    assert result["dead_after_outage"] == 0 and result["duplicates"] == 0
+    assert result["order_per_coin_kept"] and result["order_per_model_kept"]
+    assert result["outage"]["alerts"] == 80 and result["outage"]["down_seconds"] == 2.0
+    assert result["alone"]["connections"] <= result["in_flight_per_model"]  # kept alive
+    assert any("dead after a 10 min outage" in line for line in table)
+
+
+@pytest.mark.timeout(600)
+def test_bench_api_prints_its_three_keys(server_dsn: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": server_dsn,
+        "COINFLEET_HOME": str(tmp_path),
+        "COINFLEET_LOG_LEVEL": "warning",
+    }
+    small = ("--models", "2", "--rate", "50", "--seconds", "2", "--history", "2000")
+    _, result = coinfleet_json("bench", "api", *small, env=env, timeout=580)
+    assert {"lanes_p99_ratio", "api_p99_ms", "stream_lag_p99_ms"} <= set(result)
+    assert result["api_p99_ms"] > 0 and result["requests"] > 0
+    assert result["failures"] == 0, result["first_failures"]
+    assert result["stream_events"] > 0

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 def run_demo(home: Path, *extra: str) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "COINFLEET_DATABASE_URL")}
-    env.update({"COINFLEET_HOME": str(home), "COINFLEET_LOG_LEVEL": "warning"})
+    env.update({"COINFLEET_HOME": str(home), "COINFLEET_LOG_LEVEL": "warning", "COINFLEET_API_PORT": "0"})
     _, summary = coinfleet_json("demo", *extra, env=env, timeout=300)
     assert isinstance(summary, dict)
     return summary

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from coinfleet.config import Settings
+from coinfleet.constants import CURSOR_MOVED_SQLSTATE
 from coinfleet.errors import Fenced
 from coinfleet.events.cursor import Cursor, load_cursor
 from coinfleet.feed.writer import insert_metrics
@@ -222,7 +223,7 @@ async def test_a_batch_after_one_the_server_lost_is_refused(
     assert lease is not None
     async with pool.acquire() as conn:
         start = await load_cursor(conn, model.id)
-        first = replace(batch(model, 3, lease.epoch), after=start)
+        first = replace(batch(model, 3, lease.epoch), expected=start)
         await store_batches(conn, [first])
         # an asynchronous commit the server lost in a crash: the batch and its cursor are gone together
         await conn.execute("DELETE FROM coinfleet_predictions")
@@ -232,8 +233,9 @@ async def test_a_batch_after_one_the_server_lost_is_refused(
             start.tx,
             start.seq,
         )
-        with pytest.raises(Fenced):  # the lane goes on from where it believes the cursor is
-            await store_batches(conn, [replace(batch(model, 6, lease.epoch), after=first.cursor)])
+        with pytest.raises(asyncpg.PostgresError) as moved:  # the lane goes on from where it believes
+            await store_batches(conn, [replace(batch(model, 6, lease.epoch), expected=first.cursor)])
+        assert moved.value.sqlstate == CURSOR_MOVED_SQLSTATE  # not Fenced: the lease is still the lane's
         await store_batches(conn, [first])  # started again from the stored cursor, it stores the lost batch
         assert await conn.fetchval("SELECT count(*) FROM coinfleet_predictions") == 1
 

@@ -1,9 +1,13 @@
 """Webhook delivery: one lane per model with pending alerts, so a dead webhook only delays its own model.
 
-A lane sends its model's alerts strictly in outbox order, one at a time: an alert waits until every
-older alert of the same model is delivered or dead. Requests of all lanes share a bounded number of
-slots. Workers on any number of machines may run side by side; claims are short transactions with a
-lease, never a transaction held open across a request (that would hold back every lane's horizon).
+A lane sends its model's alerts in outbox order: it claims a run of alerts from the head of the queue
+and starts them in order over kept-alive connections, several at once but never two of one coin, so a
+coin's alert never goes before every older alert of that coin is delivered or dead (with one request
+in flight per model, the same holds for all of the model's alerts). A receiver that fails opens its
+circuit breaker: every lane sending to it pauses, and one alert probes it with backoff; a paused lane
+makes no attempt. Requests of all lanes share a bounded number of slots. Workers on any number of
+machines may run side by side; claims are short transactions naming the worker's database session,
+never a transaction held open across a request, and a claim whose session ended is taken back at once.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 import httpx
 import structlog
 
-from coinfleet.alerts import outbox
-from coinfleet.alerts.outbox import Attempt, ClaimedAlert
+from coinfleet.alerts import outbox, secrets
+from coinfleet.alerts.breaker import Breaker
+from coinfleet.alerts.outbox import Attempt, ClaimedAlert, Outcome, Session
 from coinfleet.alerts.payload import (
     ModelSchema,
     ModelTotals,
@@ -34,22 +39,30 @@ from coinfleet.alerts.payload import (
     headers,
     model_schema,
 )
-from coinfleet.alerts.rules import RetryPolicy
+from coinfleet.alerts.rules import RetryPolicy, Verdict, verdict
+from coinfleet.alerts.runs import Run
 from coinfleet.alerts.ssrf import check_url
+from coinfleet.alerts.transport import (
+    HOP_TIMEOUT_FACTOR,
+    MAX_REDIRECTS,
+    new_client,
+    origin,
+    post_webhook,
+    url_prefix,
+)
 from coinfleet.config import Settings
 from coinfleet.constants import ALERTS_CHANNEL, DEFAULT_ALERT_THRESHOLD
+from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.errors import WebhookRefused
 from coinfleet.events.feed import Notifier, Signal
 from coinfleet.metrics import MetricRow
 from coinfleet.models.registry import ModelRecord
 
 log = structlog.get_logger(__name__)
-MAX_REDIRECTS = 3  #: redirects followed by hand, each target checked again
-EXCERPT_CHARS = 500  #: response text kept per attempt
-REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 LANE_ERROR_PAUSE_SECONDS = 1.0
-HOP_TIMEOUT_FACTOR = 2  #: one hop (DNS, connect, send, answer) may take this many timeouts in all
 STOP_GRACE_SECONDS = 2.0  #: how long `stop` lets attempts in flight finish before cancelling them
+RUN_LENGTH = 32  #: most alerts one claim takes from the head of a model's queue
+CUT_SHORT = "cut short: the worker stopped before the answer came (the request may have reached the receiver)"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,6 +73,7 @@ class DeliveryConfig:
     allow_private: bool
     policy: RetryPolicy
     max_concurrency: int
+    in_flight: int  #: requests one model may have in flight (for different coins)
     poll_seconds: float
     retention_seconds: float
     prune_interval_seconds: float
@@ -71,13 +85,13 @@ class DeliveryConfig:
             timeout_seconds=settings.webhook_timeout_seconds,
             allow_private=settings.webhook_allow_private,
             policy=RetryPolicy(
-                max_attempts=settings.webhook_max_attempts,
                 max_age_seconds=settings.webhook_max_age_seconds,
                 initial_seconds=settings.webhook_backoff_initial_seconds,
                 max_seconds=settings.webhook_backoff_max_seconds,
                 jitter_seconds=settings.webhook_backoff_jitter_seconds,
             ),
             max_concurrency=settings.webhook_max_concurrency,
+            in_flight=settings.webhook_in_flight_per_model,
             poll_seconds=settings.poll_interval_seconds,
             retention_seconds=settings.webhook_log_retention_days * 86_400,
             prune_interval_seconds=settings.prune_interval_seconds,
@@ -85,90 +99,17 @@ class DeliveryConfig:
 
     @property
     def lease_seconds(self) -> float:
-        """How long a claim lasts: longer than any attempt can take, redirects included."""
+        """How long a claim on one alert lasts while its session lives: longer than any attempt can take,
+        redirects included (a claim of a session that ended is void at once)."""
         return (MAX_REDIRECTS + 1) * HOP_TIMEOUT_FACTOR * self.timeout_seconds + 5.0
 
 
-def new_client(timeout_seconds: float) -> httpx.AsyncClient:
-    """The HTTP client: no automatic redirects and no proxies from the environment (both bypass the guard)."""
-    # No keep-alive: requests go to checked IP addresses, and a pooled TLS connection opened for one
-    # host name must not carry a request meant for another name on the same address.
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_seconds),
-        follow_redirects=False,
-        trust_env=False,
-        limits=httpx.Limits(max_keepalive_connections=0),
-    )
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Receiver:
+    """One receiver (scheme, host, port): its kept-alive connections and its circuit breaker."""
 
-
-async def post_webhook(
-    client: httpx.AsyncClient, url: str, body: bytes, request_headers: dict[str, str], *, allow_private: bool
-) -> Attempt:
-    """POST `body` once, following up to MAX_REDIRECTS redirects by hand; never raises for the network."""
-    started = time.perf_counter()
-    current = url
-    try:
-        for _ in range(MAX_REDIRECTS + 1):
-            status, location, excerpt = await _post_once(
-                client, current, body, request_headers, allow_private
-            )
-            if status not in REDIRECT_CODES or not location:
-                return _attempt(current, started, status=status, excerpt=excerpt)
-            current = str(httpx.URL(current).join(location))
-        return _attempt(current, started, status=status, error=f"more than {MAX_REDIRECTS} redirects")
-    except WebhookRefused as exc:
-        return _attempt(current, started, error=str(exc), refused=True)
-    except TimeoutError:
-        return _attempt(current, started, error=f"timed out after {client.timeout.read}s")
-    except httpx.HTTPError as exc:
-        return _attempt(current, started, error=f"{type(exc).__name__}: {exc}")
-
-
-def _attempt(
-    url: str,
-    started: float,
-    *,
-    status: int | None = None,
-    excerpt: str | None = None,
-    error: str | None = None,
-    refused: bool = False,
-) -> Attempt:
-    latency_ms = (time.perf_counter() - started) * 1000
-    if error is None and status is not None and not 200 <= status < 300:
-        error = f"HTTP {status}"
-    return Attempt(
-        url=url,
-        status_code=status,
-        latency_ms=latency_ms,
-        error=error[:EXCERPT_CHARS] if error else None,
-        excerpt=excerpt,
-        refused=refused,
-    )
-
-
-async def _post_once(
-    client: httpx.AsyncClient, url: str, body: bytes, request_headers: dict[str, str], allow_private: bool
-) -> tuple[int, str | None, str]:
-    """One request to the checked address; (status, Location header, response excerpt)."""
-    timeout = client.timeout.read or 5.0
-    async with asyncio.timeout(timeout * HOP_TIMEOUT_FACTOR):  # httpx times each step, this the whole hop
-        target = await check_url(url, allow_private=allow_private)
-        extensions: dict[str, Any] = {"sni_hostname": target.url.host} if target.url.scheme == "https" else {}
-        pinned_headers = {**request_headers, "Host": target.url.netloc.decode("ascii")}
-        async with client.stream(
-            "POST", target.pinned, content=body, headers=pinned_headers, extensions=extensions
-        ) as response:
-            return response.status_code, response.headers.get("location"), await _excerpt(response)
-
-
-async def _excerpt(response: httpx.Response) -> str:
-    """The start of the response text, without reading a huge body."""
-    data = b""
-    async for chunk in response.aiter_bytes():
-        data += chunk
-        if len(data) >= EXCERPT_CHARS * 4:
-            break
-    return data.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    client: httpx.AsyncClient
+    breaker: Breaker
 
 
 class Deliverer:
@@ -176,16 +117,20 @@ class Deliverer:
 
     def __init__(self, *, pool: asyncpg.Pool, dsn: str, settings: Settings) -> None:
         self._pool = pool
+        self._dsn = dsn
         self._config = DeliveryConfig.from_settings(settings)
         self._notifier = Notifier(dsn, (ALERTS_CHANNEL,))
         self._worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._slots = asyncio.Semaphore(self._config.max_concurrency)
         self._lanes: dict[int, tuple[asyncio.Task[None], Signal]] = {}
+        self._receivers: dict[tuple[str, str, int], Receiver] = {}
         self._wake = Signal()
         self._stopping = False
         self._random = random.Random()
-        self._client: httpx.AsyncClient | None = None
         self._last_prune = float("-inf")
+        self._outage = Outage("delivery")
+        self._session_conn: asyncpg.Connection | None = None
+        self._session: Session | None = None
 
     def stop(self) -> None:
         """Ask `run` to finish the attempts in flight and return."""
@@ -197,21 +142,47 @@ class Deliverer:
         await self._notifier.start()
         self._wake = self._notifier.subscribe(ALERTS_CHANNEL)
         try:
-            async with new_client(self._config.timeout_seconds) as client:
-                self._client = client
-                while not self._stopping:
-                    await self._tick()
-                    await self._wake.wait(self._config.poll_seconds)
-                await self._stop_lanes()
+            while not self._stopping:
+                await self._tick()
+                await self._wake.wait(self._config.poll_seconds)
+            await self._stop_lanes()
         finally:
-            await self._notifier.close()
+            await self._close()
+
+    async def _close(self) -> None:
+        for receiver in self._receivers.values():
+            await receiver.client.aclose()
+        self._receivers.clear()
+        if self._session_conn is not None:
+            await self._session_conn.close()
+        await self._notifier.close()
 
     async def _tick(self) -> None:
         try:
+            await self._keep_session()
             await self.dispatch()
             await self._prune_when_due()
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DATABASE_ERRORS as exc:
+            self._outage.failed(exc)  # said once per outage; the poll paces the retries
+            return
+        except asyncpg.PostgresError as exc:
             log.warning("delivery_dispatch_failed", error=str(exc))
+        self._outage.succeeded()
+
+    async def _keep_session(self) -> None:
+        """Hold the connection whose session the claims name; open a new one when it was lost (a
+        session that ended, even one ended by the server, voids this worker's claims for everyone)."""
+        if self._session_conn is not None and not self._session_conn.is_closed():
+            try:
+                await outbox.session(self._session_conn, self._worker)
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("delivery_session_lost", worker=self._worker, error=str(exc))
+                self._session_conn.terminate()
+        self._session = None
+        self._session_conn = await asyncpg.connect(self._dsn)
+        self._session = await outbox.session(self._session_conn, self._worker)
+        log.debug("delivery_session", worker=self._worker, pid=self._session.pid)
 
     async def dispatch(self) -> None:
         """Start a lane for every model with pending alerts; wake the lanes already running."""
@@ -237,46 +208,126 @@ class Deliverer:
             await asyncio.sleep(LANE_ERROR_PAUSE_SECONDS)
 
     async def _step(self, model_id: int, signal: Signal) -> bool:
-        """Attempt the model's next alert, or wait until it is due; False when nothing is pending."""
+        """Send a run of the model's alerts, or wait until its head is due and its receiver admits it;
+        False when nothing is pending."""
         async with self._pool.acquire() as conn:
-            alert = await outbox.claim(conn, model_id, self._worker, self._config.lease_seconds)
-            wait = None if alert else await outbox.seconds_until_due(conn, model_id)
-        if alert is not None:
-            await self.deliver(alert)
-            return True
-        if wait is None:
+            head = await outbox.head(conn, model_id)
+        if head is None:
             return False
-        await signal.wait(min(max(wait, 0.01), self._config.poll_seconds))
+        receiver = self._receiver(head.url)
+        now = time.monotonic()
+        wait = max(head.due_in, receiver.breaker.wait(now))
+        admitted = receiver.breaker.admit(now) if wait <= 0 else 0
+        if not admitted:
+            await signal.wait(min(max(wait, 0.01), self._config.poll_seconds))
+            return True
+        try:
+            await self._claim_and_send(model_id, receiver, min(admitted, RUN_LENGTH))
+        finally:
+            receiver.breaker.probe_over()
         return True
 
-    async def deliver(self, alert: ClaimedAlert) -> Attempt:
-        """One attempt at a claimed alert, logged, with the alert settled as delivered, retry or dead."""
-        assert self._client is not None, "deliver runs inside run()"
-        try:
-            async with self._slots:
-                attempt = await post_webhook(
-                    self._client,
-                    alert.url,
-                    alert.body,
-                    headers(alert.body, alert.key, alert.secret),
-                    allow_private=self._config.allow_private,
-                )
-        except asyncio.CancelledError:
-            await asyncio.shield(self._release(alert))
-            raise
-        policy = self._config.policy
-        dead = not attempt.ok and (
-            attempt.refused or policy.gives_up(attempts=alert.attempts, age_seconds=alert.age_seconds)
-        )
-        retry_in = 0.0 if attempt.ok or dead else policy.delay(alert.attempts, self._random.random())
+    async def _claim_and_send(self, model_id: int, receiver: Receiver, limit: int) -> None:
+        session = self._session
+        if session is None:  # no session to name: claims wait for the next tick to open one
+            await asyncio.sleep(self._config.poll_seconds)
+            return
         async with self._pool.acquire() as conn:
-            await outbox.settle(conn, alert, self._worker, attempt, dead=dead, retry_in=retry_in)
-        _log_attempt(alert, attempt, dead=dead, retry_in=retry_in)
-        return attempt
+            claim = await outbox.claim(conn, model_id, session, self._config.lease_seconds * limit, limit)
+        if claim.cut_short:
+            log.warning("alert_attempts_cut_short", model_id=model_id, attempts=claim.cut_short)
+        await self.send_run(receiver, claim.alerts)
 
-    async def _release(self, alert: ClaimedAlert) -> None:
+    def _receiver(self, url: str) -> Receiver:
+        key = origin(url)
+        found = self._receivers.get(key)
+        if found is None:
+            client = new_client(self._config.timeout_seconds, self._config.max_concurrency)
+            found = Receiver(client=client, breaker=Breaker(policy=self._config.policy))
+            self._receivers[key] = found
+        return found
+
+    async def send_run(self, receiver: Receiver, alerts: Sequence[ClaimedAlert]) -> None:
+        """Send a run of claimed alerts: up to `in_flight` at once, one coin's alerts one after the
+        other, each settled as it ends; the first failure stops new starts. Every claim still held at
+        the end is given back: alerts that never started, and any whose outcome could not be stored
+        (its attempt stays open in the log and is closed as cut short when the alert is next claimed)."""
+        run = Run(alerts)
+        chains = [self._chain(receiver, run) for _ in range(min(self._config.in_flight, len(alerts)))]
+        try:
+            await asyncio.gather(*chains)
+        finally:
+            await asyncio.shield(self._release(alerts))  # settled alerts hold no claim: untouched
+
+    async def _chain(self, receiver: Receiver, run: Run[ClaimedAlert]) -> None:
+        """Attempt alerts of the run one after the other until none is left for this chain."""
+        alert = await self._start(run.take())
+        while alert is not None:
+            outcome = await self._attempt_or_cut_short(receiver, alert)
+            failed = verdict(outcome.attempt.status_code, refused=outcome.attempt.refused) is Verdict.FAILED
+            run.finished(alert, failed=failed or self._stopping)
+            following = run.take()
+            alert = await asyncio.shield(self._settle(outcome, following))
+            if following is not None and alert is None:  # its claim was lost: stop the run
+                run.finished(following, failed=True)
+
+    async def _start(self, alert: ClaimedAlert | None) -> ClaimedAlert | None:
+        """The alert with its attempt started (the claim starts the head's), None when lost or none."""
+        if alert is None or alert.attempt_id is not None:
+            return alert
         async with self._pool.acquire() as conn:
-            await outbox.release(conn, alert, self._worker)
+            return await outbox.start(conn, self._worker, alert)
+
+    async def _attempt_or_cut_short(self, receiver: Receiver, alert: ClaimedAlert) -> Outcome:
+        """The attempt's outcome; when cancelled meanwhile, its outcome as cut short is stored first."""
+        try:
+            return await self._attempt(receiver, alert)
+        except asyncio.CancelledError:
+            cut = Attempt(url=alert.url, status_code=None, latency_ms=None, error=CUT_SHORT, excerpt=None)
+            await asyncio.shield(self._settle(Outcome(alert=alert, attempt=cut, state="pending"), None))
+            raise
+
+    async def _settle(self, outcome: Outcome, following: ClaimedAlert | None) -> ClaimedAlert | None:
+        async with self._pool.acquire() as conn:
+            started = await outbox.settle(conn, self._worker, outcome, following)
+        _log_attempt(outcome)
+        return started
+
+    async def _release(self, alerts: Sequence[ClaimedAlert]) -> None:
+        if alerts:
+            async with self._pool.acquire() as conn:
+                await outbox.release(conn, alerts, self._worker)
+
+    async def _attempt(self, receiver: Receiver, alert: ClaimedAlert) -> Outcome:
+        """One attempt at a claimed alert, judged: delivered, pending again after a delay, or dead."""
+        request_headers = headers(alert.body, alert.key, alert.secret, int(time.time()))
+        async with self._slots:
+            attempt = await post_webhook(
+                receiver.client,
+                alert.url,
+                alert.body,
+                request_headers,
+                allow_private=self._config.allow_private,
+            )
+        judged = verdict(attempt.status_code, refused=attempt.refused)
+        if judged is Verdict.DELIVERED:
+            await self._answered(receiver, alert.url)
+            return Outcome(alert=alert, attempt=attempt, state="delivered")
+        if judged is Verdict.REFUSED:
+            if attempt.status_code is not None:  # the receiver answered: it is up
+                await self._answered(receiver, alert.url)
+            return Outcome(alert=alert, attempt=attempt, state="dead")
+        delay = receiver.breaker.failed(time.monotonic(), self._random.random())
+        dead = self._config.policy.gives_up(age_seconds=alert.age_seconds)
+        return Outcome(alert=alert, attempt=attempt, state="dead" if dead else "pending", retry_in=delay)
+
+    async def _answered(self, receiver: Receiver, url: str) -> None:
+        """Close the receiver's breaker; when it was open, the alerts of every model waiting out a
+        backoff for this receiver go now rather than at their next probe."""
+        if receiver.breaker.succeeded():
+            log.info("webhook_receiver_back", receiver=url_prefix(url))
+            async with self._pool.acquire() as conn:
+                await outbox.wake_receiver(conn, url_prefix(url))
 
     async def _prune_when_due(self) -> None:
         now = time.monotonic()
@@ -288,7 +339,8 @@ class Deliverer:
         log.debug("alert_log_pruned", rows=pruned)
 
     async def _stop_lanes(self) -> None:
-        """Let attempts in flight finish for a short grace period, then cancel (and release) the rest."""
+        """Let attempts in flight finish for a short grace period, then cancel the rest (their
+        attempts are logged as cut short and their alerts stay pending)."""
         for _, signal in self._lanes.values():
             signal.set()
         tasks = [task for task, _ in self._lanes.values() if not task.done()]
@@ -303,20 +355,21 @@ class Deliverer:
         self._lanes.clear()
 
 
-def _log_attempt(alert: ClaimedAlert, attempt: Attempt, *, dead: bool, retry_in: float) -> None:
+def _log_attempt(outcome: Outcome) -> None:
+    alert, attempt = outcome.alert, outcome.attempt
     fields = {
         "alert_id": alert.id,
         "model_id": alert.model_id,
         "attempt": alert.attempts,
         "status": attempt.status_code,
-        "ms": round(attempt.latency_ms, 1),
+        "ms": None if attempt.latency_ms is None else round(attempt.latency_ms, 1),
     }
-    if attempt.ok:
-        log.info("alert_delivered", **fields)
-    elif dead:
+    if outcome.state == "delivered":
+        log.debug("alert_delivered", **fields)
+    elif outcome.state == "dead":
         log.warning("alert_dead", error=attempt.error, **fields)
     else:
-        log.info("alert_retry_scheduled", error=attempt.error, retry_in=round(retry_in, 2), **fields)
+        log.info("alert_retry_scheduled", error=attempt.error, retry_in=round(outcome.retry_in, 2), **fields)
 
 
 SAMPLE_MINT = "CoinfleetTestWebhook1111111111111111111111pump"
@@ -363,8 +416,11 @@ def sample_model_schema() -> ModelSchema:
     )
 
 
-async def send_test(settings: Settings, url: str, model: ModelRecord | None = None) -> Attempt:
-    """POST one signed sample alert to `url` (the SSRF guard applies); WebhookRefused if refused."""
+async def send_test(
+    settings: Settings, url: str, model: ModelRecord | None = None, secret: str | None = None
+) -> Attempt:
+    """POST one sample alert to `url`, signed with `secret` (a throwaway one when None), the SSRF guard
+    applying; WebhookRefused if refused."""
     await check_url(url, allow_private=settings.webhook_allow_private)
     schema = model_schema(model, ModelTotals(total_predictions=0, last_prediction_at=None)) if model else None
     threshold = model.settings.alert_threshold if model else DEFAULT_ALERT_THRESHOLD
@@ -372,13 +428,13 @@ async def send_test(settings: Settings, url: str, model: ModelRecord | None = No
     payload = build_payload(schema or sample_model_schema(), threshold, scored)
     payload = payload.model_copy(update={"idempotency_key": f"cf-test-{uuid.uuid4().hex}"})
     body = encode(payload).encode()
-    secret = model.settings.webhook_secret if model else None
-    async with new_client(settings.webhook_timeout_seconds) as client:
+    signing = secret or secrets.generate()
+    async with new_client(settings.webhook_timeout_seconds, 1) as client:
         attempt = await post_webhook(
             client,
             url,
             body,
-            headers(body, payload.idempotency_key, secret),
+            headers(body, payload.idempotency_key, signing, int(time.time())),
             allow_private=settings.webhook_allow_private,
         )
     if attempt.refused:

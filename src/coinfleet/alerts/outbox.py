@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -18,6 +19,7 @@ from coinfleet.alerts.payload import (
     model_schema,
 )
 from coinfleet.alerts.rules import webhook_url
+from coinfleet.constants import ALERT_CLAIM_LOCK_SPACE
 from coinfleet.db.sql import query
 from coinfleet.errors import WebhookRefused
 from coinfleet.metrics import MetricRow
@@ -44,26 +46,55 @@ class ClaimedAlert:
 
     id: int
     model_id: int
+    mint: str
     url: str
     key: str
     body: bytes
-    attempts: int  #: including this attempt
+    attempts: int  #: including this attempt (once it started)
+    attempt_id: int | None  #: its row in the attempt log, written when the attempt starts
     age_seconds: float
-    secret: str | None
+    secret: str = field(repr=False)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> ClaimedAlert:
-        """Build from a `claim_alert` row."""
+        """Build from a `claim_alerts` row."""
         return cls(
             id=row["id"],
             model_id=row["model_id"],
+            mint=row["mint"],
             url=row["url"],
             key=row["idempotency_key"],
             body=row["body"].encode(),
             attempts=row["attempts"],
+            attempt_id=row["attempt_id"],
             age_seconds=row["age_seconds"],
             secret=row["secret"],
         )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Session:
+    """The database session a worker's claims name: while it lives, its claims hold."""
+
+    worker: str  #: a name unique to the worker process
+    pid: int
+    backend_start: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claim:
+    """What one claim gave: the alerts in queue order, and how many cut-short attempts it closed."""
+
+    alerts: list[ClaimedAlert]
+    cut_short: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QueueHead:
+    """A model's oldest pending alert."""
+
+    url: str
+    due_in: float  #: seconds until it may be claimed (≤ 0: now)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -100,10 +131,10 @@ class Attempt:
 
     url: str  #: the last URL tried (after redirects)
     status_code: int | None
-    latency_ms: float
+    latency_ms: float | None  #: None for an attempt cut short
     error: str | None
     excerpt: str | None  #: the start of the response body (≤ 500 characters)
-    refused: bool = False  #: the SSRF guard refused the URL (no request was sent)
+    refused: bool = False  #: refused before any byte was sent (SSRF guard, a redirect not followed)
 
     @property
     def ok(self) -> bool:
@@ -159,59 +190,89 @@ async def models_with_pending(conn: asyncpg.Connection) -> list[int]:
     return [r["model_id"] for r in await conn.fetch(query("models_with_pending_alerts"))]
 
 
+async def session(conn: asyncpg.Connection, worker: str) -> Session:
+    """The identity of `conn`'s session, to be named by the claims of `worker`."""
+    row = await conn.fetchrow(query("session_identity"))
+    assert row is not None
+    return Session(worker=worker, pid=row["pid"], backend_start=row["backend_start"])
+
+
+async def head(conn: asyncpg.Connection, model_id: int) -> QueueHead | None:
+    """The model's oldest pending alert; None when nothing is pending."""
+    row = await conn.fetchrow(query("alert_queue_head"), model_id)
+    return None if row is None else QueueHead(url=row["url"], due_in=row["due_in"])
+
+
 async def claim(
-    conn: asyncpg.Connection, model_id: int, worker: str, lease_seconds: float
-) -> ClaimedAlert | None:
-    """The model's oldest pending alert if it is due and nobody holds it; None otherwise."""
-    row = await conn.fetchrow(query("claim_alert"), model_id, worker, lease_seconds)
-    return None if row is None else ClaimedAlert.from_row(row)
+    conn: asyncpg.Connection, model_id: int, owner: Session, lease_seconds: float, limit: int
+) -> Claim:
+    """Up to `limit` alerts from the head of the model's queue, each with an attempt logged as started."""
+    async with conn.transaction():
+        await conn.execute(query("lock_model_claims"), ALERT_CLAIM_LOCK_SPACE, model_id)
+        rows = await conn.fetch(
+            query("claim_alerts"),
+            model_id,
+            owner.worker,
+            lease_seconds,
+            limit,
+            owner.pid,
+            owner.backend_start,
+        )
+    return Claim(
+        alerts=[ClaimedAlert.from_row(r) for r in rows], cut_short=rows[0]["cut_short"] if rows else 0
+    )
 
 
-async def seconds_until_due(conn: asyncpg.Connection, model_id: int) -> float | None:
-    """Seconds until the model's oldest pending alert may be claimed; None when nothing is pending."""
-    value: float | None = await conn.fetchval(query("seconds_until_head_due"), model_id)
-    return value
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Outcome:
+    """How one attempt ended and what becomes of its alert."""
+
+    alert: ClaimedAlert
+    attempt: Attempt
+    state: AlertState  #: delivered, pending (retry after `retry_in` s) or dead
+    retry_in: float = 0.0
 
 
 async def settle(
-    conn: asyncpg.Connection,
-    alert: ClaimedAlert,
-    worker: str,
-    attempt: Attempt,
-    *,
-    dead: bool,
-    retry_in: float,
-) -> None:
-    """Log the attempt and mark the alert delivered, pending again (after `retry_in` s) or dead."""
-    async with conn.transaction():
-        await conn.execute(
-            query("insert_alert_attempt"),
-            alert.id,
-            alert.model_id,
-            alert.attempts,
-            attempt.url,
-            attempt.status_code,
-            attempt.latency_ms,
-            attempt.error,
-            attempt.excerpt,
-        )
-        if attempt.ok:
-            await conn.execute(query("mark_alert_delivered"), alert.id, worker, attempt.status_code)
-        else:
-            await conn.execute(
-                query("mark_alert_failed"),
-                alert.id,
-                worker,
-                attempt.status_code,
-                dead,
-                retry_in,
-                attempt.error,
-            )
+    conn: asyncpg.Connection, worker: str, outcome: Outcome, following: ClaimedAlert | None = None
+) -> ClaimedAlert | None:
+    """Store an attempt's outcome in the log and settle its alert; then start the attempt at the
+    `following` claimed alert, returned with its log row (None when there is none or it was lost)."""
+    attempt, alert = outcome.attempt, outcome.alert
+    row = await conn.fetchrow(
+        query("settle_alert"),
+        worker,
+        alert.id,
+        alert.attempt_id,
+        attempt.url,
+        attempt.status_code,
+        attempt.latency_ms,
+        attempt.error,
+        attempt.excerpt,
+        outcome.state,
+        outcome.retry_in,
+        None if following is None else following.id,
+    )
+    if following is None or row is None:
+        return None
+    return dataclasses.replace(following, attempt_id=row["id"], attempts=row["attempt"])
 
 
-async def release(conn: asyncpg.Connection, alert: ClaimedAlert, worker: str) -> None:
-    """Give back a claim whose attempt was interrupted, so another worker need not wait for the lease."""
-    await conn.execute(query("release_alert_claim"), alert.id, worker)
+async def start(conn: asyncpg.Connection, worker: str, alert: ClaimedAlert) -> ClaimedAlert | None:
+    """Start the attempt at a claimed alert: returned with its log row (None when the claim was lost)."""
+    row = await conn.fetchrow(query("start_alert_attempt"), worker, alert.id)
+    return None if row is None else dataclasses.replace(alert, attempt_id=row["id"], attempts=row["attempt"])
+
+
+async def wake_receiver(conn: asyncpg.Connection, url_prefix: str) -> None:
+    """A receiver answers again: every pending alert to it waiting out a backoff may go now."""
+    await conn.execute(query("wake_receiver_alerts"), url_prefix)
+
+
+async def release(conn: asyncpg.Connection, alerts: Sequence[ClaimedAlert], worker: str) -> None:
+    """Give back the worker's claims on these alerts, so nobody waits for their lease."""
+    if alerts:
+        await conn.execute(query("release_alert_claims"), [a.id for a in alerts], worker)
 
 
 async def list_alerts(

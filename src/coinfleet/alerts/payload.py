@@ -159,18 +159,20 @@ def encode(payload: AlertPayload) -> str:
     return payload.model_dump_json()
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The signature header value: `sha256=` + hex HMAC-SHA256 of the exact body bytes."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """The signature header value: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`.
+
+    The time is inside the signed text, so a receiver can refuse an old request (a replay) and
+    nobody can move the time without the secret."""
+    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
 
 
-def headers(body: bytes, key: str, secret: str | None) -> dict[str, str]:
-    """The request headers of one attempt: content type, idempotency key and, with a secret, signature."""
-    result = {
+def headers(body: bytes, key: str, secret: str, timestamp: int) -> dict[str, str]:
+    """The request headers of one attempt: content type, idempotency key and the signature."""
+    return {
         "Content-Type": "application/json",
         "User-Agent": f"{SERVICE}/{__version__}",
         IDEMPOTENCY_HEADER: key,
+        SIGNATURE_HEADER: sign(body, secret, timestamp),
     }
-    if secret:
-        result[SIGNATURE_HEADER] = sign(body, secret)
-    return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from coinfleet.models.settings import ModelSettings, SendMode
 
@@ -37,23 +38,44 @@ def route(settings: ModelSettings, default_url: str | None, *, tag: str, suppres
     return url if mode_matches(settings.send_modes, tag) else None
 
 
+#: answers that refuse this very request for good: sending the same bytes again cannot succeed
+PERMANENT_STATUSES = frozenset({400, 410, 413, 415, 422})
+
+
+class Verdict(StrEnum):
+    """What one attempt says about the alert and about its receiver."""
+
+    DELIVERED = "delivered"  #: a 2xx answer
+    REFUSED = "refused"  #: refused for good (a permanent status, or a URL the guard refuses): dead now
+    FAILED = "failed"  #: the receiver is down or erring (no answer, 5xx, 404, 429, …): try again later
+
+
+def verdict(status: int | None, *, refused: bool) -> Verdict:
+    """Judge one attempt by its status code (None: no answer) and whether the guard refused it."""
+    if refused or status in PERMANENT_STATUSES:
+        return Verdict.REFUSED
+    if status is not None and 200 <= status < 300:
+        return Verdict.DELIVERED
+    return Verdict.FAILED
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RetryPolicy:
-    """How often and how long an alert is retried."""
+    """How long an alert is retried, and how far apart a down receiver is probed."""
 
-    max_attempts: int
     max_age_seconds: float
     initial_seconds: float
     max_seconds: float
     jitter_seconds: float
 
-    def gives_up(self, *, attempts: int, age_seconds: float) -> bool:
-        """True when an alert that just failed its `attempts`-th attempt is dead."""
-        return attempts >= self.max_attempts or age_seconds >= self.max_age_seconds
+    def gives_up(self, *, age_seconds: float) -> bool:
+        """True when an alert that just failed is dead: only age kills (attempts are never counted)."""
+        return age_seconds >= self.max_age_seconds
 
-    def delay(self, attempts: int, random_unit: float) -> float:
-        """Seconds before the next attempt: capped exponential backoff plus jitter (as stamina does)."""
+    def delay(self, failures: int, random_unit: float) -> float:
+        """Seconds before the next probe after `failures` failures in a row: capped exponential backoff
+        plus jitter (as stamina does)."""
         # the caller draws `random_unit` in [0, 1), so this stays pure and testable
-        exponent = min(max(attempts - 1, 0), 60)
+        exponent = min(max(failures - 1, 0), 60)
         backoff = min(self.max_seconds, self.initial_seconds * 2.0**exponent)
         return backoff + self.jitter_seconds * random_unit

@@ -1,13 +1,17 @@
 """The SSRF guard: a webhook may only reach public http(s) addresses unless private ones are allowed.
 
 The check runs at send time (DNS answers change) and the request then goes to the very address that
-was checked, so a second DNS answer cannot swap in a private one (DNS rebinding).
+was checked, so a second DNS answer cannot swap in a private one (DNS rebinding). An IPv4 address
+hidden in an IPv6 one (mapped, compatible, 6to4, NAT64) is judged as that IPv4 address, and a host
+written as a number in any form the C library accepts (`2130706433`, `0x7f.1`, `127.1`) as the
+address it stands for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 
@@ -41,20 +45,44 @@ class Target:
     pinned: httpx.URL  #: the URL with its host replaced by that address
 
 
+#: NAT64 well-known prefix (RFC 6052): the IPv4 address is the last 32 bits
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: NAT64 local-use prefix (RFC 8215): where the IPv4 address sits depends on the operator's prefix
+#: length, so it cannot be told; refused always
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+#: IPv4-compatible IPv6 addresses (deprecated, RFC 4291): the IPv4 address is the last 32 bits
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+NUMERIC_HOST = re.compile(r"^[0-9][0-9a-fA-FxX.]*$")
 
 
 def _plain(address: IPAddress) -> IPAddress:
-    """An IPv4 address hidden in an IPv6 one (mapped, 6to4, NAT64), or the address itself."""
+    """An IPv4 address hidden in an IPv6 one (mapped, compatible, 6to4, NAT64), or the address itself."""
     if not isinstance(address, ipaddress.IPv6Address):
         return address
-    if address in NAT64:
+    if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 1):  # :: and ::1 are IPv6's own
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address.ipv4_mapped or address.sixtofour or address
 
 
+def numeric_host(host: str) -> IPAddress | None:
+    """The address a numeric host stands for, in any form inet_aton reads (decimal, octal, hex, short)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    text = host.rstrip(".")
+    if not NUMERIC_HOST.match(text):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except OSError:
+        return None
+
+
 def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why a request to this address is refused, or None when it is allowed."""
+    if address in NAT64_LOCAL:
+        return "a NAT64 local-use address (the IPv4 address behind it cannot be told)"
     plain = _plain(address)
     if plain in METADATA_ADDRESSES or address in METADATA_ADDRESSES:
         return "a cloud metadata address"
@@ -81,11 +109,10 @@ def check_scheme(url: str) -> httpx.URL:
 
 
 async def resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address `host` resolves to (an IP literal resolves to itself)."""
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
+    """Every address `host` resolves to (an IP literal or a numeric host resolves to itself)."""
+    numeric = numeric_host(host)
+    if numeric is not None:
+        return [numeric]
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

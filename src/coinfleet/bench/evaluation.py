@@ -20,7 +20,7 @@ from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, resolve, with_database
 from coinfleet.db.migrate import migrate
 from coinfleet.db.sql import query
-from coinfleet.evaluation.rounds import RoundConfig, RoundResult, round_config, run_round
+from coinfleet.evaluation.rounds import RoundConfig, RoundResult, data_clock, round_config, run_round
 from coinfleet.targets import TargetSpec
 
 #: bars are this many seconds apart; predictions look 60 s (6 bars) ahead
@@ -93,7 +93,9 @@ async def _seed(conn: asyncpg.Connection, *, big: int, small: int) -> tuple[int,
 async def _evaluate_all(pool: asyncpg.Pool, config: RoundConfig) -> tuple[list[RoundResult], float]:
     """Rounds at the data clock until a round finds nothing; (rounds with work, seconds)."""
     async with pool.acquire() as conn:
-        clock = await conn.fetchval(query("data_clock"))
+        clock = await data_clock(conn)
+    if clock is None:
+        raise RuntimeError("the evaluation benchmark found no metric rows to take its clock from")
     rounds: list[RoundResult] = []
     started = time.perf_counter()
     while (result := await run_round(pool, config, clock)).total:

@@ -100,11 +100,13 @@ class CommitLog:
 
 
 class Ingester:
-    """A child process that feeds a market's rows, moved to the present once, into a database."""
+    """A child process that feeds a market's rows, moved once so that the last ends at the present,
+    into a database: fed faster than their own pace, rows moved to start at the present would soon lie
+    ahead of the wall clock, and lanes set such rows aside unscored."""
 
     def __init__(self, dsn: str, rows: Sequence[MetricRow]) -> None:
         self.commits = CommitLog()
-        shift = datetime.now(UTC) - rows[0].timestamp
+        shift = datetime.now(UTC) - rows[-1].timestamp
         self._conn, child_conn = multiprocessing.Pipe(duplex=True)
         # spawned, not forked: the serving process holds threads and connections a fork would copy
         self._process = multiprocessing.get_context("spawn").Process(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
+from coinfleet.alerts import secrets
 from coinfleet.cli.common import connection, console, print_json, run
 from coinfleet.config import Settings
 from coinfleet.service import alerts
@@ -100,7 +103,8 @@ def send_test_webhook(
     model: str | None = typer.Option(None, "--model", help="Use this model's details and secret."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Send one signed sample alert (not queued, no retry) and show the answer."""
+    """Send one signed sample alert (not queued, no retry) and show the answer; signed with the
+    model's secret with --model, else with a throwaway one."""
 
     async def service(settings: Settings) -> WebhookTest:
         if model is None:
@@ -120,3 +124,47 @@ def send_test_webhook(
             console.print(attempt.excerpt, markup=False, highlight=False)
     if not attempt.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def secret(
+    model: str = typer.Argument(..., help="The model whose webhook signing secret to show or replace."),
+    show: bool = typer.Option(False, "--show", help="Print the secret (to configure the receiver)."),
+    generate: bool = typer.Option(False, "--generate", help="Replace it with a new random secret."),
+    from_file: Path | None = typer.Option(None, "--from-file", help="Replace it with a file's first line."),
+    from_env: str | None = typer.Option(None, "--from-env", help="Replace it with this variable's value."),
+    from_stdin: bool = typer.Option(False, "--from-stdin", help="Replace it with the first line on stdin."),
+) -> None:
+    """Show or replace a model's webhook signing secret (never given on the command line itself)."""
+    chosen = [show, generate, from_file is not None, from_env is not None, from_stdin]
+    if sum(chosen) != 1:
+        raise typer.BadParameter(
+            "give exactly one of --show, --generate, --from-file, --from-env, --from-stdin"
+        )
+
+    async def service(settings: Settings) -> str:
+        new = _new_secret(generate=generate, from_file=from_file, from_env=from_env, from_stdin=from_stdin)
+        async with connection(settings) as db:
+            if new is None:
+                return await alerts.webhook_secret(db, model)
+            await alerts.replace_webhook_secret(db, model, new)
+            return new
+
+    value = run(service)
+    if show or generate:
+        typer.echo(value)
+    if not show:
+        console.print(f"{model}: webhook secret replaced; the next attempt is signed with it")
+
+
+def _new_secret(
+    *, generate: bool, from_file: Path | None, from_env: str | None, from_stdin: bool
+) -> str | None:
+    """The replacement secret the options ask for; None when the secret is only shown."""
+    if generate:
+        return secrets.generate()
+    if from_file is not None:
+        return secrets.from_file(from_file)
+    if from_env is not None:
+        return secrets.from_env(from_env)
+    return secrets.from_stdin() if from_stdin else None

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from coinfleet.bench.api import HttpPlacement
 from coinfleet.bench.machine import MachineWatch, describe
 from coinfleet.cli.common import console, print_json, run
 from coinfleet.config import Settings
@@ -118,3 +119,34 @@ def isolation(
 ) -> None:
     """A fast model's p99 latency alone and beside slow, crashing and hanging models."""
     _bench("isolation", as_json, rate=rate, seconds=seconds, rounds=rounds)
+
+
+@app.command("api")
+def api_command(
+    models: int = typer.Option(20, min=1, help="Active models."),
+    rate: int = typer.Option(500, min=1, help="Metric rows per second fed."),
+    seconds: float = typer.Option(10, min=2, help="Measured seconds per phase."),
+    history: int = typer.Option(1_000_000, min=0, help="Stored predictions the API queries run over."),
+    http: HttpPlacement = typer.Option(
+        "process",
+        help="process: the HTTP side in a child process (as serve runs it). inline: in the lanes' loop.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Lanes' p99 without and with operator traffic (REST, SSE, MCP), API p99 and stream lag."""
+    _bench("api", as_json, models=models, rate=rate, seconds=seconds, history=history, http=http)
+
+
+@app.command()
+def alerts(
+    models: int = typer.Option(4, min=1, help="Models delivering at once."),
+    count: int = typer.Option(500, "--alerts", min=10, help="Alerts queued per model."),
+    scale: float = typer.Option(
+        60, min=1, help="The outage phase divides every delivery time constant and the outage by this."
+    ),
+    outage_minutes: float = typer.Option(10, min=0.1, help="The receiver outage, before scaling."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Webhook alerts/s per model to a local receiver answering in 1 ms, and a receiver outage: dead
+    alerts, duplicates, order."""
+    _bench("alerts", as_json, models=models, alerts=count, scale=scale, outage_seconds=outage_minutes * 60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from coinfleet.cli.common import console, err_console, print_json, run
 from coinfleet.cli.feed import load_recorded
+from coinfleet.cli.http import HOST_OPTION, PORT_OPTION, http_options, print_urls
 from coinfleet.config import Settings
 from coinfleet.demo import DemoOptions, DemoSnapshot, data_key_for, run_demo
 
@@ -55,6 +57,9 @@ def demo(
     coins: int = typer.Option(60, min=1, help="Simulated coins at the start."),
     seed: int = typer.Option(7, help="Simulator seed."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON summary line on stdout."),
+    http: bool = typer.Option(True, help="Serve the API, UI, MCP and /metrics while the demo runs."),
+    host: str | None = HOST_OPTION,
+    port: int | None = PORT_OPTION,
 ) -> None:
     """Start the embedded database, feed a market, train 3 models, score live, summarise."""
     rows = load_recorded(data).rows if data is not None else None
@@ -67,10 +72,13 @@ def demo(
         speed=speed,
     )
     screen: Console = err_console if as_json else console
+    serving = (
+        replace(http_options(host, port), on_listening=lambda at: print_urls(at, screen)) if http else None
+    )
 
     async def service(settings: Settings) -> DemoSnapshot:
         with Live(console=screen, refresh_per_second=2, transient=False) as view:
-            final = await run_demo(settings, options, lambda snap: view.update(render(snap)))
+            final = await run_demo(settings, options, lambda snap: view.update(render(snap)), serving)
             view.update(render(final))
         screen.line()  # the last frame of a live view ends without a newline when not on a terminal
         return final

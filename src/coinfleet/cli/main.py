@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import typer
 
+from coinfleet.api.process import companion
+from coinfleet.api.serving import serve_api
 from coinfleet.cli import alerts, bench, db, feed, models
 from coinfleet.cli.backtest import backtest
 from coinfleet.cli.common import run
 from coinfleet.cli.demo import demo
+from coinfleet.cli.http import HOST_OPTION, PORT_OPTION, http_options, print_urls
 from coinfleet.cli.predecessor import migrate_from_pump_server_command
 from coinfleet.cli.stats import stats
 from coinfleet.cli.train import train
@@ -37,12 +42,28 @@ def serve(
     scheduler: Scheduler = typer.Option(
         "lanes", help="lanes: one isolated lane per model. sequential: the predecessor's loop (a baseline)."
     ),
+    host: str | None = HOST_OPTION,
+    port: int | None = PORT_OPTION,
+    http: bool = typer.Option(True, help="Serve the API, UI, MCP and /metrics over HTTP too."),
 ) -> None:
-    """Run every active model until stopped (Ctrl-C or SIGTERM)."""
+    """Run every active model, and the HTTP side, until stopped (Ctrl-C or SIGTERM)."""
     from coinfleet.pipeline.serve import serve as serve_service
 
+    side = companion(replace(http_options(host, port), on_listening=print_urls)) if http else None
+
     async def service(settings: Settings) -> None:
-        await serve_service(settings, scheduler=scheduler)
+        await serve_service(settings, scheduler=scheduler, companion=side)
+
+    run(service)
+
+
+@app.command()
+def api(host: str | None = HOST_OPTION, port: int | None = PORT_OPTION) -> None:
+    """Serve only the HTTP side (API, UI, MCP, /metrics) against the database; lanes run elsewhere."""
+    options = replace(http_options(host, port), on_listening=print_urls)
+
+    async def service(settings: Settings) -> None:
+        await serve_api(settings, options)
 
     run(service)
 

@@ -24,8 +24,8 @@ app = typer.Typer(help="The model registry.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
 #: what `models list --json` and `models show` print of a model (the lane is shown by `coinfleet lag`)
 SUMMARY_FIELDS = {
-    "id", "name", "version", "algorithm", "format", "status", "status_reason", "target", "features",
-    "settings", "training_metrics", "sha256", "source",
+    "id", "name", "version", "algorithm", "format", "status", "status_reason", "settings_error",
+    "target", "features", "settings", "training_metrics", "sha256", "source", "set_aside",
 }  # fmt: skip
 FORMAT_HELP = "xgboost-json lightgbm-text skops onnx pickle (default: from the file)"
 TRUST_OPTION = typer.Option(
@@ -127,9 +127,9 @@ def list_command(as_json: bool = JSON_OPTION) -> None:
             m.algorithm,
             m.target.description,
             m.status,
-            f"{m.settings['weight']:g}",
-            f"{m.settings['alert_threshold']:g}",
-            m.status_reason or "",
+            "?" if m.settings_error else f"{m.settings['weight']:g}",
+            "?" if m.settings_error else f"{m.settings['alert_threshold']:g}",
+            m.status_reason or m.settings_error or "",
         )
     console.print(table)
 

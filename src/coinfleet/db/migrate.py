@@ -61,3 +61,12 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
             log.info("migration_applied", version=migration.version, name=migration.name)
             applied_now.append(migration.version)
     return applied_now
+
+
+async def pending(conn: asyncpg.Connection) -> list[int]:
+    """Versions shipped with the package but not applied to this database."""
+    exists = await conn.fetchval("SELECT to_regclass('coinfleet_migrations') IS NOT NULL")
+    done = set()
+    if exists:
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM coinfleet_migrations")}
+    return [m.version for m in available() if m.version not in done]

@@ -13,18 +13,21 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
 
 from coinfleet.config import Settings
 from coinfleet.constants import DEFAULT_WEIGHT
+from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.db.sql import query
 
 log = structlog.get_logger(__name__)
 #: a clock later than every horizon: settles everything that is pending (a feed known to have ended)
 END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
+#: how far ahead of the wall clock a metric row may be dated and still count (Settings has the same)
+DEFAULT_FUTURE_TOLERANCE_SECONDS = 30.0
 #: a model's quota is split over several connections only in claims of at least this many
 MIN_CHUNK = 1000
 
@@ -75,9 +78,12 @@ class RoundResult:
         return sum(len(ids) for ids in self.evaluated.values())
 
 
-async def data_clock(conn: asyncpg.Connection) -> datetime | None:
-    """The newest metric time of any coin, None when coin_metrics is empty."""
-    value: datetime | None = await conn.fetchval(query("data_clock"))
+async def data_clock(
+    conn: asyncpg.Connection, tolerance_seconds: float = DEFAULT_FUTURE_TOLERANCE_SECONDS
+) -> datetime | None:
+    """The newest metric time of any coin no further than `tolerance_seconds` ahead of the wall clock,
+    None when there is none."""
+    value: datetime | None = await conn.fetchval(query("data_clock"), tolerance_seconds)
     return value
 
 
@@ -161,11 +167,17 @@ async def drain(pool: asyncpg.Pool, config: RoundConfig, clock: datetime | None 
 
 
 class FeedClock:
-    """Evaluation's "now": the data clock; once the feed stalls, at least the wall clock."""
+    """Evaluation's "now": the data clock; once the feed stalls, at least the wall clock; never more
+    than the tolerance ahead of the wall clock."""
 
     def __init__(
-        self, *, stall_seconds: float | None, monotonic: Callable[[], float] = time.monotonic
+        self,
+        *,
+        stall_seconds: float | None,
+        monotonic: Callable[[], float] = time.monotonic,
+        tolerance_seconds: float = DEFAULT_FUTURE_TOLERANCE_SECONDS,
     ) -> None:
+        self._tolerance = timedelta(seconds=tolerance_seconds)
         self._stall = stall_seconds
         self._monotonic = monotonic
         self._last: datetime | None = None
@@ -176,10 +188,10 @@ class FeedClock:
         if data != self._last:
             self._last, self._advanced_at = data, self._monotonic()
         stalled = self._stall is not None and self._monotonic() - self._advanced_at >= self._stall
+        wall = datetime.now(UTC)
         if stalled:
-            wall = datetime.now(UTC)
-            return wall if data is None else max(data, wall)
-        return data
+            return wall if data is None else max(min(data, wall + self._tolerance), wall)
+        return None if data is None else min(data, wall + self._tolerance)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,6 +201,8 @@ class LoopConfig:
     rounds: RoundConfig
     interval_seconds: float  #: pause after a round with nothing to do
     stall_seconds: float | None  #: feed stall before the wall clock counts; None: data clock only
+    #: metric rows dated further ahead of the wall clock are no clock
+    future_tolerance_seconds: float = DEFAULT_FUTURE_TOLERANCE_SECONDS
 
 
 def round_config(settings: Settings) -> RoundConfig:
@@ -206,28 +220,34 @@ def loop_config(settings: Settings) -> LoopConfig:
         rounds=round_config(settings),
         interval_seconds=settings.evaluation_interval_seconds,
         stall_seconds=settings.evaluation_feed_stall_seconds,
+        future_tolerance_seconds=settings.future_tolerance_seconds,
     )
 
 
 async def evaluation_loop(pool: asyncpg.Pool, config: LoopConfig, stop: asyncio.Event) -> None:
     """Run rounds until `stop`; sleep between rounds only when a round found nothing due."""
-    clock = FeedClock(stall_seconds=config.stall_seconds)
+    clock = FeedClock(stall_seconds=config.stall_seconds, tolerance_seconds=config.future_tolerance_seconds)
+    outage = Outage("evaluation")
     while not stop.is_set():
         try:
-            done = await _one_round(pool, config.rounds, clock)
-        except (OSError, asyncpg.PostgresError) as exc:
+            done = await _one_round(pool, config, clock)
+        except DATABASE_ERRORS as exc:
+            await outage.wait(exc, stop)  # logged once per outage; the pause doubles up to a cap
+            continue
+        except asyncpg.PostgresError as exc:
             log.warning("evaluation_round_failed", error=str(exc))
             done = 0
+        outage.succeeded()
         if not done:
             await _wait(stop, config.interval_seconds)
 
 
-async def _one_round(pool: asyncpg.Pool, config: RoundConfig, clock: FeedClock) -> int:
+async def _one_round(pool: asyncpg.Pool, config: LoopConfig, clock: FeedClock) -> int:
     async with pool.acquire() as conn:
-        now = clock.now(await data_clock(conn))
+        now = clock.now(await data_clock(conn, config.future_tolerance_seconds))
     if now is None:
         return 0
-    result = await run_round(pool, config, now)
+    result = await run_round(pool, config.rounds, now)
     if result.total:
         log.info(
             "evaluation_round",

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 
 from coinfleet.db.sql import query
 from coinfleet.metrics import MetricRow
+
+#: what a timestamptz of 'infinity' / '-infinity' reads as (asyncpg hands them out as naive datetimes)
+INFINITY = datetime.max.replace(tzinfo=UTC)
+NEGATIVE_INFINITY = datetime.min.replace(tzinfo=UTC)
+
+
+def aware(ts: datetime) -> datetime:
+    """A timestamptz as read: ±infinity (the only naive values asyncpg returns) as INFINITY and
+    NEGATIVE_INFINITY, so that every time compares with every other."""
+    if ts.tzinfo is not None:
+        return ts
+    return INFINITY if ts == datetime.max else NEGATIVE_INFINITY
+
+
+def is_finite(ts: datetime) -> bool:
+    """Whether a time read by `aware` was a real time, not ±infinity."""
+    return NEGATIVE_INFINITY < ts < INFINITY
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, order=True)
@@ -39,7 +56,7 @@ async def read_events(conn: asyncpg.Connection, after: Cursor, limit: int) -> li
     """Up to `limit` finished events after `after`, oldest first; never skips a late commit."""
     rows = await conn.fetch(query("read_events"), after.tx, after.seq, limit)
     return [
-        Event(tx=r["tx"], seq=r["seq"], mint=r["mint"], ts=r["ts"], inserted_at=r["inserted_at"])
+        Event(tx=r["tx"], seq=r["seq"], mint=r["mint"], ts=aware(r["ts"]), inserted_at=r["inserted_at"])
         for r in rows
     ]
 
@@ -51,13 +68,17 @@ async def read_events_with_rows(
     events: list[Event] = []
     rows: list[MetricRow | None] = []
     for r in await conn.fetch(query("read_events_with_rows"), after.tx, after.seq, limit):
+        ts = aware(r["event_ts"])
         events.append(
-            Event(
-                tx=r["tx"], seq=r["seq"], mint=r["event_mint"], ts=r["event_ts"], inserted_at=r["inserted_at"]
-            )
+            Event(tx=r["tx"], seq=r["seq"], mint=r["event_mint"], ts=ts, inserted_at=r["inserted_at"])
         )
-        rows.append(MetricRow.from_mapping(r) if r["has_row"] else None)
+        rows.append(_metric_row(r) if r["has_row"] else None)
     return events, rows
+
+
+def _metric_row(record: asyncpg.Record) -> MetricRow:
+    # a row dated ±infinity reaches the lanes too
+    return MetricRow.from_mapping({**record, "timestamp": aware(record["timestamp"])})
 
 
 async def load_cursor(conn: asyncpg.Connection, model_id: int) -> Cursor:

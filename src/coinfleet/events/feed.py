@@ -8,10 +8,13 @@ says when: a reader that saw such events looks again after short, doubling pause
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import asyncpg
 import structlog
+
+from coinfleet.db.outage import DATABASE_ERRORS, Outage
 
 log = structlog.get_logger(__name__)
 
@@ -62,13 +65,27 @@ class IdlePause:
 
 
 class Notifier:
-    """LISTENs on channels and sets every subscriber's signal when a NOTIFY arrives."""
+    """LISTENs on channels and sets every subscriber's signal when a NOTIFY arrives.
+
+    The listening connection is watched: when it is lost (a database restart, a network cut) it is
+    opened again with capped backoff, and every subscriber is woken once it is back, since NOTIFYs
+    sent meanwhile were lost.
+    """
 
     def __init__(self, dsn: str, channels: tuple[str, ...]) -> None:
         self._dsn = dsn
         self._channels = channels
         self._subscribers: dict[str, set[Signal]] = {c: set() for c in channels}
         self._conn: asyncpg.Connection | None = None
+        self._lost = asyncio.Event()
+        self._keeper: asyncio.Task[None] | None = None
+        self._outage = Outage(f"listen:{','.join(channels)}")
+        self.connects = 0  #: listening connections opened (for tests: more than one means reconnects)
+
+    @property
+    def listening(self) -> bool:
+        """Whether the listening connection is open now."""
+        return self._conn is not None and not self._conn.is_closed()
 
     def subscribe(self, channel: str, signal: Signal | None = None) -> Signal:
         """A signal (new, or one given to wake on several channels) that wakes on every NOTIFY of
@@ -82,16 +99,58 @@ class Notifier:
         self._subscribers[channel].discard(signal)
 
     async def start(self) -> None:
-        """Open the listening connection."""
-        self._conn = await asyncpg.connect(self._dsn)
-        for channel in self._channels:
-            await self._conn.add_listener(channel, self._on_notify)
+        """Open the listening connection (trying once now), and keep it open until `close`."""
+        try:
+            await self._connect()
+        except DATABASE_ERRORS as exc:
+            self._outage.failed(exc)
+            self._lost.set()
+        self._keeper = asyncio.create_task(self._keep_listening(), name="notifier")
 
     async def close(self) -> None:
         """Close the listening connection."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+    async def _connect(self) -> None:
+        self._lost.clear()
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            for channel in self._channels:
+                await conn.add_listener(channel, self._on_notify)
+        except BaseException:
+            conn.terminate()
+            raise
+        conn.add_termination_listener(self._on_lost)
+        self._conn = conn
+        self.connects += 1
+        self._outage.succeeded()
+
+    async def _keep_listening(self) -> None:
+        while True:
+            await self._lost.wait()
+            self._conn = None
+            try:
+                await self._connect()
+            except DATABASE_ERRORS as exc:
+                await asyncio.sleep(self._outage.failed(exc))
+                self._lost.set()
+                continue
+            self._wake_all()  # what was notified while the connection was down
+
+    def _on_lost(self, _conn: Any) -> None:
+        self._lost.set()
+
+    def _wake_all(self) -> None:
+        for signals in self._subscribers.values():
+            for signal in signals:
+                signal.set()
 
     def _on_notify(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
         for signal in self._subscribers.get(channel, ()):

@@ -336,7 +336,8 @@ def validate_feature_names(names: Sequence[str]) -> None:
 
 
 def compute_matrix(windows: Sequence[CoinWindow], names: Sequence[str]) -> FloatArray:
-    """Features `names` for each window as float64 [len(windows), len(names)]; non-finite values are NaN."""
+    """Features `names` for each window as float64 [len(windows), len(names)]; every value is NaN or
+    a finite float32 (non-finite values and those beyond float32's range are NaN)."""
     return compute_batch(WindowBatch.of_windows(windows), names)
 
 
@@ -353,7 +354,8 @@ def compute_batch(batch: WindowBatch, names: Sequence[str]) -> FloatArray:
         for j, name in enumerate(names):
             if name not in _RAW_NAMES:
                 matrix[:, j] = FEATURES[name].compute(batch)
-    matrix[~np.isfinite(matrix)] = np.nan
+        # models are fed float32: a value that float32 cannot hold would reach them as ±inf
+        matrix[~np.isfinite(matrix.astype(np.float32))] = np.nan
     return matrix
 
 

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.feed.simulator import MarketSimulator
-from coinfleet.feed.writer import insert_metrics
+from coinfleet.feed.writer import insert_metrics, metrics_stored
 from coinfleet.metrics import MetricRow
 
 Progress = Callable[[int], None]
@@ -44,18 +45,49 @@ async def replay(
 ) -> int:
     """Insert rows (sorted by time), paced at `speed`× real time or as fast as possible (None).
 
-    Each loop is shifted to start where the previous one ended, so timestamps keep rising; `loops`
-    None repeats until `stop` is set. Returns how many rows were inserted.
+    The file's spacing is kept, and no row is ever dated ahead of the wall clock when it is written:
+    a pass is shifted to end when its last row is due, and a pass that would overtake the wall clock
+    waits. Each pass starts after the previous one ended, so timestamps keep rising; `loops` None
+    repeats until `stop` is set. A database outage pauses the replay, which then goes on where it
+    was without writing a row twice. Returns how many rows were inserted.
     """
     inserted = 0
-    start = datetime.now(UTC)
+    earliest: datetime | None = None  #: the next pass starts no earlier (timestamps keep rising)
     loop_index = 0
     while (loops is None or loop_index < loops) and not (stop and stop.is_set()):
+        start = await _pass_start(rows, speed, earliest, stop)
         batch = shifted(rows, start)
         inserted += await _feed(pool, batch, speed=speed, on_rows=on_rows, stop=stop)
-        start = start + span(rows) + timedelta(seconds=10)
+        earliest = start + span(rows) + timedelta(seconds=10)
         loop_index += 1
     return inserted
+
+
+def pass_start(now: datetime, length: timedelta, speed: float | None) -> datetime:
+    """Where a pass of `length` replayed from `now` at `speed` (None: at once) starts so that every row
+    is at or behind the wall clock when it is written: its last row lands at the moment it is due."""
+    if speed is None:
+        return now - length
+    return now - max(timedelta(0), length - length / speed)
+
+
+async def _pass_start(
+    rows: Sequence[MetricRow], speed: float | None, earliest: datetime | None, stop: asyncio.Event | None
+) -> datetime:
+    """`pass_start` for now, after waiting until it is no earlier than `earliest`."""
+    while True:
+        start = pass_start(datetime.now(UTC), span(rows), speed)
+        if earliest is None or start >= earliest or (stop and stop.is_set()):
+            return max(start, earliest) if earliest is not None else start
+        await _sleep((earliest - start).total_seconds(), stop)
+
+
+async def _sleep(seconds: float, stop: asyncio.Event | None) -> None:
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _feed(
@@ -78,7 +110,7 @@ async def _feed_fast(
     for i in range(0, len(rows), FAST_CHUNK):
         if stop and stop.is_set():
             break
-        done += await _insert(pool, rows[i : i + FAST_CHUNK], on_rows)
+        done += await _insert(pool, rows[i : i + FAST_CHUNK], on_rows, stop)
     return done
 
 
@@ -97,22 +129,42 @@ async def _feed_paced(
     done = 0
     while done < len(rows) and not (stop and stop.is_set()):
         data_now = first + timedelta(seconds=(time.monotonic() - started) * speed)
+        data_now = min(data_now, datetime.now(UTC))  # never ahead of the wall clock
         due = done
         while due < len(rows) and rows[due].timestamp <= data_now:
             due += 1
-        done += await _insert(pool, rows[done:due], on_rows)
+        done += await _insert(pool, rows[done:due], on_rows, stop)
         await asyncio.sleep(TICK_SECONDS)
     return done
 
 
-async def _insert(pool: asyncpg.Pool, rows: Sequence[MetricRow], on_rows: Progress | None) -> int:
+async def _insert(
+    pool: asyncpg.Pool, rows: Sequence[MetricRow], on_rows: Progress | None, stop: asyncio.Event | None = None
+) -> int:
+    """Insert the rows, waiting out database outages; 0 when `stop` came first. A write cut short by
+    an outage may have committed: the rows are looked up before they are written again."""
     if not rows:
         return 0
-    async with pool.acquire() as conn:
-        count = await insert_metrics(conn, rows)
+    outage = Outage("replay")
+    while True:
+        try:
+            count = await _insert_once(pool, rows, check_first=outage.down)
+            break
+        except DATABASE_ERRORS as exc:
+            await outage.wait(exc, stop)
+            if stop and stop.is_set():
+                return 0
+    outage.succeeded()
     if on_rows:
         on_rows(count)
     return count
+
+
+async def _insert_once(pool: asyncpg.Pool, rows: Sequence[MetricRow], *, check_first: bool) -> int:
+    async with pool.acquire() as conn:
+        if check_first and await metrics_stored(conn, rows):
+            return len(rows)
+        return await insert_metrics(conn, rows)
 
 
 async def simulate(
@@ -125,7 +177,7 @@ async def simulate(
     """Insert the simulated market's rows as wall-clock time reaches them, until `stop` is set."""
     inserted = 0
     while not stop.is_set():
-        inserted += await _insert(pool, simulator.step_until(datetime.now(UTC)), on_rows)
+        inserted += await _insert(pool, simulator.step_until(datetime.now(UTC)), on_rows, stop)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), TICK_SECONDS * 5)
     return inserted

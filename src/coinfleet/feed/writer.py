@@ -21,6 +21,14 @@ async def insert_metrics(conn: asyncpg.Connection, rows: Sequence[MetricRow]) ->
     return len(rows)
 
 
+async def metrics_stored(conn: asyncpg.Connection, rows: Sequence[MetricRow]) -> bool:
+    """Whether the rows of one `insert_metrics` call are stored (it stores all of them or none)."""
+    found: bool = await conn.fetchval(
+        query("metrics_stored"), [r.mint for r in rows], [r.timestamp for r in rows]
+    )
+    return found
+
+
 async def read_metrics(conn: asyncpg.Connection, since: datetime) -> list[MetricRow]:
     """Every row at or after `since`, oldest first; rows that are not valid metric rows are skipped."""
     rows = []

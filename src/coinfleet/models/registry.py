@@ -12,11 +12,13 @@ import asyncpg
 from coinfleet.db.sql import query
 from coinfleet.errors import ModelExists, ModelNotFound, SettingError
 from coinfleet.events.cursor import reset_cursor_to_now
-from coinfleet.models.settings import ModelSettings
+from coinfleet.models.settings import ModelSettings, apply_to_stored, stored_settings
 from coinfleet.models.spec import ModelDescription, ModelSpec
 from coinfleet.targets import TargetSpec
 
 Status = Literal["active", "inactive", "quarantined", "deleted"]
+#: the newest metric rows whose phases count as the phases that exist (a bounded look, by time index)
+RECENT_PHASE_ROWS = 100_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,10 +47,15 @@ class ModelRecord(ModelDescription):
     status_reason: str | None
     created_at: datetime
     updated_at: datetime
+    #: why the stored settings no longer validate (`settings` then holds defaults, and the model is
+    #: never run: the supervisor quarantines it with this reason); None when they are fine
+    settings_error: str | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> ModelRecord:
-        """Build from a row of the model queries."""
+        """Build from a row of the model queries; settings that no longer validate fail this model
+        alone (see `settings_error`)."""
+        settings, settings_error = stored_settings(row["settings"])
         return cls(
             id=row["id"],
             name=row["name"],
@@ -58,7 +65,8 @@ class ModelRecord(ModelDescription):
             artifact_sha256=row["artifact_sha256"],
             features=tuple(row["features"]),
             target=TargetSpec.from_dict(json.loads(row["target"])),
-            settings=ModelSettings.model_validate_json(row["settings"]),
+            settings=settings,
+            settings_error=settings_error,
             training_metrics=json.loads(row["training_metrics"]),
             source=json.loads(row["source"]),
             status=row["status"],
@@ -155,6 +163,34 @@ async def update_settings(conn: asyncpg.Connection, name: str, settings: ModelSe
     model = await get(conn, name)
     await conn.execute(query("set_model_settings"), model.id, settings.model_dump_json())
     return await get_by_id(conn, model.id)
+
+
+async def change_settings(conn: asyncpg.Connection, name: str, changes: dict[str, Any]) -> ModelRecord:
+    """Apply `changes` to a model's stored settings, atomically: concurrent changes to other keys are
+    kept (the row is locked from read to write). Stored settings that no longer validate can be
+    repaired this way. SettingError when the result is invalid or names phases no row has."""
+    async with conn.transaction():
+        row = await conn.fetchrow(query("lock_model_settings"), name)
+        if row is None:
+            raise ModelNotFound(f"no model named {name!r}; `coinfleet models list` shows the names")
+        stored = json.loads(row["settings"])
+        settings = apply_to_stored(stored if isinstance(stored, dict) else {}, changes)
+        if "phases" in changes and settings.phases is not None:
+            await _refuse_unseen_phases(conn, settings.phases)
+        await conn.execute(query("set_model_settings"), row["id"], settings.model_dump_json())
+    return await get_by_id(conn, row["id"])
+
+
+async def _refuse_unseen_phases(conn: asyncpg.Connection, phases: list[int]) -> None:
+    """SettingError when metric rows exist but none of the recent ones is in one of `phases`."""
+    seen = set(await conn.fetchval(query("recent_phases"), RECENT_PHASE_ROWS) or [])
+    unseen = [p for p in phases if p not in seen]
+    if seen and unseen:
+        raise SettingError(
+            f"phases {', '.join(map(str, unseen))} occur in none of the newest {RECENT_PHASE_ROWS} metric "
+            f"rows (they have phases {', '.join(map(str, sorted(seen)))}); "
+            "a model restricted to phases that never come scores nothing"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

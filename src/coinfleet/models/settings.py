@@ -52,7 +52,6 @@ class ModelSettings(BaseModel):
     #: webhook delivery
     webhook_url: str | None = None
     webhook_enabled: bool = True
-    webhook_secret: str | None = None
     send_modes: list[SendMode] = Field(default_factory=lambda: list[SendMode](["all"]))
     #: also send predictions suppressed by ignore windows or log limits
     send_ignored: bool = False
@@ -67,6 +66,20 @@ class ModelSettings(BaseModel):
         if any(not m for m in cleaned):
             raise ValueError("coin ids must not be empty")
         return cleaned
+
+    @field_validator("phases")
+    @classmethod
+    def _phases_score_something(cls, phases: list[int] | None) -> list[int] | None:
+        if phases is None:
+            return None
+        if not phases:
+            raise ValueError(
+                "an empty phase list would stop the model from scoring anything; "
+                "give phase ids (phases=1,2) or phases=none for every phase"
+            )
+        if any(p < 0 for p in phases):
+            raise ValueError(f"phase ids are whole numbers from 0, not {phases}")
+        return sorted(set(phases))
 
     @field_validator("webhook_url")
     @classmethod
@@ -106,14 +119,18 @@ class ModelSettings(BaseModel):
         )  # fmt: skip
 
     def public(self) -> dict[str, Any]:
-        """Settings for display: the webhook secret is never shown."""
-        data = self.model_dump()
-        if data["webhook_secret"]:
-            data["webhook_secret"] = "***"
-        return data
+        """Settings for display (the webhook secret is not a setting: it never appears here)."""
+        return self.model_dump()
 
 
 SETTING_KEYS: tuple[str, ...] = tuple(ModelSettings.model_fields)
+#: what to type instead of `webhook_secret=…` (a secret on the command line stays in shell history)
+SECRET_HINT = (
+    "webhook_secret is not a setting: a secret typed on the command line stays in the shell history "
+    "and the process list. Every model has a generated secret (`coinfleet alerts secret NAME --show`); "
+    "to set your own, use `coinfleet alerts secret NAME --from-file PATH`, `--from-env VAR` or "
+    "`--from-stdin`"
+)
 
 
 def _is_list_field(key: str) -> bool:
@@ -141,16 +158,38 @@ def parse_value(key: str, raw: str) -> Any:
 
 def apply_changes(current: ModelSettings, changes: dict[str, Any]) -> ModelSettings:
     """A new settings object with `changes` applied; SettingError on unknown keys or bad values."""
+    return apply_to_stored(current.model_dump(), changes)
+
+
+def apply_to_stored(stored: dict[str, Any], changes: dict[str, Any]) -> ModelSettings:
+    """`changes` applied to settings as stored, which may no longer validate themselves (keys this
+    version does not know are dropped, bad values must be among the changes to pass)."""
+    if "webhook_secret" in changes:
+        raise SettingError(SECRET_HINT)
     unknown = sorted(set(changes) - set(SETTING_KEYS))
     if unknown:
         raise SettingError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTING_KEYS)}")
+    kept = {key: value for key, value in stored.items() if key in SETTING_KEYS}
     try:
-        return ModelSettings.model_validate({**current.model_dump(), **changes})
+        return ModelSettings.model_validate({**kept, **changes})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
-        )
-        raise SettingError(f"invalid setting: {problems}") from None
+        raise SettingError(f"invalid setting: {describe(exc)}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """A validation error as one line: each bad setting and what is wrong with it."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+def stored_settings(text: str) -> tuple[ModelSettings, str | None]:
+    """Settings as stored (JSON), and None; or, when they no longer validate, the defaults and what is
+    wrong with them (the model must not run on those defaults: see ModelRecord.settings_error)."""
+    try:
+        return ModelSettings.model_validate_json(text), None
+    except ValidationError as exc:
+        return ModelSettings(), f"stored settings no longer validate: {describe(exc)}"
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:
@@ -159,6 +198,8 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip()
+        if key == "webhook_secret":
+            raise SettingError(SECRET_HINT)
         if not sep or not key:
             raise SettingError(f"{pair!r} is not KEY=VALUE")
         if key not in SETTING_KEYS:

@@ -25,9 +25,11 @@ import structlog
 
 from coinfleet.alerts.outbox import OutboxItem
 from coinfleet.alerts.rules import route
+from coinfleet.constants import CURSOR_MOVED_SQLSTATE
 from coinfleet.db.database import OwnConnection
+from coinfleet.db.outage import Outage, is_outage
 from coinfleet.errors import Fenced
-from coinfleet.events.cursor import Cursor, Event, load_cursor
+from coinfleet.events.cursor import INFINITY, NEGATIVE_INFINITY, Cursor, Event, load_cursor
 from coinfleet.events.feed import IdlePause, Signal
 from coinfleet.events.log import EventLog
 from coinfleet.models.registry import ModelRecord
@@ -46,12 +48,36 @@ from coinfleet.pipeline.rules import (
     phase_allowed,
     tag_for,
 )
-from coinfleet.pipeline.runner import BAD_OUTPUT, Runner, RunnerError, failure_reason
+from coinfleet.pipeline.runner import (
+    BAD_OUTPUT,
+    CRASH,
+    LOAD,
+    MEMORY,
+    TIMEOUT,
+    Runner,
+    RunnerError,
+    failure_reason,
+)
 from coinfleet.pipeline.scheduler import FairSlots
-from coinfleet.pipeline.store import Batch, NewPrediction, load_states, write_batches_or_skip_repeats
+from coinfleet.pipeline.store import (
+    Batch,
+    NewPrediction,
+    SetAside,
+    load_states,
+    write_batches_or_skip_repeats,
+)
 
 log = structlog.get_logger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
+DEFAULT_FUTURE_TOLERANCE = timedelta(seconds=30)  #: see Settings.future_tolerance_seconds
+NO_CURSOR = Cursor(tx=0, seq=0)  #: before the lane's first load
+#: runner failures no single row is blamed for: a timeout or the memory limit is the model's (or the
+#: machine's) doing, and a crash is not searched for a row (each try would restart the model's process);
+#: an exception the model raised or a non-finite probability makes the lane split the batch
+NOT_ROW_FAILURES = frozenset({TIMEOUT, MEMORY, LOAD, CRASH})
+#: most events one batch sets aside as failing for the model; a batch with more failed as a whole
+MAX_SET_ASIDE = 8
+Pairing = tuple[Event, Observation]  #: an event and what the feature service observed at it
 FAILURE_WINDOW = 20  #: recent batches in which `max_failures` model failures quarantine a model
 LATENCY_SAMPLES = 100_000  #: latencies kept per lane for quantiles
 
@@ -139,6 +165,8 @@ class BatchResult:
     last_probability: float | None = None
     #: predictions the model's send rules pick for its webhook, suppressed ones included
     outbox: list[OutboxItem] = field(default_factory=list)
+    #: events not scored for this model, stored with the reason
+    set_aside: list[SetAside] = field(default_factory=list)
 
 
 def select_candidates(
@@ -170,6 +198,11 @@ def _backlog_skip(
     return None
 
 
+def _cursor_moved(exc: Exception) -> bool:
+    """Whether a store failed because the stored cursor is not where the lane left it."""
+    return getattr(exc, "sqlstate", None) == CURSOR_MOVED_SQLSTATE
+
+
 class Lane:
     """Scores every new event for one model, in its own task, at its own pace."""
 
@@ -191,6 +224,7 @@ class Lane:
         group: GroupCommit | None = None,
         max_failures: int = 5,
         on_quarantine: Callable[[ModelRecord, str], Awaitable[None]] | None = None,
+        future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
         epoch: int | None = None,
     ) -> None:
         self.model = model
@@ -212,7 +246,11 @@ class Lane:
         self._columns = feature_indices(model.features)
         self._states: dict[str, CoinState] = {}
         self._keeps_scan_cache = False  #: `_states` is loaded and kept (the model's rules read it)
-        self._cursor = Cursor(tx=0, seq=0)
+        self._cursor = NO_CURSOR
+        self._future_tolerance = future_tolerance
+        self._witness: Observation | None = None  #: a row the model scored last (see _witness_scores)
+        self._reload = True  #: load the cursor (and scan cache) from the database before the next batch
+        self._outage = Outage(f"lane:{model.name}")
         self._stopping = asyncio.Event()
         self._max_failures = max_failures
         self._on_quarantine = on_quarantine
@@ -233,7 +271,13 @@ class Lane:
 
     async def run(self) -> None:
         """Batches until stopped or quarantined; errors are logged, counted and retried with backoff."""
-        await self._load()
+        try:
+            await self._run_batches()
+        finally:
+            await self._runner.close()
+            await self._connection.close()
+
+    async def _run_batches(self) -> None:
         failures = 0  #: in a row, of any kind: paces the retries
         # only the model's own failures count towards quarantine (a database outage must not), and
         # over a window of recent batches, so a model that crashes every few batches is caught too
@@ -242,6 +286,7 @@ class Lane:
             try:
                 handled = await self.step()
                 failures = 0
+                self._outage.succeeded()
                 if handled:
                     recent.append(False)
                     self._pause.reset()
@@ -250,6 +295,14 @@ class Lane:
                 self.fenced = True
                 break
             except Exception as exc:  # one model's failure never leaves its lane
+                if not isinstance(exc, RunnerError):
+                    self._reload = True  # the database may have lost this lane's last commits
+                if is_outage(exc):
+                    await self._back_off(self._outage.failed(exc))
+                    continue
+                if _cursor_moved(exc):
+                    log.warning("cursor_behind_lane", model=self.model.name, error=str(exc))
+                    continue
                 failures += 1
                 recent.append(isinstance(exc, RunnerError))
                 self._record_error(exc)
@@ -259,8 +312,6 @@ class Lane:
                 continue
             if not handled:
                 await self._signal.wait(self._pause.seconds(held_back=self._events.held_back(self._cursor)))
-        await self._runner.close()
-        await self._connection.close()
 
     async def _back_off(self, seconds: float) -> None:
         """Wait before retrying a failed batch; new events do not cut this short (they would make a
@@ -269,8 +320,15 @@ class Lane:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _load(self) -> None:
+        """(Re)load the stored cursor, and with it the scan cache when the lane keeps one: after an error
+        either may lie behind what this lane last stored (a crash lost commits not flushed yet)."""
         async with self._pool.acquire() as conn:
-            self._cursor = await load_cursor(conn, self.model.id)
+            cursor = await load_cursor(conn, self.model.id)
+        if cursor != self._cursor and self._cursor != NO_CURSOR:
+            log.warning("cursor_reloaded", model=self.model.name, was=str(self._cursor), now=str(cursor))
+        self._cursor = cursor
+        self._keeps_scan_cache = False  # `_follow_settings` loads it again if the rules read it
+        self._reload = False
 
     async def _follow_settings(self) -> None:
         """Keep the scan cache while the model's rules read it; when they start to, load it (complete)."""
@@ -306,6 +364,8 @@ class Lane:
 
     async def step(self) -> bool:
         """Handle one batch; False when there was nothing to do."""
+        if self._reload:
+            await self._load()
         await self._follow_settings()
         with self._quick_work():
             events = await self.claim_events()
@@ -339,15 +399,102 @@ class Lane:
         """Filter, build features, predict and apply the rules to a batch (no writes)."""
         settings = self.model.settings
         result = BatchResult()
-        candidates = select_candidates(settings, self._states, events, result.skips)
+        timely = self._set_aside_bad_times(events, result)
+        candidates = select_candidates(settings, self._states, timely, result.skips) if timely else []
         observed = await self._observe(candidates, result)
         if observed:
-            probabilities = await self.predict([obs for _, obs in observed])
+            observed, probabilities = await self._predict_or_set_aside(observed, result)
             result.scored = len(observed)
             self._apply_rules(observed, probabilities, result)
         return result
 
-    async def _observe(self, events: list[Event], result: BatchResult) -> list[tuple[Event, Observation]]:
+    def _set_aside_bad_times(self, events: Sequence[Event], result: BatchResult) -> list[Event]:
+        """The events dated no further ahead of the wall clock than the tolerance; the others (±infinity
+        too) are set aside: scored, they would become the coin's scan time and evaluation's clock."""
+        limit = datetime.now(UTC) + self._future_tolerance
+        kept = []
+        for event in events:
+            if event.ts <= limit and event.ts != NEGATIVE_INFINITY:
+                kept.append(event)
+                continue
+            result.skips[Skip.BAD_TIME] += 1
+            result.set_aside.append(SetAside(event=event, reason=Skip.BAD_TIME, detail=self._bad_time(event)))
+        return kept
+
+    def _bad_time(self, event: Event) -> str:
+        if event.ts == INFINITY:
+            return "dated at infinity"
+        if event.ts == NEGATIVE_INFINITY:
+            return "dated at -infinity"
+        return f"dated {event.ts.isoformat()}, more than {self._future_tolerance} ahead of the wall clock"
+
+    async def _predict_or_set_aside(
+        self, observed: list[Pairing], result: BatchResult
+    ) -> tuple[list[Pairing], np.ndarray]:
+        """The model's probabilities for the batch. When the batch fails in a way one row can cause, it
+        is split until the failing rows are found; they are set aside for this model and the rest is
+        scored. When the model fails on the last row it scored too, on every row, or on more than a
+        few rows, the model is at fault and the batch fails as before (towards quarantine)."""
+        try:
+            probabilities = await self.predict([obs for _, obs in observed])
+        except RunnerError as exc:
+            if exc.reason in NOT_ROW_FAILURES or not await self._witness_scores():
+                raise
+            scored: list[tuple[Pairing, float]] = []
+            failed: list[tuple[Pairing, RunnerError]] = []
+            await self._bisect(observed, scored, failed)
+            if not scored and self._witness is None:
+                raise
+            for (event, _), error in failed:
+                self._set_aside_failed(event, error, result)
+            observed = [pair for pair, _ in scored]
+            probabilities = np.array([p for _, p in scored], dtype=np.float64)
+        if observed:
+            self._witness = observed[-1][1]
+        return observed, probabilities
+
+    async def _bisect(
+        self,
+        observed: list[Pairing],
+        scored: list[tuple[Pairing, float]],
+        failed: list[tuple[Pairing, RunnerError]],
+    ) -> None:
+        """Score both halves of a failed batch, splitting each failing half again: the rows scored go to
+        `scored` with their probabilities, the single rows that fail to `failed` with their error. More
+        than MAX_SET_ASIDE failing rows raise the last error: that is the model, not its input (and the
+        search stays within ~2·MAX_SET_ASIDE·log2(rows) calls)."""
+        half = len(observed) // 2
+        for part in (observed[:half], observed[half:]) if half else (observed,):
+            try:
+                probabilities = await self.predict([obs for _, obs in part])
+            except RunnerError as exc:
+                if exc.reason in NOT_ROW_FAILURES or len(failed) >= MAX_SET_ASIDE:
+                    raise
+                if len(part) == 1:
+                    failed.append((part[0], exc))
+                else:
+                    await self._bisect(part, scored, failed)
+                continue
+            scored.extend(zip(part, probabilities.tolist(), strict=True))
+
+    async def _witness_scores(self) -> bool:
+        """Whether the model still scores the last row it scored, so that a row failing alone is at fault
+        (True before it scored any: then the search itself must find a row that scores)."""
+        if self._witness is None:
+            return True
+        try:
+            await self.predict([self._witness])
+        except RunnerError:
+            return False
+        return True
+
+    def _set_aside_failed(self, event: Event, error: RunnerError, result: BatchResult) -> None:
+        detail = f"{error.reason}: {error}"
+        log.warning("event_set_aside", model=self.model.name, mint=event.mint, ts=str(event.ts), error=detail)
+        result.skips[Skip.MODEL_FAILED] += 1
+        result.set_aside.append(SetAside(event=event, reason=Skip.MODEL_FAILED, detail=detail))
+
+    async def _observe(self, events: list[Event], result: BatchResult) -> list[Pairing]:
         observations = await self._observations.observe([(e.mint, e.ts) for e in events])
         kept = []
         for event, obs in zip(events, observations, strict=True):
@@ -383,9 +530,7 @@ class Lane:
         clipped: np.ndarray = np.clip(probabilities, 0.0, 1.0)
         return clipped
 
-    def _apply_rules(
-        self, observed: list[tuple[Event, Observation]], probabilities: np.ndarray, result: BatchResult
-    ) -> None:
+    def _apply_rules(self, observed: list[Pairing], probabilities: np.ndarray, result: BatchResult) -> None:
         if not self._keeps_scan_cache:  # no rule reads a coin's past: every scored event is stored
             threshold = self.model.settings.alert_threshold
             for (event, obs), probability in zip(observed, probabilities.tolist(), strict=True):
@@ -396,9 +541,10 @@ class Lane:
                 self._queue_webhook(tag, None, obs, probability, result)
                 result.last_probability = probability
             return
+        wall = datetime.now(UTC)  # a coin's scan time never lies ahead of the wall clock
         for (event, obs), probability in zip(observed, probabilities.tolist(), strict=True):
             state = result.states.get(event.mint, self._states.get(event.mint))
-            decision = decide(self.model.settings, state, event.ts, probability)
+            decision = decide(self.model.settings, state, min(event.ts, wall), probability)
             if isinstance(decision, Skip):
                 result.skips[decision] += 1
                 continue
@@ -434,12 +580,13 @@ class Lane:
         """Predictions, scan-cache changes, outbox rows and the cursor in one transaction: in the group
         commit with other lanes' batches, or alone on the lane's own connection when there is no group,
         the batch is large, or the group's write failed. Fenced, storing nothing, when the lane's lease
-        passed to another worker or the stored cursor is no longer the lane's (the server lost a commit
-        in a crash, an operator reset it): the lane stops and starts again from the stored cursor."""
+        passed to another worker (the lane stops; the model starts again wherever it is owned now);
+        a CURSOR_MOVED error when the stored cursor is no longer the lane's (the server lost a commit
+        in a crash, an operator reset it): the lane reloads it and scores from there."""
         batch = Batch(
             model=self.model, predictions=result.predictions, states=result.states, cursor=cursor,
-            keeps_scan_cache=self._keeps_scan_cache, outbox=result.outbox, epoch=self.epoch,
-            after=self._cursor,
+            keeps_scan_cache=self._keeps_scan_cache, outbox=result.outbox, expected=self._cursor,
+            set_aside=result.set_aside, epoch=self.epoch,
         )  # fmt: skip
         group = self._group
         if group is None or not group.takes(batch) or not await group.write(batch):

@@ -33,6 +33,8 @@ class Skip(StrEnum):
     STALE = "stale"
     SUPERSEDED = "superseded"
     NO_DATA = "no_data"
+    BAD_TIME = "bad_time"  #: dated ahead of the wall clock (beyond the tolerance) or at ±infinity
+    MODEL_FAILED = "model_failed"  #: the model fails on this row alone (set aside, see the lane)
 
 
 def tag_for(probability: float, alert_threshold: float) -> Tag:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
 import asyncpg
@@ -22,10 +23,17 @@ from coinfleet.pipeline.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
 Scheduler = Literal["lanes", "sequential"]
+#: answers whether every active model has its lane running in this process
+LanesStarted = Callable[[], Awaitable[bool]]
+#: more work for the serving process (the HTTP side): runs until `stop` is set
+Companion = Callable[[Database, LanesStarted, asyncio.Event], Awaitable[None]]
 
 
-async def serve(settings: Settings, *, scheduler: Scheduler = "lanes") -> None:
-    """Score every active model until SIGINT or SIGTERM; stop what was started."""
+async def serve(
+    settings: Settings, *, scheduler: Scheduler = "lanes", companion: Companion | None = None
+) -> None:
+    """Score every active model until SIGINT or SIGTERM (and run `companion` beside); stop what was
+    started."""
     async with open_database(settings) as db:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -35,17 +43,39 @@ async def serve(settings: Settings, *, scheduler: Scheduler = "lanes") -> None:
         delivery = asyncio.create_task(deliver_alerts(db, settings, stop))
         evaluation = asyncio.create_task(evaluate_predictions(db, settings, stop))
         drift = asyncio.create_task(watch_drift(db, settings, stop))
+        supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=settings)
+        side = asyncio.create_task(_companion(companion, db, supervisor, scheduler, stop))
         try:
             if scheduler == "sequential":
                 await serve_sequential(db, settings, stop)
             else:
-                await serve_lanes(db, settings, stop)
+                await run_until(supervisor, stop)
         finally:
             stop.set()
             await delivery
             await evaluation
             await drift
+            await side
     log.info("stopped")
+
+
+async def _companion(
+    companion: Companion | None,
+    db: Database,
+    supervisor: Supervisor,
+    scheduler: Scheduler,
+    stop: asyncio.Event,
+) -> None:
+    if companion is None:
+        return
+
+    async def lanes_started() -> bool:
+        return scheduler == "sequential" or await supervisor.all_lanes_started()
+
+    try:
+        await companion(db, lanes_started, stop)
+    finally:
+        stop.set()  # the companion failing (e.g. its port is taken) stops the process too
 
 
 class Stoppable(Protocol):

@@ -17,7 +17,7 @@ from coinfleet.errors import Fenced
 from coinfleet.events.cursor import Cursor, Event
 from coinfleet.metrics import MetricRow
 from coinfleet.models.registry import ModelRecord
-from coinfleet.pipeline.rules import CoinState, Tag
+from coinfleet.pipeline.rules import CoinState, Skip, Tag
 from coinfleet.targets import TargetSpec
 
 
@@ -41,13 +41,22 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SetAside:
+    """An event a lane does not score for its model, and why: the model fails on its row alone
+    (Skip.MODEL_FAILED), or it is dated ahead of the wall clock or at ±infinity (Skip.BAD_TIME)."""
+
+    event: Event
+    reason: Skip
+    detail: str
+
+
 @dataclass(kw_only=True, slots=True)
 class Batch:
     """What one lane stores for one batch of events: its predictions, the scan-cache rows it changed,
     its webhook outbox rows and the model's new cursor. Without `keeps_scan_cache` (the lane keeps
     none, `states` is empty) the cursor row notes that the cache misses these predictions. With an
-    `epoch` (the lane's lease) it is stored only while that lease is current, and with `after` (the
-    cursor the lane continued from) only while the stored cursor is still there."""
+    `epoch` (the lane's lease) it is stored only while that lease is current (else Fenced)."""
 
     model: ModelRecord
     predictions: Sequence[NewPrediction]
@@ -56,16 +65,21 @@ class Batch:
     keeps_scan_cache: bool = True
     outbox: Sequence[OutboxItem] = ()
     epoch: int | None = None
-    after: Cursor | None = None
+    #: where the lane believes the stored cursor is; the store fails (CURSOR_MOVED) if it is elsewhere
+    expected: Cursor | None = None
+    set_aside: Sequence[SetAside] = ()
 
 
 async def write_batches(conn: asyncpg.Connection, batches: Sequence[Batch], *, skip_repeats: bool) -> None:
-    """Store batches with their outbox rows, all or nothing: one statement when there are no outbox
-    rows (a transaction of its own), else a transaction around it and the outbox inserts."""
+    """Store batches with their outbox rows and set-aside events, all or nothing: one statement when
+    there are neither (a transaction of its own), else a transaction around it and their inserts."""
     outbox = any(b.outbox for b in batches)
-    async with conn.transaction() if outbox else contextlib.nullcontext():
+    extra = outbox or any(b.set_aside for b in batches)
+    async with conn.transaction() if extra else contextlib.nullcontext():
         ids = await store_batches(conn, batches, want_ids=outbox, skip_repeats=skip_repeats)
         for batch in batches:
+            if batch.set_aside:
+                await write_set_aside(conn, batch.model.id, batch.set_aside)
             if batch.outbox:
                 model_id = batch.model.id
                 own = {(mint, ts): id_ for (owner, mint, ts), id_ in ids.items() if owner == model_id}
@@ -155,9 +169,9 @@ async def store_batches(
             [b.cursor.seq for b in batches],
             want_ids,
             [b.keeps_scan_cache for b in batches],
+            [None if b.expected is None else b.expected.tx for b in batches],
+            [None if b.expected is None else b.expected.seq for b in batches],
             [b.epoch for b in batches],
-            [None if b.after is None else b.after.tx for b in batches],
-            [None if b.after is None else b.after.seq for b in batches],
         )
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == FENCED_SQLSTATE:
@@ -185,6 +199,25 @@ def _target_json(target: TargetSpec) -> str:
 def _columns(rows: Iterable[tuple[object, ...]]) -> list[list[object]]:
     """Rows as columns; [] when there are no rows."""
     return [list(column) for column in zip(*rows, strict=True)]
+
+
+async def write_set_aside(conn: asyncpg.Connection, model_id: int, events: Sequence[SetAside]) -> None:
+    """Record events set aside for a model (a repeat is ignored)."""
+    await conn.execute(
+        query("insert_set_aside"),
+        model_id,
+        [s.event.tx for s in events],
+        [s.event.seq for s in events],
+        [s.event.mint for s in events],
+        [s.event.ts for s in events],
+        [s.reason.value for s in events],
+        [s.detail for s in events],
+    )
+
+
+async def set_aside_counts(conn: asyncpg.Connection, model_id: int) -> dict[str, int]:
+    """Events set aside for a model, by reason."""
+    return {r["reason"]: r["n"] for r in await conn.fetch(query("set_aside_counts"), model_id)}
 
 
 async def load_states(conn: asyncpg.Connection, model_id: int) -> dict[str, CoinState]:

@@ -9,6 +9,7 @@ import inspect
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 import numpy as np
@@ -18,6 +19,7 @@ import structlog
 from coinfleet.config import Settings
 from coinfleet.constants import EVENTS_CHANNEL, LEASES_CHANNEL, MODELS_CHANNEL
 from coinfleet.db.database import OwnConnection
+from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.db.sql import query
 from coinfleet.errors import CoinfleetError
 from coinfleet.events.cursor import events_behind, prune_events
@@ -161,6 +163,8 @@ class Supervisor:
         #: lanes being started (compiling, loading): each on its own, so a slow one delays no other
         self._starting: dict[int, tuple[int, asyncio.Task[None]]] = {}  #: model id → (version, task)
         self._stop = asyncio.Event()
+        self._outage = Outage("supervisor")
+        self.lane_restarts = 0  #: lanes that died with an error and were started again
         self._models_signal = self._notifier.subscribe(MODELS_CHANNEL)  #: also set by `stop`, leases
         self._notifier.subscribe(LEASES_CHANNEL, self._models_signal)
         self.slots = FairSlots(
@@ -203,8 +207,8 @@ class Supervisor:
         renewer = asyncio.create_task(self._renew_forever()) if self.leases is not None else None
         try:
             while not self._stop.is_set():
-                await self.sync()
-                await self._models_signal.wait(self._settings.poll_interval_seconds)
+                wait = await self._sync_or_back_off()
+                await self._models_signal.wait(wait)
         finally:
             pruner.cancel()
             if renewer is not None:
@@ -215,11 +219,25 @@ class Supervisor:
             await self.group.close()
             await self._notifier.close()
 
+    async def _sync_or_back_off(self) -> float:
+        """`sync`; while the database is away, the growing pause before the next try (lanes keep going
+        on their own and ride out the outage themselves)."""
+        try:
+            await self.sync()
+        except DATABASE_ERRORS as exc:
+            return self._outage.failed(exc)
+        self._outage.succeeded()
+        return self._settings.poll_interval_seconds
+
     async def sync(self) -> None:
         """Start lanes for newly active models, stop those no longer active, pass on new settings."""
         async with self._pool.acquire() as conn:
             models = {m.id: m for m in await registry.list_models(conn) if m.status == "active"}
         models = await self._placed_here(models)
+        for broken in [m for m in models.values() if m.settings_error]:
+            del models[broken.id]  # it fails alone: the others keep scoring
+            await self._quarantine(broken, broken.settings_error or "")
+        await self._restart_dead_lanes()
         for model_id in list(self._running):
             running = self._running[model_id]
             model = models.get(model_id)
@@ -250,6 +268,27 @@ class Supervisor:
         lost = self.leases is not None and running.lane.model.id not in self.leases.held
         return lost or running.lane.fenced
 
+    async def _restart_dead_lanes(self) -> None:
+        """Forget lanes whose task ended by itself (an error escaped, it quarantined its model, or it
+        was fenced) and hand back their leases: `sync` starts them again, taking the lease anew, if
+        their model is still active and placed here."""
+        for model_id, running in list(self._running.items()):
+            if not running.task.done():
+                continue
+            del self._running[model_id]
+            error = None if running.task.cancelled() else running.task.exception()
+            if error is not None:
+                name = running.lane.model.name
+                log.error("lane_died", model=name, error=f"{type(error).__name__}: {error}")
+                self.lane_restarts += 1
+            await self._release(model_id)
+
+    def _lane_ended(self, task: asyncio.Task[None]) -> None:
+        """Wake `run` when a lane task ends without being asked to (a fenced lane too), so `sync`
+        restarts it at once."""
+        if not self._stop.is_set():
+            self._models_signal.set()
+
     async def _start_lane(self, model: ModelRecord) -> None:
         """Take the model's lease (with leases), compile and load the model, then run its lane; runs as a
         task of its own (`_starting`)."""
@@ -260,6 +299,8 @@ class Supervisor:
                 artifact = await registry.load_artifact(conn, model.id)
             made = self._runner_factory(model, artifact)
             runner = await made if inspect.isawaitable(made) else made
+        except DATABASE_ERRORS:
+            raise  # not the model's fault: `run` tries again once the database is back
         except (CoinfleetError, ValueError) as exc:
             await self._quarantine(model, f"cannot load model: {exc}")
             await self._release(model.id)
@@ -291,7 +332,10 @@ class Supervisor:
 
     async def _release(self, model_id: int) -> None:
         if self.leases is not None:
-            await self.leases.release(model_id)
+            try:
+                await self.leases.release(model_id)
+            except (asyncpg.PostgresError, *DATABASE_ERRORS) as exc:  # it expires instead
+                log.warning("release_failed", model_id=model_id, error=str(exc))
 
     def _run_lane(self, model: ModelRecord, runner: Runner) -> None:
         lane = Lane(
@@ -310,10 +354,11 @@ class Supervisor:
             events=self._events,
             hogs=self.hogs,
             group=self.group,
+            future_tolerance=timedelta(seconds=self._settings.future_tolerance_seconds),
             epoch=None if self.leases is None else self.leases.held[model.id].epoch,
         )
         task = asyncio.create_task(lane.run(), name=f"lane:{model.name}")
-        task.add_done_callback(lambda _: self._models_signal.set())  # a fenced lane starts again at once
+        task.add_done_callback(self._lane_ended)
         self._running[model.id] = _Running(lane=lane, task=task, runner=runner)
         log.info("lane_started", model=model.name, version=model.version)
 
@@ -341,6 +386,12 @@ class Supervisor:
         for model_id in list(self._running):
             await self._stop_lane(model_id)
 
+    async def all_lanes_started(self) -> bool:
+        """True when every active model placed here has a running lane (what readiness asks)."""
+        async with self._pool.acquire() as conn:
+            active = {m.id: m for m in await registry.list_models(conn) if m.status == "active"}
+        return set(await self._placed_here(active)) <= set(self._running)
+
     async def _renew_forever(self) -> None:
         """Heartbeat every third of a lease period; a lost lease wakes `sync`, which stops its lane."""
         assert self.leases is not None
@@ -348,7 +399,7 @@ class Supervisor:
             try:
                 if await self.leases.heartbeat():
                     self._models_signal.set()
-            except (OSError, asyncpg.PostgresError, CoinfleetError) as exc:
+            except (asyncpg.PostgresError, CoinfleetError, *DATABASE_ERRORS) as exc:
                 log.warning("heartbeat_failed", error=str(exc))
             await asyncio.sleep(self.leases.seconds / 3)
 
@@ -357,7 +408,7 @@ class Supervisor:
         if self.leases is not None:
             try:
                 await self.leases.leave()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (asyncpg.PostgresError, *DATABASE_ERRORS) as exc:
                 log.warning("leave_failed", error=str(exc))
 
     async def refresh_lag(self) -> None:
@@ -374,5 +425,5 @@ class Supervisor:
                 async with self._pool.acquire() as conn:
                     pruned = await prune_events(conn)
                 log.debug("events_pruned", count=pruned)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (asyncpg.PostgresError, *DATABASE_ERRORS) as exc:
                 log.warning("prune_failed", error=str(exc))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coinfleet.alerts import outbox
+from coinfleet.alerts import outbox, secrets
 from coinfleet.alerts.delivery import send_test
 from coinfleet.config import Settings
 from coinfleet.db.sql import query
@@ -65,13 +65,17 @@ async def send_test_alert(
     settings: Settings, url: str, *, db: Db | None = None, model: str | None = None
 ) -> WebhookTest:
     """POST one signed sample alert to `url` (not queued, no retry), with the named model's details and
-    secret when `model` is given (that needs `db`); WebhookRefused when the SSRF guard refuses the URL."""
-    record = None
+    secret when `model` is given (that needs `db`), else signed with a throwaway secret; WebhookRefused
+    when the SSRF guard refuses the URL."""
+    record, secret = None, None
     if model is not None:
         if db is None:
             raise InvalidRequest("testing a webhook with a model's details needs the database")
-        record = await registry.get(db, model)
-    attempt = await send_test(settings, url, record)
+        async with connection(db) as conn:
+            record = await registry.get(conn, model)
+            secret = await secrets.get(conn, record.id)
+    attempt = await send_test(settings, url, record, secret)
+    assert attempt.latency_ms is not None, "only an attempt cut short has no latency"
     return WebhookTest(
         url=attempt.url,
         status_code=attempt.status_code,
@@ -81,3 +85,17 @@ async def send_test_alert(
         refused=attempt.refused,
         ok=attempt.ok,
     )
+
+
+async def webhook_secret(db: Db, model: str) -> str:
+    """The model's webhook signing secret (to configure a receiver); ModelNotFound for an unknown model."""
+    async with connection(db) as conn:
+        record = await registry.get(conn, model)
+        return await secrets.get(conn, record.id)
+
+
+async def replace_webhook_secret(db: Db, model: str, secret: str) -> None:
+    """Give the model a new webhook signing secret; SettingError when it is too short."""
+    async with connection(db) as conn:
+        record = await registry.get(conn, model)
+        await secrets.replace(conn, record.id, secret)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -22,7 +21,7 @@ from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, resolve, throwaway_database
 from coinfleet.db.sql import query
 from coinfleet.errors import ConfigError
-from coinfleet.evaluation.rounds import LoopConfig, drain, evaluation_loop, round_config
+from coinfleet.evaluation.rounds import LoopConfig, data_clock, drain, evaluation_loop, round_config
 from coinfleet.feed import live
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
@@ -102,7 +101,7 @@ async def caught_up(db: Db) -> None:
 
 async def _report(db: Db, rows: int) -> BacktestReport:
     """Statistics, outcomes, coverage at the last row's time and the former rule beside the as-of one."""
-    clock: datetime | None = await db.fetchval(query("data_clock"))
+    clock = await data_clock(db)
     return BacktestReport(
         rows=rows,
         models=(await statistics(db)).models,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from coinfleet.db.outage import DOWN
 from coinfleet.db.sql import query
 from coinfleet.service.common import Db
 from coinfleet.service.models import lanes
@@ -16,8 +17,9 @@ from coinfleet.service.schemas import COUNT_CAP, Health, Lane
 HORIZON_AGE_LIMIT_SECONDS = 60.0
 
 
-def _problems(horizon_age: float, quarantined: dict[str, str]) -> list[str]:
+def _problems(horizon_age: float, quarantined: dict[str, str], waiting: dict[str, str]) -> list[str]:
     problems = [f"model {name} is quarantined: {reason}" for name, reason in quarantined.items()]
+    problems += [f"{loop} waits for the database: {error}" for loop, error in waiting.items()]
     if horizon_age > HORIZON_AGE_LIMIT_SECONDS:
         problems.append(
             f"a transaction open for {horizon_age:.0f} s holds the event horizon back; every lane waits"
@@ -37,6 +39,7 @@ def _down(error: Exception) -> Health:
         quarantined={},
         alerts_pending=None,
         alerts_dead=None,
+        waiting_for_database=dict(DOWN),
     )
 
 
@@ -46,7 +49,8 @@ def _health(row: asyncpg.Record, all_lanes: list[Lane]) -> Health:
         for lane in all_lanes
         if lane.status == "quarantined"
     }
-    problems = _problems(row["horizon_age_seconds"], quarantined)
+    waiting = dict(DOWN)
+    problems = _problems(row["horizon_age_seconds"], quarantined, waiting)
     return Health(
         status="degraded" if problems else "ok",
         problems=problems,
@@ -58,6 +62,7 @@ def _health(row: asyncpg.Record, all_lanes: list[Lane]) -> Health:
         quarantined=quarantined,
         alerts_pending=row["alerts_pending"],
         alerts_dead=row["alerts_dead"],
+        waiting_for_database=waiting,
     )
 
 

@@ -11,7 +11,7 @@ from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord, Status
-from coinfleet.models.settings import apply_changes
+from coinfleet.pipeline.store import set_aside_counts
 from coinfleet.service.common import Db, as_dict, connection
 from coinfleet.service.schemas import COUNT_CAP, LagReport, Lane, Model, Target
 
@@ -30,7 +30,7 @@ async def lanes(db: Db, model_id: int | None = None) -> list[Lane]:
     return [_lane(row) for row in await db.fetch(query("model_lanes"), model_id, COUNT_CAP)]
 
 
-def model_view(record: ModelRecord, lane: Lane) -> Model:
+def model_view(record: ModelRecord, lane: Lane, set_aside: dict[str, int] | None = None) -> Model:
     """The service record of a registered model."""
     return Model(
         id=record.id,
@@ -40,6 +40,8 @@ def model_view(record: ModelRecord, lane: Lane) -> Model:
         format=record.format,
         status=record.status,
         status_reason=record.status_reason,
+        settings_error=record.settings_error,
+        set_aside=set_aside or {},
         target=Target(**record.target.to_dict(), description=record.target.describe()),
         features=list(record.features),
         settings=record.settings.public(),
@@ -56,7 +58,10 @@ async def list_models(db: Db) -> list[Model]:
     """Every model that is not deleted, oldest first, with its lane."""
     records = await registry.list_models(db)
     by_id = {lane.model_id: lane for lane in await lanes(db)}
-    return [model_view(r, by_id[r.id]) for r in records if r.id in by_id]
+    set_aside: dict[int, dict[str, int]] = {}
+    for row in await db.fetch(query("set_aside_by_model")):
+        set_aside.setdefault(row["model_id"], {})[row["reason"]] = row["n"]
+    return [model_view(r, by_id[r.id], set_aside.get(r.id)) for r in records if r.id in by_id]
 
 
 async def show_model(db: Db, name: str) -> Model:
@@ -65,7 +70,9 @@ async def show_model(db: Db, name: str) -> Model:
     found = await lanes(db, record.id)
     if not found:
         raise ModelNotFound(f"model {name!r} was deleted just now")
-    return model_view(record, found[0])
+    async with connection(db) as conn:
+        set_aside = await set_aside_counts(conn, record.id)
+    return model_view(record, found[0], set_aside)
 
 
 async def lag(db: Db) -> LagReport:
@@ -111,9 +118,9 @@ async def resume_model(db: Db, name: str) -> Model:
 
 
 async def update_settings(db: Db, name: str, changes: Mapping[str, Any]) -> Model:
-    """Apply setting changes (running lanes pick them up without restart); SettingError names an
-    unknown key or a bad value, and nothing changes then."""
+    """Apply setting changes (running lanes pick them up without restart), atomically under concurrent
+    writers; also repairs stored settings that no longer validate. SettingError names an unknown key,
+    a bad value or a value that would silently stop the model, and nothing changes then."""
     async with connection(db) as conn:
-        model = await registry.get(conn, name)
-        await registry.update_settings(conn, name, apply_changes(model.settings, dict(changes)))
+        await registry.change_settings(conn, name, dict(changes))
     return await show_model(db, name)

@@ -87,9 +87,15 @@ class Model(Schema):
     format: str
     status: Status
     status_reason: str | None
+    #: why the stored settings no longer validate (the model is then quarantined; `settings` shows
+    #: defaults); None when they are fine
+    settings_error: str | None = None
     target: Target
     features: list[str]
     settings: dict[str, Any]  #: every setting; the webhook secret shows as "***"
+    #: events set aside for this model by reason (model_failed: the model fails on that row alone;
+    #: bad_time: dated ahead of the wall clock or at ±infinity)
+    set_aside: dict[str, int] = Field(default_factory=dict)
     training_metrics: dict[str, Any]
     sha256: str  #: of the model file as stored (a trusted pickle is stored converted)
     #: where the file came from (name, format, sha256 as given, trusted) and how it serves (ONNX or why not)
@@ -119,6 +125,9 @@ class Health(Schema):
     quarantined: dict[str, str]  #: name → reason
     alerts_pending: int | None
     alerts_dead: int | None
+    #: this process's loops (lanes, supervisor, evaluation, delivery, LISTEN) waiting out a database
+    #: outage: loop → the error that began it
+    waiting_for_database: dict[str, str] = Field(default_factory=dict)
 
 
 # --- predictions ------------------------------------------------------------------------------------
@@ -319,10 +328,11 @@ class AlertAttempt(Schema):
     attempt: int
     url: str
     status_code: int | None
-    latency_ms: float
+    latency_ms: float | None  #: None while in flight, or for an attempt cut short
     error: str | None
     response_excerpt: str | None
     attempted_at: datetime
+    finished_at: datetime | None  #: None while the attempt is in flight
 
 
 class AlertDetail(Schema):

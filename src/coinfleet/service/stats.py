@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coinfleet.db.sql import query
 from coinfleet.errors import InvalidRequest
-from coinfleet.reports import parse_since
 from coinfleet.service.common import Db
 from coinfleet.service.schemas import Statistics, StatisticsReport
 
-__all__ = ["parse_since", "statistics"]
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | None:
+    """A window start from '1h', '24h', '30m', '7d' (before now) or an ISO time; None/'all' for all;
+    InvalidRequest for anything else."""
+    if text is None or text == "all":
+        return None
+    match = _RELATIVE.match(text.strip())
+    if match:
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+        return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"since {text!r}: use 1h, 24h, 30m, 7d or an ISO time like 2026-01-01T00:00Z"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _rate(hits: int, total: int) -> float | None:

@@ -81,21 +81,21 @@ def test_suppressed_prediction_has_no_id() -> None:
     assert body["predictions"][0]["prediction_id"] is None
 
 
-def test_signature_is_hmac_sha256_of_the_exact_body() -> None:
+def test_signature_is_hmac_sha256_of_the_time_and_the_exact_body() -> None:
     body = encode(payload()).encode()
-    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    assert sign(body, "s3cret") == f"sha256={expected}"
-    assert sign(body + b" ", "s3cret") != sign(body, "s3cret")
-    assert sign(body, "other") != sign(body, "s3cret")
+    expected = hmac.new(b"s3cret", b"1767225600." + body, hashlib.sha256).hexdigest()
+    assert sign(body, "s3cret", 1767225600) == f"t=1767225600,v1={expected}"
+    assert sign(body + b" ", "s3cret", 1767225600) != sign(body, "s3cret", 1767225600)
+    assert sign(body, "other", 1767225600) != sign(body, "s3cret", 1767225600)
+    assert sign(body, "s3cret", 1767225601).split(",")[1] != sign(body, "s3cret", 1767225600).split(",")[1]
 
 
-def test_headers_carry_key_and_signature_only_with_a_secret() -> None:
+def test_headers_always_carry_key_and_signature() -> None:
     body = b"{}"
-    signed = headers(body, "k1", "s3cret")
-    unsigned = headers(body, "k1", None)
-    assert signed[IDEMPOTENCY_HEADER] == "k1" == unsigned[IDEMPOTENCY_HEADER]
-    assert signed[SIGNATURE_HEADER] == sign(body, "s3cret")
-    assert SIGNATURE_HEADER not in unsigned
+    signed = headers(body, "k1", "s3cret", 1767225600)
+    assert signed[IDEMPOTENCY_HEADER] == "k1"
+    assert signed[SIGNATURE_HEADER] == sign(body, "s3cret", 1767225600)
+    assert "s3cret" not in repr(signed)
     assert signed["Content-Type"] == "application/json"
 
 

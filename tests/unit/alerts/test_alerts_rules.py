@@ -8,7 +8,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coinfleet.alerts.rules import ALERT, NEGATIVE, POSITIVE, RetryPolicy, mode_matches, route, webhook_url
+from coinfleet.alerts.rules import (
+    ALERT,
+    NEGATIVE,
+    POSITIVE,
+    RetryPolicy,
+    Verdict,
+    mode_matches,
+    route,
+    verdict,
+    webhook_url,
+)
 from coinfleet.errors import SettingError
 from coinfleet.models.settings import ModelSettings, SendMode, apply_changes
 from coinfleet.pipeline.rules import Tag
@@ -96,7 +106,7 @@ def test_webhook_url_setting_accepts_http_and_https_and_clearing() -> None:
     assert apply_changes(settings(), {"webhook_url": None}).webhook_url is None
 
 
-POLICY = RetryPolicy(max_attempts=5, max_age_seconds=600, initial_seconds=1, max_seconds=30, jitter_seconds=2)
+POLICY = RetryPolicy(max_age_seconds=600, initial_seconds=1, max_seconds=30, jitter_seconds=2)
 
 
 def test_backoff_doubles_then_caps() -> None:
@@ -114,11 +124,29 @@ def test_delay_stays_within_cap_plus_jitter(attempts: int, unit: float) -> None:
     assert POLICY.initial_seconds <= delay <= POLICY.max_seconds + POLICY.jitter_seconds
 
 
-def test_gives_up_after_max_attempts() -> None:
-    assert not POLICY.gives_up(attempts=4, age_seconds=0)
-    assert POLICY.gives_up(attempts=5, age_seconds=0)
+def test_only_age_kills_an_alert() -> None:
+    assert not POLICY.gives_up(age_seconds=599)
+    assert POLICY.gives_up(age_seconds=600)
 
 
-def test_gives_up_after_the_age_limit() -> None:
-    assert not POLICY.gives_up(attempts=1, age_seconds=599)
-    assert POLICY.gives_up(attempts=1, age_seconds=600)
+@pytest.mark.parametrize(
+    ("status", "refused", "expected"),
+    [
+        (200, False, Verdict.DELIVERED),
+        (204, False, Verdict.DELIVERED),
+        (None, True, Verdict.REFUSED),
+        (400, False, Verdict.REFUSED),
+        (410, False, Verdict.REFUSED),
+        (413, False, Verdict.REFUSED),
+        (422, False, Verdict.REFUSED),
+        (None, False, Verdict.FAILED),
+        (302, False, Verdict.FAILED),
+        (401, False, Verdict.FAILED),
+        (404, False, Verdict.FAILED),
+        (429, False, Verdict.FAILED),
+        (500, False, Verdict.FAILED),
+        (503, False, Verdict.FAILED),
+    ],
+)
+def test_verdicts(status: int | None, refused: bool, expected: Verdict) -> None:
+    assert verdict(status, refused=refused) is expected

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from coinfleet.alerts.ssrf import check_scheme, check_url, refusal
+from coinfleet.alerts.ssrf import check_scheme, check_url, numeric_host, refusal
 from coinfleet.errors import WebhookRefused
 
 REFUSED = [
@@ -30,8 +30,18 @@ REFUSED = [
     "::ffff:10.0.0.1",
     "2002:7f00:1::",  # 6to4 of 127.0.0.1
     "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+    "64:ff9b:1::7f00:1",  # NAT64 local-use (RFC 8215), /96 layout
+    "64:ff9b:1:7f00:1::",  # NAT64 local-use, /48 layout
+    "64:ff9b:1:ffff:ff00:ffff::",  # NAT64 local-use, anything
+    "::127.0.0.1",  # IPv4-compatible
+    "::7f00:1",
+    "::10.0.0.1",
+    "::169.254.169.254",
+    "::ffff:7f00:1",  # IPv4-mapped, hex
 ]
-PUBLIC = ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"]
+PUBLIC = ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808", "::ffff:8.8.8.8"]
 
 
 @pytest.mark.parametrize("address", REFUSED)
@@ -49,7 +59,18 @@ def test_allow_private_lets_private_and_loopback_through(address: str) -> None:
     assert refusal(ipaddress.ip_address(address), allow_private=True) is None
 
 
-@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254", "0.0.0.0"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "::ffff:169.254.169.254",
+        "0.0.0.0",
+        "::169.254.169.254",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::a9fe:a9fe",
+    ],
+)
 def test_metadata_and_unspecified_stay_refused_when_private_is_allowed(address: str) -> None:
     assert refusal(ipaddress.ip_address(address), allow_private=True) is not None
 
@@ -89,3 +110,61 @@ def test_only_http_and_https_with_a_host(url: str) -> None:
 async def test_an_unresolvable_host_is_refused() -> None:
     with pytest.raises(WebhookRefused, match="does not resolve"):
         await check_url("http://no-such-host.invalid/hook", allow_private=False)
+
+
+LOOPBACK_SPELLINGS = [
+    "http://2130706433/hook",  # decimal
+    "http://017700000001/hook",  # octal
+    "http://0x7f000001/hook",  # hex
+    "http://0x7f.0.0.1/hook",  # hex first part
+    "http://0x7f.1/hook",  # hex, short
+    "http://127.1/hook",  # short
+    "http://127.0.0.1./hook",  # trailing dot
+    "http://[::ffff:127.0.0.1]/hook",  # IPv4-mapped
+    "http://[::ffff:7f00:1]/hook",  # IPv4-mapped, hex
+    "http://[::127.0.0.1]/hook",  # IPv4-compatible
+    "http://[64:ff9b::127.0.0.1]/hook",  # NAT64
+    "http://[64:ff9b:1::7f00:1]/hook",  # NAT64 local-use
+]
+
+
+@pytest.mark.parametrize("url", LOOPBACK_SPELLINGS)
+async def test_every_spelling_of_loopback_is_refused(url: str) -> None:
+    with pytest.raises(WebhookRefused, match=r"loopback|NAT64"):
+        await check_url(url, allow_private=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2852039166/",
+        "http://0xa9fea9fe/",
+        "http://0xa9.0xfe.0xa9.0xfe/",
+        "http://[::169.254.169.254]/",
+    ],
+)
+async def test_numeric_spellings_of_the_metadata_address_are_refused_even_when_private_is_allowed(
+    url: str,
+) -> None:
+    with pytest.raises(WebhookRefused, match="metadata"):
+        await check_url(url, allow_private=True)
+
+
+def test_octal_with_a_leading_zero_is_not_even_a_url() -> None:
+    with pytest.raises(WebhookRefused, match="not a valid URL"):
+        check_scheme("http://0177.0.0.1/hook")
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("2130706433", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("1.de", None),
+        ("a.b", None),
+    ],
+)
+def test_numeric_hosts_are_read_as_the_c_library_reads_them(host: str, address: str | None) -> None:
+    found = numeric_host(host)
+    assert (None if found is None else str(found)) == address

@@ -17,59 +17,141 @@ FROM coinfleet_cursors WHERE model_id = $1
 -- Models that have alerts waiting for delivery.
 SELECT DISTINCT model_id FROM coinfleet_alerts WHERE state = 'pending'
 
--- name: claim_alert --
--- Claim a model's oldest pending alert when it is due and unclaimed; never a younger one past it.
-WITH head AS (
-    SELECT id FROM coinfleet_alerts
-    WHERE model_id = $1 AND state = 'pending'
-    ORDER BY id LIMIT 1
-), claimable AS (
-    SELECT a.id FROM coinfleet_alerts AS a JOIN head USING (id)
-    WHERE a.state = 'pending' AND a.next_attempt_at <= now()
-      AND (a.claimed_until IS NULL OR a.claimed_until < now())
-    FOR UPDATE OF a SKIP LOCKED
+-- name: lock_model_claims --
+-- Serialise claims on one model's queue until the transaction ends ($1 namespace, $2 model id).
+SELECT pg_advisory_xact_lock($1::int, $2::int)
+
+-- name: session_identity --
+-- The backend pid and start time of this connection: a claim names them, so anyone can tell it ended.
+SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()
+
+-- name: claim_alerts --
+-- Claim up to $4 alerts from the head of a model's queue (call under lock_model_claims): all go to the
+-- head's URL, the run stops at the first one not due or held by a live session. The head's attempt
+-- starts (counted, logged); attempts left open by a session that ended are closed as cut short.
+WITH queue AS (
+    SELECT a.id, a.url,
+           a.next_attempt_at <= now() AND (
+               a.claimed_by IS NULL OR a.claimed_until < now() OR NOT EXISTS (
+                   SELECT 1 FROM pg_stat_activity AS s  -- backend_start is hidden from other roles
+                   WHERE s.pid = a.claimed_pid
+                     AND coalesce(s.backend_start = a.claimed_backend_start, true))
+           ) AS free
+    FROM coinfleet_alerts AS a
+    WHERE a.model_id = $1 AND a.state = 'pending'
+    ORDER BY a.id
+    LIMIT $4
+), numbered AS (
+    SELECT id, url, free, row_number() OVER (ORDER BY id) AS n, first_value(url) OVER (ORDER BY id) AS head_url
+    FROM queue
+), head_run AS (
+    SELECT id, n FROM numbered
+    WHERE n < coalesce((SELECT min(n) FROM numbered WHERE NOT free OR url <> head_url), $4 + 1)
+), cut_short AS (
+    UPDATE coinfleet_alert_attempts AS t
+    SET finished_at = now(),
+        error = 'cut short: the worker''s database session ended before the outcome was stored '
+                '(the request may or may not have reached the receiver)'
+    FROM head_run WHERE t.alert_id = head_run.id AND t.finished_at IS NULL
+    RETURNING t.id
+), claimed AS (
+    UPDATE coinfleet_alerts AS a
+    SET attempts = a.attempts + (head_run.n = 1)::int,
+        claimed_by = $2, claimed_until = now() + make_interval(secs => $3),
+        claimed_pid = $5, claimed_backend_start = $6
+    FROM head_run WHERE a.id = head_run.id
+    RETURNING a.id, a.model_id, a.mint, a.url, a.idempotency_key, a.body, a.attempts, a.pending_since, head_run.n
+), logged AS (
+    INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)
+    SELECT id, model_id, attempts, url, $2 FROM claimed WHERE n = 1
+    RETURNING id, alert_id
 )
-UPDATE coinfleet_alerts AS a
-SET attempts = a.attempts + 1, claimed_by = $2, claimed_until = now() + make_interval(secs => $3)
-FROM claimable, coinfleet_models AS m
-WHERE a.id = claimable.id AND m.id = a.model_id
-RETURNING a.id, a.model_id, a.url, a.idempotency_key, a.body, a.attempts,
-          extract(epoch FROM now() - a.pending_since)::float8 AS age_seconds,
-          m.settings ->> 'webhook_secret' AS secret
+SELECT c.id, c.model_id, c.mint, c.url, c.idempotency_key, c.body, c.attempts, l.id AS attempt_id,
+       extract(epoch FROM now() - c.pending_since)::float8 AS age_seconds, s.secret,
+       (SELECT count(*) FROM cut_short) AS cut_short
+FROM claimed AS c
+LEFT JOIN logged AS l ON l.alert_id = c.id
+LEFT JOIN coinfleet_webhook_secrets AS s ON s.model_id = c.model_id
+ORDER BY c.id
 
--- name: seconds_until_head_due --
--- Seconds until a model's oldest pending alert may be claimed (NULL: nothing pending).
-SELECT extract(epoch FROM greatest(next_attempt_at, coalesce(claimed_until, next_attempt_at)) - now())::float8
-FROM coinfleet_alerts
-WHERE model_id = $1 AND state = 'pending'
-ORDER BY id LIMIT 1
+-- name: alert_queue_head --
+-- A model's oldest pending alert: its URL and the seconds until it may be claimed (no row: none pending).
+SELECT a.url,
+       extract(epoch FROM CASE
+           WHEN a.claimed_by IS NOT NULL AND a.claimed_until >= now() AND EXISTS (
+                    SELECT 1 FROM pg_stat_activity AS s
+                    WHERE s.pid = a.claimed_pid
+                      AND coalesce(s.backend_start = a.claimed_backend_start, true))
+           THEN a.claimed_until
+           ELSE a.next_attempt_at END - now())::float8 AS due_in
+FROM coinfleet_alerts AS a
+WHERE a.model_id = $1 AND a.state = 'pending'
+ORDER BY a.id
+LIMIT 1
 
--- name: insert_alert_attempt --
--- Log one delivery attempt.
-INSERT INTO coinfleet_alert_attempts
-    (alert_id, model_id, attempt, url, status_code, latency_ms, error, response_excerpt)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+-- name: settle_alert --
+-- Store an attempt's outcome ($3 its log row) and mark its alert ($2) delivered, pending again after
+-- $10 s, or dead, while this worker ($1) holds the claim; then start the attempt at the next claimed
+-- alert ($11, NULL for none): counted and logged, its log row's id and attempt number returned.
+WITH logged AS (
+    UPDATE coinfleet_alert_attempts
+    SET url = $4, status_code = $5, latency_ms = $6, error = $7, response_excerpt = $8, finished_at = now()
+    WHERE id = $3
+    RETURNING id
+), settled AS (
+    UPDATE coinfleet_alerts
+    SET state = $9,
+        delivered_at = CASE WHEN $9 = 'delivered' THEN now() END,
+        next_attempt_at = now() + make_interval(secs => $10),
+        last_status = $5, last_error = $7,
+        claimed_by = NULL, claimed_until = NULL, claimed_pid = NULL, claimed_backend_start = NULL
+    WHERE id = $2 AND claimed_by = $1 AND state = 'pending'
+    RETURNING id
+), next_alert AS (
+    UPDATE coinfleet_alerts SET attempts = attempts + 1
+    WHERE id = $11 AND claimed_by = $1 AND state = 'pending'
+    RETURNING id, model_id, attempts, url
+)
+INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)
+SELECT id, model_id, attempts, url, $1 FROM next_alert
+RETURNING id, attempt
 
--- name: mark_alert_delivered --
--- A successful attempt: the alert is done (only while this worker still holds the claim).
+-- name: start_alert_attempt --
+-- Start the attempt at a claimed alert ($2) this worker ($1) holds: counted and logged; its log row's
+-- id and attempt number returned (no row: the claim was lost).
+WITH next_alert AS (
+    UPDATE coinfleet_alerts SET attempts = attempts + 1
+    WHERE id = $2 AND claimed_by = $1 AND state = 'pending'
+    RETURNING id, model_id, attempts, url
+)
+INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)
+SELECT id, model_id, attempts, url, $1 FROM next_alert
+RETURNING id, attempt
+
+-- name: release_alert_claims --
+-- Give back this worker's claims on these alerts (a run's end: settled alerts hold none).
 UPDATE coinfleet_alerts
-SET state = 'delivered', delivered_at = now(), last_status = $3, last_error = NULL,
-    claimed_by = NULL, claimed_until = NULL
-WHERE id = $1 AND claimed_by = $2 AND state = 'pending'
+SET claimed_by = NULL, claimed_until = NULL, claimed_pid = NULL, claimed_backend_start = NULL
+WHERE id = ANY($1::int8[]) AND claimed_by = $2 AND state = 'pending'
 
--- name: mark_alert_failed --
--- A failed attempt: retry after a delay, or give up ($4 dead) (only while this worker holds the claim).
-UPDATE coinfleet_alerts
-SET state = CASE WHEN $4 THEN 'dead' ELSE 'pending' END,
-    next_attempt_at = now() + make_interval(secs => $5),
-    last_status = $3, last_error = $6, claimed_by = NULL, claimed_until = NULL
-WHERE id = $1 AND claimed_by = $2 AND state = 'pending'
+-- name: wake_receiver_alerts --
+-- A receiver answers again: its pending alerts waiting out a backoff may go now ($1: the start of its
+-- URLs, scheme://host:port/), and delivery workers are woken.
+WITH woken AS (
+    UPDATE coinfleet_alerts SET next_attempt_at = now()
+    WHERE state = 'pending' AND next_attempt_at > now() AND starts_with(url, $1)
+    RETURNING id
+)
+SELECT pg_notify('coinfleet_alerts', '') FROM (SELECT count(*) AS n FROM woken) AS w WHERE w.n > 0
 
--- name: release_alert_claim --
--- Give back a claim whose attempt was interrupted (shutdown); the attempt does not count.
-UPDATE coinfleet_alerts
-SET attempts = greatest(attempts - 1, 0), claimed_by = NULL, claimed_until = NULL
-WHERE id = $1 AND claimed_by = $2 AND state = 'pending'
+-- name: get_webhook_secret --
+-- A model's webhook signing secret.
+SELECT secret FROM coinfleet_webhook_secrets WHERE model_id = $1
+
+-- name: set_webhook_secret --
+-- Replace a model's webhook signing secret.
+INSERT INTO coinfleet_webhook_secrets (model_id, secret) VALUES ($1, $2)
+ON CONFLICT (model_id) DO UPDATE SET secret = excluded.secret, updated_at = now()
 
 -- name: list_alerts --
 -- The newest alerts, optionally of one model and in one state.
@@ -83,14 +165,14 @@ LIMIT $3
 
 -- name: list_alert_attempts --
 -- Every logged attempt of one alert, oldest first.
-SELECT attempt, url, status_code, latency_ms, error, response_excerpt, attempted_at
+SELECT attempt, url, status_code, latency_ms, error, response_excerpt, attempted_at, finished_at
 FROM coinfleet_alert_attempts WHERE alert_id = $1 ORDER BY id
 
 -- name: retry_alert --
 -- Put one dead alert back in the queue, to the given URL, with a fresh attempt budget.
 UPDATE coinfleet_alerts
 SET state = 'pending', attempts = 0, next_attempt_at = now(), pending_since = now(), url = $2,
-    claimed_by = NULL, claimed_until = NULL
+    claimed_by = NULL, claimed_until = NULL, claimed_pid = NULL, claimed_backend_start = NULL
 WHERE id = $1 AND state = 'dead'
 RETURNING id
 
@@ -98,7 +180,7 @@ RETURNING id
 -- Put every dead alert of one model back in the queue, to the given URL, with a fresh attempt budget.
 UPDATE coinfleet_alerts
 SET state = 'pending', attempts = 0, next_attempt_at = now(), pending_since = now(), url = $2,
-    claimed_by = NULL, claimed_until = NULL
+    claimed_by = NULL, claimed_until = NULL, claimed_pid = NULL, claimed_backend_start = NULL
 WHERE model_id = $1 AND state = 'dead'
 RETURNING id
 

@@ -1,6 +1,7 @@
 -- name: data_clock --
--- The newest metric time of any coin: evaluation's notion of "now" (data time, so replays work).
-SELECT max("timestamp") FROM coin_metrics
+-- The newest metric time of any coin: evaluation's notion of "now" (data time, so replays work). Rows
+-- dated more than $1 seconds ahead of the wall clock (and 'infinity') are not a clock.
+SELECT max("timestamp") FROM coin_metrics WHERE "timestamp" <= now() + make_interval(secs => $1)
 
 -- name: models_with_due --
 -- Models with at least one open prediction whose horizon has ended by the clock $1, with their weight

@@ -4,17 +4,17 @@
 -- the same without its ON CONFLICT line), the scan-cache rows they changed, and each model's cursor
 -- with its totals and whether its scan cache is still complete ($17: the lane keeps it). Returns the
 -- new prediction ids when $16 asks for them (the webhook outbox needs them; else one row of NULLs).
--- Fencing: a cursor moves only forward; where the batch names its lease epoch ($18, NULL for a lane
--- without a lease) only while the cursor row holds that epoch; and where it names the cursor it
--- continues from ($19, $20; NULL: any) only from there, so a batch after one the server lost (an
--- asynchronous commit before a crash) cannot skip its events. The UPDATE's row lock orders it against
--- a takeover (acquire_lease); unless every batch's cursor moved, the statement fails with SQLSTATE
--- CF409 and stores nothing. $1–$5, $14, $15 and $17–$20 hold one element per batch; a prediction or
--- coin names its batch by position (from 1). Numbers come
--- as rows of a two-dimensional array per type, a row per prediction or coin, so that the client
--- encodes a few arrays, not an array and an element per column: times as microseconds since the
--- epoch, tags by their position in $6, and -2^63 (outside both int4 and timestamptz) for a NULL phase
--- or time, 0 for no tag.
+-- Fencing: a cursor moves only forward, and where the batch names its lease epoch ($20, NULL for a
+-- lane without a lease) only while the cursor row holds that epoch. The UPDATE's row lock orders it
+-- against a takeover (acquire_lease); unless every batch's cursor moved, the statement fails with
+-- SQLSTATE CF409 and stores nothing. $18 and $19 hold where each lane believes its cursor is (NULL:
+-- not checked): a stored cursor elsewhere (a crash lost the lane's last commits, so a batch after one
+-- the server lost cannot skip its events) fails the whole statement (CF001). $1–$5, $14, $15 and
+-- $17–$20 hold one element per batch; a prediction or coin names its batch by position (from 1).
+-- Numbers come as rows of a two-dimensional array per type, a row per prediction or coin, so that the
+-- client encodes a few arrays, not an array and an element per column: times as microseconds since
+-- the epoch, tags by their position in $6, and -2^63 (outside both int4 and timestamptz) for a NULL
+-- phase or time, 0 for no tag.
 WITH inserted AS (
     INSERT INTO coinfleet_predictions
         (model_id, model_version, mint, metric_ts, probability, prediction, tag, alert_threshold, target,
@@ -47,17 +47,17 @@ WITH inserted AS (
         stored_positive = excluded.stored_positive, stored_alert = excluded.stored_alert
 ), moved AS (
     UPDATE coinfleet_cursors AS c SET
-        tx = b.tx, seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
+        tx = coinfleet_checked_cursor_tx(c.model_id, c.tx, c.seq, b.from_tx, b.from_seq, b.tx),
+        seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
         stored_predictions = c.stored_predictions + coalesce(s.stored, 0),
         last_prediction_at = greatest(c.last_prediction_at, s.newest)
-    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::int8[], $19::xid8[], $20::int8[])
-         AS b (model_id, tx, seq, keeps, epoch, after_tx, after_seq)
+    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::xid8[], $19::int8[], $20::int8[])
+        AS b (model_id, tx, seq, keeps, from_tx, from_seq, epoch)
     LEFT JOIN (
         SELECT model_id, count(*) AS stored, max(metric_ts) AS newest FROM inserted GROUP BY model_id
     ) AS s USING (model_id)
     WHERE c.model_id = b.model_id AND (b.tx, b.seq) > (c.tx, c.seq)
       AND (b.epoch IS NULL OR c.lease_epoch = b.epoch)
-      AND (b.after_tx IS NULL OR (c.tx, c.seq) = (b.after_tx, b.after_seq))
     RETURNING c.model_id
 )
 SELECT i.id, i.model_id, i.mint, i.metric_ts
@@ -100,17 +100,17 @@ WITH inserted AS (
         stored_positive = excluded.stored_positive, stored_alert = excluded.stored_alert
 ), moved AS (
     UPDATE coinfleet_cursors AS c SET
-        tx = b.tx, seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
+        tx = coinfleet_checked_cursor_tx(c.model_id, c.tx, c.seq, b.from_tx, b.from_seq, b.tx),
+        seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
         stored_predictions = c.stored_predictions + coalesce(s.stored, 0),
         last_prediction_at = greatest(c.last_prediction_at, s.newest)
-    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::int8[], $19::xid8[], $20::int8[])
-         AS b (model_id, tx, seq, keeps, epoch, after_tx, after_seq)
+    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::xid8[], $19::int8[], $20::int8[])
+        AS b (model_id, tx, seq, keeps, from_tx, from_seq, epoch)
     LEFT JOIN (
         SELECT model_id, count(*) AS stored, max(metric_ts) AS newest FROM inserted GROUP BY model_id
     ) AS s USING (model_id)
     WHERE c.model_id = b.model_id AND (b.tx, b.seq) > (c.tx, c.seq)
       AND (b.epoch IS NULL OR c.lease_epoch = b.epoch)
-      AND (b.after_tx IS NULL OR (c.tx, c.seq) = (b.after_tx, b.after_seq))
     RETURNING c.model_id
 )
 SELECT i.id, i.model_id, i.mint, i.metric_ts
@@ -157,3 +157,24 @@ FROM coinfleet_scan_state WHERE model_id = $1
 -- name: prediction_counts --
 -- Stored predictions of one model by tag.
 SELECT tag, count(*) AS n FROM coinfleet_predictions WHERE model_id = $1 GROUP BY tag
+
+-- name: insert_set_aside --
+-- Events set aside for a model (not scored), with the reason; a repeat (a batch stored again) is ignored.
+INSERT INTO coinfleet_set_aside (model_id, event_tx, event_seq, mint, metric_ts, reason, detail)
+SELECT $1, tx, seq, mint, ts, reason, detail
+FROM unnest($2::xid8[], $3::int8[], $4::text[], $5::timestamptz[], $6::text[], $7::text[])
+    AS s (tx, seq, mint, ts, reason, detail)
+ON CONFLICT DO NOTHING
+
+-- name: set_aside_counts --
+-- How many events were set aside for model $1, by reason.
+SELECT reason, count(*) AS n FROM coinfleet_set_aside WHERE model_id = $1 GROUP BY reason ORDER BY reason
+
+-- name: recent_set_aside --
+-- The newest events set aside for model $1, up to $2.
+SELECT mint, metric_ts, reason, detail, created_at FROM coinfleet_set_aside
+WHERE model_id = $1 ORDER BY created_at DESC, event_tx DESC, event_seq DESC LIMIT $2
+
+-- name: set_aside_by_model --
+-- How many events were set aside for each model, by reason.
+SELECT model_id, reason, count(*) AS n FROM coinfleet_set_aside GROUP BY model_id, reason

@@ -5,8 +5,8 @@
 SELECT k.i, f.first_seen, f.has_newer, m.*
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) WITH ORDINALITY AS k (mint, ts, after, i)
 CROSS JOIN LATERAL (
-    SELECT (SELECT min(c."timestamp") FROM coin_metrics c WHERE c.mint = k.mint AND k.after IS NULL)
-               AS first_seen,
+    SELECT (SELECT min(c."timestamp") FROM coin_metrics c
+            WHERE c.mint = k.mint AND k.after IS NULL AND c."timestamp" > '-infinity') AS first_seen,
            EXISTS (SELECT FROM coin_metrics c WHERE c.mint = k.mint AND c."timestamp" > k.ts) AS has_newer
 ) AS f
 CROSS JOIN LATERAL (
@@ -39,3 +39,11 @@ SELECT mint, "timestamp", phase_id_at_time,
 FROM coin_metrics
 WHERE "timestamp" >= $1
 ORDER BY "timestamp"
+
+-- name: metrics_stored --
+-- Whether any of the rows named by coin ($1) and time ($2) is stored: a replay's write cut short by an
+-- outage committed all of its rows or none.
+SELECT EXISTS (
+    SELECT 1 FROM unnest($1::text[], $2::timestamptz[]) AS r (mint, ts)
+    JOIN coin_metrics AS m ON m.mint = r.mint AND m."timestamp" = r.ts
+)

@@ -39,6 +39,15 @@ UPDATE coinfleet_models SET status = $2, status_reason = $3, updated_at = now() 
 -- Replace a model's settings.
 UPDATE coinfleet_models SET settings = $2, updated_at = now() WHERE id = $1
 
+-- name: lock_model_settings --
+-- A model's id and stored settings, its row locked until the transaction ends (read-modify-write).
+SELECT id, settings FROM coinfleet_models WHERE name = $1 AND status <> 'deleted' FOR UPDATE
+
+-- name: recent_phases --
+-- The phases of the newest $1 metric rows (the phases that exist, as far as a model should care).
+SELECT array_agg(DISTINCT phase_id_at_time) FILTER (WHERE phase_id_at_time IS NOT NULL)
+FROM (SELECT phase_id_at_time FROM coin_metrics ORDER BY "timestamp" DESC LIMIT $1) AS recent
+
 -- name: get_model_by_predecessor_id --
 -- The model brought over from the predecessor's model with this id, if any (deleted ones too).
 SELECT id, name, version, algorithm, format, artifact_sha256, features, target, settings,

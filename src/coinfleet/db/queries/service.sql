@@ -151,7 +151,7 @@ WHERE a.id = $1
 
 -- name: alert_attempts_page --
 -- The first $2 logged attempts of one alert, oldest first.
-SELECT attempt, url, status_code, latency_ms, error, response_excerpt, attempted_at
+SELECT attempt, url, status_code, latency_ms, error, response_excerpt, attempted_at, finished_at
 FROM coinfleet_alert_attempts WHERE alert_id = $1 ORDER BY id LIMIT $2
 
 -- name: fleet_health --

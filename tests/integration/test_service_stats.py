@@ -1,4 +1,4 @@
-"""Statistics per model: counts, both hit rates, alert precision and gain, over a window."""
+"""Statistics per model and across models: counts, both hit rates, alert precision and gain, over a window."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 from test_evaluation_support import CONFIG, T0, Bar, insert_bars, insert_model, insert_prediction
 
-from coinfleet.errors import ConfigError
+from coinfleet.errors import InvalidRequest
 from coinfleet.evaluation.rounds import drain
-from coinfleet.reports import model_stats, parse_since
+from coinfleet.service.stats import parse_since, statistics
 from coinfleet.targets import TargetSpec
 
 UP10 = TargetSpec(kind="change", horizon_seconds=60, direction="up", change_percent=10.0)
@@ -32,9 +32,8 @@ async def test_stats_of_hand_made_outcomes(pool: asyncpg.Pool) -> None:
         await insert_prediction(conn, up, mint="rise", at=150, p0=100, target=UP10)  # pending
         await insert_prediction(conn, down, mint="fall", at=0, p0=100, target=DOWN10)  # alert, gain +15
     await drain(pool, CONFIG)
-    async with pool.acquire() as conn:
-        stats = {s.name: s for s in await model_stats(conn)}
-        later = await model_stats(conn, since=T0 + timedelta(seconds=100), model="up")
+    stats = {s.name: s for s in (await statistics(pool)).models}
+    later = (await statistics(pool, since=T0 + timedelta(seconds=100), model="up")).models
     s = stats["up"]
     assert (s.predictions, s.by_tag, s.evaluated, s.pending) == (
         4,
@@ -58,5 +57,5 @@ def test_parse_since() -> None:
     assert parse_since("24h", now=now) == now - timedelta(days=1)
     assert parse_since("2026-01-01T00:00:00+00:00") == datetime(2026, 1, 1, tzinfo=UTC)
     assert parse_since(None) is None and parse_since("all") is None
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidRequest):
         parse_since("yesterday")

@@ -1,0 +1,163 @@
+"""The HTTP side of `coinfleet serve` and `coinfleet demo` in a child process, niced below the lanes.
+
+Handlers run Python (validation, JSON) that would otherwise hold the event loop the lanes run on; in
+their own process, at a lower priority, they get the CPU the lanes leave (measured by
+`coinfleet bench api`). The child reaches what only the serving process knows through a loopback-only
+endpoint of the serving process: the lanes' Prometheus registry, with a gauge saying whether every
+active model has its lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from dataclasses import replace
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnProcess
+
+import httpx
+import structlog
+import uvloop
+from prometheus_client import Gauge, start_http_server
+from prometheus_client.parser import text_string_to_metric_families
+
+from coinfleet.api.app import create_app
+from coinfleet.api.server import Listening, serving
+from coinfleet.api.serving import HttpOptions, api_config
+from coinfleet.db.database import Database
+from coinfleet.errors import ConfigError
+from coinfleet.logs import configure_logging
+from coinfleet.pipeline.serve import Companion, LanesStarted
+
+log = structlog.get_logger(__name__)
+#: niceness of the HTTP process: under contention the lanes get the CPU first
+API_NICE = 10
+#: seconds between updates of the lanes-started gauge
+READY_EVERY_SECONDS = 1.0
+#: seconds the child may take to start listening (imports, pool, lifespan)
+START_SECONDS = 120.0
+#: seconds the child may take to stop before it is killed
+STOP_SECONDS = 10.0
+LANES_STARTED = Gauge(
+    "coinfleet_lanes_started", "1 when every active model has its lane in the serving process"
+)
+
+
+async def http_child_until(
+    options: HttpOptions, db: Database, lanes_started: LanesStarted, stop: asyncio.Event
+) -> None:
+    """Run the HTTP side in a child process until `stop`; ConfigError when it fails to start or dies."""
+    httpd, _ = start_http_server(0, addr="127.0.0.1")  # the lanes' registry, for the child only
+    ready = asyncio.create_task(_keep_ready_gauge(lanes_started))
+    context = get_context("spawn")  # not forked: the serving process holds threads and connections
+    ours, theirs = context.Pipe(duplex=False)
+    url = f"http://127.0.0.1:{httpd.server_port}/metrics"
+    child = context.Process(
+        target=_child_main,
+        args=(replace(options, on_listening=None), db.dsn, url, theirs),
+        name="coinfleet-http",
+    )
+    try:
+        await asyncio.to_thread(child.start)
+        listening = await _listening(ours, child)
+        if options.on_listening is not None:
+            options.on_listening(listening)
+        ended = asyncio.create_task(asyncio.to_thread(child.join))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if ended.done():
+            raise ConfigError(f"the HTTP process ended by itself (exit code {child.exitcode}); see its log")
+    finally:
+        ready.cancel()
+        await _stop_child(child)
+        httpd.shutdown()
+
+
+async def _listening(conn: Connection, child: SpawnProcess) -> Listening:
+    if not await asyncio.to_thread(conn.poll, START_SECONDS):
+        raise ConfigError(f"the HTTP process did not start listening within {START_SECONDS:g} s")
+    kind, *rest = conn.recv()
+    if kind != "listening":
+        raise ConfigError(str(rest[0]))
+    return Listening(host=rest[0], port=rest[1])
+
+
+async def _stop_child(child: SpawnProcess) -> None:
+    if child.pid is not None and child.is_alive():
+        child.terminate()
+        await asyncio.to_thread(child.join, STOP_SECONDS)
+        if child.is_alive():
+            child.kill()
+            await asyncio.to_thread(child.join)
+
+
+async def _keep_ready_gauge(lanes_started: LanesStarted) -> None:
+    while True:
+        with contextlib.suppress(Exception):  # a failed check leaves the last answer; /ready reports it
+            LANES_STARTED.set(1.0 if await lanes_started() else 0.0)
+        await asyncio.sleep(READY_EVERY_SECONDS)
+
+
+class LanesEndpoint:
+    """The serving process's loopback endpoint, seen from the HTTP process."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._client = httpx.AsyncClient(timeout=5)
+
+    async def exposition(self) -> bytes:
+        """The lanes' metrics in Prometheus text."""
+        answer = await self._client.get(self._url)
+        answer.raise_for_status()
+        return answer.content
+
+    async def started(self) -> bool:
+        """Whether every active model has its lane (False while the serving process cannot be asked)."""
+        try:
+            text = (await self.exposition()).decode()
+        except httpx.HTTPError:
+            return False
+        for family in text_string_to_metric_families(text):
+            if family.name == "coinfleet_lanes_started":
+                return any(sample.value == 1.0 for sample in family.samples)
+        return False
+
+    async def close(self) -> None:
+        """Close the client."""
+        await self._client.aclose()
+
+
+def _child_main(options: HttpOptions, dsn: str, lanes_url: str, conn: Connection) -> None:
+    os.nice(API_NICE)
+    configure_logging(options.settings)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    uvloop.run(_child(options, dsn, lanes_url, conn))
+
+
+async def _child(options: HttpOptions, dsn: str, lanes_url: str, conn: Connection) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    lanes = LanesEndpoint(lanes_url)
+    config = replace(api_config(options, dsn, lanes.started), lanes_metrics=lanes.exposition)
+    try:
+        async with serving(create_app(config, ui=options.ui), host=options.host, port=options.port) as at:
+            conn.send(("listening", at.host, at.port))
+            await stop.wait()
+    except ConfigError as exc:
+        conn.send(("failed", str(exc)))
+    finally:
+        await lanes.close()
+        conn.close()
+
+
+def companion(options: HttpOptions) -> Companion:
+    """The HTTP side as a companion of `coinfleet serve`: in a child process of its own."""
+
+    async def run(db: Database, lanes_started: LanesStarted, stop: asyncio.Event) -> None:
+        await http_child_until(options, db, lanes_started, stop)
+
+    return run

@@ -1,0 +1,94 @@
+"""/api/predictions, /api/coins, /api/statistics, /api/lag, /api/status and /api/score."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import AwareDatetime, BaseModel, Field
+
+from coinfleet.api.auth import require_read
+from coinfleet.api.routes.deps import Pool
+from coinfleet.api.state import Shared, shared
+from coinfleet.service import coins, health, predictions, stats
+from coinfleet.service import models as service_models
+from coinfleet.service.schemas import (
+    CoinDetail,
+    Health,
+    LagReport,
+    PredictionPage,
+    PredictionQuery,
+    StatisticsReport,
+)
+from coinfleet.service.scoring import CoinScore
+from coinfleet.service.stats import parse_since
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_read)])
+Mint = Annotated[str, Path(description="the coin's mint address", min_length=1, max_length=100)]
+
+
+class ScoreRequest(BaseModel):
+    """Which coin to score, at which time, with which models."""
+
+    mint: str = Field(min_length=1, max_length=100, description="the coin's mint address")
+    at: AwareDatetime | None = Field(None, description="its newest row at or before this time; default: now")
+    models: list[str] | None = Field(
+        None, max_length=100, description="model names; default: every active one"
+    )
+
+
+@router.get(
+    "/predictions", response_model=PredictionPage, tags=["predictions"], summary="Filtered predictions"
+)
+async def list_predictions(db: Pool, wanted: Annotated[PredictionQuery, Query()]) -> PredictionPage:
+    """Newest first, one page (`limit` ≤ 500) per call; pass `next_cursor` as `cursor` for the next."""
+    return await predictions.list_predictions(db, wanted)
+
+
+@router.get(
+    "/coins/{mint}", response_model=CoinDetail, tags=["coins"], summary="A coin's history and predictions"
+)
+async def coin_detail(
+    db: Pool,
+    mint: Mint,
+    since: Annotated[AwareDatetime | None, Query(description="window start (metric time)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="window end, exclusive")] = None,
+) -> CoinDetail:
+    """Metric rows in the window (newest 5,000), each model's predictions with evaluation windows, alerts."""
+    return await coins.coin_detail(db, mint, since=since, until=until)
+
+
+@router.get(
+    "/statistics", response_model=StatisticsReport, tags=["statistics"], summary="Statistics per model"
+)
+async def statistics(
+    db: Pool,
+    since: Annotated[
+        str | None, Query(description="1h, 24h, 30m, 7d, an ISO time, or all", max_length=40)
+    ] = None,
+    model: Annotated[str | None, Query(description="only this model", max_length=200)] = None,
+) -> StatisticsReport:
+    """Counts by tag, hit rates by both rules, alert precision and gains, per model and across them."""
+    start: datetime | None = parse_since(since)
+    return await stats.statistics(db, since=start, model=model)
+
+
+@router.get("/lag", response_model=LagReport, tags=["health"], summary="Every lane's lag")
+async def lag(db: Pool) -> LagReport:
+    """Events and seconds behind per model, and the age of the transaction holding the horizon back."""
+    return await service_models.lag(db)
+
+
+@router.get("/status", response_model=Health, tags=["health"], summary="Fleet health")
+async def status(db: Pool) -> Health:
+    """ok / degraded / down with one sentence per problem (quarantined models, a stuck horizon)."""
+    return await health.health(db)
+
+
+@router.post(
+    "/score", response_model=CoinScore, tags=["scoring"], summary="Score a coin now (stores nothing)"
+)
+async def score(request: ScoreRequest, objects: Annotated[Shared, Depends(shared)]) -> CoinScore:
+    """Each model's probability and tag for the coin's newest metric row (at or before `at`)."""
+    return await objects.scorer.score(request.mint, at=request.at, models=request.models)

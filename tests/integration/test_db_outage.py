@@ -1,0 +1,124 @@
+"""`coinfleet serve` and `coinfleet replay` ride out a real PostgreSQL stop and a real crash.
+
+The shared test server must never be stopped: these tests start an embedded PostgreSQL of their own
+and stop it (`pg_ctl stop`) and crash it (`pg_ctl stop -m immediate`) mid-replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from coinfleet.db import embedded
+from coinfleet.db.database import create_pool, fresh_database
+from coinfleet.feed import live
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.settings import ModelSettings
+from support import market_rows
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+#: longer than serve's poll interval below, so every loop meets the outage
+DOWN_SECONDS = 2.5
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """An embedded PostgreSQL of this test's own (data directory, server DSN), stopped afterwards."""
+    pgdata = tmp_path / "pg" / "data"
+    dsn, _ = embedded.start(pgdata)
+    try:
+        yield pgdata, dsn
+    finally:
+        embedded.stop(pgdata)
+
+
+async def start_serve(dsn: str, log: Path) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "COINFLEET_RUNNER": "inline",
+        "COINFLEET_POLL_INTERVAL_SECONDS": "0.3",
+        "COINFLEET_LOG_LEVEL": "info",
+    }
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "coinfleet", "serve", env=env, stdout=sink, stderr=sink
+        )
+
+
+async def count(pool: asyncpg.Pool, sql: str) -> int:
+    async with pool.acquire() as conn:
+        return int(await conn.fetchval(sql))
+
+
+async def until_more_predictions(pool: asyncpg.Pool, than: int) -> int:
+    async with asyncio.timeout(60):
+        while (n := await count(pool, "SELECT count(*) FROM coinfleet_predictions")) <= than:
+            await asyncio.sleep(0.05)
+    return n
+
+
+async def outage(pgdata: Path, *, crash: bool) -> None:
+    """Stop (or crash) the server, keep it down past every poll interval, start it again."""
+    await asyncio.to_thread(embedded.crash if crash else embedded.stop, pgdata)
+    await asyncio.sleep(DOWN_SECONDS)
+    await asyncio.to_thread(embedded.start, pgdata)
+
+
+async def test_serve_and_replay_ride_out_a_stop_and_a_crash(
+    own_server: tuple[Path, str], small_bundle: ModelBundle, tmp_path: Path
+) -> None:
+    pgdata, server_dsn = own_server
+    dsn = await fresh_database(server_dsn, "faults")
+    admin = await asyncpg.connect(dsn)
+    try:  # lanes commit without waiting for the flush: a crash then loses their last seconds of commits
+        await admin.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+        await admin.execute("SELECT pg_reload_conf()")
+        model = replace(small_bundle, name="steady")
+        settings = ModelSettings(min_scan_interval_seconds=0)
+        await import_bundle(admin, model, settings=settings, activate=True)
+    finally:
+        await admin.close()
+    rows = market_rows(coins=25, seconds=900, seed=4)
+    log = tmp_path / "serve.log"
+    serve = await start_serve(dsn, log)
+    pool = await create_pool(dsn, max_size=4)
+    try:
+        replay = asyncio.create_task(live.replay(pool, rows, speed=30))  # 30 s of feed
+        seen = await until_more_predictions(pool, 0)
+        await outage(pgdata, crash=True)
+        await until_more_predictions(pool, seen)
+        await outage(pgdata, crash=False)
+        assert not replay.done(), "both outages must land mid-replay"
+        async with asyncio.timeout(120):
+            assert await replay == len(rows)
+            while await count(pool, "SELECT count(*) FROM coinfleet_predictions") < len(rows):
+                assert serve.returncode is None, log.read_text()
+                await asyncio.sleep(0.1)
+        assert serve.returncode is None, "serve must ride out both outages"
+        stored = await count(pool, "SELECT count(*) FROM coin_metrics")
+        distinct = await count(pool, "SELECT count(DISTINCT (mint, metric_ts)) FROM coinfleet_predictions")
+        counted = await count(pool, "SELECT sum(stored_predictions) FROM coinfleet_cursors")
+        listening = await count(pool, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        exit_code = await serve.wait()
+        await pool.close()
+    assert stored == len(rows), "the replay resumed without writing a row twice"
+    assert distinct == len(rows), "every event scored once"
+    assert counted == len(rows), "no batch stored twice"
+    assert listening >= 1, "serve listens again after the outages"
+    text = log.read_text()
+    assert exit_code == 0, text
+    assert "database_unreachable" in text
+    assert "database_back" in text
+    assert "Traceback" not in text

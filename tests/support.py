@@ -41,6 +41,8 @@ def coinfleet_json(*args: str, env: Mapping[str, str], timeout: float) -> tuple[
 
 
 T_PREDICTED = datetime(2026, 3, 1, tzinfo=UTC)  #: metric times of `new_prediction`
+#: a transaction id after every real one: made-up events and cursors use it (a cursor only moves forward)
+LATE_TX = 10**12
 
 
 def new_prediction(
@@ -61,5 +63,5 @@ def new_prediction(
         price_close=1.25, market_cap_close=30.0, volume_sol=volume, buy_volume_sol=3.0, sell_volume_sol=1.0,
         num_buys=3, num_sells=1, unique_wallets=4,
     )  # fmt: skip
-    event = Event(tx=7, seq=seq, mint=mint, ts=ts, inserted_at=ts)
+    event = Event(tx=LATE_TX, seq=seq, mint=mint, ts=ts, inserted_at=ts)
     return NewPrediction(event=event, row=metric, probability=probability, tag=tag)

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     runner_max_failures: int = Field(default=5, ge=1, le=1000)
     #: serve sklearn / XGBoost / LightGBM models as verified ONNX graphs where the converters allow
     runner_compile_onnx: bool = True
+    #: seconds a model's lease lasts without a heartbeat (renewed every third of it): a dead worker's
+    #: models move to the others after at most this long
+    lease_seconds: float = Field(default=10.0, ge=0.5, le=600)
+    #: this process's share of the models against other workers' (0: its number of CPU cores)
+    worker_capacity: float = Field(default=0, ge=0, le=10_000)
     #: largest model file (MB) coinfleet reads, imports or stores
     model_max_mb: int = Field(default=512, ge=1, le=16_384)
     #: seconds a child process may take to load, check and compile one model file before it is refused

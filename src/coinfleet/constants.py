@@ -9,6 +9,8 @@ DEFAULT_WEIGHT = 1.0
 EVENTS_CHANNEL = "coinfleet_events"
 #: NOTIFY channel signalled when a model row changes (settings, status, new model)
 MODELS_CHANNEL = "coinfleet_models"
+#: NOTIFY channel signalled when a worker joins, leaves or comes back, or a model's lease is released
+LEASES_CHANNEL = "coinfleet_leases"
 #: NOTIFY channel signalled when webhook alerts are queued or put back for retry
 ALERTS_CHANNEL = "coinfleet_alerts"
 #: advisory lock key held while migrations run (any two processes may migrate at once)

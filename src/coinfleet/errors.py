@@ -52,3 +52,9 @@ class DataFormatError(CoinfleetError):
 
 class WebhookRefused(CoinfleetError):
     """A webhook URL is not allowed (scheme or address)."""
+
+
+class Fenced(CoinfleetError):
+    """A lane's batch was refused: its lease passed to another worker, or its cursor would not move
+    forward. Nothing of the batch was stored; the lane stops and its model starts again from its cursor
+    wherever it is owned now."""

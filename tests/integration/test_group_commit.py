@@ -19,7 +19,7 @@ from coinfleet.pipeline.group_commit import GroupCommit
 from coinfleet.pipeline.rules import Tag
 from coinfleet.pipeline.store import Batch, store_batch, write_batches
 from coinfleet.pipeline.supervisor import LANE_SERVER_SETTINGS
-from support import new_prediction
+from support import LATE_TX, new_prediction
 
 #: sessions of this database waiting for a lock
 LOCK_WAITS = (
@@ -42,7 +42,7 @@ def batch(model: ModelRecord, mints: list[str], seq: int, *, hooked: bool = Fals
         for p in predictions
     ]
     return Batch(
-        model=model, predictions=predictions, states={}, cursor=Cursor(tx=7, seq=seq),
+        model=model, predictions=predictions, states={}, cursor=Cursor(tx=LATE_TX, seq=seq),
         keeps_scan_cache=False, outbox=outbox if hooked else (),
     )  # fmt: skip
 
@@ -101,10 +101,10 @@ async def test_a_repeated_prediction_is_skipped_by_the_group_itself(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
 ) -> None:
     good, repeating = await models(pool, small_bundle, "good", "repeating")
-    async with pool.acquire() as conn:  # as if x's metric rows at times 2 and 3 had come before
-        for seq in (2, 3):
+    async with pool.acquire() as conn:  # as if x's metric rows at times 2 and 3 had come before, in
+        for seq in (2, 3):  # an earlier transaction
             prediction = new_prediction("x", seq, 0.5, Tag.ALERT, seq=seq)
-            await store_batch(conn, repeating, [prediction], {}, Cursor(tx=7, seq=seq))
+            await store_batch(conn, repeating, [prediction], {}, Cursor(tx=LATE_TX - 1, seq=seq))
     group = GroupCommit([OwnConnection(db_dsn, server_settings=LANE_SERVER_SETTINGS)])
     try:
         done = await asyncio.gather(

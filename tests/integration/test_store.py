@@ -15,6 +15,7 @@ from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.rules import CoinState, Tag
 from coinfleet.pipeline.store import load_states, store_batch
+from support import LATE_TX
 from support import T_PREDICTED as T0
 from support import new_prediction as prediction
 
@@ -39,7 +40,7 @@ async def test_every_column_lands_in_place(pool: asyncpg.Pool, small_bundle: Mod
                 stored_positive=2,
             ),
         }  # fmt: skip
-        ids = await store_batch(conn, model, batch, states, Cursor(tx=7, seq=2), want_ids=True)
+        ids = await store_batch(conn, model, batch, states, Cursor(tx=LATE_TX, seq=2), want_ids=True)
         rows = await conn.fetch(
             "SELECT mint, metric_ts, probability, prediction, tag, phase_id, price_open, price_high,"
             " price_low, price_close, market_cap_close, volume_sol, event_tx::text::int8 AS tx, event_seq,"
@@ -58,11 +59,11 @@ async def test_every_column_lands_in_place(pool: asyncpg.Pool, small_bundle: Mod
     assert a == {
         "mint": "a", "metric_ts": a_ts, "probability": 0.75, "prediction": 1,
         "tag": "alert", "phase_id": 2, "price_open": 1.0, "price_high": 1.5, "price_low": 0.5,
-        "price_close": 1.25, "market_cap_close": 30.0, "volume_sol": 4.0, "tx": 7, "event_seq": 1,
+        "price_close": 1.25, "market_cap_close": 30.0, "volume_sol": 4.0, "tx": LATE_TX, "event_seq": 1,
         "horizon": horizon,
     }  # fmt: skip
     assert b["prediction"] == 0 and b["phase_id"] is None and math.isnan(b["volume_sol"])
-    assert (cursor["tx"], cursor["seq"]) == (7, 2)
+    assert (cursor["tx"], cursor["seq"]) == (LATE_TX, 2)
 
 
 async def test_times_keep_every_microsecond(pool: asyncpg.Pool, small_bundle: ModelBundle) -> None:
@@ -82,7 +83,7 @@ async def test_times_keep_every_microsecond(pool: asyncpg.Pool, small_bundle: Mo
         model = await import_bundle(
             conn, replace(small_bundle, name="times"), settings=ModelSettings(), activate=True
         )
-        await store_batch(conn, model, batch, states, Cursor(tx=7, seq=1))
+        await store_batch(conn, model, batch, states, Cursor(tx=LATE_TX, seq=1))
         stored = await conn.fetch(
             "SELECT mint, metric_ts FROM coinfleet_predictions WHERE model_id = $1", model.id
         )
@@ -118,9 +119,9 @@ async def test_a_scan_cache_left_behind_is_rebuilt_from_the_predictions(
             conn, replace(small_bundle, name="rebuilt"), settings=ModelSettings(), activate=True
         )
         with_cache = [prediction("a", 1, 0.75, Tag.ALERT), prediction("b", 2, 0.6, Tag.POSITIVE, seq=2)]
-        await store_batch(conn, model, with_cache, kept, Cursor(tx=7, seq=2))
+        await store_batch(conn, model, with_cache, kept, Cursor(tx=LATE_TX, seq=2))
         assert await load_states(conn, model.id) == kept
-        await store_batch(conn, model, without_cache, {}, Cursor(tx=7, seq=5), keeps_scan_cache=False)
+        await store_batch(conn, model, without_cache, {}, Cursor(tx=LATE_TX, seq=5), keeps_scan_cache=False)
         assert not await conn.fetchval(complete, model.id)
         totals = await conn.fetchrow(
             "SELECT stored_predictions, last_prediction_at FROM coinfleet_cursors WHERE model_id = $1",

@@ -26,6 +26,7 @@ from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
 from coinfleet.models.train import Algorithm, train_model
 from coinfleet.pipeline.lane import Lane, LaneStats
+from coinfleet.pipeline.leases import LeaseKeeper
 from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.targets import TargetSpec
 
@@ -80,6 +81,12 @@ async def add_models(
             await import_bundle(conn, replace(bundle, name=name), settings=chosen, activate=True)
             for name in names
         ]
+
+
+def leased_supervisor(db: Database, settings: Settings) -> Supervisor:
+    """A supervisor as `serve` and `worker` run one: its lanes hold leases, their batches are fenced."""
+    leases = LeaseKeeper(db.pool, seconds=settings.lease_seconds, capacity=1)
+    return Supervisor(pool=db.pool, dsn=db.dsn, settings=settings, leases=leases)
 
 
 def reset_figures(lanes: Sequence[Lane]) -> dict[str, int]:

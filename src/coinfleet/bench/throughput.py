@@ -18,6 +18,7 @@ from coinfleet.bench.harness import (
     bench_bundle,
     bench_database,
     drain,
+    leased_supervisor,
     market,
     pooled_quantile,
     reset_figures,
@@ -25,7 +26,6 @@ from coinfleet.bench.harness import (
 )
 from coinfleet.bench.ingester import Ingester
 from coinfleet.config import Settings
-from coinfleet.pipeline.supervisor import Supervisor
 
 P99_GOAL_MS = 250.0
 #: the first seconds of each step, while the lanes' batches grow to the new rate, are not measured
@@ -49,7 +49,7 @@ async def run(
     steps: list[dict[str, Any]] = []
     async with bench_database(settings) as db, Ingester(db.dsn, rows) as ingester:
         await add_models(db.pool, bundle, [f"m{i:02d}" for i in range(models)])
-        supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=settings)
+        supervisor = leased_supervisor(db, settings)
         task = asyncio.create_task(supervisor.run())
         try:
             lanes = await wait_for_lanes(supervisor, models)

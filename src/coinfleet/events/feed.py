@@ -87,9 +87,10 @@ class Notifier:
         """Whether the listening connection is open now."""
         return self._conn is not None and not self._conn.is_closed()
 
-    def subscribe(self, channel: str) -> Signal:
-        """A new signal that wakes on every NOTIFY of `channel`."""
-        signal = Signal()
+    def subscribe(self, channel: str, signal: Signal | None = None) -> Signal:
+        """A signal (new, or one given to wake on several channels) that wakes on every NOTIFY of
+        `channel`."""
+        signal = signal or Signal()
         self._subscribers[channel].add(signal)
         return signal
 

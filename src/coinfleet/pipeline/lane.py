@@ -28,6 +28,7 @@ from coinfleet.alerts.rules import route
 from coinfleet.constants import CURSOR_MOVED_SQLSTATE
 from coinfleet.db.database import OwnConnection
 from coinfleet.db.outage import Outage, is_outage
+from coinfleet.errors import Fenced
 from coinfleet.events.cursor import INFINITY, NEGATIVE_INFINITY, Cursor, Event, load_cursor
 from coinfleet.events.feed import IdlePause, Signal
 from coinfleet.events.log import EventLog
@@ -224,8 +225,11 @@ class Lane:
         max_failures: int = 5,
         on_quarantine: Callable[[ModelRecord, str], Awaitable[None]] | None = None,
         future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+        epoch: int | None = None,
     ) -> None:
         self.model = model
+        self.epoch = epoch  #: the lease epoch its batches are stored at (None: no lease, not fenced)
+        self.fenced = False  #: a batch was refused (the lease passed on): the lane has left `run`
         self.stats = LaneStats()
         self._runner = runner
         self._pool = pool
@@ -286,6 +290,10 @@ class Lane:
                 if handled:
                     recent.append(False)
                     self._pause.reset()
+            except Fenced as exc:  # another worker owns the model now: nothing of the batch was stored
+                log.warning("lane_fenced", model=self.model.name, epoch=self.epoch, error=str(exc))
+                self.fenced = True
+                break
             except Exception as exc:  # one model's failure never leaves its lane
                 if not isinstance(exc, RunnerError):
                     self._reload = True  # the database may have lost this lane's last commits
@@ -571,11 +579,14 @@ class Lane:
     async def store_batch(self, result: BatchResult, cursor: Cursor) -> None:
         """Predictions, scan-cache changes, outbox rows and the cursor in one transaction: in the group
         commit with other lanes' batches, or alone on the lane's own connection when there is no group,
-        the batch is large, or the group's write failed."""
+        the batch is large, or the group's write failed. Fenced, storing nothing, when the lane's lease
+        passed to another worker (the lane stops; the model starts again wherever it is owned now);
+        a CURSOR_MOVED error when the stored cursor is no longer the lane's (the server lost a commit
+        in a crash, an operator reset it): the lane reloads it and scores from there."""
         batch = Batch(
             model=self.model, predictions=result.predictions, states=result.states, cursor=cursor,
             keeps_scan_cache=self._keeps_scan_cache, outbox=result.outbox, expected=self._cursor,
-            set_aside=result.set_aside,
+            set_aside=result.set_aside, epoch=self.epoch,
         )  # fmt: skip
         group = self._group
         if group is None or not group.takes(batch) or not await group.write(batch):

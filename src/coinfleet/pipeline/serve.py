@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
@@ -16,6 +17,7 @@ from coinfleet.config import Settings
 from coinfleet.db.database import Database, open_database
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
 from coinfleet.models.drift import model_drift
+from coinfleet.pipeline.leases import LeaseKeeper
 from coinfleet.pipeline.sequential import woken_scorer
 from coinfleet.pipeline.supervisor import Supervisor
 
@@ -99,8 +101,16 @@ async def run_until(service: Stoppable, stop: asyncio.Event) -> None:
 
 
 async def serve_lanes(db: Database, settings: Settings, stop: asyncio.Event) -> None:
-    """One lane per active model until `stop`."""
-    await run_until(Supervisor(pool=db.pool, dsn=db.dsn, settings=settings), stop)
+    """One lane per active model placed on this process (leases shared with every other worker on the
+    database) until `stop`."""
+    leases = lease_keeper(db, settings)
+    await run_until(Supervisor(pool=db.pool, dsn=db.dsn, settings=settings, leases=leases), stop)
+
+
+def lease_keeper(db: Database, settings: Settings) -> LeaseKeeper:
+    """This process's leases, with its configured capacity (its CPU cores unless set)."""
+    capacity = settings.worker_capacity or float(os.cpu_count() or 1)
+    return LeaseKeeper(db.pool, seconds=settings.lease_seconds, capacity=capacity)
 
 
 async def deliver_alerts(db: Database, settings: Settings, stop: asyncio.Event) -> None:

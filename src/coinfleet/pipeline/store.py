@@ -13,6 +13,7 @@ import asyncpg
 
 from coinfleet.alerts.outbox import OutboxItem, write_outbox
 from coinfleet.db.sql import query
+from coinfleet.errors import Fenced
 from coinfleet.events.cursor import Cursor, Event
 from coinfleet.metrics import MetricRow
 from coinfleet.models.registry import ModelRecord
@@ -30,6 +31,8 @@ class NewPrediction:
     tag: Tag
 
 
+#: the SQLSTATE the store statement fails with when a batch's cursor may not move (coinfleet_require_moved)
+FENCED_SQLSTATE = "CF409"
 #: tags travel by their position in this list, from 1 (SQL arrays count from 1); 0 is no tag
 TAG_NAMES = [tag.value for tag in Tag]
 _TAG_CODE = {tag: code for code, tag in enumerate(Tag, start=1)}
@@ -52,7 +55,8 @@ class SetAside:
 class Batch:
     """What one lane stores for one batch of events: its predictions, the scan-cache rows it changed,
     its webhook outbox rows and the model's new cursor. Without `keeps_scan_cache` (the lane keeps
-    none, `states` is empty) the cursor row notes that the cache misses these predictions."""
+    none, `states` is empty) the cursor row notes that the cache misses these predictions. With an
+    `epoch` (the lane's lease) it is stored only while that lease is current (else Fenced)."""
 
     model: ModelRecord
     predictions: Sequence[NewPrediction]
@@ -60,6 +64,7 @@ class Batch:
     cursor: Cursor
     keeps_scan_cache: bool = True
     outbox: Sequence[OutboxItem] = ()
+    epoch: int | None = None
     #: where the lane believes the stored cursor is; the store fails (CURSOR_MOVED) if it is elsewhere
     expected: Cursor | None = None
     set_aside: Sequence[SetAside] = ()
@@ -121,7 +126,8 @@ async def store_batches(
     snapshot per prediction), in one statement; with `want_ids` the new prediction ids by (model id,
     coin, metric time). Without `skip_repeats` a prediction that repeats a stored model, coin and metric
     time fails the statement (asyncpg.UniqueViolationError) instead of being left out, which saves
-    PostgreSQL a look into the unique index before every insert."""
+    PostgreSQL a look into the unique index before every insert. A batch whose cursor may not move
+    (see `Batch.epoch`) makes it raise Fenced."""
     # one tuple per prediction or coin, turned into one list per column by zip (in C); the numbers go as
     # rows of a 2-D array per type: asyncpg checks each element of a 1-D array for nesting, and encodes
     # a timestamp in 2.5 µs where its microseconds in an int8 row take 0.5
@@ -148,24 +154,30 @@ async def store_batches(
         for mint, s in batch.states.items()
     )  # fmt: skip
     models = [b.model for b in batches]
-    stored = await conn.fetch(
-        _statement(skip_repeats),
-        [m.id for m in models],
-        [m.version for m in models],
-        [m.settings.alert_threshold for m in models],
-        [_target_json(m.target) for m in models],
-        [float(m.target.horizon_seconds) for m in models],
-        TAG_NAMES,
-        *(prediction_columns or [[]] * 4),
-        *(state_columns or [[]] * 3),
-        [b.cursor.tx for b in batches],
-        [b.cursor.seq for b in batches],
-        want_ids,
-        [b.keeps_scan_cache for b in batches],
-        [None if b.expected is None else b.expected.tx for b in batches],
-        [None if b.expected is None else b.expected.seq for b in batches],
-    )
-    return {(r["model_id"], r["mint"], r["metric_ts"]): r["id"] for r in stored}
+    try:
+        stored = await conn.fetch(
+            _statement(skip_repeats),
+            [m.id for m in models],
+            [m.version for m in models],
+            [m.settings.alert_threshold for m in models],
+            [_target_json(m.target) for m in models],
+            [float(m.target.horizon_seconds) for m in models],
+            TAG_NAMES,
+            *(prediction_columns or [[]] * 4),
+            *(state_columns or [[]] * 3),
+            [b.cursor.tx for b in batches],
+            [b.cursor.seq for b in batches],
+            want_ids,
+            [b.keeps_scan_cache for b in batches],
+            [None if b.expected is None else b.expected.tx for b in batches],
+            [None if b.expected is None else b.expected.seq for b in batches],
+            [b.epoch for b in batches],
+        )
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == FENCED_SQLSTATE:
+            raise Fenced(str(exc)) from exc
+        raise
+    return {(r["model_id"], r["mint"], r["metric_ts"]): r["id"] for r in stored if r["id"] is not None}
 
 
 def _statement(skip_repeats: bool) -> str:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import structlog
 
 from coinfleet.config import Settings
-from coinfleet.constants import EVENTS_CHANNEL, MODELS_CHANNEL
+from coinfleet.constants import EVENTS_CHANNEL, LEASES_CHANNEL, MODELS_CHANNEL
 from coinfleet.db.database import OwnConnection
 from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.db.sql import query
@@ -34,6 +34,7 @@ from coinfleet.pipeline import telemetry
 from coinfleet.pipeline.group_commit import GroupCommit
 from coinfleet.pipeline.hogs import HogGate
 from coinfleet.pipeline.lane import Lane
+from coinfleet.pipeline.leases import LeaseKeeper
 from coinfleet.pipeline.observations import ObservationService, feature_indices
 from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
 from coinfleet.pipeline.runner import InlineRunner, Runner
@@ -132,7 +133,8 @@ class _Running:
 
 
 class Supervisor:
-    """Owns the lanes of this process."""
+    """Owns the lanes of this process: of every active model, or with a LeaseKeeper of the models
+    placed on this worker whose leases it holds."""
 
     def __init__(
         self,
@@ -142,11 +144,13 @@ class Supervisor:
         settings: Settings,
         runner_factory: RunnerFactory | None = None,
         hogs: HogGate | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self._pool = pool
         self._dsn = dsn
         self._settings = settings
-        self._notifier = Notifier(dsn, (EVENTS_CHANNEL, MODELS_CHANNEL))
+        self.leases = leases
+        self._notifier = Notifier(dsn, (EVENTS_CHANNEL, MODELS_CHANNEL, LEASES_CHANNEL))
         self._observations = ObservationService(pool)
         self._events = EventLog(pool, follower=self._observations)
         #: shared with a given runner_factory's process runners, which register their hogs in it
@@ -161,7 +165,8 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._outage = Outage("supervisor")
         self.lane_restarts = 0  #: lanes that died with an error and were started again
-        self._models_signal = self._notifier.subscribe(MODELS_CHANNEL)  #: also set by `stop`
+        self._models_signal = self._notifier.subscribe(MODELS_CHANNEL)  #: also set by `stop`, leases
+        self._notifier.subscribe(LEASES_CHANNEL, self._models_signal)
         self.slots = FairSlots(
             settings.execution_slots or os.cpu_count() or 1, quantum=settings.slot_quantum_seconds
         )
@@ -185,6 +190,10 @@ class Supervisor:
         """The running lanes, in model id order."""
         return [self._running[k].lane for k in sorted(self._running)]
 
+    def runner_pids(self) -> list[int | None]:
+        """The process ids of the lanes' runner processes (None: inline, or not running)."""
+        return [r.runner.pid if isinstance(r.runner, ProcessRunner) else None for r in self._running.values()]
+
     def stop(self) -> None:
         """Ask `run` to stop all lanes and return."""
         self._stop.set()
@@ -195,14 +204,18 @@ class Supervisor:
         gc.set_threshold(*GC_THRESHOLDS)
         await self._notifier.start()
         pruner = asyncio.create_task(self._prune_forever())
+        renewer = asyncio.create_task(self._renew_forever()) if self.leases is not None else None
         try:
             while not self._stop.is_set():
                 wait = await self._sync_or_back_off()
                 await self._models_signal.wait(wait)
         finally:
             pruner.cancel()
+            if renewer is not None:
+                renewer.cancel()
             self.hogs.release()
             await self._stop_all()
+            await self._leave()
             await self.group.close()
             await self._notifier.close()
 
@@ -220,14 +233,15 @@ class Supervisor:
         """Start lanes for newly active models, stop those no longer active, pass on new settings."""
         async with self._pool.acquire() as conn:
             models = {m.id: m for m in await registry.list_models(conn) if m.status == "active"}
+        models = await self._placed_here(models)
         for broken in [m for m in models.values() if m.settings_error]:
             del models[broken.id]  # it fails alone: the others keep scoring
             await self._quarantine(broken, broken.settings_error or "")
-        self._restart_dead_lanes()
+        await self._restart_dead_lanes()
         for model_id in list(self._running):
             running = self._running[model_id]
             model = models.get(model_id)
-            if model is None or model.version != running.lane.model.version:
+            if model is None or model.version != running.lane.model.version or self._fenced(running):
                 await self._stop_lane(model_id)
             else:
                 running.lane.update_model(model)
@@ -242,9 +256,22 @@ class Supervisor:
                 task = asyncio.create_task(self._start_lane(model), name=f"start:{model.name}")
                 self._starting[model_id] = (model.version, task)
 
-    def _restart_dead_lanes(self) -> None:
-        """Forget lanes whose task ended by itself (an error escaped, or it quarantined its model):
-        `sync` starts them again if their model is still active."""
+    async def _placed_here(self, models: dict[int, ModelRecord]) -> dict[int, ModelRecord]:
+        """The active models this process should run: all, or with leases those placed on it."""
+        if self.leases is None:
+            return models
+        mine = await self.leases.mine({m.id: m.settings.weight for m in models.values()})
+        return {model_id: model for model_id, model in models.items() if model_id in mine}
+
+    def _fenced(self, running: _Running) -> bool:
+        """Whether the lane lost its lease: a batch was refused, or a heartbeat could not renew it."""
+        lost = self.leases is not None and running.lane.model.id not in self.leases.held
+        return lost or running.lane.fenced
+
+    async def _restart_dead_lanes(self) -> None:
+        """Forget lanes whose task ended by itself (an error escaped, it quarantined its model, or it
+        was fenced) and hand back their leases: `sync` starts them again, taking the lease anew, if
+        their model is still active and placed here."""
         for model_id, running in list(self._running.items()):
             if not running.task.done():
                 continue
@@ -254,15 +281,20 @@ class Supervisor:
                 name = running.lane.model.name
                 log.error("lane_died", model=name, error=f"{type(error).__name__}: {error}")
                 self.lane_restarts += 1
+            await self._release(model_id)
 
     def _lane_ended(self, task: asyncio.Task[None]) -> None:
-        """Wake `run` when a lane task ends without being asked to, so `sync` restarts it at once."""
+        """Wake `run` when a lane task ends without being asked to (a fenced lane too), so `sync`
+        restarts it at once."""
         if not self._stop.is_set():
             self._models_signal.set()
 
     async def _start_lane(self, model: ModelRecord) -> None:
-        """Compile and load the model, then run its lane; runs as a task of its own (`_starting`)."""
+        """Take the model's lease (with leases), compile and load the model, then run its lane; runs as a
+        task of its own (`_starting`)."""
         try:
+            if not await self._take_lease(model.id):
+                return  # its previous owner still holds it: tried again at the next sync
             async with self._pool.acquire() as conn:
                 artifact = await registry.load_artifact(conn, model.id)
             made = self._runner_factory(model, artifact)
@@ -271,11 +303,15 @@ class Supervisor:
             raise  # not the model's fault: `run` tries again once the database is back
         except (CoinfleetError, ValueError) as exc:
             await self._quarantine(model, f"cannot load model: {exc}")
+            await self._release(model.id)
             return
+        except asyncio.CancelledError:  # no longer active, or placed elsewhere now
+            await self._release(model.id)
+            raise
         finally:
             if self._starting.get(model.id, (None,))[0] == model.version:
                 self._starting.pop(model.id)
-        if self._stop.is_set():
+        if self._stop.is_set() or not self._holds(model.id):
             await runner.close()
             return
         self._run_lane(model, runner)
@@ -283,6 +319,23 @@ class Supervisor:
         # process: frozen, full collections skip it (they walked ~190,000 such objects: 110 ms pauses)
         gc.freeze()
         self._models_signal.set()  # a sync now passes on settings changed while it started
+
+    async def _take_lease(self, model_id: int) -> bool:
+        """Whether this process may run the model: no leases, or its lease is held or taken now."""
+        if self._holds(model_id):
+            return True
+        assert self.leases is not None
+        return await self.leases.acquire(model_id) is not None
+
+    def _holds(self, model_id: int) -> bool:
+        return self.leases is None or model_id in self.leases.held
+
+    async def _release(self, model_id: int) -> None:
+        if self.leases is not None:
+            try:
+                await self.leases.release(model_id)
+            except (asyncpg.PostgresError, *DATABASE_ERRORS) as exc:  # it expires instead
+                log.warning("release_failed", model_id=model_id, error=str(exc))
 
     def _run_lane(self, model: ModelRecord, runner: Runner) -> None:
         lane = Lane(
@@ -302,6 +355,7 @@ class Supervisor:
             hogs=self.hogs,
             group=self.group,
             future_tolerance=timedelta(seconds=self._settings.future_tolerance_seconds),
+            epoch=None if self.leases is None else self.leases.held[model.id].epoch,
         )
         task = asyncio.create_task(lane.run(), name=f"lane:{model.name}")
         task.add_done_callback(self._lane_ended)
@@ -315,11 +369,14 @@ class Supervisor:
             await registry.set_status(conn, model.name, "quarantined", reason)
 
     async def _stop_lane(self, model_id: int) -> None:
-        running = self._running.pop(model_id)
+        """Stop the lane after its current batch; it is listed among `lanes` until then."""
+        running = self._running[model_id]
         running.lane.stop()
         with contextlib.suppress(Exception):
             await running.task
+        del self._running[model_id]
         log.info("lane_stopped", model=running.lane.model.name)
+        await self._release(model_id)
 
     async def _stop_all(self) -> None:
         starting = [task for _, task in self._starting.values()]
@@ -330,10 +387,29 @@ class Supervisor:
             await self._stop_lane(model_id)
 
     async def all_lanes_started(self) -> bool:
-        """True when every active model has a running lane here (what readiness asks)."""
+        """True when every active model placed here has a running lane (what readiness asks)."""
         async with self._pool.acquire() as conn:
-            active = {m.id for m in await registry.list_models(conn) if m.status == "active"}
-        return active <= set(self._running)
+            active = {m.id: m for m in await registry.list_models(conn) if m.status == "active"}
+        return set(await self._placed_here(active)) <= set(self._running)
+
+    async def _renew_forever(self) -> None:
+        """Heartbeat every third of a lease period; a lost lease wakes `sync`, which stops its lane."""
+        assert self.leases is not None
+        while True:
+            try:
+                if await self.leases.heartbeat():
+                    self._models_signal.set()
+            except (asyncpg.PostgresError, CoinfleetError, *DATABASE_ERRORS) as exc:
+                log.warning("heartbeat_failed", error=str(exc))
+            await asyncio.sleep(self.leases.seconds / 3)
+
+    async def _leave(self) -> None:
+        """Hand every lease back at once (the others need not wait for them to expire)."""
+        if self.leases is not None:
+            try:
+                await self.leases.leave()
+            except (asyncpg.PostgresError, *DATABASE_ERRORS) as exc:
+                log.warning("leave_failed", error=str(exc))
 
     async def refresh_lag(self) -> None:
         """Recount how many events each lane is behind."""

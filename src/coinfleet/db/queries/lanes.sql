@@ -3,13 +3,18 @@
 -- (a repeat of model, coin and metric time is ignored; lanes first send store_batch_failing_on_repeats,
 -- the same without its ON CONFLICT line), the scan-cache rows they changed, and each model's cursor
 -- with its totals and whether its scan cache is still complete ($17: the lane keeps it). Returns the
--- new prediction ids when $16 asks for them (the webhook outbox needs them). $1–$5, $14, $15 and $17
--- hold one element per batch; a prediction or coin names its batch by position (from 1). Numbers come
--- as rows of a two-dimensional array per type, a row per prediction or coin, so that the client
--- encodes a few arrays, not an array and an element per column: times as microseconds since the
--- epoch, tags by their position in $6, and -2^63 (outside both int4 and timestamptz) for a NULL phase
--- or time, 0 for no tag. $18 and $19 hold where each lane believes its cursor is (NULL: not checked):
--- a stored cursor elsewhere (a crash lost the lane's last commits) fails the whole statement (CF001).
+-- new prediction ids when $16 asks for them (the webhook outbox needs them; else one row of NULLs).
+-- Fencing: a cursor moves only forward, and where the batch names its lease epoch ($20, NULL for a
+-- lane without a lease) only while the cursor row holds that epoch. The UPDATE's row lock orders it
+-- against a takeover (acquire_lease); unless every batch's cursor moved, the statement fails with
+-- SQLSTATE CF409 and stores nothing. $18 and $19 hold where each lane believes its cursor is (NULL:
+-- not checked): a stored cursor elsewhere (a crash lost the lane's last commits, so a batch after one
+-- the server lost cannot skip its events) fails the whole statement (CF001). $1–$5, $14, $15 and
+-- $17–$20 hold one element per batch; a prediction or coin names its batch by position (from 1).
+-- Numbers come as rows of a two-dimensional array per type, a row per prediction or coin, so that the
+-- client encodes a few arrays, not an array and an element per column: times as microseconds since
+-- the epoch, tags by their position in $6, and -2^63 (outside both int4 and timestamptz) for a NULL
+-- phase or time, 0 for no tag.
 WITH inserted AS (
     INSERT INTO coinfleet_predictions
         (model_id, model_version, mint, metric_ts, probability, prediction, tag, alert_threshold, target,
@@ -46,14 +51,18 @@ WITH inserted AS (
         seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
         stored_predictions = c.stored_predictions + coalesce(s.stored, 0),
         last_prediction_at = greatest(c.last_prediction_at, s.newest)
-    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::xid8[], $19::int8[])
-        AS b (model_id, tx, seq, keeps, from_tx, from_seq)
+    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::xid8[], $19::int8[], $20::int8[])
+        AS b (model_id, tx, seq, keeps, from_tx, from_seq, epoch)
     LEFT JOIN (
         SELECT model_id, count(*) AS stored, max(metric_ts) AS newest FROM inserted GROUP BY model_id
     ) AS s USING (model_id)
-    WHERE c.model_id = b.model_id
+    WHERE c.model_id = b.model_id AND (b.tx, b.seq) > (c.tx, c.seq)
+      AND (b.epoch IS NULL OR c.lease_epoch = b.epoch)
+    RETURNING c.model_id
 )
-SELECT id, model_id, mint, metric_ts FROM inserted WHERE $16::bool
+SELECT i.id, i.model_id, i.mint, i.metric_ts
+FROM (SELECT coinfleet_require_moved($1::int4[], array_agg(model_id)) AS ok FROM moved) AS fence
+LEFT JOIN inserted AS i ON fence.ok AND $16::bool
 
 -- name: store_batch_failing_on_repeats --
 -- store_batch without its ON CONFLICT line: a repeated model, coin and metric time fails the statement
@@ -95,14 +104,18 @@ WITH inserted AS (
         seq = b.seq, updated_at = now(), scan_cache_complete = c.scan_cache_complete AND b.keeps,
         stored_predictions = c.stored_predictions + coalesce(s.stored, 0),
         last_prediction_at = greatest(c.last_prediction_at, s.newest)
-    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::xid8[], $19::int8[])
-        AS b (model_id, tx, seq, keeps, from_tx, from_seq)
+    FROM unnest($1::int4[], $14::xid8[], $15::int8[], $17::bool[], $18::xid8[], $19::int8[], $20::int8[])
+        AS b (model_id, tx, seq, keeps, from_tx, from_seq, epoch)
     LEFT JOIN (
         SELECT model_id, count(*) AS stored, max(metric_ts) AS newest FROM inserted GROUP BY model_id
     ) AS s USING (model_id)
-    WHERE c.model_id = b.model_id
+    WHERE c.model_id = b.model_id AND (b.tx, b.seq) > (c.tx, c.seq)
+      AND (b.epoch IS NULL OR c.lease_epoch = b.epoch)
+    RETURNING c.model_id
 )
-SELECT id, model_id, mint, metric_ts FROM inserted WHERE $16::bool
+SELECT i.id, i.model_id, i.mint, i.metric_ts
+FROM (SELECT coinfleet_require_moved($1::int4[], array_agg(model_id)) AS ok FROM moved) AS fence
+LEFT JOIN inserted AS i ON fence.ok AND $16::bool
 
 -- name: scan_cache_complete --
 -- Whether model $1's scan cache holds every stored prediction (true for a model without a cursor yet).

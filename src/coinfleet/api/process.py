@@ -41,6 +41,21 @@ READY_EVERY_SECONDS = 1.0
 START_SECONDS = 120.0
 #: seconds the child may take to stop before it is killed
 STOP_SECONDS = 10.0
+#: how often a starting child is checked on (alive, answered, asked to stop)
+POLL_SECONDS = 0.25
+#: first and longest pause before an HTTP process that died or hung is started again
+RESTART_FIRST_SECONDS = 1.0
+RESTART_MAX_SECONDS = 30.0
+
+
+class HttpRefused(ConfigError):
+    """The HTTP process said why it cannot serve (its port is taken, a bad setting): serve stops."""
+
+
+class HttpLost(ConfigError):
+    """The HTTP process died or hung: serve starts it again and the lanes go on meanwhile."""
+
+
 LANES_STARTED = Gauge(
     "coinfleet_lanes_started", "1 when every active model has its lane in the serving process"
 )
@@ -62,7 +77,9 @@ async def http_child_until(
     )
     try:
         await asyncio.to_thread(child.start)
-        listening = await _listening(ours, child)
+        listening = await _listening(ours, child, stop)
+        if listening is None:
+            return
         if options.on_listening is not None:
             options.on_listening(listening)
         ended = asyncio.create_task(asyncio.to_thread(child.join))
@@ -70,19 +87,28 @@ async def http_child_until(
         await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         if ended.done():
-            raise ConfigError(f"the HTTP process ended by itself (exit code {child.exitcode}); see its log")
+            raise HttpLost(f"the HTTP process ended by itself (exit code {child.exitcode}); see its log")
     finally:
         ready.cancel()
         await _stop_child(child)
         httpd.shutdown()
 
 
-async def _listening(conn: Connection, child: SpawnProcess) -> Listening:
-    if not await asyncio.to_thread(conn.poll, START_SECONDS):
-        raise ConfigError(f"the HTTP process did not start listening within {START_SECONDS:g} s")
+async def _listening(conn: Connection, child: SpawnProcess, stop: asyncio.Event) -> Listening | None:
+    """Where the child listens; None when `stop` came first. HttpRefused when the child said why it
+    cannot serve (e.g. its port is taken); HttpLost when it died or did not answer in time."""
+    waited = 0.0
+    while not await asyncio.to_thread(conn.poll, POLL_SECONDS):
+        waited += POLL_SECONDS
+        if stop.is_set():
+            return None
+        if not child.is_alive():
+            raise HttpLost(f"the HTTP process ended while starting (exit code {child.exitcode})")
+        if waited >= START_SECONDS:
+            raise HttpLost(f"the HTTP process did not start listening within {START_SECONDS:g} s")
     kind, *rest = conn.recv()
     if kind != "listening":
-        raise ConfigError(str(rest[0]))
+        raise HttpRefused(str(rest[0]))
     return Listening(host=rest[0], port=rest[1])
 
 
@@ -158,6 +184,14 @@ def companion(options: HttpOptions) -> Companion:
     """The HTTP side as a companion of `coinfleet serve`: in a child process of its own."""
 
     async def run(db: Database, lanes_started: LanesStarted, stop: asyncio.Event) -> None:
-        await http_child_until(options, db, lanes_started, stop)
+        delay = RESTART_FIRST_SECONDS
+        while not stop.is_set():
+            try:
+                await http_child_until(options, db, lanes_started, stop)
+            except HttpLost as exc:  # e.g. it could not reach the database while starting: the lanes go on
+                log.warning("http_side_restarting", error=str(exc), in_seconds=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, RESTART_MAX_SECONDS)
 
     return run

@@ -101,9 +101,7 @@ def demo(
     )
     screen: Console = err_console if as_json else console
     serving = (
-        replace(http_options(host, port), on_listening=lambda at: print_urls(at, screen))
-        if http
-        else None
+        replace(http_options(host, port), on_listening=lambda at: print_urls(at, screen)) if http else None
     )
 
     async def service(settings: Settings) -> DemoSnapshot:

@@ -47,7 +47,7 @@ class ApiConfig:
 def _lifespan(config: ApiConfig, mcp: MCPServer) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(config.dsn, max_size=config.pool_size)
+        pool = await create_pool(config.dsn, max_size=config.pool_size, probe=False)  # up through outages
         hub = StreamHub(dsn=config.dsn, pool=pool, queue_size=config.stream_queue)
         app.state.shared.open(pool, hub)
         app.state.pool = pool  # what a mounted UI reads by default

@@ -100,8 +100,9 @@ async def resolve(settings: Settings, *, start: bool = True, database: str = DEF
     return Target(dsn=with_database(server_dsn, database), started_embedded=started)
 
 
-async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
-    """A connection pool; raises DatabaseError with the reason when the server cannot be reached.
+async def create_pool(dsn: str, *, max_size: int = 10, probe: bool = True) -> asyncpg.Pool:
+    """A connection pool; with `probe`, raises DatabaseError with the reason when the server cannot be
+    reached now (without, the first use says so: the HTTP side starts during an outage and answers 503).
 
     No minimum size: a pool with one reconnects in the background after an outage and logs a
     traceback per try, while coinfleet's loops already say once that the database is away (released
@@ -111,8 +112,9 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
             dsn, min_size=0, max_size=max_size, command_timeout=COMMAND_TIMEOUT_SECONDS, reset=_keep_session
         )
         assert pool is not None
-        async with pool.acquire():  # reachable now, or a clear error
-            pass
+        if probe:
+            async with pool.acquire():  # reachable now, or a clear error
+                pass
     except (OSError, asyncpg.PostgresError) as exc:
         raise _unreachable(dsn, exc) from exc
     return pool

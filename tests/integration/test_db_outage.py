@@ -48,6 +48,7 @@ async def start_serve(dsn: str, log: Path) -> asyncio.subprocess.Process:
         "COINFLEET_RUNNER": "inline",
         "COINFLEET_POLL_INTERVAL_SECONDS": "0.3",
         "COINFLEET_LOG_LEVEL": "info",
+        "COINFLEET_API_PORT": "0",  # any free port: nothing else on the machine may hold ours
     }
     with log.open("ab") as sink:
         return await asyncio.create_subprocess_exec(

@@ -30,6 +30,7 @@ from coinfleet.api.serving import HttpOptions, api_config
 from coinfleet.db.database import Database
 from coinfleet.errors import ConfigError
 from coinfleet.logs import configure_logging
+from coinfleet.pipeline.process_runner import die_with_parent
 from coinfleet.pipeline.serve import Companion, LanesStarted
 
 log = structlog.get_logger(__name__)
@@ -158,6 +159,7 @@ class LanesEndpoint:
 
 
 def _child_main(options: HttpOptions, dsn: str, lanes_url: str, conn: Connection) -> None:
+    die_with_parent()  # a serving process killed with SIGKILL must not leave its port taken
     os.nice(API_NICE)
     configure_logging(options.settings)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides

@@ -435,7 +435,7 @@ def _child_main(conn: Connection, spec: LoaderSpec, memory_limit_mb: int) -> Non
     """Load the model once, then answer batches until the parent closes the pipe."""
     # a model's compute yields to the coordinating process and the database, which serve every model;
     # loading (imports, a restart after a crash) runs at the lowest priority until a first quick batch
-    _die_with_parent()
+    die_with_parent()
     # Ctrl-C reaches the whole process group; the parent stops its children (pipe closed, or killed)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # a model that crashes until it is quarantined must not write a core file of its whole process each
@@ -460,9 +460,10 @@ def _child_main(conn: Connection, spec: LoaderSpec, memory_limit_mb: int) -> Non
         conn.send_bytes(_answer(predictor, request))
 
 
-def _die_with_parent() -> None:
-    """Get SIGKILL when the parent (the fork server, which leaves with the server) dies: a child the
-    HogGate stopped would otherwise outlive a server killed with SIGKILL."""
+def die_with_parent() -> None:
+    """Get SIGKILL when the parent dies: a runner child the HogGate stopped (its parent is the fork
+    server, which leaves with the server), or the HTTP child, would otherwise outlive a server killed
+    with SIGKILL."""
     with contextlib.suppress(OSError, AttributeError):  # Linux only; elsewhere the pipe's EOF must do
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 

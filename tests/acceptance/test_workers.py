@@ -43,6 +43,7 @@ def serve(home: Path) -> subprocess.Popen[bytes]:
     env.update(
         COINFLEET_HOME=str(home), COINFLEET_RUNNER="inline", COINFLEET_LEASE_SECONDS="1.5",
         COINFLEET_POLL_INTERVAL_SECONDS="0.3", COINFLEET_LOG_LEVEL="warning",
+        COINFLEET_API_PORT="0",  # two serves on one machine: each its own free port
     )  # fmt: skip
     return subprocess.Popen([sys.executable, "-m", "coinfleet", "serve"], env=env)
 

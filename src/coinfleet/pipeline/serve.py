@@ -43,7 +43,10 @@ async def serve(
         delivery = asyncio.create_task(deliver_alerts(db, settings, stop))
         evaluation = asyncio.create_task(evaluate_predictions(db, settings, stop))
         drift = asyncio.create_task(watch_drift(db, settings, stop))
-        supervisor = Supervisor(pool=db.pool, dsn=db.dsn, settings=settings)
+        # leases: a second serve or a worker on the same database shares the models instead of doubling them
+        supervisor = Supervisor(
+            pool=db.pool, dsn=db.dsn, settings=settings, leases=lease_keeper(db, settings)
+        )
         side = asyncio.create_task(_companion(companion, db, supervisor, scheduler, stop))
         try:
             if scheduler == "sequential":

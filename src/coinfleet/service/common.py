@@ -70,3 +70,8 @@ async def model_id_of(db: Db, name: str | None) -> int | None:
 def as_dict(row: Any) -> dict[str, Any]:
     """A record's columns as a dict."""
     return dict(row.items())
+
+
+def rate(hits: int, total: int) -> float | None:
+    """hits / total, None when nothing was counted."""
+    return hits / total if total else None

@@ -15,18 +15,14 @@ from coinfleet.db.sql import query
 from coinfleet.errors import InvalidRequest
 from coinfleet.evaluation.calibration import DEFAULT_BUCKETS, BucketSums, calibration_from_sums
 from coinfleet.models.drift import DRIFT_SAMPLE_ROWS, DRIFT_WINDOW_HOURS, model_drift
-from coinfleet.service.common import Db, connection
+from coinfleet.service.common import Db, connection, rate
 from coinfleet.service.schemas import CalibrationReport, Coverage, DriftReport, RuleComparison
-
-
-def _rate(hits: int, total: int) -> float | None:
-    return hits / total if total else None
 
 
 async def coverage(db: Db, clock: datetime) -> list[Coverage]:
     """Per model, the outcomes of the predictions whose horizon ended by `clock` (e.g. a file's end)."""
     rows = await db.fetch(query("model_coverage"), clock)
-    return [Coverage(**dict(r.items()), judged_share=_rate(r["judged"], r["ended"])) for r in rows]
+    return [Coverage(**dict(r.items()), judged_share=rate(r["judged"], r["ended"])) for r in rows]
 
 
 def _comparison(row: Any) -> RuleComparison:
@@ -35,14 +31,14 @@ def _comparison(row: Any) -> RuleComparison:
         name=row["name"],
         judged=row["judged"],
         judged_former=row["judged_former"],
-        hit_rate_at_horizon=_rate(row["horizon_success"], row["horizon_judged"]),
-        hit_rate_at_horizon_former=_rate(row["horizon_success_former"], row["horizon_judged_former"]),
-        hit_rate_within=_rate(row["within_success"], row["judged"]),
-        hit_rate_within_former=_rate(row["within_success_former"], row["judged_former"]),
-        alert_precision_at_horizon=_rate(row["alerts_reached"], row["alerts_judged"]),
-        alert_precision_at_horizon_former=_rate(row["alerts_reached_former"], row["alerts_judged_former"]),
-        alert_precision_within=_rate(row["alerts_hit"], row["alerts_ok"]),
-        alert_precision_within_former=_rate(row["alerts_hit_former"], row["alerts_ok_former"]),
+        hit_rate_at_horizon=rate(row["horizon_success"], row["horizon_judged"]),
+        hit_rate_at_horizon_former=rate(row["horizon_success_former"], row["horizon_judged_former"]),
+        hit_rate_within=rate(row["within_success"], row["judged"]),
+        hit_rate_within_former=rate(row["within_success_former"], row["judged_former"]),
+        alert_precision_at_horizon=rate(row["alerts_reached"], row["alerts_judged"]),
+        alert_precision_at_horizon_former=rate(row["alerts_reached_former"], row["alerts_judged_former"]),
+        alert_precision_within=rate(row["alerts_hit"], row["alerts_ok"]),
+        alert_precision_within_former=rate(row["alerts_hit_former"], row["alerts_ok_former"]),
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from coinfleet.db.sql import query
 from coinfleet.errors import InvalidRequest
-from coinfleet.service.common import Db, model_id_of
+from coinfleet.service.common import Db, model_id_of, rate
 from coinfleet.service.schemas import Statistics, StatisticsReport
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -33,10 +33,6 @@ def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | 
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _rate(hits: int, total: int) -> float | None:
-    return hits / total if total else None
-
-
 def _statistics(row: Any) -> Statistics:
     return Statistics(
         model_id=row["id"],
@@ -49,10 +45,10 @@ def _statistics(row: Any) -> Statistics:
         by_status={status: row[status] for status in ("ok", "no_data", "invalid_price")},
         by_result_at_horizon={"success": row["horizon_success"], "failed": row["horizon_failed"]},
         by_result_within={"success": row["within_success"], "failed": row["within_failed"]},
-        hit_rate_at_horizon=_rate(row["horizon_success"], row["horizon_success"] + row["horizon_failed"]),
-        hit_rate_within=_rate(row["within_success"], row["within_success"] + row["within_failed"]),
-        alert_precision_at_horizon=_rate(row["alerts_reached_at_horizon"], row["alerts_judged_at_horizon"]),
-        alert_precision_within=_rate(row["alerts_hit_within"], row["alerts_judged_within"]),
+        hit_rate_at_horizon=rate(row["horizon_success"], row["horizon_success"] + row["horizon_failed"]),
+        hit_rate_within=rate(row["within_success"], row["within_success"] + row["within_failed"]),
+        alert_precision_at_horizon=rate(row["alerts_reached_at_horizon"], row["alerts_judged_at_horizon"]),
+        alert_precision_within=rate(row["alerts_hit_within"], row["alerts_judged_within"]),
         alert_gain_avg_pct=row["alert_gain_avg_pct"],
         alert_gain_median_pct=row["alert_gain_median_pct"],
     )

@@ -17,12 +17,15 @@ import structlog
 from coinfleet.errors import DatabaseError
 
 log = structlog.get_logger(__name__)
-#: what the database being away (or going away mid-statement) raises; TimeoutError is an OSError
+#: what the database being away (or going away mid-statement) raises; TimeoutError is an OSError.
+#: asyncpg raises InternalClientError ("cannot switch to state …") from a connection whose server went
+#: away in the middle of an operation; the pool terminates that connection, so a retry gets a new one.
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     DatabaseError,
 )
 FIRST_BACKOFF_SECONDS = 0.1

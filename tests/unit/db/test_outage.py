@@ -39,5 +39,8 @@ def test_connection_errors_are_outages_and_statement_errors_are_not() -> None:
     assert is_outage(asyncpg.CannotConnectNowError("starting up"))
     assert is_outage(asyncpg.ConnectionDoesNotExistError("closed"))
     assert is_outage(DatabaseError("cannot connect"))
+    assert is_outage(
+        asyncpg.InternalClientError("cannot switch to state 21; another operation (2) is in progress")
+    )
     assert not is_outage(asyncpg.UniqueViolationError("dup"))
     assert not is_outage(ValueError("bad"))

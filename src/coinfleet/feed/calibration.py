@@ -6,10 +6,11 @@ import argparse
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import TypeVar
 
 import numpy as np
@@ -23,6 +24,54 @@ _T = TypeVar("_T")
 
 #: how long after its first row a coin's early rise is measured
 EARLY_WINDOW_SECONDS = 120.0
+
+# Figures measured on pumpfun_tracks_2025-06-06.csv with `python -m coinfleet.feed.calibration FILE`.
+#: median gap between two rows of one coin (s)
+REAL_GAP_MEDIAN_S = 5.84
+#: 90th percentile of that gap (s)
+REAL_GAP_P90_S = 11.5
+#: median rows a coin is seen for
+REAL_ROWS_PER_COIN_MEDIAN = 18.0
+#: median seconds from a coin's first to its last row
+REAL_LIFETIME_MEDIAN_S = 207.0
+#: share of bars whose close differs from their open
+REAL_MOVING_ROW_SHARE = 0.0178
+#: share of price moves that go up
+REAL_UP_MOVE_SHARE = 0.584
+#: median size of a price move (%, absolute)
+REAL_MOVE_ABS_MEDIAN_PCT = 0.68
+#: 90th percentile of that size (%)
+REAL_MOVE_ABS_P90_PCT = 14.95
+#: share of coins whose close rises ≥ 10 % within 2 minutes of their first row
+REAL_RISE_10_SHARE = 0.067
+#: share of coins whose close falls ≥ 50 % below an earlier peak
+REAL_CRASH_50_SHARE = 0.013
+#: median bonding-curve progress at a coin's last row (%)
+REAL_FINAL_PROGRESS_MEDIAN = 0.09
+#: 90th percentile of that progress (%)
+REAL_FINAL_PROGRESS_P90 = 7.55
+#: highest progress any coin reached (%)
+REAL_PEAK_PROGRESS_MAX = 66.2
+
+#: where each `Calibration` figure of a default run (seed 7, 100 minutes) must land; wide where the
+#: real figure rests on a handful of coins
+CALIBRATION_BANDS: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {
+        "gap_median_s": (REAL_GAP_MEDIAN_S * 0.85, REAL_GAP_MEDIAN_S * 1.15),
+        "gap_p90_s": (REAL_GAP_P90_S * 0.75, REAL_GAP_P90_S * 1.25),
+        "rows_per_coin_median": (REAL_ROWS_PER_COIN_MEDIAN * 0.5, REAL_ROWS_PER_COIN_MEDIAN * 2.0),
+        "lifetime_median_s": (REAL_LIFETIME_MEDIAN_S * 0.5, REAL_LIFETIME_MEDIAN_S * 2.0),
+        "moving_row_share": (REAL_MOVING_ROW_SHARE * 0.5, REAL_MOVING_ROW_SHARE * 2.5),
+        "up_move_share": (REAL_UP_MOVE_SHARE - 0.12, REAL_UP_MOVE_SHARE + 0.12),
+        "move_abs_median_pct": (REAL_MOVE_ABS_MEDIAN_PCT * 0.33, REAL_MOVE_ABS_MEDIAN_PCT * 3.5),
+        "move_abs_p90_pct": (REAL_MOVE_ABS_P90_PCT * 0.6, REAL_MOVE_ABS_P90_PCT * 1.8),
+        "rise_10_share": (REAL_RISE_10_SHARE - 0.05, REAL_RISE_10_SHARE + 0.08),
+        "crash_50_share": (0.0, REAL_CRASH_50_SHARE + 0.05),
+        "final_progress_median": (0.0, REAL_FINAL_PROGRESS_MEDIAN * 5.0),
+        "final_progress_p90": (REAL_FINAL_PROGRESS_P90 * 0.5, REAL_FINAL_PROGRESS_P90 * 2.0),
+        "peak_progress_max": (REAL_PEAK_PROGRESS_MAX * 0.5, 100.0),
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,16 +12,10 @@ from pathlib import Path
 import pytest
 
 from coinfleet.feed import curve
-from coinfleet.feed.calibration import Calibration, measure
+from coinfleet.feed.calibration import CALIBRATION_BANDS, Calibration, measure
+from coinfleet.feed.coin_plan import Fate, plan_coin
 from coinfleet.feed.recorded import read_recorded
-from coinfleet.feed.simulator import (
-    CALIBRATION_BANDS,
-    Fate,
-    MarketSimulator,
-    SimulatorConfig,
-    coin_observations,
-    plan_coin,
-)
+from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig, coin_observations
 from coinfleet.metrics import MetricRow
 
 START = datetime(2025, 6, 6, 16, 35, tzinfo=UTC)
@@ -46,6 +40,31 @@ def simulated_figures(calibration_rows: list[MetricRow]) -> Calibration:
 
 def test_the_same_seed_gives_the_same_rows() -> None:
     assert history(SimulatorConfig(seed=3)) == history(SimulatorConfig(seed=3))
+
+
+def test_a_seeded_run_keeps_its_rows() -> None:
+    """Seed 7's first ten minutes, pinned: a refactoring of the simulator must not change its rows."""
+    rows = history(SimulatorConfig(seed=7), seconds=600.0)
+    assert (len(rows), len({row.mint for row in rows})) == (2665, 75)
+    first, second, first_trade = rows[0], rows[1], rows[9]
+    assert (first.mint, first.timestamp) == (
+        "Fvj8yjDrRo8YgHovJAt7xAHBTi212R4CgRF4EfgCpump",
+        START + timedelta(microseconds=903),
+    )
+    assert first.price_close == pytest.approx(2.9530613827772166e-08, rel=1e-12)
+    assert (second.mint, second.timestamp) == (
+        "AejS6AWgwXN3RKTqzyGcDDJydzGAkmWF2jR4A1Cepump",
+        START + timedelta(seconds=1, microseconds=8795),
+    )
+    assert second.price_close == pytest.approx(3.583467082896405e-08, rel=1e-12)
+    assert (first_trade.mint, first_trade.timestamp) == (
+        second.mint,
+        START + timedelta(seconds=14, microseconds=546464),
+    )
+    assert (first_trade.num_buys, first_trade.unique_wallets) == (1, 1)
+    assert first_trade.buy_volume_sol == pytest.approx(0.0024396877742987044, rel=1e-12)
+    assert first_trade.price_close == pytest.approx(3.583981921454032e-08, rel=1e-12)
+    assert all(row.volume_sol == 0.0 for row in rows[:9])
 
 
 def test_another_seed_gives_other_rows() -> None:

@@ -23,7 +23,7 @@ from coinfleet.models.registry import ModelRecord
 from coinfleet.models.sandbox import SandboxLimits
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
-from coinfleet.service import versions
+from coinfleet.service import model_admin, versions
 from coinfleet.service.importing import import_file, request_from_path
 from support import market_rows
 
@@ -68,7 +68,7 @@ async def test_export_writes_what_import_takes_back(
     original = await _model(pool, small_bundle, "exported")
     async with pool.acquire() as conn:
         path = await versions.export_model(conn, "exported", tmp_path)
-        await versions.delete_model(conn, "exported")
+        await model_admin.delete_model(conn, "exported", with_history=False)
         settings = Settings(model_check_timeout_seconds=120, model_check_memory_mb=1024)
         request = request_from_path(path, flags=ModelMeta(), settings=settings)
         back = await import_file(conn, request, limits=LIMITS)

@@ -16,7 +16,7 @@ from coinfleet.models.importing import PICKLE_WARNING
 from coinfleet.models.metadata import flag_metadata
 from coinfleet.models.registry import ModelVersion
 from coinfleet.models.settings import parse_assignments
-from coinfleet.service import importing, models, versions
+from coinfleet.service import importing, model_admin, models, versions
 from coinfleet.service.common import Db
 from coinfleet.service.importing import request_from_path, sandbox_limits
 from coinfleet.service.schemas import Model
@@ -319,7 +319,7 @@ def delete(name: str, yes: bool = typer.Option(False, "--yes", help="Do not ask.
 
     async def service(settings: Settings) -> None:
         async with connection(settings) as db:
-            await versions.delete_model(db, name)
+            await model_admin.delete_model(db, name, with_history=False)
 
     run(service)
     console.print(f"{name}: deleted")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncpg
 import structlog
 from pydantic import BaseModel
 
 from coinfleet.db.sql import query
 from coinfleet.models import registry
+from coinfleet.service.common import Db, connection
 
 log = structlog.get_logger(__name__)
 
@@ -20,11 +20,11 @@ class Deleted(BaseModel):
     predictions_removed: int  #: 0 unless its history was deleted too
 
 
-async def delete_model(pool: asyncpg.Pool, name: str, *, with_history: bool) -> Deleted:
+async def delete_model(db: Db, name: str, *, with_history: bool) -> Deleted:
     """Stop and delete a model, freeing its name (the registry's delete); `with_history` also removes
     its predictions, evaluations and alerts in the same transaction (otherwise statistics and coin
     pages keep showing them)."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with connection(db) as conn, conn.transaction():
         model = await registry.get(conn, name)
         removed = 0
         if with_history:

@@ -1,4 +1,4 @@
-"""Versions of a model: replace its file, promote any version, export one; rename and delete.
+"""Versions of a model: replace its file, promote any version, export one; rename the model.
 
 A replacement is checked like any import (sandbox, features, dry run, ONNX) before anything changes,
 so a refused file keeps the version that serves. Switching the served version is one statement; the
@@ -100,12 +100,6 @@ async def rename_model(db: Db, name: str, new_name: str) -> Model:
     async with connection(db) as conn:
         await registry.rename(conn, name, new_name)
     return await show_model(db, new_name)
-
-
-async def delete_model(db: Db, name: str) -> None:
-    """Stop and hide the model; its predictions stay and its name is free again."""
-    async with connection(db) as conn:
-        await registry.delete(conn, name)
 
 
 async def export_model(db: Db, name: str, folder: Path, *, version: int | None = None) -> Path:

@@ -22,7 +22,7 @@ from coinfleet.db.migrate import migrate
 from coinfleet.models.bundle import ModelBundle, read_bundle, write_bundle
 from coinfleet.models.train import train_model
 from coinfleet.targets import TargetSpec
-from support import market_rows
+from support import Receiver, market_rows
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RECORDED_FILE = SHARED_DATA / "pumpfun_tracks_2025-06-06.csv"
@@ -113,3 +113,13 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     )
     bundle = trained.to_bundle("xgb-test")
     return read_bundle(write_bundle(tmp_path_factory.mktemp("models"), bundle))
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback answering 200, closed after the test."""
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()

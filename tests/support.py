@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import asyncpg
 
 from coinfleet.events.cursor import Event
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
 from coinfleet.metrics import MetricRow
+from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.importing import import_bundle
+from coinfleet.models.registry import ModelRecord
+from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.rules import Tag
 from coinfleet.pipeline.store import NewPrediction
 
@@ -65,3 +78,146 @@ def new_prediction(
     )  # fmt: skip
     event = Event(tx=LATE_TX, seq=seq, mint=mint, ts=ts, inserted_at=ts)
     return NewPrediction(event=event, row=metric, probability=probability, tag=tag)
+
+
+async def activate(pool: asyncpg.Pool, bundle: ModelBundle, name: str, **settings: object) -> ModelRecord:
+    """`bundle` imported as model `name` with these settings, active."""
+    async with pool.acquire() as conn:
+        return await import_bundle(
+            conn, replace(bundle, name=name), settings=ModelSettings.model_validate(settings), activate=True
+        )
+
+
+async def until(condition: Callable[[], bool], timeout: float = 90) -> None:
+    """Wait until `condition()` holds; TimeoutError after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def count(pool: asyncpg.Pool, sql: str, *args: object) -> int:
+    """The one number a `SELECT count(*) ...` (or sum) returns."""
+    async with pool.acquire() as conn:
+        return int(await conn.fetchval(sql, *args))
+
+
+class Service(Protocol):
+    """What runs until stopped: lanes (`Supervisor`), delivery (`Deliverer`)."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Service)
+
+
+@asynccontextmanager
+async def running(service: S) -> AsyncIterator[S]:
+    """Run `service` in a task for the block, then stop it and wait until it has."""
+    task = asyncio.create_task(service.run())
+    try:
+        yield service
+    finally:
+        service.stop()
+        await task
+
+
+async def start_serve(dsn: str, log: Path, **settings: str) -> asyncio.subprocess.Process:
+    """`python -m coinfleet serve` on `dsn` with these settings (`poll_interval_seconds="0.2"` sets
+    COINFLEET_POLL_INTERVAL_SECONDS), its output appended to `log`, its HTTP side on any free port."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "COINFLEET_API_PORT": "0",  # nothing else on the machine may hold ours
+        **{f"COINFLEET_{name.upper()}": value for name, value in settings.items()},
+    }
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "coinfleet", "serve", env=env, stdout=sink, stderr=sink
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Received:
+    """One POST a `Receiver` got."""
+
+    path: str
+    headers: dict[str, str]  #: lower-case names
+    body: bytes
+    client_port: int = 0  #: the sender's port: one per connection
+
+    @property
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.body)
+        return data
+
+    @property
+    def key(self) -> str:
+        return self.headers["idempotency-key"]
+
+
+class Receiver:
+    """A real webhook receiver on loopback, in a thread, recording every POST and answering `status`
+    with `body` (subclasses answer per path through `answer`)."""
+
+    def __init__(self, port: int = 0, *, status: int = 200, body: bytes = b'{"accepted": true}') -> None:
+        self.received: list[Received] = []
+        self.status = status
+        self.body = body
+        self.location: str | None = None
+        self.hold = threading.Event()  #: while clear, requests wait before answering
+        self.hold.set()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive
+            disable_nagle_algorithm = True
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                got = Received(path=self.path, headers=headers, body=body, client_port=self.client_address[1])
+                with receiver._lock:
+                    receiver.received.append(got)
+                receiver.hold.wait(30)
+                status, location = receiver.answer(self.path)
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", str(len(receiver.body)))
+                self.end_headers()
+                self.wfile.write(receiver.body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def answer(self, path: str) -> tuple[int, str | None]:
+        """The status and Location to answer a request for `path` with."""
+        return self.status, self.location
+
+    def at(self, path: str) -> str:
+        """The URL of `path` on this receiver."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+
+    @property
+    def url(self) -> str:
+        return self.at("/webhook/n8n")
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return [r.key for r in self.received]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

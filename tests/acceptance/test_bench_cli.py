@@ -12,14 +12,19 @@ from support import coinfleet_json
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.timeout(300)
-def test_bench_priority_prints_its_verdict_and_the_machine_it_ran_on(server_dsn: str, tmp_path: Path) -> None:
-    env = {
+@pytest.fixture
+def env(server_dsn: str, tmp_path: Path) -> dict[str, str]:
+    """The environment a benchmark runs in: the test server, a home of its own, quiet logs."""
+    return {
         **os.environ,
         "DATABASE_URL": server_dsn,
         "COINFLEET_HOME": str(tmp_path),
         "COINFLEET_LOG_LEVEL": "warning",
     }
+
+
+@pytest.mark.timeout(300)
+def test_bench_priority_prints_its_verdict_and_the_machine_it_ran_on(env: dict[str, str]) -> None:
     table, result = coinfleet_json("bench", "priority", env=env, timeout=280)
     assert [m["weight"] for m in result["models"]] == [1.0, 2.0, 4.0]
     assert result["min_served"] > 0  # nobody starves, whatever this machine's speed
@@ -31,14 +36,8 @@ def test_bench_priority_prints_its_verdict_and_the_machine_it_ran_on(server_dsn:
 
 @pytest.mark.timeout(300)
 def test_bench_alerts_reports_rates_and_an_outage_without_dead_or_duplicate_alerts(
-    server_dsn: str, tmp_path: Path
+    env: dict[str, str],
 ) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": server_dsn,
-        "COINFLEET_HOME": str(tmp_path),
-        "COINFLEET_LOG_LEVEL": "warning",
-    }
     args = ("bench", "alerts", "--models", "2", "--alerts", "40", "--scale", "300", "--outage-minutes", "10")
     table, result = coinfleet_json(*args, env=env, timeout=280)
     assert result["alerts_per_s_per_model"] > 0 and result["alerts_per_s_per_model_serial"] > 0
@@ -50,13 +49,7 @@ def test_bench_alerts_reports_rates_and_an_outage_without_dead_or_duplicate_aler
 
 
 @pytest.mark.timeout(600)
-def test_bench_api_prints_its_three_keys(server_dsn: str, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": server_dsn,
-        "COINFLEET_HOME": str(tmp_path),
-        "COINFLEET_LOG_LEVEL": "warning",
-    }
+def test_bench_api_prints_its_three_keys(env: dict[str, str]) -> None:
     small = ("--models", "2", "--rate", "50", "--seconds", "2", "--history", "2000")
     _, result = coinfleet_json("bench", "api", *small, env=env, timeout=580)
     assert {"lanes_p99_ratio", "api_p99_ms", "stream_lag_p99_ms"} <= set(result)

@@ -11,14 +11,11 @@ import shutil
 import socket
 import sys
 import tempfile
-import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -35,7 +32,7 @@ from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
-from support import market_rows
+from support import Receiver, market_rows, running
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -89,35 +86,10 @@ async def _scored_database(server_dsn: str, template_name: str, bundle: ModelBun
     return dsn, coin
 
 
-class Receiver:
-    """A real webhook receiver on loopback answering `status`, in a thread."""
-
-    def __init__(self, status: int = 200) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                answer = b'{"accepted": true}' if status == 200 else b'{"error": "this workflow is gone"}'
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
-
-
 async def _score(pool: asyncpg.Pool, dsn: str, bundle: ModelBundle) -> str:
     """Import four models, feed a simulated market, let the lanes score it, evaluate what is due, deliver
     alpha's alerts to a real receiver and beta's to one that refuses them for good (410: dead at once)."""
-    receiver, refuser = Receiver(), Receiver(status=410)
+    receiver, refuser = Receiver(), Receiver(status=410, body=b'{"error": "this workflow is gone"}')
     webhooks = {"alpha": receiver.url, "beta": refuser.url}
     async with pool.acquire() as conn:
         for name, threshold in (("alpha", 0.6), ("beta", 0.7)):
@@ -131,22 +103,16 @@ async def _score(pool: asyncpg.Pool, dsn: str, bundle: ModelBundle) -> str:
     rows = market_rows(coins=12, seconds=600, seed=5)
     async with pool.acquire() as conn:
         await insert_metrics(conn, rows)
-    supervisor = Supervisor(pool=pool, dsn=dsn, settings=LANE_SETTINGS)
-    task = asyncio.create_task(supervisor.run())
-    try:
+    async with running(Supervisor(pool=pool, dsn=dsn, settings=LANE_SETTINGS)) as supervisor:
         async with asyncio.timeout(90):
             while len(supervisor.lanes) < 2 or any(
                 lane.stats.events < len(rows) for lane in supervisor.lanes
             ):
                 await asyncio.sleep(0.1)
-    finally:
-        supervisor.stop()
-        await task
     await drain(pool, RoundConfig(grace_seconds=30, base_quota=100_000))
     await _deliver(pool, dsn)
-    for server in (receiver.server, refuser.server):
-        server.shutdown()
-        server.server_close()
+    receiver.close()
+    refuser.close()
     async with pool.acquire() as conn:
         await registry.set_status(conn, "delta", "quarantined", "runner crashed 5 times in 20 batches")
         # the coin whose price moved most among those with alerts: the liveliest chart
@@ -159,15 +125,10 @@ async def _score(pool: asyncpg.Pool, dsn: str, bundle: ModelBundle) -> str:
 
 
 async def _deliver(pool: asyncpg.Pool, dsn: str) -> None:
-    deliverer = Deliverer(pool=pool, dsn=dsn, settings=DELIVERY_SETTINGS)
-    task = asyncio.create_task(deliverer.run())
-    try:
+    async with running(Deliverer(pool=pool, dsn=dsn, settings=DELIVERY_SETTINGS)):
         async with asyncio.timeout(90):
             while await pool.fetchval("SELECT count(*) FROM coinfleet_alerts WHERE state = 'pending'"):
                 await asyncio.sleep(0.2)
-    finally:
-        deliverer.stop()
-        await task
 
 
 def _free_port() -> int:

@@ -10,13 +10,13 @@ from pathlib import Path
 import asyncpg
 from playwright.async_api import Page, expect
 
-from browser.conftest import LANE_SETTINGS, Fleet, Receiver
+from browser.conftest import LANE_SETTINGS, Fleet
 from coinfleet.db.database import create_pool
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.models.bundle import ModelBundle, write_bundle
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
-from support import market_rows
+from support import Receiver, market_rows, running
 
 
 async def _model(dsn: str, name: str) -> asyncpg.Record | None:
@@ -103,18 +103,15 @@ async def test_the_overview_updates_when_a_prediction_is_committed(fleet: Fleet,
     await expect(line).to_contain_text("stored predictions")
     shown = await line.inner_text()
     pool = await create_pool(fleet.dsn, max_size=4)
-    supervisor = Supervisor(pool=pool, dsn=fleet.dsn, settings=LANE_SETTINGS)
-    task = asyncio.create_task(supervisor.run())
     try:
-        async with asyncio.timeout(30):
-            while not supervisor.lanes:
-                await asyncio.sleep(0.05)
-        async with pool.acquire() as conn:
-            await insert_metrics(conn, market_rows(coins=3, seconds=60, seed=99))
-        await expect(line).not_to_have_text(shown, timeout=30_000)
+        async with running(Supervisor(pool=pool, dsn=fleet.dsn, settings=LANE_SETTINGS)) as supervisor:
+            async with asyncio.timeout(30):
+                while not supervisor.lanes:
+                    await asyncio.sleep(0.05)
+            async with pool.acquire() as conn:
+                await insert_metrics(conn, market_rows(coins=3, seconds=60, seed=99))
+            await expect(line).not_to_have_text(shown, timeout=30_000)
     finally:
-        supervisor.stop()
-        await task
         await pool.close()
 
 
@@ -177,20 +174,15 @@ async def test_retry_one_dead_alert_then_all(fleet: Fleet, page: Page) -> None:
     await _eventually(lambda: _alert_states(fleet.dsn, "beta"), {**before, "pending": pending + dead})
 
 
-async def test_send_a_test_alert_to_a_real_receiver(fleet: Fleet, page: Page) -> None:
-    receiver = Receiver()
-    try:
-        await page.goto(f"{fleet.url}/ui/alerts")
-        await page.get_by_test_id("test-url").fill(receiver.url)
-        await page.get_by_test_id("test-send").click()
-        await expect(page.get_by_test_id("test-result")).to_contain_text("HTTP 200")
-        await expect(page.get_by_test_id("test-result")).to_contain_text("accepted")
-        await page.get_by_test_id("test-url").fill("file:///etc/passwd")
-        await page.get_by_test_id("test-send").click()
-        await expect(page.locator("label", has=page.get_by_test_id("test-url"))).to_contain_text("http")
-    finally:
-        receiver.server.shutdown()
-        receiver.server.server_close()
+async def test_send_a_test_alert_to_a_real_receiver(fleet: Fleet, page: Page, receiver: Receiver) -> None:
+    await page.goto(f"{fleet.url}/ui/alerts")
+    await page.get_by_test_id("test-url").fill(receiver.url)
+    await page.get_by_test_id("test-send").click()
+    await expect(page.get_by_test_id("test-result")).to_contain_text("HTTP 200")
+    await expect(page.get_by_test_id("test-result")).to_contain_text("accepted")
+    await page.get_by_test_id("test-url").fill("file:///etc/passwd")
+    await page.get_by_test_id("test-send").click()
+    await expect(page.locator("label", has=page.get_by_test_id("test-url"))).to_contain_text("http")
 
 
 async def test_rename_then_delete_with_confirmation(fleet: Fleet, page: Page) -> None:

@@ -10,13 +10,11 @@ import os
 import re
 import socket
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,7 @@ from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
-from support import market_rows
+from support import Received, Receiver, count, market_rows, running, until
 
 FAST: dict[str, Any] = {
     "poll_interval_seconds": 0.2,
@@ -53,93 +51,6 @@ FAST: dict[str, Any] = {
 
 def settings(**changes: Any) -> Settings:
     return Settings.model_validate({**FAST, **changes})
-
-
-@dataclass(frozen=True, kw_only=True)
-class Received:
-    path: str
-    headers: dict[str, str]  #: lower-case names
-    body: bytes
-    client_port: int = 0  #: the sender's port: one per connection
-
-    @property
-    def json(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.body)
-        return data
-
-    @property
-    def key(self) -> str:
-        return self.headers["idempotency-key"]
-
-
-class Receiver:
-    """A real HTTP server on loopback, in a thread, recording every POST and answering `status`."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.received: list[Received] = []
-        self.status = 200
-        self.location: str | None = None
-        self.hold = threading.Event()  #: while clear, requests wait before answering
-        self.hold.set()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                got = Received(path=self.path, headers=headers, body=body, client_port=self.client_address[1])
-                with receiver._lock:
-                    receiver.received.append(got)
-                receiver.hold.wait(30)
-                answer = b'{"accepted": true}'
-                status, location = receiver.answer(self.path)
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
-
-    def answer(self, path: str) -> tuple[int, str | None]:
-        """The status and Location to answer a request for `path` with."""
-        return self.status, self.location
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/webhook/n8n"
-
-    def keys(self) -> list[str]:
-        with self._lock:
-            return [r.key for r in self.received]
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
@@ -209,19 +120,8 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 90) 
             await asyncio.sleep(0.05)
 
 
-async def until(condition: Callable[[], bool], timeout: float = 90) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
-
-
 def all_events_scored(supervisor: Supervisor, lanes: int, events: int) -> Callable[[], bool]:
     return lambda: len(supervisor.lanes) == lanes and all(x.stats.events == events for x in supervisor.lanes)
-
-
-async def count(pool: asyncpg.Pool, sql: str, *args: object) -> int:
-    async with pool.acquire() as conn:
-        return int(await conn.fetchval(sql, *args))
 
 
 def delivered(pool: asyncpg.Pool, n: int, model_id: int | None = None) -> Callable[[], Awaitable[bool]]:
@@ -237,26 +137,12 @@ def delivered(pool: asyncpg.Pool, n: int, model_id: int | None = None) -> Callab
     return check
 
 
-@asynccontextmanager
-async def delivering(pool: asyncpg.Pool, dsn: str, config: Settings) -> AsyncIterator[Deliverer]:
-    deliverer = Deliverer(pool=pool, dsn=dsn, settings=config)
-    task = asyncio.create_task(deliverer.run())
-    try:
-        yield deliverer
-    finally:
-        deliverer.stop()
-        await task
+def delivering(pool: asyncpg.Pool, dsn: str, config: Settings) -> AbstractAsyncContextManager[Deliverer]:
+    return running(Deliverer(pool=pool, dsn=dsn, settings=config))
 
 
-@asynccontextmanager
-async def scoring(pool: asyncpg.Pool, dsn: str, config: Settings) -> AsyncIterator[Supervisor]:
-    supervisor = Supervisor(pool=pool, dsn=dsn, settings=config)
-    task = asyncio.create_task(supervisor.run())
-    try:
-        yield supervisor
-    finally:
-        supervisor.stop()
-        await task
+def scoring(pool: asyncpg.Pool, dsn: str, config: Settings) -> AbstractAsyncContextManager[Supervisor]:
+    return running(Supervisor(pool=pool, dsn=dsn, settings=config))
 
 
 def verify(secret: str, received: Received) -> bool:

@@ -19,25 +19,16 @@ from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
-from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
-from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.runner import InlineRunner, Runner
 from coinfleet.pipeline.store import set_aside_counts
 from coinfleet.pipeline.supervisor import Supervisor, inline_runner
 from coinfleet.service import models as service_models
-from support import market_rows
+from support import activate, market_rows
 
 SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300, runner="inline")
 #: a market cap no simulated row has: the poison runner fails on the row that carries it
 POISON_CAP = 4242.0
-
-
-async def activate(pool: asyncpg.Pool, bundle: ModelBundle, name: str, **settings: object) -> ModelRecord:
-    async with pool.acquire() as conn:
-        return await import_bundle(
-            conn, replace(bundle, name=name), settings=ModelSettings.model_validate(settings), activate=True
-        )
 
 
 async def fetchval(pool: asyncpg.Pool, sql: str, *args: object) -> object:

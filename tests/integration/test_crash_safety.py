@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
+from collections.abc import Awaitable
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,28 +15,19 @@ from coinfleet.feed.writer import insert_metrics
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
-from support import market_rows
+from support import count, market_rows, start_serve
 
 pytestmark = pytest.mark.slow
 
 
-async def start_serve(db_dsn: str, log: Path) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_dsn,
-        "COINFLEET_BATCH_MAX_EVENTS": "40",
-        "COINFLEET_POLL_INTERVAL_SECONDS": "0.2",
-        "COINFLEET_LOG_LEVEL": "warning",
-    }
-    with log.open("ab") as sink:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "coinfleet", "serve", env=env, stdout=sink, stderr=sink
-        )
+def predictions(pool: asyncpg.Pool) -> Awaitable[int]:
+    return count(pool, "SELECT count(*) FROM coinfleet_predictions")
 
 
-async def count_predictions(pool: asyncpg.Pool) -> int:
-    async with pool.acquire() as conn:
-        return int(await conn.fetchval("SELECT count(*) FROM coinfleet_predictions"))
+async def start(db_dsn: str, log: Path) -> asyncio.subprocess.Process:
+    return await start_serve(
+        db_dsn, log, batch_max_events="40", poll_interval_seconds="0.2", log_level="warning"
+    )
 
 
 async def test_killed_lane_resumes_without_loss_or_repeat(
@@ -53,19 +43,19 @@ async def test_killed_lane_resumes_without_loss_or_repeat(
         )
         rows = market_rows(coins=60, seconds=1200, seed=5)
         await insert_metrics(conn, rows)
-    first = await start_serve(db_dsn, log)
+    first = await start(db_dsn, log)
     try:
         async with asyncio.timeout(60):
-            while (done_at_kill := await count_predictions(pool)) == 0:
+            while (done_at_kill := await predictions(pool)) == 0:
                 await asyncio.sleep(0.01)
     finally:
         first.kill()  # SIGKILL: no clean-up of any kind
         await first.wait()
     assert 0 < done_at_kill < len(rows), "the kill must land mid-run"
-    second = await start_serve(db_dsn, log)
+    second = await start(db_dsn, log)
     try:
         async with asyncio.timeout(120):
-            while await count_predictions(pool) < len(rows):
+            while await predictions(pool) < len(rows):
                 assert second.returncode is None, log.read_text()
                 await asyncio.sleep(0.1)
     finally:

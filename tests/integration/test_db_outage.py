@@ -7,9 +7,7 @@ and stop it (`pg_ctl stop`) and crash it (`pg_ctl stop -m immediate`) mid-replay
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +21,7 @@ from coinfleet.feed import live
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
-from support import market_rows
+from support import count, market_rows, start_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 #: longer than serve's poll interval below, so every loop meets the outage
@@ -41,24 +39,8 @@ def own_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         embedded.stop(pgdata)
 
 
-async def start_serve(dsn: str, log: Path) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "DATABASE_URL": dsn,
-        "COINFLEET_RUNNER": "inline",
-        "COINFLEET_POLL_INTERVAL_SECONDS": "0.3",
-        "COINFLEET_LOG_LEVEL": "info",
-        "COINFLEET_API_PORT": "0",  # any free port: nothing else on the machine may hold ours
-    }
-    with log.open("ab") as sink:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "coinfleet", "serve", env=env, stdout=sink, stderr=sink
-        )
-
-
-async def count(pool: asyncpg.Pool, sql: str) -> int:
-    async with pool.acquire() as conn:
-        return int(await conn.fetchval(sql))
+async def start(dsn: str, log: Path) -> asyncio.subprocess.Process:
+    return await start_serve(dsn, log, runner="inline", poll_interval_seconds="0.3", log_level="info")
 
 
 async def until_more_predictions(pool: asyncpg.Pool, than: int) -> int:
@@ -91,7 +73,7 @@ async def test_serve_and_replay_ride_out_a_stop_and_a_crash(
         await admin.close()
     rows = market_rows(coins=25, seconds=900, seed=4)
     log = tmp_path / "serve.log"
-    serve = await start_serve(dsn, log)
+    serve = await start(dsn, log)
     pool = await create_pool(dsn, max_size=4)
     try:
         replay = asyncio.create_task(live.replay(pool, rows, speed=30))  # 30 s of feed

@@ -8,7 +8,15 @@ from typing import Any
 
 import asyncpg
 import pytest
-from test_evaluation_support import CONFIG, T0, Bar, insert_bars, insert_model, insert_prediction
+from test_evaluation_support import (
+    CONFIG,
+    T0,
+    Bar,
+    insert_bars,
+    insert_many_predictions,
+    insert_model,
+    insert_prediction,
+)
 
 from coinfleet.db.sql import query
 from coinfleet.evaluation.rounds import drain
@@ -60,16 +68,7 @@ async def test_the_chart_read_is_a_limited_index_walk(pool: asyncpg.Pool) -> Non
     async with pool.acquire() as conn:
         for name in ("a", "b"):
             model = await insert_model(conn, name, UP10)
-            await conn.execute(
-                "INSERT INTO coinfleet_predictions (model_id, model_version, mint, metric_ts, probability,"
-                " prediction, tag, alert_threshold, target, evaluate_at, event_tx, event_seq)"
-                " SELECT $1, 1, 'c' || (i % 500), $2::timestamptz + i * interval '1 s', 0.2, 0, 'negative',"
-                " 0.7, $3::jsonb, $2::timestamptz + i * interval '1 s', '1'::xid8, i"
-                " FROM generate_series(1, 20000) AS i",
-                model,
-                T0,
-                json.dumps(UP10.to_dict()),
-            )
+            await insert_many_predictions(conn, model, UP10)
         await conn.execute("ANALYZE")
         explain = "EXPLAIN (FORMAT JSON) " + query("chart_predictions")
         plan = json.loads(await conn.fetchval(explain, model, None, 501))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -14,28 +12,13 @@ from coinfleet.feed.writer import insert_metrics
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.compile import served_model
-from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.sandbox import SandboxLimits
-from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.runner import Runner
 from coinfleet.pipeline.supervisor import RunnerFactory, Supervisor, inline_runner
-from support import market_rows
+from support import activate, market_rows, until
 
 SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300)
-
-
-async def activate(pool: asyncpg.Pool, bundle: ModelBundle, name: str, **settings: object) -> ModelRecord:
-    async with pool.acquire() as conn:
-        return await import_bundle(
-            conn, replace(bundle, name=name), settings=ModelSettings.model_validate(settings), activate=True
-        )
-
-
-async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
 
 
 def slow_starts(name: str, gate: asyncio.Event, started: list[str]) -> RunnerFactory:

@@ -4,7 +4,6 @@ event lost or scored twice, export gives what import takes back; rename and dele
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.service import model_admin, versions
 from coinfleet.service.importing import import_file, request_from_path
-from support import market_rows
+from support import market_rows, until
 
 pytestmark = pytest.mark.slow
 LIMITS = SandboxLimits(timeout_seconds=120, memory_limit_mb=1024)
@@ -91,12 +90,6 @@ async def test_rename_keeps_everything_and_refuses_a_taken_name(
             await versions.rename_model(conn, "primary", "second")
         with pytest.raises(ModelNotFound):
             await registry.get(conn, "first")
-
-
-async def until(condition: Callable[[], bool], timeout: float = 90) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
 
 
 async def _predictions(pool: asyncpg.Pool, model_id: int) -> dict[int, int]:

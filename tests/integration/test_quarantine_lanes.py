@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from coinfleet.pipeline.observations import ObservationService
 from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner
 from coinfleet.pipeline.runner import Runner
 from coinfleet.pipeline.supervisor import ProcessRunnerFactory, RunnerFactory, Supervisor, runner_limits
-from support import market_rows
+from support import market_rows, until
 
 FloatArray = npt.NDArray[np.float64]
 HERE = str(Path(__file__).parent)
@@ -77,12 +76,6 @@ async def activate(pool: asyncpg.Pool, bundle: ModelBundle, name: str) -> ModelR
     settings = ModelSettings(min_scan_interval_seconds=0, batch_timeout_seconds=0.5)
     async with pool.acquire() as conn:
         return await import_bundle(conn, replace(bundle, name=name), settings=settings, activate=True)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 90) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
 
 
 async def statuses(pool: asyncpg.Pool) -> dict[str, ModelRecord]:

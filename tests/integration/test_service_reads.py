@@ -10,7 +10,15 @@ from typing import Any
 import asyncpg
 import pydantic
 import pytest
-from test_evaluation_support import CONFIG, T0, Bar, insert_bars, insert_model, insert_prediction
+from test_evaluation_support import (
+    CONFIG,
+    T0,
+    Bar,
+    insert_bars,
+    insert_many_predictions,
+    insert_model,
+    insert_prediction,
+)
 
 from coinfleet.db.sql import query
 from coinfleet.errors import AlertNotFound, InvalidRequest, ModelNotFound, NotFound
@@ -279,16 +287,7 @@ async def test_hot_reads_use_indexes(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         up, _ = await _fleet(conn)
         for model_id in (up, up + 1):
-            await conn.execute(
-                "INSERT INTO coinfleet_predictions (model_id, model_version, mint, metric_ts, probability,"
-                " prediction, tag, alert_threshold, target, evaluate_at, event_tx, event_seq)"
-                " SELECT $1, 1, 'c' || (i % 500), $2::timestamptz + i * interval '1 s', 0.2, 0, 'negative',"
-                " 0.7, $3::jsonb, $2::timestamptz + i * interval '1 s', '1'::xid8, i"
-                " FROM generate_series(1, 20000) AS i",
-                model_id,
-                T0,
-                json.dumps(UP10.to_dict()),
-            )
+            await insert_many_predictions(conn, model_id, UP10)
         await conn.execute("ANALYZE")
         nothing = (None,) * 12  # no filter
         coin = await _plan(conn, "list_coin_predictions", FIRST_PAGE, None, *nothing, 51, "c7")

@@ -17,12 +17,12 @@ import pytest
 import uvloop
 
 from coinfleet.db import embedded
-from coinfleet.db.database import create_pool, with_database
+from coinfleet.db.database import create_pool, drop_database, with_database
 from coinfleet.db.migrate import migrate
 from coinfleet.models.bundle import ModelBundle, read_bundle, write_bundle
 from coinfleet.models.train import train_model
 from coinfleet.targets import TargetSpec
-from support import Receiver, market_rows
+from support import Receiver, copy_template, market_rows
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RECORDED_FILE = SHARED_DATA / "pumpfun_tracks_2025-06-06.csv"
@@ -75,14 +75,9 @@ async def template_name(server_dsn: str) -> AsyncIterator[str]:
 @pytest.fixture
 async def db_dsn(server_dsn: str, template_name: str) -> AsyncIterator[str]:
     """A fresh migrated database for one test, dropped afterwards."""
-    name = f"cf_test_{uuid.uuid4().hex[:12]}"
-    admin = await _admin(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
-        yield with_database(server_dsn, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    name, dsn = await copy_template(server_dsn, template_name, "cf_test")
+    yield dsn
+    await drop_database(server_dsn, name)
 
 
 @pytest.fixture

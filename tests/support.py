@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -18,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
+from coinfleet.db.database import with_database
 from coinfleet.events.cursor import Event
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
 from coinfleet.metrics import MetricRow
@@ -27,6 +29,7 @@ from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.rules import Tag
 from coinfleet.pipeline.store import NewPrediction
+from coinfleet.targets import TargetSpec
 
 T_START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -78,6 +81,18 @@ def new_prediction(
     )  # fmt: skip
     event = Event(tx=LATE_TX, seq=seq, mint=mint, ts=ts, inserted_at=ts)
     return NewPrediction(event=event, row=metric, probability=probability, tag=tag)
+
+
+async def copy_template(server_dsn: str, template: str, prefix: str) -> tuple[str, str]:
+    """A new database `prefix_<random>` copied from `template`: its name and DSN (drop it with
+    `coinfleet.db.database.drop_database`)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    return name, with_database(server_dsn, name)
 
 
 async def activate(pool: asyncpg.Pool, bundle: ModelBundle, name: str, **settings: object) -> ModelRecord:
@@ -221,3 +236,20 @@ class Receiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+async def insert_many_predictions(
+    conn: asyncpg.Connection, model_id: int, target: TargetSpec, *, start: datetime
+) -> None:
+    """20,000 negative predictions of one model over 500 coins, one a second from `start`: enough rows that
+    only an index keeps a read cheap (the EXPLAIN tests)."""
+    await conn.execute(
+        "INSERT INTO coinfleet_predictions (model_id, model_version, mint, metric_ts, probability,"
+        " prediction, tag, alert_threshold, target, evaluate_at, event_tx, event_seq)"
+        " SELECT $1, 1, 'c' || (i % 500), $2::timestamptz + i * interval '1 s', 0.2, 0, 'negative',"
+        " 0.7, $3::jsonb, $2::timestamptz + i * interval '1 s', '1'::xid8, i"
+        " FROM generate_series(1, 20000) AS i",
+        model_id,
+        start,
+        json.dumps(target.to_dict()),
+    )

@@ -11,7 +11,6 @@ import shutil
 import socket
 import sys
 import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -24,7 +23,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from coinfleet.alerts.delivery import Deliverer
 from coinfleet.config import Settings
-from coinfleet.db.database import create_pool, with_database
+from coinfleet.db.database import create_pool, drop_database
 from coinfleet.evaluation.rounds import RoundConfig, drain
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.models import registry
@@ -32,7 +31,7 @@ from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
-from support import Receiver, market_rows, running
+from support import Receiver, copy_template, market_rows, running
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -71,13 +70,7 @@ class Fleet:
 
 
 async def _scored_database(server_dsn: str, template_name: str, bundle: ModelBundle) -> tuple[str, str]:
-    name = f"cf_ui_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
-    finally:
-        await admin.close()
-    dsn = with_database(server_dsn, name)
+    _, dsn = await copy_template(server_dsn, template_name, "cf_ui")
     pool = await create_pool(dsn, max_size=6)
     try:
         coin = await _score(pool, dsn, bundle)
@@ -168,11 +161,7 @@ async def fleet(server_dsn: str, template_name: str, small_bundle: ModelBundle) 
                 dsn=dsn, url=url, active=("alpha", "beta"), inactive="gamma", quarantined="delta", coin=coin
             )
     finally:
-        admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(server_dsn, dsn.rsplit("/", 1)[1])
 
 
 async def _wait_until_up(url: str, server: asyncio.subprocess.Process, *, path: str = "/ping") -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -14,12 +13,10 @@ from coinfleet.feed import live
 from coinfleet.feed.recorded import read_recorded
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
-from coinfleet.models.importing import import_bundle
-from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.service.backtest import caught_up, prediction_outcomes, run_backtest
 from coinfleet.service.schemas import BacktestReport, Coverage
-from support import market_rows
+from support import activate, market_rows
 
 
 def _settings(db_dsn: str) -> Settings:
@@ -48,13 +45,7 @@ async def _live(pool: asyncpg.Pool, db_dsn: str, settings: Settings, rows: list[
 async def _compare(
     pool: asyncpg.Pool, db_dsn: str, bundle: ModelBundle, rows: list[MetricRow]
 ) -> BacktestReport:
-    async with pool.acquire() as conn:
-        await import_bundle(
-            conn,
-            replace(bundle, name="bt"),
-            settings=ModelSettings(min_scan_interval_seconds=0),
-            activate=True,
-        )
+    await activate(pool, bundle, "bt", min_scan_interval_seconds=0)
     settings = _settings(db_dsn)
     await _live(pool, db_dsn, settings, rows)
     async with pool.acquire() as conn:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable
-from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -13,9 +12,7 @@ import pytest
 
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.models.bundle import ModelBundle
-from coinfleet.models.importing import import_bundle
-from coinfleet.models.settings import ModelSettings
-from support import count, market_rows, start_serve
+from support import activate, count, market_rows, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +31,9 @@ async def test_killed_lane_resumes_without_loss_or_repeat(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, tmp_path: Path
 ) -> None:
     log = tmp_path / "serve.log"
+    await activate(pool, small_bundle, "crashy", min_scan_interval_seconds=0)
+    rows = market_rows(coins=60, seconds=1200, seed=5)
     async with pool.acquire() as conn:
-        await import_bundle(
-            conn,
-            replace(small_bundle, name="crashy"),
-            settings=ModelSettings(min_scan_interval_seconds=0),
-            activate=True,
-        )
-        rows = market_rows(coins=60, seconds=1200, seed=5)
         await insert_metrics(conn, rows)
     first = await start(db_dsn, log)
     try:

@@ -94,21 +94,6 @@ async def insert_prediction(
     return prediction_id
 
 
-async def insert_many_predictions(conn: asyncpg.Connection, model_id: int, target: TargetSpec) -> None:
-    """20,000 negative predictions of one model over 500 coins, one a second from T0: enough rows that
-    only an index keeps a read cheap (the EXPLAIN tests)."""
-    await conn.execute(
-        "INSERT INTO coinfleet_predictions (model_id, model_version, mint, metric_ts, probability,"
-        " prediction, tag, alert_threshold, target, evaluate_at, event_tx, event_seq)"
-        " SELECT $1, 1, 'c' || (i % 500), $2::timestamptz + i * interval '1 s', 0.2, 0, 'negative',"
-        " 0.7, $3::jsonb, $2::timestamptz + i * interval '1 s', '1'::xid8, i"
-        " FROM generate_series(1, 20000) AS i",
-        model_id,
-        T0,
-        json.dumps(target.to_dict()),
-    )
-
-
 def price_path(bars: Sequence[Bar], *, since: float) -> PricePath:
     """The pure rules' view of the same bars (rows at or after `since`, the prediction time)."""
     later = sorted((b for b in bars if b.at >= since), key=lambda b: b.at)

@@ -8,20 +8,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from test_evaluation_support import (
-    CONFIG,
-    T0,
-    Bar,
-    insert_bars,
-    insert_many_predictions,
-    insert_model,
-    insert_prediction,
-)
+from test_evaluation_support import CONFIG, T0, Bar, insert_bars, insert_model, insert_prediction
 
 from coinfleet.db.sql import query
 from coinfleet.evaluation.rounds import drain
 from coinfleet.service import model_charts
 from coinfleet.targets import TargetSpec
+from support import insert_many_predictions
 
 UP10 = TargetSpec(kind="change", horizon_seconds=60, direction="up", change_percent=10.0)
 
@@ -68,7 +61,7 @@ async def test_the_chart_read_is_a_limited_index_walk(pool: asyncpg.Pool) -> Non
     async with pool.acquire() as conn:
         for name in ("a", "b"):
             model = await insert_model(conn, name, UP10)
-            await insert_many_predictions(conn, model, UP10)
+            await insert_many_predictions(conn, model, UP10, start=T0)
         await conn.execute("ANALYZE")
         explain = "EXPLAIN (FORMAT JSON) " + query("chart_predictions")
         plan = json.loads(await conn.fetchval(explain, model, None, 501))

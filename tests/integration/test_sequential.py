@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 import asyncpg
 
@@ -13,18 +12,12 @@ from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.sequential import SequentialScorer, total_predictions, woken_scorer
-from support import market_rows
+from support import activate, market_rows
 
 
 async def test_each_event_goes_through_every_model(pool: asyncpg.Pool, small_bundle: ModelBundle) -> None:
-    async with pool.acquire() as conn:
-        for name in ("first", "second"):
-            await import_bundle(
-                conn,
-                replace(small_bundle, name=name),
-                settings=ModelSettings(min_scan_interval_seconds=0),
-                activate=True,
-            )
+    for name in ("first", "second"):
+        await activate(pool, small_bundle, name, min_scan_interval_seconds=0)
     scorer = SequentialScorer(pool=pool, signal=Signal(), poll_interval=0.05)
     await scorer.load()
     rows = market_rows(coins=4, seconds=120)

@@ -10,15 +10,7 @@ from typing import Any
 import asyncpg
 import pydantic
 import pytest
-from test_evaluation_support import (
-    CONFIG,
-    T0,
-    Bar,
-    insert_bars,
-    insert_many_predictions,
-    insert_model,
-    insert_prediction,
-)
+from test_evaluation_support import CONFIG, T0, Bar, insert_bars, insert_model, insert_prediction
 
 from coinfleet.db.sql import query
 from coinfleet.errors import AlertNotFound, InvalidRequest, ModelNotFound, NotFound
@@ -27,6 +19,7 @@ from coinfleet.service import alerts, coins, health, models, predictions, stats
 from coinfleet.service.common import FIRST_PAGE, encode_cursor
 from coinfleet.service.schemas import AlertQuery, PredictionQuery
 from coinfleet.targets import TargetSpec
+from support import insert_many_predictions
 
 UP10 = TargetSpec(kind="change", horizon_seconds=60, direction="up", change_percent=10.0)
 
@@ -287,7 +280,7 @@ async def test_hot_reads_use_indexes(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         up, _ = await _fleet(conn)
         for model_id in (up, up + 1):
-            await insert_many_predictions(conn, model_id, UP10)
+            await insert_many_predictions(conn, model_id, UP10, start=T0)
         await conn.execute("ANALYZE")
         nothing = (None,) * 12  # no filter
         coin = await _plan(conn, "list_coin_predictions", FIRST_PAGE, None, *nothing, 51, "c7")

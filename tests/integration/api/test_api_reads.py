@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -13,24 +12,16 @@ from coinfleet.config import Settings
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
-from coinfleet.models.importing import import_bundle
-from coinfleet.models.settings import ModelSettings
 from coinfleet.pipeline.supervisor import Supervisor
-from support import market_rows
+from support import activate, market_rows
 
 SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300, runner="inline")
 
 
 async def score_market(pool: asyncpg.Pool, dsn: str, bundle: ModelBundle) -> list[MetricRow]:
     """Two active models score a simulated market; return its rows."""
-    async with pool.acquire() as conn:
-        for name in ("alpha", "beta"):
-            await import_bundle(
-                conn,
-                replace(bundle, name=name),
-                settings=ModelSettings(min_scan_interval_seconds=0),
-                activate=True,
-            )
+    for name in ("alpha", "beta"):
+        await activate(pool, bundle, name, min_scan_interval_seconds=0)
     rows = market_rows(coins=8, seconds=300)
     supervisor = Supervisor(pool=pool, dsn=dsn, settings=SETTINGS)
     task = asyncio.create_task(supervisor.run())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -27,11 +26,11 @@ from schemathesis.core.result import Ok
 from api_support import TOKEN
 from coinfleet.api import ApiConfig, create_app
 from coinfleet.api.server import serving
-from coinfleet.db.database import with_database
+from coinfleet.db.database import drop_database
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
-from support import market_rows
+from support import copy_template, market_rows
 
 #: examples per operation and generation mode (valid data, then invalid data)
 EXAMPLES = 6
@@ -69,13 +68,7 @@ class ServerThread:
 
 
 async def _prepare(server_dsn: str, template: str, bundle: ModelBundle) -> tuple[str, str]:
-    name = f"cf_schema_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await admin.close()
-    dsn = with_database(server_dsn, name)
+    name, dsn = await copy_template(server_dsn, template, "cf_schema")
     conn = await asyncpg.connect(dsn)
     try:
         await import_bundle(conn, replace(bundle, name="alpha"), activate=True)
@@ -83,14 +76,6 @@ async def _prepare(server_dsn: str, template: str, bundle: ModelBundle) -> tuple
     finally:
         await conn.close()
     return name, dsn
-
-
-async def _drop(server_dsn: str, name: str) -> None:
-    admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +87,7 @@ def served(server_dsn: str, template_name: str, small_bundle: ModelBundle) -> It
         yield server.base_url
     finally:
         server.stop()
-        asyncio.run(_drop(server_dsn, name))
+        asyncio.run(drop_database(server_dsn, name))
 
 
 def check_operation(operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode) -> None:

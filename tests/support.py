@@ -22,13 +22,13 @@ import asyncpg
 from coinfleet.db.database import with_database
 from coinfleet.events.cursor import Event
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
+from coinfleet.lanes.rules import Tag
+from coinfleet.lanes.store import NewPrediction
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.rules import Tag
-from coinfleet.pipeline.store import NewPrediction
 from coinfleet.targets import TargetSpec
 
 T_START = datetime(2026, 1, 1, tzinfo=UTC)

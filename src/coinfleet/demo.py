@@ -25,13 +25,13 @@ from coinfleet.errors import ModelNotFound
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
 from coinfleet.feed import live
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
+from coinfleet.lanes.store import prediction_counts
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
 from coinfleet.models.bundle import META_SUFFIX, ModelBundle, read_bundle, write_bundle
 from coinfleet.models.importing import import_bundle, trained_model
 from coinfleet.models.train import Algorithm, train_model
-from coinfleet.pipeline.store import prediction_counts
-from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.service.quality import calibration
 from coinfleet.service.stats import statistics
 from coinfleet.targets import TargetSpec

@@ -26,11 +26,11 @@ from coinfleet.config import Settings
 from coinfleet.db.database import create_pool, drop_database
 from coinfleet.evaluation.rounds import RoundConfig, drain
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.supervisor import Supervisor
 from support import Receiver, copy_template, market_rows, running
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -13,9 +13,9 @@ from playwright.async_api import Page, expect
 from browser.conftest import LANE_SETTINGS, Fleet
 from coinfleet.db.database import create_pool
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.models.bundle import ModelBundle, write_bundle
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.supervisor import Supervisor
 from support import Receiver, market_rows, running
 
 

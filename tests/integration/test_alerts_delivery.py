@@ -29,12 +29,12 @@ from coinfleet.alerts.payload import sign
 from coinfleet.config import Settings
 from coinfleet.errors import WebhookRefused
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.supervisor import Supervisor
 from support import Received, Receiver, count, market_rows, running, until
 
 FAST: dict[str, Any] = {

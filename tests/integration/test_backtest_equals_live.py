@@ -11,9 +11,9 @@ from coinfleet.config import Settings
 from coinfleet.evaluation.rounds import drain, evaluation_loop, loop_config
 from coinfleet.feed import live
 from coinfleet.feed.recorded import read_recorded
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
-from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.service.backtest import caught_up, prediction_outcomes, run_backtest
 from coinfleet.service.schemas import BacktestReport, Coverage
 from support import activate, market_rows

@@ -16,13 +16,13 @@ from coinfleet.errors import SettingError
 from coinfleet.evaluation.rounds import FeedClock, RoundConfig, data_clock, run_round
 from coinfleet.feed.live import shifted
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.store import set_aside_counts
+from coinfleet.lanes.supervisor import Supervisor, inline_runner
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.registry import ModelRecord
-from coinfleet.pipeline.runner import InlineRunner, Runner
-from coinfleet.pipeline.store import set_aside_counts
-from coinfleet.pipeline.supervisor import Supervisor, inline_runner
+from coinfleet.runners.protocol import InlineRunner, Runner
 from coinfleet.service import models as service_models
 from support import activate, market_rows
 

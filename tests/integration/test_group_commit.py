@@ -11,14 +11,14 @@ import asyncpg
 from coinfleet.alerts.outbox import OutboxItem
 from coinfleet.db.database import OwnConnection
 from coinfleet.events.cursor import Cursor
+from coinfleet.lanes.group_commit import GroupCommit
+from coinfleet.lanes.rules import Tag
+from coinfleet.lanes.store import Batch, store_batch, write_batches
+from coinfleet.lanes.supervisor import LANE_SERVER_SETTINGS
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.group_commit import GroupCommit
-from coinfleet.pipeline.rules import Tag
-from coinfleet.pipeline.store import Batch, store_batch, write_batches
-from coinfleet.pipeline.supervisor import LANE_SERVER_SETTINGS
 from support import LATE_TX, new_prediction
 
 #: sessions of this database waiting for a lock

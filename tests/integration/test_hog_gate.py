@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coinfleet.pipeline.hogs import HogGate
-from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
+from coinfleet.runners.hogs import HogGate
+from coinfleet.runners.process import LoaderSpec, ProcessRunner, RunnerLimits
 
 
 def _state(pid: int) -> str:

@@ -11,15 +11,15 @@ import asyncpg
 import numpy as np
 
 from coinfleet.config import Settings
+from coinfleet.features.cache import ObservationService
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.lane import Lane
+from coinfleet.lanes.supervisor import GC_THRESHOLDS, Supervisor, inline_runner
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.registry import ModelRecord
-from coinfleet.pipeline.lane import Lane
-from coinfleet.pipeline.observations import ObservationService
-from coinfleet.pipeline.runner import Runner
-from coinfleet.pipeline.supervisor import GC_THRESHOLDS, Supervisor, inline_runner
+from coinfleet.runners.protocol import Runner
 from support import activate, market_rows, until
 
 SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300)

@@ -14,15 +14,15 @@ from coinfleet.constants import CURSOR_MOVED_SQLSTATE
 from coinfleet.errors import Fenced
 from coinfleet.events.cursor import Cursor, load_cursor
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.leases import LeaseKeeper
+from coinfleet.lanes.rules import Tag
+from coinfleet.lanes.store import Batch, store_batches
+from coinfleet.lanes.supervisor import Supervisor, inline_runner
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.leases import LeaseKeeper
-from coinfleet.pipeline.rules import Tag
-from coinfleet.pipeline.store import Batch, store_batches
-from coinfleet.pipeline.supervisor import Supervisor, inline_runner
 from support import LATE_TX, market_rows, new_prediction
 
 SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300)

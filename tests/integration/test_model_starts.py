@@ -9,13 +9,13 @@ import pytest
 
 from coinfleet.config import Settings
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.supervisor import RunnerFactory, Supervisor, inline_runner
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.compile import served_model
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.sandbox import SandboxLimits
-from coinfleet.pipeline.runner import Runner
-from coinfleet.pipeline.supervisor import RunnerFactory, Supervisor, inline_runner
+from coinfleet.runners.protocol import Runner
 from support import activate, market_rows, until
 
 SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300)

@@ -14,6 +14,7 @@ from coinfleet.config import Settings
 from coinfleet.errors import ModelExists, ModelLoadError, ModelNotFound
 from coinfleet.evaluation.rounds import drain, round_config
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import ImportRequest, import_bundle
@@ -21,7 +22,6 @@ from coinfleet.models.metadata import ModelMeta
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.sandbox import SandboxLimits
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.service import model_admin, versions
 from coinfleet.service.importing import import_file, request_from_path
 from support import market_rows, until

@@ -11,10 +11,10 @@ import numpy as np
 
 from coinfleet.events.cursor import Cursor
 from coinfleet.events.log import EventLog
+from coinfleet.features.cache import KEPT_ROWS, Key, ObservationService
 from coinfleet.features.window import WINDOW_ROWS
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
-from coinfleet.pipeline.observations import KEPT_ROWS, Key, ObservationService
 from support import market_rows
 
 

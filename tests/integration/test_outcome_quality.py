@@ -24,9 +24,9 @@ from coinfleet.evaluation.telemetry import DRIFTED_FEATURES
 from coinfleet.features.spec import compute_matrix
 from coinfleet.features.window import WINDOW_ROWS, windows_from_history
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.serve import watch_drift
 from coinfleet.metrics import MetricRow
 from coinfleet.models.drift import model_drift
-from coinfleet.pipeline.serve import watch_drift
 from coinfleet.service.quality import calibration as model_calibration
 from coinfleet.service.quality import coverage, drift, rule_comparison
 from coinfleet.targets import TargetSpec

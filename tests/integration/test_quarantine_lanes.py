@@ -16,17 +16,17 @@ import numpy as np
 import numpy.typing as npt
 
 from coinfleet.config import Settings
+from coinfleet.features.cache import ObservationService
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.supervisor import ProcessRunnerFactory, RunnerFactory, Supervisor, runner_limits
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.formats import Predictor, load_predictor
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.observations import ObservationService
-from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner
-from coinfleet.pipeline.runner import Runner
-from coinfleet.pipeline.supervisor import ProcessRunnerFactory, RunnerFactory, Supervisor, runner_limits
+from coinfleet.runners.process import LoaderSpec, ProcessRunner
+from coinfleet.runners.protocol import Runner
 from support import market_rows, until
 
 FloatArray = npt.NDArray[np.float64]

@@ -20,8 +20,8 @@ from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.compile import compile_model
 from coinfleet.models.formats import Predictor
 from coinfleet.models.train import build_dataset
-from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
-from coinfleet.pipeline.runner import InlineRunner, RunnerError
+from coinfleet.runners.process import LoaderSpec, ProcessRunner, RunnerLimits
+from coinfleet.runners.protocol import InlineRunner, RunnerError
 from support import market_rows
 
 FloatArray = npt.NDArray[np.float64]
@@ -156,7 +156,7 @@ MAIN_SCRIPT = """
 import asyncio, resource
 with open({marker!r}, "a") as runs:
     runs.write(__name__ + "\\n")
-from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
+from coinfleet.runners.process import LoaderSpec, ProcessRunner, RunnerLimits
 
 async def main():
     hard = resource.getrlimit(resource.RLIMIT_CORE)[1]

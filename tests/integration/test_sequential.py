@@ -6,12 +6,12 @@ import asyncio
 
 import asyncpg
 
+from coinfleet.bench.sequential import SequentialScorer, total_predictions, woken_scorer
 from coinfleet.events.feed import Signal
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.sequential import SequentialScorer, total_predictions, woken_scorer
 from support import activate, market_rows
 
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from coinfleet.events.cursor import Cursor
+from coinfleet.lanes.rules import CoinState, Tag
+from coinfleet.lanes.store import load_states, store_batch
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.rules import CoinState, Tag
-from coinfleet.pipeline.store import load_states, store_batch
 from support import LATE_TX
 from support import T_PREDICTED as T0
 from support import new_prediction as prediction

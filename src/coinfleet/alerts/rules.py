@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from coinfleet.models.settings import ModelSettings, SendMode
 
-#: the tag values of coinfleet.pipeline.rules.Tag (alerts sit below the pipeline, so plain strings)
+#: the tag values of coinfleet.lanes.rules.Tag (alerts sit below the lanes, so plain strings)
 NEGATIVE, POSITIVE, ALERT = "negative", "positive", "alert"
 
 

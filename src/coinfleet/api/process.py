@@ -29,9 +29,9 @@ from coinfleet.api.server import Listening, serving
 from coinfleet.api.serving import HttpOptions, api_config
 from coinfleet.db.database import Database
 from coinfleet.errors import ConfigError
+from coinfleet.lanes.serve import Companion, LanesStarted
 from coinfleet.logs import configure_logging
-from coinfleet.pipeline.process_runner import die_with_parent
-from coinfleet.pipeline.serve import Companion, LanesStarted
+from coinfleet.runners.process import die_with_parent
 
 log = structlog.get_logger(__name__)
 #: niceness of the HTTP process: under contention the lanes get the CPU first

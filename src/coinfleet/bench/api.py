@@ -39,8 +39,8 @@ from coinfleet.bench.ingester import Ingester
 from coinfleet.config import Settings
 from coinfleet.db.database import Database
 from coinfleet.db.sql import query
-from coinfleet.pipeline.lane import Lane
-from coinfleet.pipeline.supervisor import Supervisor
+from coinfleet.lanes.lane import Lane
+from coinfleet.lanes.supervisor import Supervisor
 
 #: where the HTTP side runs: a child process (as `coinfleet serve`) or the lanes' own event loop
 HttpPlacement = Literal["process", "inline"]

@@ -35,14 +35,14 @@ from coinfleet.bench.harness import (
     wait_for_lanes,
 )
 from coinfleet.bench.ingester import Arrivals, Ingester
+from coinfleet.bench.sequential import total_predictions, woken_scorer
 from coinfleet.config import Settings
 from coinfleet.db.database import Database
+from coinfleet.lanes.lane import LaneStats
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.train import Algorithm
-from coinfleet.pipeline.lane import LaneStats
-from coinfleet.pipeline.sequential import total_predictions, woken_scorer
-from coinfleet.pipeline.supervisor import Supervisor
 
 Stats = Callable[[], list[LaneStats]]
 PREDECESSOR = "sequential (predecessor)"

@@ -19,12 +19,12 @@ from rich.table import Table
 from coinfleet.bench.harness import add_models, bench_bundle, bench_database
 from coinfleet.config import Settings
 from coinfleet.events.cursor import Cursor, Event
+from coinfleet.lanes.leases import LeaseKeeper
+from coinfleet.lanes.rules import Tag
+from coinfleet.lanes.store import Batch, NewPrediction, store_batches
+from coinfleet.lanes.supervisor import LANE_SERVER_SETTINGS
 from coinfleet.metrics import MetricRow
 from coinfleet.models.registry import ModelRecord
-from coinfleet.pipeline.leases import LeaseKeeper
-from coinfleet.pipeline.rules import Tag
-from coinfleet.pipeline.store import Batch, NewPrediction, store_batches
-from coinfleet.pipeline.supervisor import LANE_SERVER_SETTINGS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TX = 10**12  #: made-up events' transaction id, after every real one (cursors only move forward)

@@ -31,10 +31,10 @@ from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, fresh_database
 from coinfleet.db.sql import query
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.serve import run_until
+from coinfleet.lanes.supervisor import Supervisor, inline_runner
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
-from coinfleet.pipeline.serve import run_until
-from coinfleet.pipeline.supervisor import Supervisor, inline_runner
 
 log = structlog.get_logger(__name__)
 LEASE_SECONDS = 2.0  #: the workers' lease period: short, so that models move quickly after a kill

@@ -30,7 +30,7 @@ from coinfleet.bench.harness import (
 )
 from coinfleet.bench.ingester import Ingester
 from coinfleet.config import Settings
-from coinfleet.pipeline.supervisor import Supervisor
+from coinfleet.lanes.supervisor import Supervisor
 
 SETTLE_SECONDS = 3.0  #: the first seconds of the feed, while the lanes' batches settle, are not measured
 SAMPLE_SECONDS = 0.5  #: how often every lane's lag is read

@@ -19,15 +19,15 @@ from coinfleet.config import Settings
 from coinfleet.db import embedded
 from coinfleet.db.database import Database, create_pool, resolve, throwaway_database
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
+from coinfleet.lanes.lane import Lane, LaneStats
+from coinfleet.lanes.leases import LeaseKeeper
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import META_SUFFIX, ModelBundle, read_bundle, write_bundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
 from coinfleet.models.train import Algorithm, train_model
-from coinfleet.pipeline.lane import Lane, LaneStats
-from coinfleet.pipeline.leases import LeaseKeeper
-from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.targets import TargetSpec
 
 BENCH_TARGET = TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60)

@@ -29,15 +29,15 @@ from coinfleet.bench.harness import (
 )
 from coinfleet.bench.ingester import CommitLog, Ingester
 from coinfleet.config import Settings
+from coinfleet.features.cache import ObservationService
+from coinfleet.lanes.lane import Lane
+from coinfleet.lanes.supervisor import ProcessRunnerFactory, Supervisor, runner_limits
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.registry import ModelRecord
-from coinfleet.pipeline.hogs import HogGate
-from coinfleet.pipeline.lane import Lane
-from coinfleet.pipeline.observations import ObservationService
-from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner
-from coinfleet.pipeline.runner import Runner
-from coinfleet.pipeline.supervisor import ProcessRunnerFactory, Supervisor, runner_limits
+from coinfleet.runners.hogs import HogGate
+from coinfleet.runners.process import LoaderSpec, ProcessRunner
+from coinfleet.runners.protocol import Runner
 
 FAST = "fast"
 WARMUP_ROWS = 200  #: the measured feed starts after these (the warm-up feeds fewer)

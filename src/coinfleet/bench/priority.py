@@ -20,10 +20,10 @@ from coinfleet.bench.harness import (
 )
 from coinfleet.bench.ingester import Ingester
 from coinfleet.config import Settings
+from coinfleet.lanes.supervisor import Supervisor, runner_limits
 from coinfleet.models.registry import ModelRecord
-from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner
-from coinfleet.pipeline.runner import Runner
-from coinfleet.pipeline.supervisor import Supervisor, runner_limits
+from coinfleet.runners.process import LoaderSpec, ProcessRunner
+from coinfleet.runners.protocol import Runner
 
 WEIGHTS = (1.0, 2.0, 4.0)
 CPU_PER_ROW_SECONDS = 0.0005  #: with 40-row batches a batch holds the slot ~20 ms, inside one quantum

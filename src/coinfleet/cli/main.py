@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
 
 import typer
 
@@ -19,8 +20,9 @@ from coinfleet.cli.predecessor import migrate_from_pump_server_command
 from coinfleet.cli.stats import stats
 from coinfleet.cli.train import train
 from coinfleet.config import Settings
-from coinfleet.pipeline.serve import Scheduler
 
+#: what scores the events: the lanes, or the sequential benchmark baseline
+Scheduler = Literal["lanes", "sequential"]
 app = typer.Typer(
     rich_markup_mode=None,
     help="coinfleet: real-time predictions for pump.fun coins, one isolated lane per model.",
@@ -70,12 +72,14 @@ def serve(
     http: bool = typer.Option(True, help="Serve the API, UI, MCP and /metrics over HTTP too."),
 ) -> None:
     """Run every active model, and the HTTP side, until stopped (Ctrl-C or SIGTERM)."""
-    from coinfleet.pipeline.serve import serve as serve_service
+    from coinfleet.bench.sequential import serve_sequential
+    from coinfleet.lanes.serve import serve as serve_service
 
     side = companion(replace(http_options(host, port), on_listening=print_urls)) if http else None
 
     async def service(settings: Settings) -> None:
-        await serve_service(settings, scheduler=scheduler, companion=side)
+        scoring = serve_sequential if scheduler == "sequential" else None
+        await serve_service(settings, scoring=scoring, companion=side)
 
     run(service)
 
@@ -95,7 +99,7 @@ def api(host: str | None = HOST_OPTION, port: int | None = PORT_OPTION) -> None:
 def worker() -> None:
     """Run lanes, evaluation and alert delivery, no HTTP; start one per machine (or several), all on
     one DATABASE_URL, and the models spread over them."""
-    from coinfleet.pipeline.worker import work
+    from coinfleet.lanes.worker import work
 
     run(work)
 

@@ -23,10 +23,10 @@ from coinfleet.db.sql import query
 from coinfleet.errors import ConfigError
 from coinfleet.evaluation.rounds import LoopConfig, data_clock, drain, evaluation_loop, round_config
 from coinfleet.feed import live
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
 from coinfleet.models.registry import NewModel
-from coinfleet.pipeline.supervisor import Supervisor
 from coinfleet.service.common import Db, as_dict
 from coinfleet.service.quality import coverage, rule_comparison
 from coinfleet.service.schemas import BacktestReport

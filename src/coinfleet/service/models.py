@@ -7,11 +7,11 @@ from typing import Any
 
 from coinfleet.db.sql import query
 from coinfleet.errors import Conflict, ModelNotFound
+from coinfleet.lanes.store import set_aside_counts
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord, Status
-from coinfleet.pipeline.store import set_aside_counts
 from coinfleet.service.common import Db, as_dict, connection
 from coinfleet.service.schemas import COUNT_CAP, LagReport, Lane, Model, Target
 

@@ -12,11 +12,11 @@ from pydantic import AwareDatetime, BaseModel
 
 from coinfleet.db.sql import query
 from coinfleet.errors import InvalidRequest, NotFound
+from coinfleet.features.cache import ObservationService, feature_indices
+from coinfleet.lanes.rules import tag_for
 from coinfleet.models import registry
 from coinfleet.models.formats import Predictor, load_predictor
 from coinfleet.models.registry import ModelRecord
-from coinfleet.pipeline.observations import ObservationService, feature_indices
-from coinfleet.pipeline.rules import tag_for
 
 #: loaded models kept per process (model id and version): loading costs more than scoring one row
 CACHED_MODELS = 32

@@ -10,9 +10,9 @@ import pytest
 from api_support import RunningApi, running_api
 from coinfleet.config import Settings
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
-from coinfleet.pipeline.supervisor import Supervisor
 from support import activate, market_rows
 
 SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300, runner="inline")

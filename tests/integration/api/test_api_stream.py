@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from api_support import running_api
 from coinfleet.config import Settings
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.supervisor import Supervisor
 from support import market_rows
 
 SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300, runner="inline")

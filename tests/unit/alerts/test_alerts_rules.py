@@ -20,8 +20,8 @@ from coinfleet.alerts.rules import (
     webhook_url,
 )
 from coinfleet.errors import SettingError
+from coinfleet.lanes.rules import Tag
 from coinfleet.models.settings import ModelSettings, SendMode, apply_changes
-from coinfleet.pipeline.rules import Tag
 
 OWN = "https://n8n.example.com/webhook/own"
 DEFAULT = "https://n8n.example.com/webhook/default"
@@ -31,7 +31,7 @@ def settings(**changes: Any) -> ModelSettings:
     return ModelSettings.model_validate({"webhook_url": OWN, **changes})
 
 
-def test_tag_names_match_the_pipeline_tags() -> None:
+def test_tag_names_match_the_lanes_tags() -> None:
     assert (Tag.NEGATIVE.value, Tag.POSITIVE.value, Tag.ALERT.value) == (NEGATIVE, POSITIVE, ALERT)
 
 

@@ -1,7 +1,7 @@
 """Runners turn feature matrices into probabilities. The lane only knows this interface.
 
 `InlineRunner` runs the model in the lane's own process (tests, tiny setups); `ProcessRunner`
-(process_runner.py) runs it in a child process of its own behind the same interface.
+(process.py) runs it in a child process of its own behind the same interface.
 """
 
 from __future__ import annotations

@@ -32,13 +32,10 @@ from coinfleet.errors import Fenced
 from coinfleet.events.cursor import INFINITY, NEGATIVE_INFINITY, Cursor, Event, load_cursor
 from coinfleet.events.feed import IdlePause, Signal
 from coinfleet.events.log import EventLog
-from coinfleet.models.registry import ModelRecord
-from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline import telemetry
-from coinfleet.pipeline.group_commit import GroupCommit
-from coinfleet.pipeline.hogs import HogGate
-from coinfleet.pipeline.observations import Observation, ObservationService, feature_indices
-from coinfleet.pipeline.rules import (
+from coinfleet.features.cache import Observation, ObservationService, feature_indices
+from coinfleet.lanes import telemetry
+from coinfleet.lanes.group_commit import GroupCommit
+from coinfleet.lanes.rules import (
     CoinState,
     Decision,
     Skip,
@@ -48,7 +45,17 @@ from coinfleet.pipeline.rules import (
     phase_allowed,
     tag_for,
 )
-from coinfleet.pipeline.runner import (
+from coinfleet.lanes.store import (
+    Batch,
+    NewPrediction,
+    SetAside,
+    load_states,
+    write_batches_or_skip_repeats,
+)
+from coinfleet.models.registry import ModelRecord
+from coinfleet.models.settings import ModelSettings
+from coinfleet.runners.hogs import HogGate
+from coinfleet.runners.protocol import (
     BAD_OUTPUT,
     CRASH,
     LOAD,
@@ -58,14 +65,7 @@ from coinfleet.pipeline.runner import (
     RunnerError,
     failure_reason,
 )
-from coinfleet.pipeline.scheduler import FairSlots
-from coinfleet.pipeline.store import (
-    Batch,
-    NewPrediction,
-    SetAside,
-    load_states,
-    write_batches_or_skip_repeats,
-)
+from coinfleet.runners.slots import FairSlots
 
 log = structlog.get_logger(__name__)
 MAX_BACKOFF_SECONDS = 30.0

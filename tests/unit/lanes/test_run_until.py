@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from coinfleet.pipeline.serve import run_until
+from coinfleet.lanes.serve import run_until
 
 
 class Service:

@@ -8,6 +8,7 @@ serving engine (shared features, verified ONNX), which shows what the lane archi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,17 +17,20 @@ from datetime import UTC, datetime
 import asyncpg
 import numpy as np
 
+from coinfleet.config import Settings
 from coinfleet.constants import EVENTS_CHANNEL
+from coinfleet.db.database import Database
 from coinfleet.events.cursor import Cursor, Event, current_horizon, events_behind, read_events
 from coinfleet.events.feed import IdlePause, Notifier, Signal
+from coinfleet.features.cache import Observation, ObservationService, feature_indices
+from coinfleet.lanes.lane import LaneStats
+from coinfleet.lanes.rules import Tag, tag_for
+from coinfleet.lanes.serve import run_until
+from coinfleet.lanes.store import NewPrediction, store_batch
 from coinfleet.models import registry
 from coinfleet.models.compile import served_model
 from coinfleet.models.formats import Predictor, load_predictor
 from coinfleet.models.registry import ModelRecord
-from coinfleet.pipeline.lane import LaneStats
-from coinfleet.pipeline.observations import Observation, ObservationService, feature_indices
-from coinfleet.pipeline.rules import Tag, tag_for
-from coinfleet.pipeline.store import NewPrediction, store_batch
 
 
 @dataclass
@@ -157,3 +161,10 @@ async def woken_scorer(
         yield scorer
     finally:
         await notifier.close()
+
+
+async def serve_sequential(db: Database, settings: Settings, stop: asyncio.Event) -> None:
+    """The predecessor's one-loop design (a benchmark baseline) until `stop`: what `coinfleet serve
+    --scheduler sequential` runs in place of the lanes."""
+    async with woken_scorer(db.pool, db.dsn, poll_interval=settings.poll_interval_seconds) as scorer:
+        await run_until(scorer, stop)

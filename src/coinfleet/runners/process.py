@@ -34,17 +34,19 @@ from typing import Any
 
 import numpy as np
 import structlog
+from prometheus_client import Counter
 
 from coinfleet.models.formats import Predictor, load_predictor
-from coinfleet.pipeline import telemetry
-from coinfleet.pipeline.hogs import HogGate
-from coinfleet.pipeline.runner import CRASH, LOAD, MEMORY, TIMEOUT, RunnerError
+from coinfleet.runners.hogs import HogGate
+from coinfleet.runners.protocol import CRASH, LOAD, MEMORY, TIMEOUT, RunnerError
 
 log = structlog.get_logger(__name__)
+#: served by /metrics with the lanes' metrics (lanes.telemetry)
+RESTARTS = Counter("coinfleet_runner_restarts", "Runner processes started again after a failure", ["model"])
 #: seconds between checks of a busy child's resident memory
 MEMORY_POLL_SECONDS = 0.02
 #: what the fork server imports once, so that a child starts warm (fork_main: the parent's main script)
-FORK_SERVER_PRELOAD = ["coinfleet.pipeline.fork_main", "coinfleet.pipeline.process_runner", "onnxruntime"]
+FORK_SERVER_PRELOAD = ["coinfleet.runners.fork_main", "coinfleet.runners.process", "onnxruntime"]
 #: where the parent's main script is, for the fork server (fork_main); set before the server starts
 MAIN_PATH_ENV = "COINFLEET_FORK_SERVER_MAIN"
 #: seconds a child may take to import its libraries and load its model
@@ -243,7 +245,7 @@ class ProcessRunner:
             self._hogs.add(process.pid)
         self.starts += 1
         if self.starts > 1:
-            telemetry.RESTARTS.labels(self.name).inc()
+            RESTARTS.labels(self.name).inc()
         try:
             reply = await self._receive(self._child, START_TIMEOUT_SECONDS)
         except RunnerError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 
-from coinfleet.pipeline.telemetry import BatchHistogram
+from coinfleet.lanes.telemetry import BatchHistogram
 
 BUCKETS = (0.005, 0.01, 0.025, 0.1, 1.0)
 

@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+from typing import Protocol
 
 import asyncpg
 import structlog
@@ -16,29 +16,30 @@ from coinfleet.alerts.delivery import Deliverer
 from coinfleet.config import Settings
 from coinfleet.db.database import Database, open_database
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
+from coinfleet.lanes.leases import LeaseKeeper
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.models.drift import model_drift
-from coinfleet.pipeline.leases import LeaseKeeper
-from coinfleet.pipeline.sequential import woken_scorer
-from coinfleet.pipeline.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
-Scheduler = Literal["lanes", "sequential"]
 #: answers whether every active model has its lane running in this process
 LanesStarted = Callable[[], Awaitable[bool]]
 #: more work for the serving process (the HTTP side): runs until `stop` is set
 Companion = Callable[[Database, LanesStarted, asyncio.Event], Awaitable[None]]
+#: scores in place of the lanes until `stop` is set (the sequential benchmark baseline)
+Scoring = Callable[[Database, Settings, asyncio.Event], Awaitable[None]]
 
 
 async def serve(
-    settings: Settings, *, scheduler: Scheduler = "lanes", companion: Companion | None = None
+    settings: Settings, *, scoring: Scoring | None = None, companion: Companion | None = None
 ) -> None:
-    """Score every active model until SIGINT or SIGTERM (and run `companion` beside); stop what was
-    started."""
+    """Score every active model until SIGINT or SIGTERM (with the lanes, or `scoring` when given), and
+    run `companion` beside; stop what was started."""
     async with open_database(settings) as db:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        scheduler = "lanes" if scoring is None else "sequential"
         log.info("serving", database="external" if settings.database_url else "embedded", scheduler=scheduler)
         delivery = asyncio.create_task(deliver_alerts(db, settings, stop))
         evaluation = asyncio.create_task(evaluate_predictions(db, settings, stop))
@@ -47,10 +48,10 @@ async def serve(
         supervisor = Supervisor(
             pool=db.pool, dsn=db.dsn, settings=settings, leases=lease_keeper(db, settings)
         )
-        side = asyncio.create_task(_companion(companion, db, supervisor, scheduler, stop))
+        side = asyncio.create_task(_companion(companion, db, supervisor, scoring is None, stop))
         try:
-            if scheduler == "sequential":
-                await serve_sequential(db, settings, stop)
+            if scoring is not None:
+                await scoring(db, settings, stop)
             else:
                 await run_until(supervisor, stop)
         finally:
@@ -66,14 +67,14 @@ async def _companion(
     companion: Companion | None,
     db: Database,
     supervisor: Supervisor,
-    scheduler: Scheduler,
+    lanes: bool,
     stop: asyncio.Event,
 ) -> None:
     if companion is None:
         return
 
     async def lanes_started() -> bool:
-        return scheduler == "sequential" or await supervisor.all_lanes_started()
+        return not lanes or await supervisor.all_lanes_started()
 
     try:
         await companion(db, lanes_started, stop)
@@ -119,12 +120,6 @@ def lease_keeper(db: Database, settings: Settings) -> LeaseKeeper:
 async def deliver_alerts(db: Database, settings: Settings, stop: asyncio.Event) -> None:
     """Deliver the webhook outbox until `stop`."""
     await run_until(Deliverer(pool=db.pool, dsn=db.dsn, settings=settings), stop)
-
-
-async def serve_sequential(db: Database, settings: Settings, stop: asyncio.Event) -> None:
-    """The predecessor's one-loop design (a benchmark baseline) until `stop`."""
-    async with woken_scorer(db.pool, db.dsn, poll_interval=settings.poll_interval_seconds) as scorer:
-        await run_until(scorer, stop)
 
 
 async def evaluate_predictions(db: Database, settings: Settings, stop: asyncio.Event) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from coinfleet.pipeline.scheduler import SMALL_BATCH_SECONDS, FairSlots
+from coinfleet.runners.slots import SMALL_BATCH_SECONDS, FairSlots
 
 
 async def busy_model(slots: FairSlots, key: str, weight: float, work: float, stop: asyncio.Event) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coinfleet.pipeline.placement import loads, place
+from coinfleet.lanes.placement import loads, place
 
 weights = st.dictionaries(st.integers(1, 10_000), st.floats(0.1, 100), max_size=60)
 worker_ids = st.sets(st.text("abcdef0123456789:", min_size=1, max_size=12), min_size=1, max_size=8)

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline.rules import (
+from coinfleet.lanes.rules import (
     CoinState,
     Decision,
     Skip,
@@ -20,6 +19,7 @@ from coinfleet.pipeline.rules import (
     phase_allowed,
     tag_for,
 )
+from coinfleet.models.settings import ModelSettings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

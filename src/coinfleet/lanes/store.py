@@ -15,9 +15,9 @@ from coinfleet.alerts.outbox import OutboxItem, write_outbox
 from coinfleet.db.sql import query
 from coinfleet.errors import Fenced
 from coinfleet.events.cursor import Cursor, Event
+from coinfleet.lanes.rules import CoinState, Skip, Tag
 from coinfleet.metrics import MetricRow
 from coinfleet.models.registry import ModelRecord
-from coinfleet.pipeline.rules import CoinState, Skip, Tag
 from coinfleet.targets import TargetSpec
 
 

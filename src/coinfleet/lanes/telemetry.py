@@ -85,4 +85,3 @@ LATENCY = BatchHistogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 LAG_EVENTS = Gauge("coinfleet_lane_lag_events", "Events behind the model's cursor", ["model"])
-RESTARTS = Counter("coinfleet_runner_restarts", "Runner processes started again after a failure", ["model"])

@@ -25,20 +25,20 @@ from coinfleet.errors import CoinfleetError
 from coinfleet.events.cursor import events_behind, prune_events
 from coinfleet.events.feed import Notifier
 from coinfleet.events.log import EventLog
+from coinfleet.features.cache import ObservationService, feature_indices
+from coinfleet.lanes import telemetry
+from coinfleet.lanes.group_commit import GroupCommit
+from coinfleet.lanes.lane import Lane
+from coinfleet.lanes.leases import LeaseKeeper
 from coinfleet.models import registry
 from coinfleet.models.compile import Served, served_model
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.sandbox import SandboxLimits
 from coinfleet.models.settings import ModelSettings
-from coinfleet.pipeline import telemetry
-from coinfleet.pipeline.group_commit import GroupCommit
-from coinfleet.pipeline.hogs import HogGate
-from coinfleet.pipeline.lane import Lane
-from coinfleet.pipeline.leases import LeaseKeeper
-from coinfleet.pipeline.observations import ObservationService, feature_indices
-from coinfleet.pipeline.process_runner import LoaderSpec, ProcessRunner, RunnerLimits
-from coinfleet.pipeline.runner import InlineRunner, Runner
-from coinfleet.pipeline.scheduler import FairSlots
+from coinfleet.runners.hogs import HogGate
+from coinfleet.runners.process import LoaderSpec, ProcessRunner, RunnerLimits
+from coinfleet.runners.protocol import InlineRunner, Runner
+from coinfleet.runners.slots import FairSlots
 
 log = structlog.get_logger(__name__)
 #: builds a model's runner from its record and artifact (sync or async)

@@ -21,7 +21,7 @@ import asyncpg
 import structlog
 
 from coinfleet.db.sql import query
-from coinfleet.pipeline.placement import place
+from coinfleet.lanes.placement import place
 
 log = structlog.get_logger(__name__)
 #: worker rows whose heartbeat stopped this many lease periods ago are deleted

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import structlog
 
 from coinfleet.db.database import OwnConnection
-from coinfleet.pipeline.store import Batch, write_batches_or_skip_repeats
+from coinfleet.lanes.store import Batch, write_batches_or_skip_repeats
 
 log = structlog.get_logger(__name__)
 #: a batch with more predictions is not grouped: it gains nothing, and the others would wait for it

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from multiprocessing import spawn
 
-from coinfleet.pipeline.process_runner import MAIN_PATH_ENV
+from coinfleet.runners.process import MAIN_PATH_ENV
 
 
 def _import_parent_main() -> None:

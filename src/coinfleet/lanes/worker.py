@@ -10,7 +10,7 @@ import structlog
 
 from coinfleet.config import Settings
 from coinfleet.db.database import open_database
-from coinfleet.pipeline.serve import deliver_alerts, evaluate_predictions, serve_lanes
+from coinfleet.lanes.serve import deliver_alerts, evaluate_predictions, serve_lanes
 
 log = structlog.get_logger(__name__)
 

@@ -1,0 +1,1 @@
+"""lanes: one per model, claim → features → runner → rules → store."""

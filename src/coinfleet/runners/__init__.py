@@ -1,0 +1,1 @@
+"""runners: model code in isolation (protocol, process runner, fair slots, hog policy)."""

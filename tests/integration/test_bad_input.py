@@ -16,8 +16,9 @@ from coinfleet.errors import SettingError
 from coinfleet.evaluation.rounds import FeedClock, RoundConfig, data_clock, run_round
 from coinfleet.feed.live import shifted
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.factory import inline_runner
 from coinfleet.lanes.store import set_aside_counts
-from coinfleet.lanes.supervisor import Supervisor, inline_runner
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle

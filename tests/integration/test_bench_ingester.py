@@ -11,7 +11,7 @@ import pytest
 
 from coinfleet.bench.ingester import Ingester
 from coinfleet.db.database import with_database
-from coinfleet.lanes.lane import LaneStats
+from coinfleet.lanes.stats import LaneStats
 from support import market_rows
 
 

@@ -13,8 +13,9 @@ import numpy as np
 from coinfleet.config import Settings
 from coinfleet.features.cache import ObservationService
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.factory import inline_runner
 from coinfleet.lanes.lane import Lane
-from coinfleet.lanes.supervisor import GC_THRESHOLDS, Supervisor, inline_runner
+from coinfleet.lanes.supervisor import GC_THRESHOLDS, Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle

@@ -14,10 +14,11 @@ from coinfleet.constants import CURSOR_MOVED_SQLSTATE
 from coinfleet.errors import Fenced
 from coinfleet.events.cursor import Cursor, load_cursor
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.factory import inline_runner
 from coinfleet.lanes.leases import LeaseKeeper
 from coinfleet.lanes.rules import Tag
 from coinfleet.lanes.store import Batch, store_batches
-from coinfleet.lanes.supervisor import Supervisor, inline_runner
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle

@@ -9,7 +9,8 @@ import pytest
 
 from coinfleet.config import Settings
 from coinfleet.feed.writer import insert_metrics
-from coinfleet.lanes.supervisor import RunnerFactory, Supervisor, inline_runner
+from coinfleet.lanes.factory import RunnerFactory, inline_runner
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.compile import served_model

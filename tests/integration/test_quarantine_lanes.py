@@ -18,7 +18,8 @@ import numpy.typing as npt
 from coinfleet.config import Settings
 from coinfleet.features.cache import ObservationService
 from coinfleet.feed.writer import insert_metrics
-from coinfleet.lanes.supervisor import ProcessRunnerFactory, RunnerFactory, Supervisor, runner_limits
+from coinfleet.lanes.factory import ProcessRunnerFactory, RunnerFactory, runner_limits
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.formats import Predictor, load_predictor

@@ -38,7 +38,7 @@ from coinfleet.bench.ingester import Arrivals, Ingester
 from coinfleet.bench.sequential import total_predictions, woken_scorer
 from coinfleet.config import Settings
 from coinfleet.db.database import Database
-from coinfleet.lanes.lane import LaneStats
+from coinfleet.lanes.stats import LaneStats
 from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle

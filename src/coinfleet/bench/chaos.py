@@ -31,8 +31,9 @@ from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, fresh_database
 from coinfleet.db.sql import query
 from coinfleet.feed.writer import insert_metrics
+from coinfleet.lanes.factory import inline_runner
 from coinfleet.lanes.serve import run_until
-from coinfleet.lanes.supervisor import Supervisor, inline_runner
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 

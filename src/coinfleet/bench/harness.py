@@ -19,8 +19,9 @@ from coinfleet.config import Settings
 from coinfleet.db import embedded
 from coinfleet.db.database import Database, create_pool, resolve, throwaway_database
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
-from coinfleet.lanes.lane import Lane, LaneStats
+from coinfleet.lanes.lane import Lane
 from coinfleet.lanes.leases import LeaseKeeper
+from coinfleet.lanes.stats import LaneStats
 from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import META_SUFFIX, ModelBundle, read_bundle, write_bundle

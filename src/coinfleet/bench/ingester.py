@@ -30,7 +30,7 @@ from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
 
 if TYPE_CHECKING:
-    from coinfleet.lanes.lane import LaneStats
+    from coinfleet.lanes.stats import LaneStats
 
 TICK_SECONDS = 0.02  #: the feed inserts what has come due at most this often
 STOP_SECONDS = 10.0  #: how long the process may take to leave before it is killed

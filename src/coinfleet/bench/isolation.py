@@ -30,8 +30,9 @@ from coinfleet.bench.harness import (
 from coinfleet.bench.ingester import CommitLog, Ingester
 from coinfleet.config import Settings
 from coinfleet.features.cache import ObservationService
+from coinfleet.lanes.factory import ProcessRunnerFactory, runner_limits
 from coinfleet.lanes.lane import Lane
-from coinfleet.lanes.supervisor import ProcessRunnerFactory, Supervisor, runner_limits
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.registry import ModelRecord

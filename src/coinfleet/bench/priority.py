@@ -20,7 +20,8 @@ from coinfleet.bench.harness import (
 )
 from coinfleet.bench.ingester import Ingester
 from coinfleet.config import Settings
-from coinfleet.lanes.supervisor import Supervisor, runner_limits
+from coinfleet.lanes.factory import runner_limits
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.models.registry import ModelRecord
 from coinfleet.runners.process import LoaderSpec, ProcessRunner
 from coinfleet.runners.protocol import Runner

@@ -23,9 +23,9 @@ from coinfleet.db.database import Database
 from coinfleet.events.cursor import Cursor, Event, current_horizon, events_behind, read_events
 from coinfleet.events.feed import IdlePause, Notifier, Signal
 from coinfleet.features.cache import Observation, ObservationService, feature_indices
-from coinfleet.lanes.lane import LaneStats
 from coinfleet.lanes.rules import Tag, tag_for
 from coinfleet.lanes.serve import run_until
+from coinfleet.lanes.stats import LaneStats
 from coinfleet.lanes.store import NewPrediction, store_batch
 from coinfleet.models import registry
 from coinfleet.models.compile import served_model

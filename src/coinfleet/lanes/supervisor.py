@@ -7,42 +7,34 @@ import contextlib
 import gc
 import inspect
 import os
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 import asyncpg
-import numpy as np
-import numpy.typing as npt
 import structlog
 
 from coinfleet.config import Settings
 from coinfleet.constants import EVENTS_CHANNEL, LEASES_CHANNEL, MODELS_CHANNEL
 from coinfleet.db.database import OwnConnection
 from coinfleet.db.outage import DATABASE_ERRORS, Outage
-from coinfleet.db.sql import query
 from coinfleet.errors import CoinfleetError
 from coinfleet.events.cursor import events_behind, prune_events
 from coinfleet.events.feed import Notifier
 from coinfleet.events.log import EventLog
-from coinfleet.features.cache import ObservationService, feature_indices
+from coinfleet.features.cache import ObservationService
 from coinfleet.lanes import telemetry
+from coinfleet.lanes.factory import ProcessRunnerFactory, RunnerFactory, inline_runner, runner_limits
 from coinfleet.lanes.group_commit import GroupCommit
-from coinfleet.lanes.lane import Lane
+from coinfleet.lanes.lane import Lane, LaneConfig, LaneServices
 from coinfleet.lanes.leases import LeaseKeeper
 from coinfleet.models import registry
-from coinfleet.models.compile import Served, served_model
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.sandbox import SandboxLimits
-from coinfleet.models.settings import ModelSettings
 from coinfleet.runners.hogs import HogGate
-from coinfleet.runners.process import LoaderSpec, ProcessRunner, RunnerLimits
-from coinfleet.runners.protocol import InlineRunner, Runner
+from coinfleet.runners.process import ProcessRunner
+from coinfleet.runners.protocol import Runner
 from coinfleet.runners.slots import FairSlots
 
 log = structlog.get_logger(__name__)
-#: builds a model's runner from its record and artifact (sync or async)
-RunnerFactory = Callable[[ModelRecord, bytes], Runner | Awaitable[Runner]]
 #: a lane's own connection runs the same few statements over and over, whose plans do not depend on
 #: their parameters (arrays of a batch's rows): planned once, not per batch (custom plans doubled
 #: PostgreSQL's CPU per one-row batch: 150 → 345 µs). Its commits do not wait for the WAL flush: a
@@ -55,74 +47,6 @@ GROUP_WRITERS = 2
 #: objects that reference counting frees; with the default 700, young collections walked them mid-batch
 #: (7 % of the serving process at 30,000 predictions/s)
 GC_THRESHOLDS = (50_000, 20, 100)
-#: recent events whose real feature rows join the synthetic ones when a compiled model is verified
-VERIFY_EVENTS = 512
-
-
-def inline_runner(model: ModelRecord, artifact: bytes) -> Runner:
-    """The in-process runner."""
-    return InlineRunner.from_artifact(model.format, artifact)
-
-
-def runner_limits(settings: ModelSettings) -> RunnerLimits:
-    """A model's batch timeout and memory limit."""
-    return RunnerLimits(
-        timeout_seconds=settings.batch_timeout_seconds, memory_limit_mb=settings.memory_limit_mb
-    )
-
-
-class ProcessRunnerFactory:
-    """Compiles a model to ONNX where it can (cached per artifact), then starts its runner process."""
-
-    def __init__(
-        self,
-        *,
-        pool: asyncpg.Pool,
-        observations: ObservationService,
-        compile_onnx: bool,
-        hogs: HogGate | None = None,
-        compile_limits: SandboxLimits | None = None,
-    ) -> None:
-        self._pool = pool
-        self._compile_limits = compile_limits
-        self.hogs = hogs
-        self._observations = observations
-        self._compile_onnx = compile_onnx
-
-    async def __call__(self, model: ModelRecord, artifact: bytes) -> Runner:
-        """A started runner; RunnerError or ModelLoadError when the model cannot load."""
-        served = await self._served(model, artifact)
-        runner = ProcessRunner(
-            LoaderSpec.for_artifact(served.format, served.artifact),
-            name=model.name,
-            limits=runner_limits(model.settings),
-            hogs=self.hogs,
-        )
-        try:
-            await runner.start()
-        except BaseException:  # a start that failed or was called off leaves no child behind
-            await runner.close()
-            raise
-        return runner
-
-    async def _served(self, model: ModelRecord, artifact: bytes) -> Served:
-        if not self._compile_onnx:
-            return Served(format=model.format, artifact=artifact, compiled=False, reason="compiling is off")
-        return await served_model(
-            self._pool,
-            model,
-            artifact,
-            real_rows=lambda: self._recent_rows(model),
-            limits=self._compile_limits,
-        )
-
-    async def _recent_rows(self, model: ModelRecord) -> npt.NDArray[np.float64] | None:
-        """The model's feature rows at the newest events (None before the first event)."""
-        async with self._pool.acquire() as conn:
-            keys = [(r["mint"], r["ts"]) for r in await conn.fetch(query("recent_events"), VERIFY_EVENTS)]
-        columns = feature_indices(model.features)
-        rows = [obs.features[columns] for obs in await self._observations.observe(keys) if obs is not None]
-        return np.stack(rows).astype(np.float64) if rows else None
 
 
 @dataclass
@@ -169,6 +93,14 @@ class Supervisor:
         self._notifier.subscribe(LEASES_CHANNEL, self._models_signal)
         self.slots = FairSlots(
             settings.execution_slots or os.cpu_count() or 1, quantum=settings.slot_quantum_seconds
+        )
+        self._lane_services = LaneServices(
+            pool=pool,
+            observations=self._observations,
+            events=self._events,
+            slots=self.slots,
+            hogs=self.hogs,
+            group=self.group,
         )
 
     def _default_factory(self) -> RunnerFactory:
@@ -341,20 +273,11 @@ class Supervisor:
         lane = Lane(
             model=model,
             runner=runner,
-            pool=self._pool,
             connection=OwnConnection(self._dsn, server_settings=LANE_SERVER_SETTINGS),
-            observations=self._observations,
             signal=self._notifier.subscribe(EVENTS_CHANNEL),
-            batch_max=self._settings.batch_max_events,
-            poll_interval=self._settings.poll_interval_seconds,
-            default_webhook_url=self._settings.default_webhook_url,
-            max_failures=self._settings.runner_max_failures,
+            services=self._lane_services,
+            config=LaneConfig.from_settings(self._settings),
             on_quarantine=self._quarantine,
-            slots=self.slots,
-            events=self._events,
-            hogs=self.hogs,
-            group=self.group,
-            future_tolerance=timedelta(seconds=self._settings.future_tolerance_seconds),
             epoch=None if self.leases is None else self.leases.held[model.id].epoch,
         )
         task = asyncio.create_task(lane.run(), name=f"lane:{model.name}")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from coinfleet.bench import harness, ingester, isolation, priority, throughput
-from coinfleet.lanes.lane import LaneStats
+from coinfleet.lanes.stats import LaneStats
 
 
 def test_sustained_throughput_is_the_best_step_that_kept_up() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coinfleet.lanes.lane import Samples
+from coinfleet.lanes.stats import Samples
 
 chunks = st.lists(st.lists(st.floats(allow_nan=False, width=32), max_size=25), max_size=12)
 

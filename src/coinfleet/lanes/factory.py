@@ -9,6 +9,7 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+from coinfleet.config import Settings
 from coinfleet.db.sql import query
 from coinfleet.features.cache import ObservationService, feature_indices
 from coinfleet.models.compile import Served, served_model
@@ -28,6 +29,24 @@ VERIFY_EVENTS = 512
 def inline_runner(model: ModelRecord, artifact: bytes) -> Runner:
     """The in-process runner."""
     return InlineRunner.from_artifact(model.format, artifact)
+
+
+def default_runner_factory(
+    settings: Settings, pool: asyncpg.Pool, observations: ObservationService, hogs: HogGate
+) -> RunnerFactory:
+    """The runner factory `settings.runner` asks for."""
+    if settings.runner == "inline":
+        return inline_runner
+    return ProcessRunnerFactory(
+        pool=pool,
+        observations=observations,
+        compile_onnx=settings.runner_compile_onnx,
+        hogs=hogs,
+        compile_limits=SandboxLimits(
+            timeout_seconds=settings.model_check_timeout_seconds,
+            memory_limit_mb=settings.model_check_memory_mb,
+        ),
+    )
 
 
 def runner_limits(settings: ModelSettings) -> RunnerLimits:

@@ -11,17 +11,21 @@ statement), so a worker that stalled past its lease and wakes up stores nothing.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
 import structlog
 
+from coinfleet.db.outage import DATABASE_ERRORS
 from coinfleet.db.sql import query
+from coinfleet.errors import CoinfleetError
 from coinfleet.lanes.placement import place
+from coinfleet.models.registry import ModelRecord
 
 log = structlog.get_logger(__name__)
 #: worker rows whose heartbeat stopped this many lease periods ago are deleted
@@ -110,3 +114,61 @@ class LeaseKeeper:
             await conn.execute(query("leave_worker"), self.worker_id)
         self._held.clear()
         log.info("worker_left", worker=self.worker_id)
+
+
+class ModelLeases:
+    """A supervisor's view of its leases: with no LeaseKeeper every model is this process's to run;
+    failures to hand a lease back are logged (it expires instead)."""
+
+    def __init__(self, keeper: LeaseKeeper | None) -> None:
+        self.keeper = keeper
+
+    async def placed_here(self, models: dict[int, ModelRecord]) -> dict[int, ModelRecord]:
+        """The active models this process should run: all, or with leases those placed on it."""
+        if self.keeper is None:
+            return models
+        mine = await self.keeper.mine({m.id: m.settings.weight for m in models.values()})
+        return {model_id: model for model_id, model in models.items() if model_id in mine}
+
+    def holds(self, model_id: int) -> bool:
+        """Whether this process may run the model now."""
+        return self.keeper is None or model_id in self.keeper.held
+
+    def epoch(self, model_id: int) -> int | None:
+        """The epoch a lane of the model stores at (None: no leases, not fenced)."""
+        return None if self.keeper is None else self.keeper.held[model_id].epoch
+
+    async def take(self, model_id: int) -> bool:
+        """Whether this process may run the model: no leases, or its lease is held or taken now."""
+        if self.holds(model_id):
+            return True
+        assert self.keeper is not None
+        return await self.keeper.acquire(model_id) is not None
+
+    async def release(self, model_id: int) -> None:
+        """Hand the model's lease back."""
+        if self.keeper is not None:
+            try:
+                await self.keeper.release(model_id)
+            except (asyncpg.PostgresError, *DATABASE_ERRORS) as exc:  # it expires instead
+                log.warning("release_failed", model_id=model_id, error=str(exc))
+
+    async def renew_forever(self, on_lost: Callable[[], None]) -> None:
+        """Heartbeat every third of a lease period; `on_lost` when a lease was lost."""
+        if self.keeper is None:
+            return
+        while True:
+            try:
+                if await self.keeper.heartbeat():
+                    on_lost()
+            except (asyncpg.PostgresError, CoinfleetError, *DATABASE_ERRORS) as exc:
+                log.warning("heartbeat_failed", error=str(exc))
+            await asyncio.sleep(self.keeper.seconds / 3)
+
+    async def leave(self) -> None:
+        """Hand every lease back at once (the others need not wait for them to expire)."""
+        if self.keeper is not None:
+            try:
+                await self.keeper.leave()
+            except (asyncpg.PostgresError, *DATABASE_ERRORS) as exc:
+                log.warning("leave_failed", error=str(exc))

@@ -114,7 +114,6 @@ class PoisonRunner:
         self._inner = inner
         self._calls = calls  #: batches that met the poison row (shared by every runner made)
         self._nan = nan
-        self.hogging = False
 
     def expected_cpu_seconds(self, rows: int) -> float | None:
         return None

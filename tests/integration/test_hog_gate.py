@@ -1,4 +1,4 @@
-"""Hogging runner processes stand still while quick lanes work, and never for long."""
+"""Hogging runner processes stand still while quick lanes work, and never for long (the hog policy)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coinfleet.runners.hogs import HogGate
-from coinfleet.runners.process import LoaderSpec, ProcessRunner, RunnerLimits
+from coinfleet.runners.child import LoaderSpec
+from coinfleet.runners.hogs import HogGate, HogPolicy
+from coinfleet.runners.process import ProcessRunner, RunnerLimits
 
 
 def _state(pid: int) -> str:
@@ -81,15 +82,16 @@ async def test_a_hog_that_turns_quick_or_leaves_runs_at_once(burner: int) -> Non
 
 async def test_a_runner_that_hogs_from_its_first_batch_stands_still_during_quick_work() -> None:
     gate = HogGate(quick_seconds=60)
+    hogs = HogPolicy(gate)
     runner = ProcessRunner(
         LoaderSpec(function="coinfleet.bench.faulty:load_slow"),
         name="slow",
         limits=RunnerLimits(timeout_seconds=60, memory_limit_mb=1024),
-        hogs=gate,
+        hogs=hogs,
     )
     try:
         await runner.predict(np.zeros((1, 3), dtype=np.float32))  # 50 ms of CPU: a hog at once
-        assert runner.hogging and runner.pid is not None
+        assert hogs.hogging(runner) and runner.pid is not None
         pid = runner.pid
         batch = asyncio.create_task(runner.predict(np.zeros((40, 3), dtype=np.float32)))  # 2 s of CPU
         await asyncio.sleep(0.05)
@@ -109,7 +111,7 @@ async def test_a_large_batch_for_a_stopped_hog_leaves_the_event_loop_running() -
         LoaderSpec(function="coinfleet.bench.faulty:load_costly", args=(0.0,)),
         name="big",
         limits=RunnerLimits(timeout_seconds=30, memory_limit_mb=1024),
-        hogs=gate,
+        hogs=HogPolicy(gate),
     )
     ticks = 0
 
@@ -145,15 +147,15 @@ async def test_a_large_batch_for_a_stopped_hog_leaves_the_event_loop_running() -
 async def test_a_hog_is_a_model_costly_per_row_not_a_large_batch(
     seconds_per_row: float, rows: int, hog: bool
 ) -> None:
-    gate = HogGate()
+    hogs = HogPolicy()
     runner = ProcessRunner(
         LoaderSpec(function="coinfleet.bench.faulty:load_costly", args=(seconds_per_row,)),
         name="costly",
         limits=RunnerLimits(timeout_seconds=30, memory_limit_mb=1024),
-        hogs=gate,
+        hogs=hogs,
     )
     try:
         await runner.predict(np.zeros((rows, 3), dtype=np.float32))
-        assert runner.hogging is hog
+        assert hogs.hogging(runner) is hog
     finally:
         await runner.close()

@@ -29,8 +29,6 @@ SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300)
 class BrokenRunner:
     """A model whose every batch fails."""
 
-    hogging = False
-
     def expected_cpu_seconds(self, rows: int) -> float | None:
         return None
 

@@ -26,7 +26,8 @@ from coinfleet.models.formats import Predictor, load_predictor
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
-from coinfleet.runners.process import LoaderSpec, ProcessRunner
+from coinfleet.runners.child import LoaderSpec
+from coinfleet.runners.process import ProcessRunner
 from coinfleet.runners.protocol import Runner
 from support import market_rows, until
 

@@ -20,7 +20,8 @@ from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.compile import compile_model
 from coinfleet.models.formats import Predictor
 from coinfleet.models.train import build_dataset
-from coinfleet.runners.process import LoaderSpec, ProcessRunner, RunnerLimits
+from coinfleet.runners.child import LoaderSpec
+from coinfleet.runners.process import ProcessRunner, RunnerLimits
 from coinfleet.runners.protocol import InlineRunner, RunnerError
 from support import market_rows
 
@@ -156,7 +157,8 @@ MAIN_SCRIPT = """
 import asyncio, resource
 with open({marker!r}, "a") as runs:
     runs.write(__name__ + "\\n")
-from coinfleet.runners.process import LoaderSpec, ProcessRunner, RunnerLimits
+from coinfleet.runners.child import LoaderSpec
+from coinfleet.runners.process import ProcessRunner, RunnerLimits
 
 async def main():
     hard = resource.getrlimit(resource.RLIMIT_CORE)[1]

@@ -31,7 +31,7 @@ from coinfleet.db.database import Database
 from coinfleet.errors import ConfigError
 from coinfleet.lanes.serve import Companion, LanesStarted
 from coinfleet.logs import configure_logging
-from coinfleet.runners.process import die_with_parent
+from coinfleet.runners.child import die_with_parent
 
 log = structlog.get_logger(__name__)
 #: niceness of the HTTP process: under contention the lanes get the CPU first

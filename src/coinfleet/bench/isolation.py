@@ -36,8 +36,9 @@ from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.registry import ModelRecord
-from coinfleet.runners.hogs import HogGate
-from coinfleet.runners.process import LoaderSpec, ProcessRunner
+from coinfleet.runners.child import LoaderSpec
+from coinfleet.runners.hogs import HogPolicy
+from coinfleet.runners.process import ProcessRunner
 from coinfleet.runners.protocol import Runner
 
 FAST = "fast"
@@ -90,7 +91,7 @@ async def phase(
             for name, extra in NEIGHBOUR_SETTINGS.items():
                 await add_models(db.pool, bundle, [name], **extra)
             names += list(NEIGHBOURS)
-        hogs = HogGate()
+        hogs = HogPolicy()
         default = ProcessRunnerFactory(
             pool=db.pool, observations=ObservationService(db.pool), compile_onnx=True, hogs=hogs
         )

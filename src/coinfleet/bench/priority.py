@@ -23,7 +23,8 @@ from coinfleet.config import Settings
 from coinfleet.lanes.factory import runner_limits
 from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.models.registry import ModelRecord
-from coinfleet.runners.process import LoaderSpec, ProcessRunner
+from coinfleet.runners.child import LoaderSpec
+from coinfleet.runners.process import ProcessRunner
 from coinfleet.runners.protocol import Runner
 
 WEIGHTS = (1.0, 2.0, 4.0)

@@ -13,6 +13,7 @@ from coinfleet.features.cache import Observation, feature_indices
 from coinfleet.lanes.rules import Skip
 from coinfleet.lanes.store import SetAside
 from coinfleet.models.registry import ModelRecord
+from coinfleet.runners.hogs import HogPolicy
 from coinfleet.runners.protocol import BAD_OUTPUT, CRASH, LOAD, MEMORY, TIMEOUT, Runner, RunnerError
 from coinfleet.runners.slots import FairSlots
 
@@ -31,9 +32,12 @@ Failed = tuple[Pairing, RunnerError]  #: an event, its observation and how the m
 class ModelCalls:
     """Calls one model's runner for a lane: through the fair slots, one row set aside at a time."""
 
-    def __init__(self, model: ModelRecord, runner: Runner, slots: FairSlots) -> None:
+    def __init__(
+        self, model: ModelRecord, runner: Runner, slots: FairSlots, hogs: HogPolicy | None = None
+    ) -> None:
         self.runner = runner
         self._slots = slots
+        self._hogs = hogs
         self._columns = feature_indices(model.features)
         self._witness: Observation | None = None  #: a row the model scored last (see _witness_scores)
 
@@ -119,8 +123,8 @@ class ModelCalls:
 
     @property
     def hogging(self) -> bool:
-        """Whether the runner hogs a core now (it then yields to quick lanes)."""
-        return self.runner.hogging
+        """Whether the runner hogs a core now (its slot then does not count against quick runners')."""
+        return self._hogs is not None and self._hogs.hogging(self.runner)
 
 
 def _set_aside(model: ModelRecord, event: Event, error: RunnerError) -> SetAside:

@@ -16,8 +16,9 @@ from coinfleet.models.compile import Served, served_model
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.sandbox import SandboxLimits
 from coinfleet.models.settings import ModelSettings
-from coinfleet.runners.hogs import HogGate
-from coinfleet.runners.process import LoaderSpec, ProcessRunner, RunnerLimits
+from coinfleet.runners.child import LoaderSpec
+from coinfleet.runners.hogs import HogPolicy
+from coinfleet.runners.process import ProcessRunner, RunnerLimits
 from coinfleet.runners.protocol import InlineRunner, Runner
 
 #: builds a model's runner from its record and artifact (sync or async)
@@ -32,7 +33,7 @@ def inline_runner(model: ModelRecord, artifact: bytes) -> Runner:
 
 
 def default_runner_factory(
-    settings: Settings, pool: asyncpg.Pool, observations: ObservationService, hogs: HogGate
+    settings: Settings, pool: asyncpg.Pool, observations: ObservationService, hogs: HogPolicy
 ) -> RunnerFactory:
     """The runner factory `settings.runner` asks for."""
     if settings.runner == "inline":
@@ -65,7 +66,7 @@ class ProcessRunnerFactory:
         pool: asyncpg.Pool,
         observations: ObservationService,
         compile_onnx: bool,
-        hogs: HogGate | None = None,
+        hogs: HogPolicy | None = None,
         compile_limits: SandboxLimits | None = None,
     ) -> None:
         self._pool = pool

@@ -35,7 +35,7 @@ from coinfleet.lanes.stats import LaneStats, count_batch, count_latencies
 from coinfleet.lanes.store import Batch
 from coinfleet.lanes.writer import BatchWriter
 from coinfleet.models.registry import ModelRecord
-from coinfleet.runners.hogs import HogGate
+from coinfleet.runners.hogs import HogPolicy
 from coinfleet.runners.protocol import Runner, RunnerError
 from coinfleet.runners.slots import FairSlots
 
@@ -73,7 +73,7 @@ class LaneServices:
     observations: ObservationService  #: the feature cache
     events: EventLog  #: read once for every lane
     slots: FairSlots | None = None  #: execution slots (one per core when not given)
-    hogs: HogGate | None = None  #: stops hogging runners while quick lanes work
+    hogs: HogPolicy | None = None  #: the CPU-hog policy: hogging runners stand still while quick lanes work
     group: GroupCommit | None = None  #: stores batches of several lanes in one statement
 
 
@@ -126,7 +126,9 @@ class Lane:
         self._stopping = asyncio.Event()
         self._events = LaneEvents(services.events, signal, config)
         self._position = LanePosition(services.pool, model)
-        self._calls = ModelCalls(model, runner, services.slots or FairSlots(os.cpu_count() or 1))
+        self._calls = ModelCalls(
+            model, runner, services.slots or FairSlots(os.cpu_count() or 1), services.hogs
+        )
         self._scorer = BatchScorer(
             observations=services.observations,
             calls=self._calls,
@@ -207,10 +209,10 @@ class Lane:
         return True
 
     def _quick_work(self) -> contextlib.AbstractContextManager[None]:
-        """While a quick model's batch is in flight, hogging runners stand still (see HogGate)."""
-        if self._hogs is None or self._calls.hogging:
+        """While a quick model's batch is in flight, hogging runners stand still (see HogPolicy)."""
+        if self._hogs is None:
             return contextlib.nullcontext()
-        return self._hogs.quick_work()
+        return self._hogs.quick_work(self._calls.runner)
 
     async def claim_events(self) -> list[Event]:
         """The next finished events after this lane's cursor."""

@@ -26,7 +26,7 @@ from coinfleet.lanes.running import RunningLane, RunningLanes
 from coinfleet.lanes.starter import LANE_SERVER_SETTINGS, LaneStarter
 from coinfleet.models import registry
 from coinfleet.models.registry import ModelRecord
-from coinfleet.runners.hogs import HogGate
+from coinfleet.runners.hogs import HogPolicy
 from coinfleet.runners.process import ProcessRunner
 from coinfleet.runners.slots import FairSlots
 
@@ -51,7 +51,7 @@ class Supervisor:
         dsn: str,
         settings: Settings,
         runner_factory: RunnerFactory | None = None,
-        hogs: HogGate | None = None,
+        hogs: HogPolicy | None = None,
         leases: LeaseKeeper | None = None,
     ) -> None:
         self._pool = pool
@@ -61,7 +61,7 @@ class Supervisor:
         notifier = self._notifier = Notifier(dsn, (EVENTS_CHANNEL, MODELS_CHANNEL, LEASES_CHANNEL))
         observations = ObservationService(pool)
         #: shared with a given runner_factory's process runners, which register their hogs in it
-        self.hogs = hogs or HogGate()
+        self.hogs = hogs or HogPolicy()
         self.group = GroupCommit(
             [OwnConnection(dsn, server_settings=LANE_SERVER_SETTINGS) for _ in range(GROUP_WRITERS)]
         )

@@ -1,4 +1,13 @@
-"""Hogging runners step aside while quick lanes work.
+"""The CPU-hog policy: runner children that burn a core step aside while quick lanes work.
+
+One object, `HogPolicy`, holds the whole policy for a serving process; the process runners use it when
+they are given one, and nothing else about a runner knows of it:
+- nice levels: a runner child runs at CHILD_NICENESS above the serving process; a hog (a batch of more
+  than HOG_BATCH_SECONDS of CPU and HOG_ROW_SECONDS per row) runs as SCHED_IDLE at HOG_NICENESS until
+  its batches are cheap again; children load at the lowest priority when the parent may raise them;
+- stopping (`HogGate`, below): hogs stand still while a quick lane has a batch in flight;
+- deadline stretching: the time a hog stood still does not count against its batch timeout;
+- slot accounting: a lane asks `hogging(runner)` and its slot then does not count against quick ones.
 
 Cores that share hardware slow each other: on this project's machine a loop on one vCPU runs 60 % slower
 while the other burns (README, benchmarks), and no scheduling class changes that. So a runner child
@@ -15,7 +24,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 #: at most this share of wall time may a hog spend stopped
 MAX_STOPPED_SHARE = 0.5
@@ -23,6 +32,104 @@ MAX_STOPPED_SHARE = 0.5
 MAX_STOP_SECONDS = 0.5
 #: a batch counts as quick work for this long at most (a hanging runner call must not hold hogs)
 QUICK_WORK_SECONDS = 0.05
+CHILD_NICENESS = 10  #: runner children run at this nice level above the parent
+HOG_NICENESS = 19  #: ... and at this one, as SCHED_IDLE, after a batch of more than HOG_BATCH_SECONDS CPU
+HOG_BATCH_SECONDS = 0.025
+#: ... and of more than this per row: a cheap model's large batch (a backlog, a burst) is not hogging
+HOG_ROW_SECONDS = 0.001
+#: children load at the lowest priority and rise after a quick batch; only a privileged parent can
+#: raise a child again, so an unprivileged one starts them at CHILD_NICENESS and demotes for good
+START_HOGGING = os.geteuid() == 0
+
+
+class HogPolicy:
+    """Which runner children hog a core, at what CPU priority they run, and when they stand still;
+    one per serving process, shared by its process runners and lanes (runners are its keys)."""
+
+    def __init__(self, gate: HogGate | None = None) -> None:
+        self.gate = gate or HogGate()
+        self._hogs: dict[object, int] = {}  #: hogging runner → its child's process id
+        self.start_hogging = START_HOGGING  #: whether a child loads as a hog (see child_priority)
+
+    def hogging(self, runner: object) -> bool:
+        """Whether the runner's child hogs a core now (its lane then yields to quick lanes)."""
+        return runner in self._hogs
+
+    def started(self, runner: object, pid: int) -> None:
+        """A new child of the runner: it loads at the lowest priority and yields like any hog (a hog from
+        its first batch on is never announced by a change of class, so it is counted here)."""
+        self._hogs.pop(runner, None)
+        if self.start_hogging:
+            self._hogs[runner] = pid
+            self.gate.add(pid)
+
+    def answered(self, runner: object, pid: int, cpu_seconds: float, rows: int) -> None:
+        """After a batch that burned more than HOG_BATCH_SECONDS of CPU, and more than HOG_ROW_SECONDS per
+        row, the child runs at the lowest CPU priority and yields to quick lanes, until its batches are
+        cheap again.
+
+        CPU time, not wall time: a model slowed down by a busy machine is not a hog. Per row too: under
+        load every lane's batches grow, and a cheap model's 2000-row batch is not a slow model (stopping
+        it made it fall further behind, its batches grow further).
+        """
+        hogging = cpu_seconds > max(HOG_BATCH_SECONDS, HOG_ROW_SECONDS * rows)
+        if self.hogging(runner) == hogging:
+            return
+        with contextlib.suppress(OSError):  # the child may have just left
+            cpu_class(pid, hogging=hogging)
+            if hogging:
+                self._hogs[runner] = pid
+            else:
+                self._hogs.pop(runner, None)
+        if hogging:
+            self.gate.add(pid)
+        else:
+            self.gate.discard(pid)
+
+    def left(self, runner: object, pid: int | None) -> None:
+        """The runner's child is leaving: it must not stay stopped."""
+        self._hogs.pop(runner, None)
+        if pid is not None:
+            self.gate.discard(pid)
+
+    def stood_still(self, runner: object) -> Callable[[], float]:
+        """From now on, the seconds the runner's child stands still for quick lanes (always 0 when it does
+        not hog now): time that is not the model's, so its batch deadline moves by it."""
+        if not self.hogging(runner):
+            return lambda: 0.0
+        since = self.gate.stopped_seconds()
+        return lambda: self.gate.stopped_seconds() - since
+
+    def quick_work(self, runner: object) -> contextlib.AbstractContextManager[None]:
+        """Around a lane's batch: while a quick model's batch is in flight, hogs stand still."""
+        if self.hogging(runner):
+            return contextlib.nullcontext()
+        return self.gate.quick_work()
+
+    def release(self) -> None:
+        """Let every hog run (the server is stopping)."""
+        self.gate.release()
+
+
+def child_priority(start_hogging: bool) -> None:
+    """In a new runner child: a model's compute yields to the coordinating process and the database,
+    which serve every model; loading (imports, a restart after a crash) runs at the lowest priority
+    until a first quick batch when `start_hogging`."""
+    if start_hogging:
+        cpu_class(0, hogging=True)
+    else:
+        os.nice(CHILD_NICENESS)
+
+
+def cpu_class(pid: int, *, hogging: bool) -> None:
+    """A hogging child is SCHED_IDLE: any waking process of normal priority preempts it at once (nice 19
+    alone still let it finish its time slice first); otherwise it runs at nice CHILD_NICENESS."""
+    if hogging:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        os.setpriority(os.PRIO_PROCESS, pid, HOG_NICENESS)
+    else:
+        os.setpriority(os.PRIO_PROCESS, pid, CHILD_NICENESS)  # first: leaving SCHED_IDLE checks it
+        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
 
 
 class HogGate:

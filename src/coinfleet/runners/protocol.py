@@ -39,11 +39,6 @@ def failure_reason(exc: BaseException) -> str:
 class Runner(Protocol):
     """Scores micro-batches for one model."""
 
-    @property
-    def hogging(self) -> bool:
-        """Whether its last batch hogged a core (it then yields to quick lanes)."""
-        ...
-
     def expected_cpu_seconds(self, rows: int) -> float | None:
         """CPU seconds a batch of `rows` will likely take, by the last batch; None when unknown."""
         ...
@@ -62,8 +57,6 @@ class Runner(Protocol):
 
 class InlineRunner:
     """Runs the model in this process, off the event loop in a worker thread."""
-
-    hogging = False  #: in process, nothing to stop
 
     def __init__(self, predictor: Predictor) -> None:
         self._predictor = predictor

@@ -39,7 +39,7 @@ class FairSlots:
     """A fixed number of execution slots shared by weighted keys (models).
 
     A slot held by a hogging runner does not count against quick ones: while quick lanes work, hogs stand
-    still (HogGate), so they use no core then. Hogs compete for whatever quick runners leave.
+    still (hogs.HogPolicy), so they use no core then. Hogs compete for whatever quick runners leave.
     """
 
     def __init__(self, slots: int, *, quantum: float = 0.025) -> None:

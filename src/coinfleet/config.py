@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -92,6 +92,18 @@ class Settings(BaseSettings):
     runner_max_failures: int = Field(default=5, ge=1, le=1000)
     #: serve sklearn / XGBoost / LightGBM models as verified ONNX graphs where the converters allow
     runner_compile_onnx: bool = True
+    #: durability of the lanes' commits (PostgreSQL's synchronous_commit on their connections): "off"
+    #: does not wait for the WAL flush, so a database crash may lose the last fraction of a second of
+    #: batches, each whole (predictions, cursor and outbox rows together), which the lanes score again;
+    #: "on" waits for the flush of every batch (slower under load, nothing to score again)
+    lane_synchronous_commit: Literal["off", "local", "remote_write", "on", "remote_apply"] = "off"
+    #: the garbage collector's thresholds in a serving process (generation 0, 1, 2): a lane batch makes
+    #: thousands of short-lived objects that reference counting frees; with Python's default 700, young
+    #: collections walked them mid-batch (7 % of the serving process at 30,000 predictions/s)
+    gc_thresholds: tuple[PositiveInt, PositiveInt, PositiveInt] = (50_000, 20, 100)
+    #: after a lane starts, freeze what is alive (libraries and loaded models live as long as the
+    #: process): full collections skip it (they walked ~190,000 such objects: 110 ms pauses)
+    gc_freeze: bool = True
     #: seconds a model's lease lasts without a heartbeat (renewed every third of it): a dead worker's
     #: models move to the others after at most this long
     lease_seconds: float = Field(default=10.0, ge=0.5, le=600)

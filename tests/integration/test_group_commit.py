@@ -13,8 +13,8 @@ from coinfleet.db.database import OwnConnection
 from coinfleet.events.cursor import Cursor
 from coinfleet.lanes.group_commit import GroupCommit
 from coinfleet.lanes.rules import Tag
+from coinfleet.lanes.starter import LANE_SERVER_SETTINGS
 from coinfleet.lanes.store import Batch, store_batch, write_batches
-from coinfleet.lanes.supervisor import LANE_SERVER_SETTINGS
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord

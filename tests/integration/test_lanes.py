@@ -15,7 +15,7 @@ from coinfleet.features.cache import ObservationService
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.lanes.factory import inline_runner
 from coinfleet.lanes.lane import Lane
-from coinfleet.lanes.supervisor import GC_THRESHOLDS, Supervisor
+from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
@@ -63,7 +63,7 @@ async def test_every_event_is_scored_once(pool: asyncpg.Pool, db_dsn: str, small
         supervisor.stop()
         await task
     assert gc.get_freeze_count() > 0  # what lived once the lane ran is out of full collections
-    assert gc.get_threshold() == GC_THRESHOLDS  # short-lived batch objects are left to refcounting
+    assert gc.get_threshold() == SETTINGS.gc_thresholds  # short-lived batch objects are left to refcounting
     gc.set_threshold(*thresholds)
     async with pool.acquire() as conn:
         stored = await conn.fetch(

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from coinfleet.db.database import OwnConnection
-from coinfleet.lanes.supervisor import LANE_SERVER_SETTINGS
+from coinfleet.lanes.starter import LANE_SERVER_SETTINGS
 
 
 async def test_settings_apply_and_the_connection_is_kept(db_dsn: str) -> None:

@@ -21,8 +21,8 @@ from coinfleet.config import Settings
 from coinfleet.events.cursor import Cursor, Event
 from coinfleet.lanes.leases import LeaseKeeper
 from coinfleet.lanes.rules import Tag
+from coinfleet.lanes.starter import LANE_SERVER_SETTINGS
 from coinfleet.lanes.store import Batch, NewPrediction, store_batches
-from coinfleet.lanes.supervisor import LANE_SERVER_SETTINGS
 from coinfleet.metrics import MetricRow
 from coinfleet.models.registry import ModelRecord
 

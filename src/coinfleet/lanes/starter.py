@@ -22,12 +22,21 @@ from coinfleet.models.registry import ModelRecord
 from coinfleet.runners.protocol import Runner
 
 log = structlog.get_logger(__name__)
-#: a lane's own connection runs the same few statements over and over, whose plans do not depend on
-#: their parameters (arrays of a batch's rows): planned once, not per batch (custom plans doubled
-#: PostgreSQL's CPU per one-row batch: 150 → 345 µs). Its commits do not wait for the WAL flush: a
-#: server crash may lose the last fraction of a second of batches, each whole (predictions, cursor and
-#: outbox rows commit together), and the lane scores those events again; nothing is inconsistent.
-LANE_SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "synchronous_commit": "off"}
+
+
+def lane_server_settings(synchronous_commit: str = "off") -> dict[str, str]:
+    """The server settings of a lane's own connection (and the group commit's). It runs the same few
+    statements over and over, whose plans do not depend on their parameters (arrays of a batch's rows):
+    planned once, not per batch (custom plans doubled PostgreSQL's CPU per one-row batch: 150 → 345 µs).
+    Its commits wait for the WAL flush or not as Settings.lane_synchronous_commit says: with "off" (the
+    default) a server crash may lose the last fraction of a second of batches, each whole (predictions,
+    cursor and outbox rows commit together), and the lane scores those events again; nothing is
+    inconsistent."""
+    return {"plan_cache_mode": "force_generic_plan", "synchronous_commit": synchronous_commit}
+
+
+#: a lane connection's server settings with the default durability (benchmarks, tests)
+LANE_SERVER_SETTINGS = lane_server_settings()
 
 
 class LaneStarter:
@@ -79,7 +88,9 @@ class LaneStarter:
         return Lane(
             model=model,
             runner=runner,
-            connection=OwnConnection(self._dsn, server_settings=LANE_SERVER_SETTINGS),
+            connection=OwnConnection(
+                self._dsn, server_settings=lane_server_settings(self._settings.lane_synchronous_commit)
+            ),
             signal=self._notifier.subscribe(EVENTS_CHANNEL),
             services=self._services,
             config=LaneConfig.from_settings(self._settings),

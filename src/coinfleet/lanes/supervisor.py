@@ -23,21 +23,16 @@ from coinfleet.lanes.group_commit import GroupCommit
 from coinfleet.lanes.lane import Lane, LaneServices
 from coinfleet.lanes.leases import LeaseKeeper, ModelLeases
 from coinfleet.lanes.running import RunningLane, RunningLanes
-from coinfleet.lanes.starter import LANE_SERVER_SETTINGS, LaneStarter
+from coinfleet.lanes.starter import LaneStarter, lane_server_settings
 from coinfleet.models import registry
 from coinfleet.models.registry import ModelRecord
 from coinfleet.runners.hogs import HogPolicy
 from coinfleet.runners.process import ProcessRunner
 from coinfleet.runners.slots import FairSlots
 
-__all__ = ["GC_THRESHOLDS", "LANE_SERVER_SETTINGS", "Supervisor"]
 log = structlog.get_logger(__name__)
 #: group-commit writes that may run at once: a lane that finishes while one runs need not wait for it
 GROUP_WRITERS = 2
-#: the garbage collector's thresholds in a serving process: a lane batch makes thousands of short-lived
-#: objects that reference counting frees; with the default 700, young collections walked them mid-batch
-#: (7 % of the serving process at 30,000 predictions/s)
-GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class Supervisor:
@@ -63,7 +58,10 @@ class Supervisor:
         #: shared with a given runner_factory's process runners, which register their hogs in it
         self.hogs = hogs or HogPolicy()
         self.group = GroupCommit(
-            [OwnConnection(dsn, server_settings=LANE_SERVER_SETTINGS) for _ in range(GROUP_WRITERS)]
+            [
+                OwnConnection(dsn, server_settings=lane_server_settings(settings.lane_synchronous_commit))
+                for _ in range(GROUP_WRITERS)
+            ]
         )
         self.slots = FairSlots(
             settings.execution_slots or os.cpu_count() or 1, quantum=settings.slot_quantum_seconds
@@ -111,7 +109,7 @@ class Supervisor:
 
     async def run(self) -> None:
         """Run lanes until `stop`; follow model changes live."""
-        gc.set_threshold(*GC_THRESHOLDS)
+        gc.set_threshold(*self._settings.gc_thresholds)
         await self._notifier.start()
         pruner = asyncio.create_task(prune_forever(self._pool, self._settings.prune_interval_seconds))
         renewer = asyncio.create_task(self._leases.renew_forever(self._models_signal.set))
@@ -184,9 +182,8 @@ class Supervisor:
             await runner.close()
             return
         self._lanes.run(self._starter.lane(model, runner), runner)
-        # what is alive now (libraries imported for the models, loaded models) lives as long as the
-        # process: frozen, full collections skip it (they walked ~190,000 such objects: 110 ms pauses)
-        gc.freeze()
+        if self._settings.gc_freeze:  # what is alive now lives as long as the process (Settings.gc_freeze)
+            gc.freeze()
         self._models_signal.set()  # a sync now passes on settings changed while it started
 
     async def all_lanes_started(self) -> bool:

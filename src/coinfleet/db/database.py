@@ -23,7 +23,7 @@ COMMAND_TIMEOUT_SECONDS = 60  #: a statement running longer fails
 
 
 @dataclass(frozen=True, kw_only=True)
-class Target:
+class ResolvedDatabase:
     """Where the database is, and whether this process started the server behind it."""
 
     dsn: str
@@ -83,10 +83,12 @@ async def throwaway_database(server_dsn: str, prefix: str) -> AsyncIterator[str]
         await drop_database(server_dsn, name)
 
 
-async def resolve(settings: Settings, *, start: bool = True, database: str = DEFAULT_DATABASE) -> Target:
+async def resolve(
+    settings: Settings, *, start: bool = True, database: str = DEFAULT_DATABASE
+) -> ResolvedDatabase:
     """Find the database: DATABASE_URL as given, else the embedded server (started if `start`)."""
     if settings.database_url:
-        return Target(dsn=settings.database_url, started_embedded=False)
+        return ResolvedDatabase(dsn=settings.database_url, started_embedded=False)
     state = embedded.status(settings.pgdata)
     if not state.running and not start:
         raise DatabaseError(
@@ -97,7 +99,7 @@ async def resolve(settings: Settings, *, start: bool = True, database: str = DEF
     if started:
         log.info("embedded_postgres_started", pgdata=str(settings.pgdata))
     await ensure_database(server_dsn, database)
-    return Target(dsn=with_database(server_dsn, database), started_embedded=started)
+    return ResolvedDatabase(dsn=with_database(server_dsn, database), started_embedded=started)
 
 
 async def create_pool(dsn: str, *, max_size: int = 10, probe: bool = True) -> asyncpg.Pool:

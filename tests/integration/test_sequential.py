@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 
 from coinfleet.bench.sequential import SequentialScorer, total_predictions, woken_scorer
-from coinfleet.events.feed import Signal
+from coinfleet.events.notifier import Signal
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle

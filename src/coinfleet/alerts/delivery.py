@@ -54,7 +54,7 @@ from coinfleet.config import Settings
 from coinfleet.constants import ALERTS_CHANNEL, DEFAULT_ALERT_THRESHOLD
 from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.errors import WebhookRefused
-from coinfleet.events.feed import Notifier, Signal
+from coinfleet.events.notifier import Notifier, Signal
 from coinfleet.metrics import MetricRow
 from coinfleet.models.registry import ModelRecord
 

@@ -21,7 +21,7 @@ from coinfleet.config import Settings
 from coinfleet.constants import EVENTS_CHANNEL
 from coinfleet.db.database import Database
 from coinfleet.events.cursor import Cursor, Event, current_horizon, events_behind, read_events
-from coinfleet.events.feed import IdlePause, Notifier, Signal
+from coinfleet.events.notifier import IdlePause, Notifier, Signal
 from coinfleet.features.cache import Observation, ObservationService, feature_indices
 from coinfleet.lanes.rules import Tag, tag_for
 from coinfleet.lanes.serve import run_until

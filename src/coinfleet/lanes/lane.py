@@ -23,8 +23,8 @@ from coinfleet.config import Settings
 from coinfleet.db.database import OwnConnection
 from coinfleet.errors import Fenced
 from coinfleet.events.cursor import Cursor, Event
-from coinfleet.events.feed import IdlePause, Signal
 from coinfleet.events.log import EventLog
+from coinfleet.events.notifier import IdlePause, Signal
 from coinfleet.features.cache import ObservationService
 from coinfleet.lanes.batch import BatchResult, BatchScorer
 from coinfleet.lanes.calls import ModelCalls

@@ -13,7 +13,7 @@ from coinfleet.constants import EVENTS_CHANNEL
 from coinfleet.db.database import OwnConnection
 from coinfleet.db.outage import DATABASE_ERRORS
 from coinfleet.errors import CoinfleetError
-from coinfleet.events.feed import Notifier
+from coinfleet.events.notifier import Notifier
 from coinfleet.lanes.factory import RunnerFactory
 from coinfleet.lanes.lane import Lane, LaneConfig, LaneServices
 from coinfleet.lanes.leases import ModelLeases

@@ -14,8 +14,8 @@ from coinfleet.constants import EVENTS_CHANNEL, LEASES_CHANNEL, MODELS_CHANNEL
 from coinfleet.db.database import OwnConnection
 from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.events.cursor import events_behind, prune_events
-from coinfleet.events.feed import Notifier
 from coinfleet.events.log import EventLog
+from coinfleet.events.notifier import Notifier
 from coinfleet.features.cache import ObservationService
 from coinfleet.lanes import telemetry
 from coinfleet.lanes.factory import RunnerFactory, default_runner_factory, runner_limits

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coinfleet.events.feed import IdlePause
+from coinfleet.events.notifier import IdlePause
 
 
 def test_held_back_events_get_short_doubling_pauses_up_to_the_poll_interval() -> None:

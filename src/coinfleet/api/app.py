@@ -18,7 +18,7 @@ from coinfleet.api import errors, health, metrics, stream_routes
 from coinfleet.api.auth import TokenCheck, require_read
 from coinfleet.api.health import LanesStarted
 from coinfleet.api.mcp_tools import build_mcp, mcp_app
-from coinfleet.api.routes import alerts, data, models
+from coinfleet.api.routes import alerts, data, models, versions
 from coinfleet.api.state import Shared
 from coinfleet.api.stream import StreamHub
 from coinfleet.config import Settings
@@ -85,7 +85,7 @@ def create_app(config: ApiConfig, *, ui: UiMount | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router, dependencies=[Depends(require_read)], responses=errors.ERROR_RESPONSES)
-    for router in (models.router, data.router, alerts.router, stream_routes.router):
+    for router in (models.router, versions.router, data.router, alerts.router, stream_routes.router):
         app.include_router(router, responses=errors.ERROR_RESPONSES)
     app.mount("/mcp", mounted_mcp)
     # the one place the web UI is mounted (NiceGUI wraps the lifespan set above, so it comes last)

@@ -42,6 +42,7 @@ from coinfleet.service.schemas import (
 )
 from coinfleet.service.scoring import CoinScore
 from coinfleet.service.stats import parse_since
+from coinfleet.service.versions import VersionInfo, VersionScore
 
 INSTRUCTIONS = (
     "coinfleet scores pump.fun coins with several ML models in real time. Probabilities are 0..1; "
@@ -129,6 +130,33 @@ def _model_tools(server: MCPServer, shared: Shared) -> None:
         """Change settings with the CLI's validation (alert_threshold 0.5..1, seconds ≥ 0, weight > 0,
         phases, coin lists, webhook); applies live. An invalid value changes nothing."""
         return await models.update_settings(shared.pool, name, changes)
+
+    _version_tools(server, shared)
+
+
+def _version_tools(server: MCPServer, shared: Shared) -> None:
+    @server.tool()
+    @clear_errors
+    async def model_versions(name: ModelName) -> list[VersionInfo]:
+        """Every stored version of a model, oldest first: algorithm, format, target, features, file
+        sha256; `serving` marks the one scoring now."""
+        return await versions.version_infos(shared.pool, name)
+
+    @server.tool()
+    @clear_errors
+    async def model_promote(
+        name: ModelName, version: Annotated[int, Field(ge=1, description="a version model_versions lists")]
+    ) -> Model:
+        """Serve another version of the model: a newer one, its shadow's, or an older one (a rollback).
+        The lane restarts at the model's cursor; no event is lost or scored twice."""
+        return await versions.promote(shared.pool, name, version)
+
+    @server.tool()
+    @clear_errors
+    async def model_compare(name: ModelName) -> list[VersionScore]:
+        """The live version beside its shadow on the events both scored: hit rate and alert precision
+        (0..1), mean alert gain in %. An error when the model has no shadow."""
+        return await versions.compare(shared.pool, name)
 
 
 def _data_tools(server: MCPServer, shared: Shared, lanes_started: LanesStarted | None) -> None:

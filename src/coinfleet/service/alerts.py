@@ -99,3 +99,11 @@ async def replace_webhook_secret(db: Db, model: str, secret: str) -> None:
     async with connection(db) as conn:
         record = await registry.get(conn, model)
         await secrets.replace(conn, record.id, secret)
+
+
+async def rotate_webhook_secret(db: Db, model: str, secret: str | None = None) -> str:
+    """Replace the model's webhook signing secret with `secret`, or with a new random one when None; the
+    secret now in use (the next delivery attempt is signed with it). SettingError when it is too short."""
+    new = secrets.generate() if secret is None else secrets.checked(secret)
+    await replace_webhook_secret(db, model, new)
+    return new

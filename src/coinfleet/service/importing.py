@@ -8,15 +8,17 @@ process (`sandbox_limits(settings)`), a pickle only when `trusted`; a refused fi
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 from coinfleet.config import Settings
+from coinfleet.errors import ModelLoadError
 from coinfleet.models import importing
 from coinfleet.models.bundle import META_SUFFIX
 from coinfleet.models.files import artifact_beside, read_limited
 from coinfleet.models.importing import ImportRequest
-from coinfleet.models.metadata import ModelMeta, read_sidecar
+from coinfleet.models.metadata import ModelMeta, parse_metadata, read_sidecar
 from coinfleet.models.sandbox import SandboxLimits
 from coinfleet.models.settings import ModelSettings
 from coinfleet.service.common import Db, connection
@@ -63,6 +65,29 @@ def request_from_path(
         activate=activate,
         settings=model_settings,
     )
+
+
+def request_from_upload(
+    data: bytes, filename: str, *, flags: ModelMeta, settings: Settings, meta: bytes | None = None
+) -> ImportRequest:
+    """An uploaded model file and its optional metadata (JSON, e.g. a bundle's `NAME.model.json`); `flags`
+    win over the metadata. Never trusted: a pickle is refused over the network (the CLI's --trust is local).
+    ModelLoadError when the file is over the size limit or the metadata is not a JSON object."""
+    max_bytes = settings.model_max_mb * 2**20
+    if len(data) > max_bytes:
+        raise ModelLoadError(
+            f"{filename} is larger than the limit of {settings.model_max_mb:g} MB (COINFLEET_MODEL_MAX_MB)"
+        )
+    found = ModelMeta()
+    if meta is not None:
+        try:
+            fields = json.loads(meta)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelLoadError(f"the metadata is not JSON: {exc}") from None
+        if not isinstance(fields, dict):
+            raise ModelLoadError("the metadata must be a JSON object of fields")
+        found = parse_metadata(fields)
+    return ImportRequest(data=data, filename=filename, meta=replace(found.merged(flags), artifact=None))
 
 
 def _sidecar_of(path: Path) -> Path | None:

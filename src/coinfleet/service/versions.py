@@ -8,14 +8,19 @@ no event is lost or scored twice, and every prediction records the version that 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
+import tempfile
+import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from coinfleet.db.sql import query
 from coinfleet.errors import InvalidRequest, ModelLoadError
 from coinfleet.models import registry
-from coinfleet.models.bundle import ModelBundle, write_bundle
+from coinfleet.models.bundle import META_SUFFIX, ModelBundle, write_bundle
 from coinfleet.models.importing import ImportRequest, check_file, save_compiled
 from coinfleet.models.registry import ModelVersion
 from coinfleet.models.sandbox import SandboxLimits
@@ -95,6 +100,39 @@ async def list_versions(db: Db, name: str) -> list[ModelVersion]:
     return await registry.list_versions(db, name)
 
 
+class VersionInfo(Schema):
+    """One stored version of a model."""
+
+    version: int
+    serving: bool  #: the version the model's lane scores with now
+    algorithm: str
+    format: str
+    target: str  #: e.g. "up 10% in 120s"
+    features: list[str]
+    sha256: str  #: of the stored file
+    training_metrics: dict[str, Any]
+    created_at: datetime
+
+
+async def version_infos(db: Db, name: str) -> list[VersionInfo]:
+    """Every version of the model, oldest first, the serving one marked; ModelNotFound otherwise."""
+    serving = (await registry.get(db, name)).version
+    return [
+        VersionInfo(
+            version=v.version,
+            serving=v.version == serving,
+            algorithm=v.algorithm,
+            format=v.format,
+            target=v.target.describe(),
+            features=list(v.features),
+            sha256=v.artifact_sha256,
+            training_metrics=v.training_metrics,
+            created_at=v.created_at,
+        )
+        for v in await registry.list_versions(db, name)
+    ]
+
+
 async def rename_model(db: Db, name: str, new_name: str) -> Model:
     """Give the model another name; ModelExists when it is taken, SettingError when not allowed."""
     async with connection(db) as conn:
@@ -121,3 +159,18 @@ async def export_model(db: Db, name: str, folder: Path, *, version: int | None =
         alert_threshold=model.settings.alert_threshold,
     )
     return write_bundle(folder, bundle)
+
+
+async def export_zip(db: Db, name: str, *, version: int | None = None) -> tuple[str, bytes]:
+    """`export_model`'s two files in a zip archive (what the API sends): its file name and bytes."""
+    with tempfile.TemporaryDirectory(prefix="coinfleet-export-") as folder:
+        meta = await export_model(db, name, Path(folder), version=version)
+        return f"{meta.name.removesuffix(META_SUFFIX)}.zip", await asyncio.to_thread(_zipped, Path(folder))
+
+
+def _zipped(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.iterdir()):
+            archive.write(path, path.name)
+    return buffer.getvalue()

@@ -22,7 +22,8 @@ from support import market_rows
 EXPECTED_TOOLS = {
     "models_list", "model_details", "model_activate", "model_deactivate", "model_resume", "model_rename",
     "model_settings_update", "predictions_list", "coin_detail", "statistics", "lag", "health", "ready",
-    "score_coin", "alerts_list", "alert_retry", "alerts_retry_dead",
+    "score_coin", "alerts_list", "alert_retry", "alerts_retry_dead", "model_versions", "model_promote",
+    "model_compare",
 }  # fmt: skip
 
 
@@ -69,6 +70,13 @@ async def test_tools_list_and_calls(pool: asyncpg.Pool, db_dsn: str, small_bundl
         assert scored.structured_content is not None
         (score,) = scored.structured_content["scores"]
         assert score["model"] == "first" and 0 <= score["probability"] <= 1
+        versions = await client.call_tool("model_versions", {"name": "first"})
+        assert versions.structured_content is not None
+        assert [(v["version"], v["serving"]) for v in versions.structured_content["result"]] == [(1, True)]
+        no_version = await client.call_tool("model_promote", {"name": "first", "version": 4})
+        assert no_version.is_error and "version" in str(no_version.content)
+        no_shadow = await client.call_tool("model_compare", {"name": "first"})
+        assert no_shadow.is_error and "shadow" in str(no_shadow.content)
         renamed = await client.call_tool("model_rename", {"name": "first", "new_name": "second"})
         assert not renamed.is_error, renamed.content
         missing = await client.call_tool("model_rename", {"name": "first", "new_name": "third"})

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from coinfleet.api.state import shared
 from coinfleet.db.sql import query
 from coinfleet.service import models
-from coinfleet.service.schemas import COUNT_CAP, Lane
+from coinfleet.service.schemas import COUNT_CAP, EXACT_LAG_EVENTS, Lane
 
 router = APIRouter(tags=["health"])
 #: seconds of webhook attempts the delivery latency gauges summarise
@@ -70,7 +70,7 @@ class FleetSnapshot(Collector):
         )
         lag = GaugeMetricFamily(
             "coinfleet_model_lag_events",
-            f"Events behind the cursor (counted up to {COUNT_CAP})",
+            f"Events behind the cursor (exact to {EXACT_LAG_EVENTS}, then estimated; at most {COUNT_CAP})",
             labels=["model"],
         )
         lag_s = GaugeMetricFamily(

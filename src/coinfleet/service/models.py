@@ -13,7 +13,7 @@ from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord, Status
 from coinfleet.service.common import Db, as_dict, connection
-from coinfleet.service.schemas import COUNT_CAP, LagReport, Lane, Model, Target
+from coinfleet.service.schemas import COUNT_CAP, EXACT_LAG_EVENTS, LagReport, Lane, Model, Target
 
 
 def _lane(row: object) -> Lane:
@@ -21,13 +21,14 @@ def _lane(row: object) -> Lane:
     data.pop("oldest_unread_inserted_at")
     data["model_id"] = data.pop("id")
     data["lag_seconds"] = max(data["lag_seconds"] or 0.0, 0.0)
-    data["lag_events_capped"] = data["lag_events"] >= COUNT_CAP
+    data["lag_events_capped"] = data.pop("lag_events_estimated") or data["lag_events"] >= COUNT_CAP
     return Lane.model_validate(data)
 
 
 async def lanes(db: Db, model_id: int | None = None) -> list[Lane]:
     """Every lane (or the one of `model_id`), oldest model first."""
-    return [_lane(row) for row in await db.fetch(query("model_lanes"), model_id, COUNT_CAP)]
+    rows = await db.fetch(query("model_lanes"), model_id, COUNT_CAP, EXACT_LAG_EVENTS)
+    return [_lane(row) for row in rows]
 
 
 def model_view(record: ModelRecord, lane: Lane, set_aside: dict[str, int] | None = None) -> Model:

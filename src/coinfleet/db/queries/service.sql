@@ -1,21 +1,28 @@
 -- name: model_lanes --
 -- Per model that is not deleted (or only model $1): its cursor's totals, how many events lie after the
--- cursor (counted up to $2), when the oldest of them was inserted, and its pending and dead alerts
--- (counted up to $2).
+-- cursor, when the oldest of them was inserted, and its pending and dead alerts (counted up to $2).
+-- Events after the cursor are counted exactly up to $3; past that the number is the event sequence's
+-- last value minus the cursor's (rolled-back inserts leave gaps in it, so it is an estimate), capped at
+-- $2: counting up to 100,000 events per model on every call took 0.96 s for 20 lagging models.
 SELECT m.id, m.name, m.status, m.status_reason,
        c.updated_at AS cursor_moved_at,
        coalesce(c.stored_predictions, 0) AS stored_predictions,
        c.last_prediction_at,
-       coalesce(behind.events, 0) AS lag_events,
+       CASE WHEN behind.events > $3 THEN least(greatest(newest.seq - c.seq, behind.events), $2)
+            ELSE behind.events END AS lag_events,
+       behind.events > $3 AS lag_events_estimated,
        oldest.inserted_at AS oldest_unread_inserted_at,
        extract(epoch FROM now() - oldest.inserted_at)::float8 AS lag_seconds,
        pending.n AS alerts_pending,
        dead.n AS alerts_dead
 FROM coinfleet_models AS m
 LEFT JOIN coinfleet_cursors AS c ON c.model_id = m.id
+CROSS JOIN (
+    SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM coinfleet_events_seq_seq
+) AS newest
 LEFT JOIN LATERAL (
     SELECT count(*) AS events
-    FROM (SELECT FROM coinfleet_events AS e WHERE (e.tx, e.seq) > (c.tx, c.seq) LIMIT $2) AS capped
+    FROM (SELECT FROM coinfleet_events AS e WHERE (e.tx, e.seq) > (c.tx, c.seq) LIMIT $3 + 1) AS capped
 ) AS behind ON true
 LEFT JOIN LATERAL (
     SELECT e.inserted_at FROM coinfleet_events AS e

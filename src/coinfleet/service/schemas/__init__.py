@@ -17,6 +17,7 @@ from coinfleet.service.schemas.coins import CoinDetail, CoinModel
 from coinfleet.service.schemas.common import (
     COUNT_CAP,
     DEFAULT_PAGE_SIZE,
+    EXACT_LAG_EVENTS,
     MAX_COIN_ROWS,
     MAX_PAGE_SIZE,
     AlertState,
@@ -50,6 +51,7 @@ from coinfleet.service.schemas.statistics import (
 __all__ = [
     "COUNT_CAP",
     "DEFAULT_PAGE_SIZE",
+    "EXACT_LAG_EVENTS",
     "MAX_COIN_ROWS",
     "MAX_PAGE_SIZE",
     "Alert",

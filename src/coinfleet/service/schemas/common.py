@@ -20,6 +20,9 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 #: lag, alert and event counts stop at this many (a bounded count stays cheap on a huge backlog)
 COUNT_CAP = 100_000
+#: a lane's events behind its cursor are counted exactly up to this many, then estimated (a page listing
+#: models needs "many", and counting 100,000 events per model made every listing slow)
+EXACT_LAG_EVENTS = 1_000
 #: most coin_metrics rows, predictions and alerts in one coin detail
 MAX_COIN_ROWS = 5_000
 

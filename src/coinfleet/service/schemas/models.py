@@ -30,8 +30,9 @@ class Lane(Schema):
     name: str
     status: Status
     status_reason: str | None  #: why it is quarantined or inactive (None when active)
-    lag_events: int  #: events after the model's cursor (stops at COUNT_CAP)
-    lag_events_capped: bool  #: lag_events stopped at the cap; the true number is higher
+    #: events after the model's cursor: exact up to EXACT_LAG_EVENTS, estimated above, at most COUNT_CAP
+    lag_events: int
+    lag_events_capped: bool  #: lag_events is an estimate, or stopped at the cap (the true number is higher)
     lag_seconds: float  #: since the oldest event after the cursor was inserted (0 when caught up)
     stored_predictions: int  #: every prediction the lanes stored for this model
     last_prediction_at: datetime | None  #: metric time of the newest stored prediction

@@ -5,6 +5,11 @@ The database sends one NOTIFY per statement that stored predictions or queued al
 range and the models (migration 0016); the hub reads those rows once, for all subscribers, and only
 for models someone listens to. Each subscriber has a bounded queue: a client that falls behind by a
 full queue is cut off, so no client can slow the hub, the database or another client.
+
+Every event gets an id `<hub>-<n>` (the hub's random name, then a counter) and the hub keeps the last
+REPLAY_EVENTS of them: a client that reconnects with `Last-Event-ID` gets what it missed from there, or
+a gap when that id is older than the window or from another hub (a restarted server). The hub goes on
+reading for REPLAY_SECONDS after its last client left, so a quick reconnect misses nothing.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
+import time
 from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -32,6 +39,10 @@ MAX_ROWS_PER_NOTIFY = 50_000
 REMEMBERED_IDS = 200_000
 #: seconds between reconnection attempts of a lost LISTEN connection
 RECONNECT_SECONDS = 1.0
+#: events kept for clients that reconnect with Last-Event-ID
+REPLAY_EVENTS = 10_000
+#: seconds the hub keeps reading after its last client left (a reconnecting client misses nothing)
+REPLAY_SECONDS = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +54,7 @@ class StreamEvent:
     model: str
     tag: str | None
     data: dict[str, Any]
+    seq: int = 0  #: the hub's counter (0 until the hub numbers it)
 
     def encoded(self) -> str:
         """The JSON `data` line of the SSE message."""
@@ -74,11 +86,14 @@ class StreamFilter:
 
 @dataclass(eq=False)
 class Subscriber:
-    """One client's queue; `cut_off` is set when it fell a full queue behind."""
+    """One client's queue; `cut_off` is set when it fell a full queue behind. `missed` is what it asked
+    for with Last-Event-ID (sent before the queue); `gap` is set when that id was out of the window."""
 
     filter: StreamFilter
     queue: asyncio.Queue[StreamEvent]
     cut_off: asyncio.Event = field(default_factory=asyncio.Event)
+    missed: list[StreamEvent] = field(default_factory=list)
+    gap: bool = False
 
     def offer(self, event: StreamEvent) -> None:
         """Queue the event, or cut the subscriber off when its queue is full."""
@@ -90,7 +105,10 @@ class Subscriber:
             self.cut_off.set()
 
     async def events(self) -> AsyncIterator[StreamEvent]:
-        """Queued events until cut off (what was queued before is still delivered)."""
+        """The missed events, then queued ones until cut off (what was queued before is still delivered)."""
+        for event in self.missed:
+            if self.filter.wants(event):
+                yield event
         while True:
             if self.queue.empty() and self.cut_off.is_set():
                 return
@@ -123,6 +141,38 @@ class _Seen:
         return True
 
 
+class ReplayWindow:
+    """The hub's last events, numbered, for clients that resume with Last-Event-ID."""
+
+    def __init__(self, size: int) -> None:
+        self.name = secrets.token_hex(4)  #: differs per hub, so an id from another server is recognised
+        self._events: deque[StreamEvent] = deque(maxlen=size)
+        self._next = 1
+
+    def add(self, event: StreamEvent) -> StreamEvent:
+        """The event numbered and remembered."""
+        numbered = replace(event, seq=self._next)
+        self._next += 1
+        self._events.append(numbered)
+        return numbered
+
+    def event_id(self, event: StreamEvent) -> str:
+        """The SSE id of a numbered event."""
+        return f"{self.name}-{event.seq}"
+
+    def after(self, event_id: str) -> list[StreamEvent] | None:
+        """The events after the one with `event_id`; None when that id is not this hub's, or older than
+        the window (events were dropped since)."""
+        name, _, number = event_id.partition("-")
+        if name != self.name or not number.isdigit() or int(number) >= self._next:
+            return None
+        last = int(number)
+        oldest = self._events[0].seq if self._events else self._next
+        if last < oldest - 1:
+            return None
+        return [event for event in self._events if event.seq > last]
+
+
 class StreamHub:
     """Listens for stream notifications and hands events to subscribers."""
 
@@ -135,6 +185,8 @@ class StreamHub:
         self._seen: dict[str, _Seen] = {k: _Seen(REMEMBERED_IDS) for k in ("prediction", "alert")}
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self.replay = ReplayWindow(REPLAY_EVENTS)
+        self._last_left: float | None = None  #: monotonic time the last client left
 
     @property
     def subscribers(self) -> int:
@@ -156,14 +208,28 @@ class StreamHub:
             subscriber.cut_off.set()
 
     @contextlib.contextmanager
-    def subscription(self, stream_filter: StreamFilter) -> Any:
-        """A subscriber for the duration of a `with` block."""
+    def subscription(
+        self, stream_filter: StreamFilter, last_event_id: str | None = None
+    ) -> Iterator[Subscriber]:
+        """A subscriber for the duration of a `with` block; with `last_event_id`, it first gets the events
+        after that one (no await between reading the window and subscribing: nothing is lost or doubled)."""
         subscriber = Subscriber(filter=stream_filter, queue=asyncio.Queue(self._queue_size))
+        if last_event_id is not None:
+            missed = self.replay.after(last_event_id)
+            subscriber.missed, subscriber.gap = missed or [], missed is None
         self._subscribers.add(subscriber)
         try:
             yield subscriber
         finally:
             self._subscribers.discard(subscriber)
+            if not self._subscribers:
+                self._last_left = time.monotonic()
+
+    def _watched(self) -> bool:
+        """Someone listens, or did within REPLAY_SECONDS (and may come back for what it missed)."""
+        if self._subscribers:
+            return True
+        return self._last_left is not None and time.monotonic() - self._last_left < REPLAY_SECONDS
 
     def _on_notify(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
         self._notes.put_nowait((channel, payload))
@@ -193,7 +259,7 @@ class StreamHub:
                 channel, payload = await asyncio.wait_for(self._notes.get(), timeout=5.0)
             except TimeoutError:
                 continue
-            if self._subscribers:
+            if self._watched():
                 await self._dispatch(channel, payload)
 
     async def _dispatch(self, channel: str, payload: str) -> None:
@@ -203,8 +269,9 @@ class StreamHub:
             else:
                 events = await self._row_events(conn, json.loads(payload))
         for event in events:
+            numbered = self.replay.add(event)
             for subscriber in list(self._subscribers):
-                subscriber.offer(event)
+                subscriber.offer(numbered)
 
     async def _row_events(self, conn: asyncpg.Connection, note: dict[str, Any]) -> list[StreamEvent]:
         kind: Kind = "alert" if note["kind"] == "alert" else "prediction"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from coinfleet.api.auth import require_read
@@ -24,10 +25,15 @@ def _optional(values: list[str] | None) -> frozenset[str] | None:
     return frozenset(values) if values else None
 
 
-async def _messages(subscriber: Subscriber) -> AsyncIterator[ServerSentEvent]:
+async def _messages(
+    hub: StreamHub, subscriber: Subscriber, last_event_id: str | None
+) -> AsyncIterator[ServerSentEvent]:
     yield ServerSentEvent(data="{}", event="subscribed")
+    if subscriber.gap:
+        gap = {"last_event_id": last_event_id, "reason": "that event is no longer kept; reload what you show"}
+        yield ServerSentEvent(data=json.dumps(gap), event="gap")
     async for event in subscriber.events():
-        yield ServerSentEvent(data=event.encoded(), event=event.kind, id=f"{event.kind}-{event.id}")
+        yield ServerSentEvent(data=event.encoded(), event=event.kind, id=hub.replay.event_id(event))
     if subscriber.cut_off.is_set():
         yield ServerSentEvent(data='{"reason": "client fell too far behind"}', event="cut_off")
 
@@ -43,18 +49,25 @@ async def stream(
     model: Annotated[list[str] | None, Query(description="Only these models (repeat the parameter)")] = None,
     tag: Annotated[list[Tag] | None, Query(description="Only predictions and alerts with these tags")] = None,
     kind: Annotated[list[Kind] | None, Query(description="Only these kinds")] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", max_length=100, description="resume after this event's `id:`"),
+    ] = None,
 ) -> EventSourceResponse:
     """First `subscribed` (events from then on are sent), then one `event:` per new prediction
     (`prediction`), queued alert (`alert`) or model change (`model`), its JSON in `data:`. A client
-    that falls a full queue behind gets `cut_off` and is disconnected."""
+    that falls a full queue behind gets `cut_off` and is disconnected. A client that reconnects with
+    `Last-Event-ID` first gets the events it missed (the server keeps its last 10,000 and goes on
+    reading for a minute after the last client left), or `gap` when that id is older than that or
+    from before a restart."""
     hub: StreamHub = shared(request).stream
     wanted = StreamFilter(
         models=_optional(model), tags=_optional(list(tag or [])), kinds=_optional(list(kind or []))
     )
 
     async def body() -> AsyncIterator[ServerSentEvent]:
-        with hub.subscription(wanted) as subscriber:
-            async for message in _messages(subscriber):
+        with hub.subscription(wanted, last_event_id) as subscriber:
+            async for message in _messages(hub, subscriber, last_event_id):
                 yield message
 
     return EventSourceResponse(body(), ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)

@@ -2,9 +2,10 @@
 out to every subscriber.
 
 The database sends one NOTIFY per statement that stored predictions or queued alerts, naming the id
-range and the models (migration 0016); the hub reads those rows once, for all subscribers, and only
-for models someone listens to. Each subscriber has a bounded queue: a client that falls behind by a
-full queue is cut off, so no client can slow the hub, the database or another client.
+range and the models (migration 0016); the hub reads those rows once, for all subscribers, on its
+LISTEN connection (not the API's pool, where requests could hold it up). Each subscriber has a
+bounded queue: a client that falls behind by a full queue is cut off, so no client can slow the hub,
+the database or another client.
 
 Every event gets an id `<hub>-<n>` (the hub's random name, then a counter) and the hub keeps the last
 REPLAY_EVENTS of them: a client that reconnects with `Last-Event-ID` gets what it missed from there, or
@@ -176,9 +177,8 @@ class ReplayWindow:
 class StreamHub:
     """Listens for stream notifications and hands events to subscribers."""
 
-    def __init__(self, *, dsn: str, pool: asyncpg.Pool, queue_size: int) -> None:
+    def __init__(self, *, dsn: str, queue_size: int) -> None:
         self._dsn = dsn
-        self._pool = pool
         self._queue_size = queue_size
         self._subscribers: set[Subscriber] = set()
         self._notes: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
@@ -260,14 +260,15 @@ class StreamHub:
             except TimeoutError:
                 continue
             if self._watched():
-                await self._dispatch(channel, payload)
+                await self._dispatch(conn, channel, payload)
 
-    async def _dispatch(self, channel: str, payload: str) -> None:
-        async with self._pool.acquire() as conn:
-            if channel == MODELS_CHANNEL:
-                events = await _model_events(conn, int(payload))
-            else:
-                events = await self._row_events(conn, json.loads(payload))
+    async def _dispatch(self, conn: asyncpg.Connection, channel: str, payload: str) -> None:
+        # rows are read on the LISTEN connection, so the stream never queues behind the API's requests
+        # for the pool's few connections
+        if channel == MODELS_CHANNEL:
+            events = await _model_events(conn, int(payload))
+        else:
+            events = await self._row_events(conn, json.loads(payload))
         for event in events:
             numbered = self.replay.add(event)
             for subscriber in list(self._subscribers):

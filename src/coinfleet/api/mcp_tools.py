@@ -23,14 +23,16 @@ from coinfleet.api.health import LanesStarted, Readiness, check_readiness
 from coinfleet.api.state import Shared
 from coinfleet.config import Settings
 from coinfleet.errors import CoinfleetError
-from coinfleet.service import alerts, coins, models, predictions, stats, versions
+from coinfleet.service import alerts, coins, models, predictions, quality, stats, versions
 from coinfleet.service import health as health_service
 from coinfleet.service.schemas import (
     MAX_PAGE_SIZE,
     AlertPage,
     AlertQuery,
     AlertState,
+    CalibrationReport,
     CoinDetail,
+    DriftReport,
     EvaluationState,
     Health,
     LagReport,
@@ -207,6 +209,25 @@ def _data_tools(server: MCPServer, shared: Shared, lanes_started: LanesStarted |
         """Per model and across models: predictions by tag, hit rates (0..1) at the horizon end and within
         the horizon, alert precision (0..1), average and median alert gain in %."""
         return await stats.statistics(shared.pool, since=parse_since(since), model=model)
+
+    @server.tool()
+    @clear_errors
+    async def calibration(
+        since: Annotated[str | None, Field(description="1h, 24h, 30m, 7d, an ISO time, or all")] = None,
+        model: Annotated[str | None, Field(description="only this model")] = None,
+    ) -> list[CalibrationReport]:
+        """Per model, over judged predictions: Brier score (mean (p − label)², 0 is perfect), base rate
+        (0..1) and a reliability table (probability bucket → observed hit rate, 0..1)."""
+        return await quality.calibration(shared.pool, since=parse_since(since), model=model)
+
+    @server.tool()
+    @clear_errors
+    async def drift(
+        model: Annotated[str | None, Field(description="only this model")] = None,
+    ) -> list[DriftReport]:
+        """Per model, each feature's PSI (population stability index; above the threshold counts as
+        drifted) of the last hours of scored rows against the training sample, worst first."""
+        return await quality.drift(shared.pool, model=model)
 
     @server.tool()
     @clear_errors

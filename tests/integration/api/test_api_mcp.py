@@ -23,7 +23,7 @@ EXPECTED_TOOLS = {
     "models_list", "model_details", "model_activate", "model_deactivate", "model_resume", "model_rename",
     "model_settings_update", "predictions_list", "coin_detail", "statistics", "lag", "health", "ready",
     "score_coin", "alerts_list", "alert_retry", "alerts_retry_dead", "model_versions", "model_promote",
-    "model_compare",
+    "model_compare", "calibration", "drift",
 }  # fmt: skip
 
 

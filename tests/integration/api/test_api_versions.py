@@ -135,3 +135,22 @@ async def test_the_webhook_secret_is_shown_once_when_generated(
         assert short.status_code == 422
         assert (await api.client.post("/api/models/nope/webhook-secret")).status_code == 404
     assert await webhook_secret(pool, "alpha") == chosen
+
+
+async def test_calibration_and_drift_with_the_clis_validation(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    await add(pool, small_bundle)
+    async with running_api(db_dsn) as api:
+        calibrated = await api.anonymous.get("/api/statistics/calibration", params={"since": "24h"})
+        assert calibrated.status_code == 200 and calibrated.json() == []  # nothing judged yet
+        drifted = await api.anonymous.get("/api/statistics/drift", params={"model": "alpha"})
+        assert drifted.status_code == 200, drifted.text
+        (report,) = drifted.json()
+        assert report["name"] == "alpha" and report["rows"] == 0 and report["note"]
+        for path, params in [
+            ("/api/statistics/calibration", {"buckets": "1"}),
+            ("/api/statistics/calibration", {"since": "last tuesday"}),
+            ("/api/statistics/drift", {"hours": "0"}),
+        ]:
+            assert (await api.anonymous.get(path, params=params)).status_code == 422, (path, params)

@@ -1,4 +1,5 @@
-"""/api/predictions, /api/coins, /api/statistics, /api/lag, /api/status and /api/score."""
+"""/api/predictions, /api/coins, /api/statistics (with calibration and drift), /api/lag, /api/status
+and /api/score."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from pydantic import AwareDatetime, BaseModel, Field
 from coinfleet.api.auth import require_read
 from coinfleet.api.routes.deps import Pool
 from coinfleet.api.state import Shared, shared
-from coinfleet.service import coins, health, predictions, stats
+from coinfleet.evaluation.calibration import DEFAULT_BUCKETS
+from coinfleet.models.drift import DRIFT_SAMPLE_ROWS, DRIFT_WINDOW_HOURS
+from coinfleet.service import coins, health, predictions, quality, stats
 from coinfleet.service import models as service_models
 from coinfleet.service.schemas import (
+    CalibrationReport,
     CoinDetail,
+    DriftReport,
     Health,
     LagReport,
     PredictionPage,
@@ -72,6 +77,45 @@ async def statistics(
     """Counts by tag, hit rates by both rules, alert precision and gains, per model and across them."""
     start: datetime | None = parse_since(since)
     return await stats.statistics(db, since=start, model=model)
+
+
+Since = Annotated[str | None, Query(description="1h, 24h, 30m, 7d, an ISO time, or all", max_length=40)]
+OneModel = Annotated[str | None, Query(description="only this model", max_length=200)]
+
+
+@router.get(
+    "/statistics/calibration",
+    response_model=list[CalibrationReport],
+    tags=["statistics"],
+    summary="Brier score and reliability table per model",
+)
+async def calibration(
+    db: Pool,
+    since: Since = None,
+    model: OneModel = None,
+    buckets: Annotated[int, Query(ge=2, le=100, description="probability buckets")] = DEFAULT_BUCKETS,
+) -> list[CalibrationReport]:
+    """Over judged predictions made since the time: mean (p − label)² and the observed hit rate per
+    probability bucket (`coinfleet stats --reliability`)."""
+    return await quality.calibration(db, since=parse_since(since), model=model, buckets=buckets)
+
+
+@router.get(
+    "/statistics/drift",
+    response_model=list[DriftReport],
+    tags=["statistics"],
+    summary="Feature drift per model (PSI against the training sample)",
+)
+async def drift(
+    db: Pool,
+    model: OneModel = None,
+    hours: Annotated[
+        float, Query(gt=0, le=24 * 365, description="scored rows of this many hours before the newest")
+    ] = DRIFT_WINDOW_HOURS,
+    sample: Annotated[int, Query(ge=1, le=100_000, description="most rows compared")] = DRIFT_SAMPLE_ROWS,
+) -> list[DriftReport]:
+    """Each feature's PSI of recent scored rows against the model's training sample, worst first."""
+    return await quality.drift(db, model=model, hours=hours, sample=sample)
 
 
 @router.get("/lag", response_model=LagReport, tags=["health"], summary="Every lane's lag")

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 import uvloop
 
+from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, drop_database, with_database
 from coinfleet.db.migrate import migrate
@@ -106,7 +107,8 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
         algorithm="xgboost",
         target=TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60),
     )
-    bundle = trained.to_bundle("xgb-test")
+    # the fixed threshold the tests that count alerts were written against (not the validation one)
+    bundle = trained.to_bundle("xgb-test", alert_threshold=DEFAULT_ALERT_THRESHOLD)
     return read_bundle(write_bundle(tmp_path_factory.mktemp("models"), bundle))
 
 

@@ -17,7 +17,6 @@ import structlog
 from coinfleet.api.process import http_child_until
 from coinfleet.api.serving import HttpOptions
 from coinfleet.config import Settings
-from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.db import embedded
 from coinfleet.db.database import Database, create_pool, fresh_database, resolve
 from coinfleet.db.migrate import migrate
@@ -31,6 +30,7 @@ from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
 from coinfleet.models.bundle import META_SUFFIX, ModelBundle, read_bundle, write_bundle
 from coinfleet.models.importing import import_bundle, trained_model
+from coinfleet.models.threshold import ALERT_SHARE
 from coinfleet.models.train import Algorithm, train_model
 from coinfleet.service.quality import calibration
 from coinfleet.service.stats import statistics
@@ -38,8 +38,13 @@ from coinfleet.targets import TargetSpec
 
 log = structlog.get_logger(__name__)
 DEMO_DATABASE = "coinfleet_demo"
-#: seconds of simulated market the demo models are trained on when no file is given
-TRAINING_HISTORY_SECONDS = 3 * 3600
+#: without a file the demo models are trained on this many simulated markets like the live one (the
+#: latest ~30 % of them are the validation data their alert thresholds come from), each this long: a
+#: market of older coins trained models whose probabilities ran far higher on the demo's young coins
+TRAINING_MARKETS = 12
+TRAINING_MARKET_SECONDS = 600.0
+#: the simulated market's coins all launch within this many seconds of its start
+LIVE_LAUNCH_WINDOW = 20.0
 #: share of the run a recorded file's replay is fitted into when a duration is given
 REPLAY_SHARE = 0.8
 DEFAULT_SIMULATION_SECONDS = 60.0
@@ -52,12 +57,12 @@ TRAIN_SHARE = 0.5
 
 @dataclass(frozen=True, kw_only=True)
 class DemoModel:
-    """A model the demo trains: different algorithms and targets."""
+    """A model the demo trains: different algorithms and targets (the alert threshold comes from its
+    validation data, as for `coinfleet train`)."""
 
     name: str
     algorithm: Algorithm
     target: TargetSpec
-    alert_threshold: float
 
 
 DEMO_MODELS: tuple[DemoModel, ...] = (
@@ -65,25 +70,23 @@ DEMO_MODELS: tuple[DemoModel, ...] = (
         name="xgb-up2-120s",
         algorithm="xgboost",
         target=TargetSpec(kind="change", direction="up", change_percent=2, horizon_seconds=120),
-        alert_threshold=DEFAULT_ALERT_THRESHOLD,
     ),
     DemoModel(
         name="lgbm-down5-300s",
         algorithm="lightgbm",
         target=TargetSpec(kind="change", direction="down", change_percent=5, horizon_seconds=300),
-        alert_threshold=DEFAULT_ALERT_THRESHOLD,
     ),
     DemoModel(
         name="hgb-down1-60s",
         algorithm="hist_gradient_boosting",
         target=TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60),
-        alert_threshold=DEFAULT_ALERT_THRESHOLD,
     ),
 )
 
 
-#: names the outcome rule the demo models' labels follow: models trained under another rule are retrained
-LABEL_RULE = "as-of"
+#: names the outcome rule the demo models' labels follow and how they are trained (markets, threshold):
+#: models trained under another recipe are retrained
+LABEL_RULE = f"as-of-young{TRAINING_MARKETS}-alerts{ALERT_SHARE:g}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,12 +172,18 @@ def split_recorded(rows: Sequence[MetricRow]) -> tuple[list[MetricRow], list[Met
 
 
 def training_rows(options: DemoOptions) -> Sequence[MetricRow]:
-    """The recorded file's first part, or a long simulated history with its own seed."""
+    """The recorded file's first part, or simulated markets like the one the demo scores (coins launched
+    together and watched through their first minutes), each with its own seed, one after the other."""
     if options.train_rows is not None:
         return options.train_rows
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    config = SimulatorConfig(coins=options.coins * 4, seed=options.seed + 1000, launch_window_seconds=3600)
-    return MarketSimulator(config, start).history(TRAINING_HISTORY_SECONDS)
+    rows: list[MetricRow] = []
+    for market in range(TRAINING_MARKETS):
+        start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=market)
+        config = SimulatorConfig(
+            coins=options.coins, seed=options.seed + 1000 + market, launch_window_seconds=LIVE_LAUNCH_WINDOW
+        )
+        rows.extend(MarketSimulator(config, start).history(TRAINING_MARKET_SECONDS))
+    return rows
 
 
 def ensure_demo_models(home: Path, options: DemoOptions) -> list[ModelBundle]:
@@ -186,7 +195,7 @@ def ensure_demo_models(home: Path, options: DemoOptions) -> list[ModelBundle]:
         for spec in missing:
             log.info("training_demo_model", model=spec.name, rows=len(rows))
             trained = train_model(rows, algorithm=spec.algorithm, target=spec.target)
-            write_bundle(folder, trained.to_bundle(spec.name, alert_threshold=spec.alert_threshold))
+            write_bundle(folder, trained.to_bundle(spec.name))
     return [read_bundle(folder / (m.name + META_SUFFIX)) for m in DEMO_MODELS]
 
 
@@ -261,7 +270,9 @@ class DemoRun:
                     stop=self._stop_feed,
                 )
             )
-        config = SimulatorConfig(coins=self._options.coins, seed=self._options.seed, launch_window_seconds=20)
+        config = SimulatorConfig(
+            coins=self._options.coins, seed=self._options.seed, launch_window_seconds=LIVE_LAUNCH_WINDOW
+        )
         simulator = MarketSimulator(config, datetime.now(UTC) - timedelta(seconds=5))
         return asyncio.create_task(
             live.simulate(self._pool, simulator, stop=self._stop_feed, on_rows=self._count)

@@ -15,7 +15,7 @@ from coinfleet.evaluation.outcomes import FeedTimes, label_for_training
 from coinfleet.evaluation.rounds import drain
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
-from coinfleet.models.train import outcomes_at_every_row
+from coinfleet.models.dataset import outcomes_at_every_row
 from coinfleet.targets import TargetSpec
 
 TARGETS = [

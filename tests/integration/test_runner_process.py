@@ -18,8 +18,8 @@ import pytest
 
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.compile import compile_model
+from coinfleet.models.dataset import build_dataset
 from coinfleet.models.formats import Predictor
-from coinfleet.models.train import build_dataset
 from coinfleet.runners.child import LoaderSpec
 from coinfleet.runners.process import ProcessRunner, RunnerLimits
 from coinfleet.runners.protocol import InlineRunner, RunnerError

@@ -11,11 +11,11 @@ import typer
 from coinfleet.cli.common import connection, console, print_json, run
 from coinfleet.cli.feed import load_recorded
 from coinfleet.config import Settings
-from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
 from coinfleet.feed.writer import read_metrics
 from coinfleet.metrics import MetricRow
 from coinfleet.models.bundle import write_bundle
+from coinfleet.models.threshold import ALERT_SHARE
 from coinfleet.models.train import Algorithm, TrainedModel, train_model
 from coinfleet.service import models
 from coinfleet.targets import TargetSpec
@@ -35,8 +35,12 @@ def train(
     since_hours: float = typer.Option(
         24.0, min=0.01, help="Without --data/--simulate: rows of the last N hours."
     ),
-    alert_threshold: float = typer.Option(
-        DEFAULT_ALERT_THRESHOLD, min=0.5, max=1.0, help="Alert threshold stored with the model."
+    alert_threshold: float | None = typer.Option(
+        None,
+        min=0.5,
+        max=1.0,
+        help="Alert threshold stored with the model [default: the one at which "
+        f"{ALERT_SHARE:.0%} of the validation predictions alert].",
     ),
     out: Path | None = typer.Option(
         None, file_okay=False, help="Also write the model bundle to this folder."
@@ -66,7 +70,13 @@ def train(
         return trained
 
     trained = run(service)
-    summary = {"name": name, "algorithm": algorithm, "target": target.to_dict(), "metrics": trained.metrics}
+    summary = {
+        "name": name,
+        "algorithm": algorithm,
+        "target": target.to_dict(),
+        "alert_threshold": trained.alert_threshold if alert_threshold is None else alert_threshold,
+        "metrics": trained.metrics,
+    }
     if as_json:
         print_json(summary)
     else:

@@ -253,7 +253,9 @@ async def test_a_settings_row_that_no_longer_validates_fails_that_model_alone(
         model = await registry.get(conn, "broken")
         assert model.status == "quarantined"
         assert model.status_reason is not None and "alert_threshold" in model.status_reason
-    repaired = await service_models.update_settings(pool, "broken", {"alert_threshold": 0.8})
+    repaired = await service_models.update_settings(
+        pool, "broken", {"alert_threshold": 0.8}, allow_private=False
+    )
     assert repaired.settings_error is None
     assert repaired.settings["alert_threshold"] == 0.8
 

@@ -55,7 +55,9 @@ async def test_settings_are_validated_and_a_bad_change_changes_nothing(
     pool: asyncpg.Pool, small_bundle: ModelBundle
 ) -> None:
     await models.import_model(pool, replace(small_bundle, name="m"))
-    changed = await models.update_settings(pool, "m", {"alert_threshold": 0.85, "phases": [1, 2]})
+    changed = await models.update_settings(
+        pool, "m", {"alert_threshold": 0.85, "phases": [1, 2]}, allow_private=False
+    )
     assert (changed.settings["alert_threshold"], changed.settings["phases"]) == (0.85, [1, 2])
     for bad, message in (
         ({"alert_threshold": 0.2}, "alert_threshold"),
@@ -63,10 +65,36 @@ async def test_settings_are_validated_and_a_bad_change_changes_nothing(
         ({"coin_filter_mode": "whitelist"}, "whitelist"),
     ):
         with pytest.raises(SettingError, match=message):
-            await models.update_settings(pool, "m", bad)
+            await models.update_settings(pool, "m", bad, allow_private=False)
     assert isinstance(SettingError("x"), InvalidRequest)
     after = await models.show_model(pool, "m")
     assert (after.settings["alert_threshold"], after.settings["phases"]) == (0.85, [1, 2])
+
+
+async def test_a_webhook_url_the_sender_would_refuse_is_refused_when_set(
+    pool: asyncpg.Pool, small_bundle: ModelBundle
+) -> None:
+    await models.import_model(pool, replace(small_bundle, name="m"))
+    for url, reason in (
+        ("http://127.0.0.1:9/hook", "a loopback address"),
+        ("http://localhost:9/hook", "a loopback address"),
+        ("http://10.1.2.3/hook", "a private or reserved address"),
+        ("http://169.254.169.254/latest", "a cloud metadata address"),
+        ("http://no-such-host.invalid/hook", "does not resolve"),
+    ):
+        with pytest.raises(SettingError, match=f"webhook_url: .*{reason}"):
+            await models.update_settings(pool, "m", {"webhook_url": url}, allow_private=False)
+    assert (await models.show_model(pool, "m")).settings["webhook_url"] is None, "nothing changed"
+    with pytest.raises(SettingError, match="cloud metadata"):  # refused even when private ones are allowed
+        await models.update_settings(
+            pool, "m", {"webhook_url": "http://169.254.169.254/"}, allow_private=True
+        )
+    allowed = await models.update_settings(
+        pool, "m", {"webhook_url": "http://127.0.0.1:9/hook"}, allow_private=True
+    )
+    assert allowed.settings["webhook_url"] == "http://127.0.0.1:9/hook"
+    cleared = await models.update_settings(pool, "m", {"webhook_url": None}, allow_private=False)
+    assert cleared.settings["webhook_url"] is None
 
 
 async def _dead_alert(conn: asyncpg.Connection, model_id: int, key: str, state: str = "dead") -> int:
@@ -95,7 +123,7 @@ async def test_alert_retries(pool: asyncpg.Pool, small_bundle: ModelBundle) -> N
     assert await alerts.retry_alert(pool, delivered, default_url="http://127.0.0.1:9/new") == 0
     with pytest.raises(AlertNotFound):
         await alerts.retry_alert(pool, 10**9, default_url="http://127.0.0.1:9/new")
-    await models.update_settings(pool, "m", {"webhook_url": "http://127.0.0.1:9/own"})
+    await models.update_settings(pool, "m", {"webhook_url": "http://127.0.0.1:9/own"}, allow_private=True)
     assert await alerts.retry_dead_alerts(pool, "m", default_url=None) == 1
     assert (await alerts.get_alert(pool, two)).url == "http://127.0.0.1:9/own"
     assert await alerts.retry_dead_alerts(pool, "m", default_url=None) == 0

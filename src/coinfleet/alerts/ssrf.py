@@ -137,3 +137,10 @@ async def check_url(url: str, *, allow_private: bool) -> Target:
             )
     chosen = str(addresses[0])
     return Target(url=parsed, address=chosen, pinned=parsed.copy_with(host=chosen))
+
+
+async def check_setting(url: str | None, *, allow_private: bool) -> None:
+    """The send-time check, run when a model's `webhook_url` is set, so a URL every send would refuse is
+    refused then, with the reason (DNS may answer otherwise later: sends are checked again)."""
+    if url is not None and url.strip():
+        await check_url(url.strip(), allow_private=allow_private)

@@ -71,13 +71,13 @@ def clear_errors(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 def build_mcp(shared: Shared, lanes_started: LanesStarted | None, settings: Settings) -> MCPServer:
     """The MCP server with every tool; `shared` gives the pool and scorer once the app started."""
     server = MCPServer("coinfleet", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
-    _model_tools(server, shared)
+    _model_tools(server, shared, settings)
     _data_tools(server, shared, lanes_started)
     _alert_tools(server, shared, settings)
     return server
 
 
-def _model_tools(server: MCPServer, shared: Shared) -> None:
+def _model_tools(server: MCPServer, shared: Shared, settings: Settings) -> None:
     @server.tool()
     @clear_errors
     async def models_list() -> list[Model]:
@@ -131,7 +131,9 @@ def _model_tools(server: MCPServer, shared: Shared) -> None:
     ) -> Model:
         """Change settings with the CLI's validation (alert_threshold 0.5..1, seconds ≥ 0, weight > 0,
         phases, coin lists, webhook); applies live. An invalid value changes nothing."""
-        return await models.update_settings(shared.pool, name, changes)
+        return await models.update_settings(
+            shared.pool, name, changes, allow_private=settings.webhook_allow_private
+        )
 
     _version_tools(server, shared)
 

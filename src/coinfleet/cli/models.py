@@ -185,7 +185,9 @@ def set_command(name: str, assignments: list[str] = typer.Argument(..., metavar=
     async def service(settings: Settings) -> tuple[dict[str, Any], Model]:
         changes = parse_assignments(assignments)
         async with connection(settings) as db:
-            return changes, await models.update_settings(db, name, changes)
+            return changes, await models.update_settings(
+                db, name, changes, allow_private=settings.webhook_allow_private
+            )
 
     changes, model = run(service)
     console.print_json(data={k: model.settings[k] for k in changes})

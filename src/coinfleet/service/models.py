@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from coinfleet.alerts.ssrf import check_setting
 from coinfleet.db.sql import query
-from coinfleet.errors import Conflict, ModelNotFound
+from coinfleet.errors import Conflict, ModelNotFound, SettingError, WebhookRefused
 from coinfleet.lanes.store import set_aside_counts
 from coinfleet.models import registry
 from coinfleet.models.bundle import ModelBundle
@@ -109,6 +110,16 @@ async def deactivate_model(db: Db, name: str) -> Model:
     return await _set_status(db, name, "inactive", "deactivated by operator")
 
 
+async def _check_webhook(changes: Mapping[str, Any], *, allow_private: bool) -> None:
+    url = changes.get("webhook_url")
+    if not isinstance(url, str):  # None clears it; another type fails the settings' own validation
+        return
+    try:
+        await check_setting(url, allow_private=allow_private)
+    except WebhookRefused as exc:
+        raise SettingError(f"webhook_url: {exc}") from None
+
+
 async def resume_model(db: Db, name: str) -> Model:
     """Bring a quarantined model back at its cursor (nothing was lost); Conflict when it is not
     quarantined."""
@@ -118,10 +129,12 @@ async def resume_model(db: Db, name: str) -> Model:
     return await _set_status(db, name, "active", None)
 
 
-async def update_settings(db: Db, name: str, changes: Mapping[str, Any]) -> Model:
+async def update_settings(db: Db, name: str, changes: Mapping[str, Any], *, allow_private: bool) -> Model:
     """Apply setting changes (running lanes pick them up without restart), atomically under concurrent
     writers; also repairs stored settings that no longer validate. SettingError names an unknown key,
-    a bad value or a value that would silently stop the model, and nothing changes then."""
+    a bad value, a value that would silently stop the model or a `webhook_url` the sender would refuse
+    (the SSRF guard, with `allow_private` from COINFLEET_WEBHOOK_ALLOW_PRIVATE), and nothing changes then."""
+    await _check_webhook(changes, allow_private=allow_private)
     async with connection(db) as conn:
         await registry.change_settings(conn, name, dict(changes))
     return await show_model(db, name)

@@ -27,7 +27,8 @@ async def change_status(name: str, action: StatusAction) -> None:
 
 async def update_settings(name: str, changes: dict[str, Any]) -> None:
     """Apply validated setting changes."""
-    await model_writes.update_settings(context.pool(), name, changes)
+    allow_private = context.current().settings.webhook_allow_private
+    await model_writes.update_settings(context.pool(), name, changes, allow_private=allow_private)
 
 
 async def rename(name: str, new_name: str) -> None:

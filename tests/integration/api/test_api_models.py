@@ -97,6 +97,11 @@ async def test_settings_are_validated_like_the_cli(
         assert not_an_object.status_code == 422
         secret = await api.client.patch("/api/models/alpha/settings", json={"webhook_secret": "s3cret"})
         assert secret.status_code == 422  # not a setting: secrets are set from a file or the environment
+        loopback = await api.client.patch(
+            "/api/models/alpha/settings", json={"webhook_url": "http://127.1/x"}
+        )
+        assert loopback.status_code == 422, "the sender's SSRF guard, at set time"
+        assert "loopback" in loopback.json()["message"]
         assert await state(pool) == before
         generated = await webhook_secret(pool, "alpha")
         for path in ("/api/models", "/api/models/alpha"):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from coinfleet.api.auth import require_read, require_write
-from coinfleet.api.routes.deps import ModelName, Pool
+from coinfleet.api.routes.deps import AppSettings, ModelName, Pool
 from coinfleet.errors import ModelLoadError
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.service import model_admin, versions
@@ -105,13 +105,14 @@ async def resume(db: Pool, name: ModelName) -> Model:
 @router.patch("/{name}/settings", response_model=Model, dependencies=WRITE, summary="Change settings")
 async def update_settings(
     db: Pool,
+    settings: AppSettings,
     name: ModelName,
     changes: Annotated[
         dict[str, Any], Body(description='setting → new value, e.g. {"alert_threshold": 0.8}')
     ],
 ) -> Model:
     """Apply the changes with the CLI's validation (422 names the bad key); live without restart."""
-    return await service.update_settings(db, name, changes)
+    return await service.update_settings(db, name, changes, allow_private=settings.webhook_allow_private)
 
 
 @router.post("/{name}/rename", response_model=Model, dependencies=WRITE, summary="Rename a model")

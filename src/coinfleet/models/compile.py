@@ -1,6 +1,6 @@
 """Compile models to ONNX for serving, verified against the original; cached by artifact hash.
 
-One route for every model type (STACK.md): the XGBoost and LightGBM converters of onnxmltools are
+One route for every model type (`models.convert`): the XGBoost and LightGBM converters of onnxmltools are
 registered into skl2onnx and `convert_sklearn` builds the graph (zipmap off, opsets 18 / ml 3). The
 compiled graph serves only if it gives the original's probabilities within `MAX_DELTA` on sample
 rows: real rows when there are any, plus rows that sit on, just below and just above every split
@@ -17,8 +17,6 @@ same, which skl2onnx leaves out (without it a RandomForest trained on rows with 
 
 from __future__ import annotations
 
-import copy
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -30,7 +28,7 @@ import numpy.typing as npt
 import structlog
 
 from coinfleet.db.sql import query
-from coinfleet.errors import CoinfleetError
+from coinfleet.models.convert import TARGET_OPSET, CompileError, convert_estimator, estimator_of
 from coinfleet.models.formats import Predictor, load_predictor, validate_predictor
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.sandbox import SandboxError, SandboxLimits, run_job
@@ -43,8 +41,6 @@ Converter = Callable[[Any, int], bytes]
 MAX_DELTA = 1e-5
 #: formats a converter exists for (an "onnx" artifact serves as it is)
 COMPILABLE: tuple[str, ...] = ("xgboost-json", "lightgbm-text", "skops")
-#: opsets of the compiled graphs (STACK.md)
-TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
 #: synthetic rows that walk the trees, and the share of their values that are NaN
 _TREE_ROWS = 768
 _NAN_SHARE = 0.1
@@ -53,13 +49,6 @@ _ZERO = float(np.float32(1e-35))
 _LARGEST = 1e30
 #: TreeEnsemble attributes that hold split features and thresholds
 _TREE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
-_THRESHOLD_LINE = re.compile(rb"^threshold=(.*)$", re.MULTILINE)
-_TREE_SIZES_LINE = re.compile(rb"^tree_sizes=.*$", re.MULTILINE)
-_TREE_START = re.compile(rb"(?=^Tree=)", re.MULTILINE)
-
-
-class CompileError(CoinfleetError):
-    """A model could not be compiled to a verified ONNX graph (the original serves instead)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +84,7 @@ def compile_model(
     if fmt not in COMPILABLE:
         return _native(fmt, artifact, f"no ONNX converter for format {fmt}")
     try:
-        estimator = _estimator(fmt, artifact, native)
+        estimator = estimator_of(fmt, artifact, native)
         graph = (convert or convert_estimator)(estimator, n_features)
         rows = sample_rows(graph, n_features, real_rows)
         try:
@@ -165,154 +154,6 @@ def _neighbours(thresholds: npt.NDArray[np.float32]) -> FloatArray:
     # LightGBM reads |x| ≤ 1e-35 as exactly 0 (its zero threshold); features never hold such values
     values[np.abs(values) <= _ZERO] = 0.0
     return np.unique(values[np.abs(values) < _LARGEST])
-
-
-# --- conversion ---
-
-
-def convert_estimator(estimator: Any, n_features: int, *, double: bool = False) -> bytes:
-    """An sklearn-API classifier as an ONNX graph: float input [N, n], probabilities [N, 2].
-    `double`: double input, thresholds and sums (the tree operators of ai.onnx.ml 3 allow it)."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
-
-    _register_converters()
-    tensor = DoubleTensorType if double else FloatTensorType
-    graph = convert_sklearn(
-        estimator,
-        initial_types=[("input", tensor([None, n_features]))],
-        options={id(estimator): {"zipmap": False}},
-        target_opset=TARGET_OPSET,
-    )
-    _route_missing_values(graph, estimator)
-    return bytes(graph.SerializeToString())
-
-
-def _route_missing_values(graph: Any, estimator: Any) -> None:
-    """Send NaN down the side each sklearn tree node chose at fit time, as sklearn does.
-
-    skl2onnx leaves `nodes_missing_value_tracks_true` out, so a NaN would take ONNX's default branch;
-    a node's true branch is sklearn's left child, hence the flag is sklearn's `missing_go_to_left`.
-    """
-    from onnx import helper
-
-    trees = [member.tree_ for member in getattr(estimator, "estimators_", [])]
-    if hasattr(estimator, "tree_"):
-        trees = [estimator.tree_]
-    if not trees or not all(hasattr(tree, "missing_go_to_left") for tree in trees):
-        return
-    for node in graph.graph.node:
-        if not node.op_type.startswith("TreeEnsemble"):
-            continue
-        attributes = {a.name: a for a in node.attribute}
-        pairs = zip(attributes["nodes_treeids"].ints, attributes["nodes_nodeids"].ints, strict=True)
-        tracks = [int(trees[tree].missing_go_to_left[index]) for tree, index in pairs]
-        if "nodes_missing_value_tracks_true" in attributes:
-            node.attribute.remove(attributes["nodes_missing_value_tracks_true"])
-        node.attribute.append(helper.make_attribute("nodes_missing_value_tracks_true", tracks))
-
-
-def _register_converters() -> None:
-    from lightgbm import LGBMClassifier
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-    from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
-    from xgboost import XGBClassifier
-
-    options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
-    for cls, alias, converter in (
-        (XGBClassifier, "XGBoostXGBClassifier", convert_xgboost),
-        (LGBMClassifier, "LightGbmLGBMClassifier", convert_lightgbm),
-    ):
-        update_registered_converter(
-            cls, alias, calculate_linear_classifier_output_shapes, converter, options=options
-        )
-
-
-def _estimator(fmt: str, artifact: bytes, native: Predictor) -> Any:
-    """The model as an sklearn-API classifier, float64 thresholds rounded down to float32."""
-    if fmt == "xgboost-json":
-        return _xgboost_classifier(artifact)
-    if fmt == "lightgbm-text":
-        return _lightgbm_classifier(artifact, native)
-    estimator = getattr(native, "_estimator", None)  # formats.py keeps the loaded sklearn object here
-    if estimator is None:
-        raise CompileError("the loaded skops model exposes no estimator")
-    return _hgb_rounded(estimator) if hasattr(estimator, "_predictors") else estimator
-
-
-def _xgboost_classifier(artifact: bytes) -> Any:
-    from xgboost import XGBClassifier
-
-    classifier = XGBClassifier(n_jobs=1)
-    classifier.load_model(bytearray(artifact))
-    return classifier
-
-
-def _lightgbm_classifier(artifact: bytes, native: Predictor) -> Any:
-    import lightgbm
-
-    # loaded through formats, which refuses a malformed text instead of letting LightGBM abort the process
-    booster = getattr(load_predictor("lightgbm-text", _lightgbm_rounded(artifact)), "_booster", None)
-    if booster is None:
-        raise CompileError("the loaded LightGBM model exposes no booster")
-    n_features = native.n_features
-    if n_features is None:
-        raise CompileError("the LightGBM model does not say how many features it takes")
-    classifier = lightgbm.LGBMClassifier(n_jobs=1)
-    # LGBMClassifier has no public way to adopt a trained Booster; these are the fields fit() sets
-    classifier._Booster = booster
-    classifier.fitted_ = True
-    classifier._n_classes = 2
-    classifier._classes = np.array([0, 1])
-    classifier._n_features = n_features
-    classifier._n_features_in = n_features
-    classifier._objective = "binary"
-    return classifier
-
-
-def _lightgbm_rounded(artifact: bytes) -> bytes:
-    """The model text with every numeric split threshold rounded down to float32 (tree_sizes updated)."""
-    if re.search(rb"^num_cat=[1-9]", artifact, re.MULTILINE):
-        raise CompileError("LightGBM model has categorical splits; their thresholds are not numbers")
-    start = artifact.find(b"\nTree=") + 1
-    end = artifact.find(b"\nend of trees", start) + 1
-    if not start or not end:
-        raise CompileError("LightGBM model text has no trees")
-    blocks = [
-        _THRESHOLD_LINE.sub(_rounded_thresholds, block) for block in _TREE_START.split(artifact[start:end])
-    ]
-    sizes = b"tree_sizes=" + b" ".join(str(len(block)).encode() for block in blocks if block)
-    header = _TREE_SIZES_LINE.sub(lambda _: sizes, artifact[:start])
-    return header + b"".join(blocks) + artifact[end:]
-
-
-def _rounded_thresholds(match: re.Match[bytes]) -> bytes:
-    values = np.array([float(v) for v in match[1].split()], dtype=np.float64)
-    return b"threshold=" + b" ".join(repr(float(v)).encode() for v in round_down_f32(values))
-
-
-def _hgb_rounded(estimator: Any) -> Any:
-    """A copy of a HistGradientBoosting model with its numeric thresholds rounded down to float32."""
-    if getattr(estimator, "_preprocessor", None) is not None:
-        raise CompileError("HistGradientBoosting with categorical features is not compiled")
-    rounded = copy.deepcopy(estimator)
-    for predictors in rounded._predictors:
-        for predictor in predictors:
-            nodes = predictor.nodes
-            nodes["num_threshold"] = round_down_f32(nodes["num_threshold"])
-    return rounded
-
-
-def round_down_f32(values: FloatArray) -> FloatArray:
-    """The largest float32 ≤ each value, as float64: `x <= t` then holds for the same float32 x."""
-    with np.errstate(over="ignore"):  # beyond float32's range: inf, stepped down to the largest float32
-        single = values.astype(np.float32)
-    over = single.astype(np.float64) > values
-    single[over] = np.nextafter(single[over], np.float32(-np.inf))
-    result: FloatArray = single.astype(np.float64)
-    return result
 
 
 def _first_line(exc: Exception) -> str:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from coinfleet.errors import ModelLoadError
-from coinfleet.models.compile import Served, compile_model, convert_estimator, verify
+from coinfleet.models.compile import Served, compile_model, verify
+from coinfleet.models.convert import convert_estimator
 from coinfleet.models.formats import Predictor, load_predictor, validate_predictor
 
 #: an sklearn class → the algorithm name coinfleet's registry uses

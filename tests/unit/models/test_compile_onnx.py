@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from coinfleet.models import compile as compile_module
-from coinfleet.models.compile import MAX_DELTA, compile_model, convert_estimator, round_down_f32, sample_rows
+from coinfleet.models.compile import MAX_DELTA, compile_model, sample_rows
+from coinfleet.models.convert import convert_estimator, round_down_f32
 from coinfleet.models.dataset import build_dataset
 from coinfleet.models.formats import load_predictor
 from coinfleet.models.train import Algorithm, TrainedModel, train_model

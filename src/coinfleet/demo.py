@@ -21,6 +21,7 @@ from coinfleet.db import embedded
 from coinfleet.db.database import Database, create_pool, fresh_database, resolve
 from coinfleet.db.migrate import migrate
 from coinfleet.errors import ModelNotFound
+from coinfleet.evaluation.outcomes import DEFAULT_GRACE_SECONDS
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
 from coinfleet.feed import live
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
@@ -39,10 +40,11 @@ from coinfleet.targets import TargetSpec
 log = structlog.get_logger(__name__)
 DEMO_DATABASE = "coinfleet_demo"
 #: without a file the demo models are trained on this many simulated markets like the live one (the
-#: latest ~30 % of them are the validation data their alert thresholds come from), each this long: a
-#: market of older coins trained models whose probabilities ran far higher on the demo's young coins
-TRAINING_MARKETS = 12
-TRAINING_MARKET_SECONDS = 600.0
+#: latest ~30 % of them are the validation data their alert thresholds come from), each this long, on
+#: rows of coins at most YOUNG_SECONDS old (what a demo run scores; later rows give the labels): models of
+#: older coins put far higher probabilities on the demo's young coins than on their validation data
+TRAINING_MARKETS = 24
+YOUNG_SECONDS = 120.0
 #: the simulated market's coins all launch within this many seconds of its start
 LIVE_LAUNCH_WINDOW = 20.0
 #: share of the run a recorded file's replay is fitted into when a duration is given
@@ -83,10 +85,15 @@ DEMO_MODELS: tuple[DemoModel, ...] = (
     ),
 )
 
+#: long enough for the youngest rows' labels: the longest horizon and the feed check's grace after them
+TRAINING_MARKET_SECONDS = (
+    YOUNG_SECONDS + max(m.target.horizon_seconds for m in DEMO_MODELS) + DEFAULT_GRACE_SECONDS
+)
+
 
 #: names the outcome rule the demo models' labels follow and how they are trained (markets, threshold):
 #: models trained under another recipe are retrained
-LABEL_RULE = f"as-of-young{TRAINING_MARKETS}-alerts{ALERT_SHARE:g}"
+LABEL_RULE = f"as-of-{TRAINING_MARKETS}x{YOUNG_SECONDS:g}s-alerts{ALERT_SHARE:g}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,7 +201,8 @@ def ensure_demo_models(home: Path, options: DemoOptions) -> list[ModelBundle]:
         rows = training_rows(options)
         for spec in missing:
             log.info("training_demo_model", model=spec.name, rows=len(rows))
-            trained = train_model(rows, algorithm=spec.algorithm, target=spec.target)
+            young = YOUNG_SECONDS if options.train_rows is None else None
+            trained = train_model(rows, algorithm=spec.algorithm, target=spec.target, max_age_seconds=young)
             write_bundle(folder, trained.to_bundle(spec.name))
     return [read_bundle(folder / (m.name + META_SUFFIX)) for m in DEMO_MODELS]
 

@@ -45,6 +45,7 @@ class Dataset:
     t0: FloatArray  #: prediction time, epoch seconds
     label_end: FloatArray  #: time of the last row the label read (horizon end + grace: the feed check)
     change_pct: FloatArray  #: change at horizon end, % (for the simulated profit)
+    age: FloatArray  #: seconds since the coin's first row in the data
 
 
 def build_dataset(
@@ -68,6 +69,7 @@ def build_dataset(
         t0=np.concatenate([p.t0 for p in parts]),
         label_end=np.concatenate([p.label_end for p in parts]),
         change_pct=np.concatenate([p.change_pct for p in parts]),
+        age=np.concatenate([p.age for p in parts]),
     )
 
 
@@ -103,6 +105,8 @@ def _coin_dataset(
         change_pct=np.array(
             [_nan_if_none(o.change_at_horizon_pct) for _, o, _ in labelled], dtype=np.float64
         ),
+        age=np.array([window.t[-1] for window, _, _ in labelled], dtype=np.float64)
+        - (rows[0].timestamp.timestamp() if rows else 0.0),
     )
 
 

@@ -98,9 +98,11 @@ def train_model(
     params: Mapping[str, Any] | None = None,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     alert_share: float = ALERT_SHARE,
+    max_age_seconds: float | None = None,
 ) -> TrainedModel:
     """Train `algorithm` on rows of any coins in any order; raise TrainingError when the data cannot.
-    The alert threshold lets `alert_share` of the test split's predictions alert."""
+    The alert threshold lets `alert_share` of the test split's predictions alert. With `max_age_seconds`
+    only rows of coins at most that old are trained and tested on (older rows still give the labels)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
     validate_feature_names(features)
@@ -108,6 +110,9 @@ def train_model(
         rows, target=target, features=features, label_mode=label_mode, grace_seconds=grace_seconds
     )
     split = time_split(data.t0, data.label_end, train_fraction=TRAIN_FRACTION)
+    if max_age_seconds is not None:
+        young = data.age <= max_age_seconds
+        split = TimeSplit(train=split.train & young, test=split.test & young, split_at=split.split_at)
     _check_trainable(data, split)
     used = _present_columns(data.x[split.train])
     x_train, x_test = data.x[split.train][:, used], data.x[split.test][:, used]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from coinfleet.demo import LIVE_LAUNCH_WINDOW, DemoOptions, training_rows
+from coinfleet.demo import LIVE_LAUNCH_WINDOW, YOUNG_SECONDS, DemoOptions, training_rows
 from coinfleet.features.spec import compute_matrix
 from coinfleet.features.window import WINDOW_ROWS, windows_from_history
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
@@ -45,17 +45,23 @@ def test_the_threshold_is_the_lowest_that_keeps_to_the_share() -> None:
 
 
 def _probabilities(model: TrainedModel, rows: list[MetricRow]) -> FloatArray:
-    """The model's P(1) at every row of every coin, as serving scores them."""
-    windows = [w for coin in _by_coin(rows) for w in windows_from_history(coin, WINDOW_ROWS)]
+    """The model's P(1) at every row of every coin up to YOUNG_SECONDS old, as serving scores them."""
+    windows = [
+        window
+        for coin in _by_coin(rows)
+        for window in windows_from_history(coin, WINDOW_ROWS)
+        if window.t[-1] - coin[0].timestamp.timestamp() <= YOUNG_SECONDS
+    ]
     return load_predictor(model.format, model.artifact).predict_proba(compute_matrix(windows, model.features))
 
 
 def test_a_demo_model_alerts_on_a_small_share_of_its_validation_and_of_new_markets() -> None:
     rows = training_rows(DemoOptions(duration=None, data_rows=None, data_key="test", coins=30))
-    model = train_model(rows, algorithm="xgboost", target=DOWN1)
+    model = train_model(rows, algorithm="xgboost", target=DOWN1, max_age_seconds=YOUNG_SECONDS)
     data = build_dataset(rows, target=DOWN1, features=model.features, label_mode="within")
     split = time_split(data.t0, data.label_end, train_fraction=TRAIN_FRACTION)
-    validation = load_predictor(model.format, model.artifact).predict_proba(data.x[split.test])
+    validation_rows = data.x[split.test & (data.age <= YOUNG_SECONDS)]
+    validation = load_predictor(model.format, model.artifact).predict_proba(validation_rows)
     assert model.alert_threshold == threshold_for_share(validation, ALERT_SHARE), "from the validation data"
     assert model.metrics["alert_rule"]["validation_share"] <= ALERT_SHARE
     assert model.to_bundle("m").alert_threshold == model.alert_threshold

@@ -15,7 +15,7 @@ from coinfleet.config import Settings
 from coinfleet.models.importing import PICKLE_WARNING
 from coinfleet.models.metadata import flag_metadata
 from coinfleet.models.registry import ModelVersion
-from coinfleet.models.settings import parse_assignments
+from coinfleet.models.settings import key_summaries, parse_assignments
 from coinfleet.service import importing, model_admin, models, versions
 from coinfleet.service.common import Db
 from coinfleet.service.importing import request_from_path, sandbox_limits
@@ -178,7 +178,13 @@ def resume(name: str) -> None:
     console.print(f"{name}: active")
 
 
-@app.command("set")
+#: the keys `models set` takes, from the settings model ("\b": click prints the block as it is)
+SET_EPILOG = "\b\nSettings (lists are comma-separated; none clears):\n" + "\n".join(
+    f"  {line}" for line in key_summaries()
+)
+
+
+@app.command("set", epilog=SET_EPILOG)
 def set_command(name: str, assignments: list[str] = typer.Argument(..., metavar="KEY=VALUE...")) -> None:
     """Change settings, e.g. `alert_threshold=0.8 phases=1,2 weight=4`; takes effect without restart."""
 
@@ -317,6 +323,7 @@ def rename(name: str, new_name: str) -> None:
 def delete(name: str, yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
     """Stop and remove a model from the lists; its predictions stay, its name is free again."""
     if not yes:
+        _call(lambda db: models.show_model(db, name))  # a wrong name is an error, not a question
         typer.confirm(f"delete model {name!r}?", abort=True)
 
     async def service(settings: Settings) -> None:

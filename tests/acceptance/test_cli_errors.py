@@ -96,3 +96,55 @@ def test_help_shows_flags_as_flags(env: dict[str, str]) -> None:
     assert done.returncode == 0
     json_line = next(line for line in done.stdout.splitlines() if "--json" in line)
     assert "<bool>" not in json_line and "--no-json" not in json_line
+
+
+@pytest.mark.timeout(900)  # some 35 processes, each importing the CLI
+def test_every_command_given_a_wrong_name_file_or_setting(
+    env: dict[str, str], bad_files: dict[str, Path], recorded_file: Path
+) -> None:
+    """The acceptance matrix of issue 28: each command, run wrong, says what was wrong in one line."""
+    missing, csv, bundle = (
+        str(bad_files["text.csv"]) + ".missing",
+        str(bad_files["text.csv"]),
+        str(bad_files["model.json"]),
+    )
+    wrong_name = [
+        ("stats", "--model", "nope"),
+        ("backtest", str(recorded_file), "--model", "nope"),
+        ("alerts", "list", "--model", "nope"),
+        ("alerts", "retry", "--dead", "--model", "nope"),
+        ("alerts", "secret", "nope", "--show"),
+        ("alerts", "test-webhook", "http://127.0.0.1:9/x", "--model", "nope"),
+        *[
+            ("models", cmd, "nope")
+            for cmd in ("show", "activate", "deactivate", "resume", "compare", "versions", "delete")
+        ],
+        ("models", "set", "nope", "alert_threshold=0.8"),
+        ("models", "replace", "nope", bundle),
+        ("models", "promote", "nope", "1"),
+        ("models", "export", "nope"),
+        ("models", "rename", "nope", "new"),
+    ]
+    wrong_file = [
+        ("replay", missing),
+        ("backtest", missing),
+        ("demo", "--data", missing),
+        ("train", "--name", "t", "--data", missing),
+        ("models", "import", missing),
+        ("alerts", "secret", "nope", "--from-file", missing),
+        ("replay", csv),
+        ("backtest", csv),
+        ("demo", "--data", csv),
+        ("train", "--name", "t", "--data", csv),
+        ("models", "import", bundle),
+    ]
+    wrong_setting = [
+        ("models", "set", "nope", "colour=red"), ("models", "set", "nope", "alert_threshold=2"),
+        ("models", "set", "nope", "phases="), ("models", "set", "nope", "webhook_url=ftp://x"),
+        ("train", "--name", "t", "--alert-threshold", "2"), ("stats", "--since", "yesterdayish"),
+        ("demo", "--duration", "0"), ("simulate", "--coins", "-1"),
+    ]  # fmt: skip
+    for args in wrong_name + wrong_file + wrong_setting:
+        line = assert_one_error_line(coinfleet(*args, env=env))
+        assert len(line) > len("error: ") + 10, (args, line)
+        assert args not in wrong_name or "no model named 'nope'" in line, (args, line)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -77,7 +78,7 @@ def render_rules(rules: Sequence[RuleComparison], *, wide: bool = True) -> Table
         )
         for r in rules
     ]
-    title = "as-of rule vs former rule (first row in [end, end + grace]; quiet coins dropped)"
+    title = escape("as-of rule vs former rule (first row in [end, end + grace]; quiet coins dropped)")
     return make_table(title, RULE_COLUMNS, rows, wide=wide, caption="each cell: as-of / former")
 
 

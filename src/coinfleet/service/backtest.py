@@ -20,13 +20,13 @@ from coinfleet.config import Settings
 from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, resolve, throwaway_database
 from coinfleet.db.sql import query
-from coinfleet.errors import ConfigError
+from coinfleet.errors import ConfigError, ModelNotFound
 from coinfleet.evaluation.rounds import LoopConfig, data_clock, drain, evaluation_loop, round_config
 from coinfleet.feed import live
 from coinfleet.lanes.supervisor import Supervisor
 from coinfleet.metrics import MetricRow
 from coinfleet.models import registry
-from coinfleet.models.registry import NewModel
+from coinfleet.models.registry import ModelRecord, NewModel
 from coinfleet.service.common import Db, as_dict
 from coinfleet.service.quality import coverage, rule_comparison
 from coinfleet.service.schemas import BacktestReport
@@ -36,17 +36,24 @@ from coinfleet.service.stats import statistics
 CATCH_UP_POLL_SECONDS = 0.2
 
 
-async def copy_models(source: Db, target: Db, names: Sequence[str]) -> list[str]:
-    """Register the named models (default: every active one) in the target database, active."""
-    models = [
-        m for m in await registry.list_models(source) if (m.name in names if names else m.status == "active")
-    ]
-    missing = set(names) - {m.name for m in models}
-    if missing or not models:
+async def chosen_models(source: Db, names: Sequence[str]) -> list[ModelRecord]:
+    """The named models (default: every active one); ModelNotFound for a wrong name, ConfigError when
+    there is nothing to backtest."""
+    known = {m.name: m for m in await registry.list_models(source)}
+    for name in names:
+        if name not in known:
+            raise ModelNotFound(f"no model named {name!r}; `coinfleet models list` shows the names")
+    models = [known[n] for n in names] if names else [m for m in known.values() if m.status == "active"]
+    if not models:
         raise ConfigError(
-            f"no such model(s) to backtest: {sorted(missing) or 'no active model'}; "
-            "see `coinfleet models list`"
+            "no active model to backtest — activate one (`coinfleet models activate NAME`) or name one "
+            "with --model"
         )
+    return models
+
+
+async def copy_models(source: Db, target: Db, models: Sequence[ModelRecord]) -> list[str]:
+    """Register the models in the target database, active."""
     for model in models:
         new = NewModel(
             name=model.name,
@@ -122,13 +129,18 @@ async def run_backtest(
     server, and report statistics and every prediction's outcome; ConfigError for an unknown model."""
     target = await resolve(settings)
     try:
+        source = await asyncpg.connect(target.dsn)
+        try:
+            chosen = await chosen_models(source, models)  # before the throwaway database: a typo ends here
+        finally:
+            await source.close()
         async with throwaway_database(target.dsn, "coinfleet_backtest") as dsn:
             pool = await create_pool(dsn, max_size=settings.pool_max_size)
             try:
                 source = await asyncpg.connect(target.dsn)
                 try:
                     async with pool.acquire() as conn:
-                        await copy_models(source, conn, models)
+                        await copy_models(source, conn, chosen)
                 finally:
                     await source.close()
                 await score_and_evaluate(pool, dsn, settings, rows, on_rows)

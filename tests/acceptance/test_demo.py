@@ -35,7 +35,7 @@ def demo_env(home: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_demo_on_the_simulator_with_the_embedded_database(tmp_path: Path) -> None:
     summary = run_demo(tmp_path / "home", "--duration", "15")
     assert_models_scored(summary)
@@ -44,12 +44,30 @@ def test_demo_on_the_simulator_with_the_embedded_database(tmp_path: Path) -> Non
     try:
         _, listed = coinfleet_json("models", "list", env=env, timeout=120)
         _, stats = coinfleet_json("stats", env=env, timeout=120)
+        again = subprocess.run(
+            [sys.executable, "-m", "coinfleet", "demo", "--duration", "3", "--no-http"],
+            env={**env, "COINFLEET_LOG_LEVEL": "info"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
     finally:
         subprocess.run([sys.executable, "-m", "coinfleet", "db", "stop"], env=env, timeout=120, check=False)
     scored = {m["name"] for m in summary["models"]}  # type: ignore[attr-defined]
     assert scored <= {m["name"] for m in listed}, "the rest of the CLI sees the demo's models"
     counted = {m["name"]: m["predictions"] for m in stats["models"]}
     assert all(counted[name] > 0 for name in scored), "and their predictions"
+    assert_trained_and_compiled_once(again.stderr, scored)
+
+
+def assert_trained_and_compiled_once(log: str, names: set[str]) -> None:
+    """A second run reuses the trained bundles, so the artifacts' hashes match and the compiled graphs
+    come from the cache: no training, no conversion."""
+    assert "training_demo_model" not in log
+    served = [line for line in log.splitlines() if "onnx_compiled" in line or "onnx_fallback" in line]
+    assert {name for name in names if any(f"model={name}" in line for line in served)} == names, log[-3000:]
+    assert all("cached=True" in line for line in served), served
 
 
 @pytest.mark.timeout(300)

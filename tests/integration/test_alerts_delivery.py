@@ -23,9 +23,10 @@ import httpx
 import pytest
 
 from coinfleet.alerts import outbox, secrets
-from coinfleet.alerts.delivery import Deliverer, send_test
+from coinfleet.alerts.delivery import Deliverer
 from coinfleet.alerts.outbox import OutboxItem, write_outbox
 from coinfleet.alerts.payload import sign
+from coinfleet.alerts.sample import send_test
 from coinfleet.config import Settings
 from coinfleet.errors import WebhookRefused
 from coinfleet.feed.writer import insert_metrics

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coinfleet.alerts import outbox, secrets
-from coinfleet.alerts.delivery import send_test
+from coinfleet.alerts.sample import send_test
 from coinfleet.config import Settings
 from coinfleet.db.sql import query
 from coinfleet.errors import AlertNotFound, InvalidRequest

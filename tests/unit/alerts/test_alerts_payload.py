@@ -7,7 +7,6 @@ import hmac
 import json
 from datetime import UTC, datetime, timedelta
 
-from coinfleet.alerts.delivery import sample_model_schema, sample_row
 from coinfleet.alerts.payload import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
@@ -19,6 +18,7 @@ from coinfleet.alerts.payload import (
     idempotency_key,
     sign,
 )
+from coinfleet.alerts.sample import sample_model_schema, sample_row
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PREDECESSOR_MODEL_KEYS = {

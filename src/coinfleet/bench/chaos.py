@@ -24,6 +24,7 @@ import asyncpg
 import structlog
 from rich.table import Table
 
+from coinfleet.bench import duplicates
 from coinfleet.bench.harness import add_models, bench_bundle, market
 from coinfleet.bench.workers import WebhookReceiver, WorkerProcesses
 from coinfleet.config import Settings
@@ -68,6 +69,17 @@ class Havoc:
     fenced: int = 0  #: batches refused because their lease had passed on (from the workers' logs)
     leases_lost: int = 0  #: leases a worker found taken over at its heartbeat (from the logs)
     actions: list[str] = field(default_factory=list)
+    moments: list[tuple[float, str]] = field(default_factory=list)  #: (time.time(), what was done)
+
+    def note(self, action: str) -> None:
+        """Remember when `action` was done (to tell what came before a repeated alert)."""
+        self.moments.append((time.time(), action))
+
+    def restart_exited(self, procs: WorkerProcesses) -> None:
+        """Start again the workers that exited by themselves, counted and noted."""
+        for index in procs.restart_exited():
+            self.worker_exits += 1
+            self.note(f"worker{index} exited (restarted)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +90,8 @@ class Outcome:
     alerts: Counter[str]  #: idempotency key → deliveries (or outbox rows, for the reference)
     repeats: int = 0
     lease_moves: int = 0
+    duplicates: list[dict[str, Any]] = field(default_factory=list)  #: why each repeated alert came
+    window_ms: dict[str, float] = field(default_factory=dict)  #: receiver read → answer stored
 
 
 async def run(
@@ -120,6 +134,7 @@ async def chaos_run(
     dsn = await fresh_database(server_dsn, "chaos")
     receiver = WebhookReceiver()
     pool = await create_pool(dsn, max_size=4)
+    started = time.time()
     try:
         await add_models(pool, bundle, model_names(plan.models), **MODEL_SETTINGS)
         procs = WorkerProcesses(plan.workers, worker_env(dsn, receiver.url), folder / "logs")
@@ -141,6 +156,8 @@ async def chaos_run(
                 alerts=receiver.counts(),
                 repeats=await conn.fetchval(query("repeated_predictions")),
                 lease_moves=await conn.fetchval(query("lease_moves")),
+                duplicates=await duplicates.explain(conn, receiver.arrivals, havoc.moments, started),
+                window_ms=await duplicates.answer_to_commit(conn, receiver.arrivals),
             )
     finally:
         await pool.close()
@@ -228,29 +245,34 @@ async def wreak(procs: WorkerProcesses, pgdata: Path, plan: Plan, havoc: Havoc) 
     resumes: list[asyncio.Task[None]] = []
     for at, action in moments:
         while time.monotonic() - started < at:
-            havoc.worker_exits += len(procs.restart_exited())
+            havoc.restart_exited(procs)
             await asyncio.sleep(0.2)
         if action == "kill":
             index = rng.choice([i for i in range(len(procs)) if i not in paused])
+            havoc.note(f"kill worker{index} (pid {procs.pid(index)})")
             procs.kill(index)
             procs.restart(index)
             havoc.kills += 1
         elif action == "pause":
             index = rng.randrange(len(procs))
             paused.add(index)
+            havoc.note(f"pause worker{index} (pid {procs.pid(index)})")
             procs.pause(index)
             havoc.pauses += 1
-            resumes.append(asyncio.create_task(resume_later(procs, index, paused)))
+            resumes.append(asyncio.create_task(resume_later(procs, index, paused, havoc)))
         else:
+            havoc.note("restart PostgreSQL")
             await asyncio.to_thread(restart_postgres, pgdata)
+            havoc.note("PostgreSQL back")
             havoc.postgres_restarts += 1
         havoc.actions.append(f"{at:.1f}s {action}")
     await asyncio.gather(*resumes)
 
 
-async def resume_later(procs: WorkerProcesses, index: int, paused: set[int]) -> None:
+async def resume_later(procs: WorkerProcesses, index: int, paused: set[int], havoc: Havoc) -> None:
     """SIGCONT the worker after 2.5 lease periods."""
     await asyncio.sleep(2.5 * LEASE_SECONDS)
+    havoc.note(f"resume worker{index}")
     procs.resume(index)
     paused.discard(index)
 
@@ -270,7 +292,7 @@ async def settle(pool: asyncpg.Pool, procs: WorkerProcesses, havoc: Havoc) -> No
     """Until every model's cursor is at the last event and no alert is pending."""
     async with asyncio.timeout(SETTLE_SECONDS):
         while True:
-            havoc.worker_exits += len(procs.restart_exited())
+            havoc.restart_exited(procs)
             try:
                 async with pool.acquire() as conn:
                     if await behind(conn) == 0:
@@ -351,6 +373,8 @@ def compare(chaos: Outcome, reference: Outcome, havoc: Havoc, plan: Plan, second
         "leases_lost": havoc.leases_lost,
         "seconds": round(seconds, 1),
         "actions": havoc.actions,
+        "alert_duplicates": chaos.duplicates,
+        "answer_to_commit_ms": chaos.window_ms,
     }
 
 

@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -97,6 +98,7 @@ class WebhookReceiver:
 
     def __init__(self) -> None:
         self.keys: Counter[str] = Counter()
+        self.arrivals: defaultdict[str, list[float]] = defaultdict(list)  #: key → time.time() of each
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -109,8 +111,10 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                key = self.headers.get(IDEMPOTENCY_HEADER, "")
                 with receiver._lock:
-                    receiver.keys[self.headers.get(IDEMPOTENCY_HEADER, "")] += 1
+                    receiver.keys[key] += 1
+                    receiver.arrivals[key].append(time.time())
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

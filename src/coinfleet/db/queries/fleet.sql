@@ -26,3 +26,17 @@ SELECT idempotency_key FROM coinfleet_alerts
 -- name: lease_moves --
 -- How often a lease was taken again after its first owner (every epoch after the first).
 SELECT coalesce(sum(epoch - 1), 0)::int8 FROM coinfleet_leases
+
+-- name: attempts_of_keys --
+-- Every logged delivery attempt of the alerts with these idempotency keys, in order: who, when, how.
+SELECT a.idempotency_key, t.attempt, t.worker, t.status_code, t.error,
+       extract(epoch FROM t.attempted_at)::float8 AS started, extract(epoch FROM t.finished_at)::float8 AS finished
+FROM coinfleet_alerts AS a JOIN coinfleet_alert_attempts AS t ON t.alert_id = a.id
+WHERE a.idempotency_key = ANY($1::text[])
+ORDER BY a.idempotency_key, t.id
+
+-- name: delivered_attempts --
+-- The idempotency key and the time its outcome was stored of every attempt answered with a 2xx.
+SELECT a.idempotency_key, extract(epoch FROM t.finished_at)::float8 AS finished
+FROM coinfleet_alerts AS a JOIN coinfleet_alert_attempts AS t ON t.alert_id = a.id
+WHERE t.status_code BETWEEN 200 AND 299

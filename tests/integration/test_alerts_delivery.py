@@ -274,7 +274,7 @@ async def test_outbox_survives_a_crash_between_commit_and_delivery(
     assert await count(pool, "SELECT count(*) FROM coinfleet_alerts WHERE state = 'pending'") == len(rows)
     ghost_conn = await asyncpg.connect(db_dsn)  # a worker claims the first alerts for an hour and dies
     ghost_session = await outbox.session(ghost_conn, "ghost-worker")
-    ghost = await outbox.claim(ghost_conn, model.id, ghost_session, 3600, 2)
+    ghost = await outbox.claim(ghost_conn, model.id, ghost_session, 3600, 2, 10.0)
     await ghost_conn.close()
     async with pool.acquire() as conn:
         queued = [

@@ -51,6 +51,10 @@ log = structlog.get_logger(__name__)
 LANE_ERROR_PAUSE_SECONDS = 1.0
 STOP_GRACE_SECONDS = 2.0  #: how long `stop` lets attempts in flight finish before cancelling them
 RUN_LENGTH = 32  #: most alerts one claim takes from the head of a model's queue
+#: how long a claim outlives a server restart that ended its session: its worker may hold the answer to
+#: an alert it sent just before and stores it once it reconnects (a delivery poll or two); taking the
+#: alert sooner would send it twice, and a worker that died with the server delays its alerts this long
+RESTART_GRACE_SECONDS = 10.0
 CUT_SHORT = "cut short: the worker stopped before the answer came (the request may have reached the receiver)"
 
 
@@ -120,6 +124,8 @@ class Deliverer:
         self._outage = Outage("delivery")
         self._session_conn: asyncpg.Connection | None = None
         self._session: Session | None = None
+        #: outcomes whose storing failed with the database away: stored before anything else when it is back
+        self._parked: list[Outcome] = []
 
     def stop(self) -> None:
         """Ask `run` to finish the attempts in flight and return."""
@@ -149,6 +155,7 @@ class Deliverer:
     async def _tick(self) -> None:
         try:
             await self._keep_session()
+            await self._settle_parked()
             await self.dispatch()
             await self._prune_when_due()
         except DATABASE_ERRORS as exc:
@@ -172,6 +179,18 @@ class Deliverer:
         self._session_conn = await asyncpg.connect(self._dsn)
         self._session = await outbox.session(self._session_conn, self._worker)
         log.debug("delivery_session", worker=self._worker, pid=self._session.pid)
+
+    async def _settle_parked(self) -> None:
+        """Store the outcomes parked during an outage (their claims outlived it unless it was long)."""
+        while self._parked:
+            outcome = self._parked.pop(0)
+            try:
+                async with self._pool.acquire() as conn:
+                    await outbox.settle(conn, self._worker, outcome)
+            except DATABASE_ERRORS:
+                self._parked.insert(0, outcome)
+                raise
+            log.info("alert_outcome_stored_late", alert_id=outcome.alert.id, state=outcome.state)
 
     async def dispatch(self) -> None:
         """Start a lane for every model with pending alerts; wake the lanes already running."""
@@ -200,7 +219,7 @@ class Deliverer:
         """Send a run of the model's alerts, or wait until its head is due and its receiver admits it;
         False when nothing is pending."""
         async with self._pool.acquire() as conn:
-            head = await outbox.head(conn, model_id)
+            head = await outbox.head(conn, model_id, RESTART_GRACE_SECONDS)
         if head is None:
             return False
         receiver = self._receiver(head.url)
@@ -221,8 +240,13 @@ class Deliverer:
         if session is None:  # no session to name: claims wait for the next tick to open one
             await asyncio.sleep(self._config.poll_seconds)
             return
+        lease = self._config.lease_seconds * limit
         async with self._pool.acquire() as conn:
-            claim = await outbox.claim(conn, model_id, session, self._config.lease_seconds * limit, limit)
+            claim = await outbox.claim(conn, model_id, session, lease, limit, RESTART_GRACE_SECONDS)
+        if not claim.alerts:  # another worker was first, or our session ended: the tick opens a new one
+            self._wake.set()
+            await asyncio.sleep(self._config.poll_seconds)
+            return
         if claim.cut_short:
             log.warning("alert_attempts_cut_short", model_id=model_id, attempts=claim.cut_short)
         await self.send_run(receiver, claim.alerts)
@@ -264,8 +288,11 @@ class Deliverer:
         """The alert with its attempt started (the claim starts the head's), None when lost or none."""
         if alert is None or alert.attempt_id is not None:
             return alert
-        async with self._pool.acquire() as conn:
-            return await outbox.start(conn, self._worker, alert)
+        try:
+            async with self._pool.acquire() as conn:
+                return await outbox.start(conn, self._worker, alert)
+        except DATABASE_ERRORS:  # not started, not sent: its claim ends with its session
+            return None
 
     async def _attempt_or_cut_short(self, receiver: Receiver, alert: ClaimedAlert) -> Outcome:
         """The attempt's outcome; when cancelled meanwhile, its outcome as cut short is stored first."""
@@ -277,15 +304,28 @@ class Deliverer:
             raise
 
     async def _settle(self, outcome: Outcome, following: ClaimedAlert | None) -> ClaimedAlert | None:
-        async with self._pool.acquire() as conn:
-            started = await outbox.settle(conn, self._worker, outcome, following)
+        """Store the outcome at once (the receiver may have it: until this commits, a worker that dies
+        leaves it to be sent again); with the database away, park it until it is back."""
+        try:
+            async with self._pool.acquire() as conn:
+                started = await outbox.settle(conn, self._worker, outcome, following)
+        except DATABASE_ERRORS as exc:
+            self._parked.append(outcome)
+            log.warning(
+                "alert_outcome_parked", alert_id=outcome.alert.id, error=f"{type(exc).__name__}: {exc}"
+            )
+            started = None
         _log_attempt(outcome)
         return started
 
     async def _release(self, alerts: Sequence[ClaimedAlert]) -> None:
-        if alerts:
+        if not alerts:
+            return
+        try:
             async with self._pool.acquire() as conn:
                 await outbox.release(conn, alerts, self._worker)
+        except DATABASE_ERRORS:  # the claims end with the session (or after the restart's grace)
+            pass
 
     async def _attempt(self, receiver: Receiver, alert: ClaimedAlert) -> Outcome:
         """One attempt at a claimed alert, judged: delivered, pending again after a delay, or dead."""

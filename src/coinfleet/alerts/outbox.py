@@ -197,16 +197,23 @@ async def session(conn: asyncpg.Connection, worker: str) -> Session:
     return Session(worker=worker, pid=row["pid"], backend_start=row["backend_start"])
 
 
-async def head(conn: asyncpg.Connection, model_id: int) -> QueueHead | None:
-    """The model's oldest pending alert; None when nothing is pending."""
-    row = await conn.fetchrow(query("alert_queue_head"), model_id)
+async def head(conn: asyncpg.Connection, model_id: int, restart_grace: float) -> QueueHead | None:
+    """The model's oldest pending alert; None when nothing is pending. A claim named by a session from
+    before a server restart holds `restart_grace` seconds past the restart."""
+    row = await conn.fetchrow(query("alert_queue_head"), model_id, restart_grace)
     return None if row is None else QueueHead(url=row["url"], due_in=row["due_in"])
 
 
 async def claim(
-    conn: asyncpg.Connection, model_id: int, owner: Session, lease_seconds: float, limit: int
+    conn: asyncpg.Connection,
+    model_id: int,
+    owner: Session,
+    lease_seconds: float,
+    limit: int,
+    restart_grace: float,
 ) -> Claim:
-    """Up to `limit` alerts from the head of the model's queue, each with an attempt logged as started."""
+    """Up to `limit` alerts from the head of the model's queue, each with an attempt logged as started;
+    none while `owner`'s session is not alive (its claims would be void at once)."""
     async with conn.transaction():
         await conn.execute(query("lock_model_claims"), ALERT_CLAIM_LOCK_SPACE, model_id)
         rows = await conn.fetch(
@@ -217,6 +224,7 @@ async def claim(
             limit,
             owner.pid,
             owner.backend_start,
+            restart_grace,
         )
     return Claim(
         alerts=[ClaimedAlert.from_row(r) for r in rows], cut_short=rows[0]["cut_short"] if rows else 0

@@ -26,19 +26,19 @@ SELECT pg_advisory_xact_lock($1::int, $2::int)
 SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()
 
 -- name: claim_alerts --
--- Claim up to $4 alerts from the head of a model's queue (call under lock_model_claims): all go to the
--- head's URL, the run stops at the first one not due or held by a live session. The head's attempt
--- starts (counted, logged); attempts left open by a session that ended are closed as cut short.
+-- Claim up to $4 alerts from the head of a model's queue (call under lock_model_claims) for the live
+-- session ($5, $6; none while it is not alive): all go to the head's URL, the run stops at the first
+-- one not due or still claimed (a claim of a session from before a server restart holds $7 s past the
+-- start). The head's attempt starts (counted, logged); attempts left open by a session that ended are
+-- closed as cut short.
 WITH queue AS (
     SELECT a.id, a.url,
-           a.next_attempt_at <= now() AND (
-               a.claimed_by IS NULL OR a.claimed_until < now() OR NOT EXISTS (
-                   SELECT 1 FROM pg_stat_activity AS s  -- backend_start is hidden from other roles
-                   WHERE s.pid = a.claimed_pid
-                     AND coalesce(s.backend_start = a.claimed_backend_start, true))
+           a.next_attempt_at <= now() AND coalesce(
+               coinfleet_alert_claim_ends(a.claimed_until, a.claimed_pid, a.claimed_backend_start, $7) <= now(),
+               true
            ) AS free
     FROM coinfleet_alerts AS a
-    WHERE a.model_id = $1 AND a.state = 'pending'
+    WHERE a.model_id = $1 AND a.state = 'pending' AND (SELECT coinfleet_session_alive($5, $6))
     ORDER BY a.id
     LIMIT $4
 ), numbered AS (
@@ -75,15 +75,13 @@ LEFT JOIN coinfleet_webhook_secrets AS s ON s.model_id = c.model_id
 ORDER BY c.id
 
 -- name: alert_queue_head --
--- A model's oldest pending alert: its URL and the seconds until it may be claimed (no row: none pending).
+-- A model's oldest pending alert: its URL and the seconds until it may be claimed, its claim's end
+-- included ($2: the grace of a claim from before a server restart; no row: none pending).
 SELECT a.url,
-       extract(epoch FROM CASE
-           WHEN a.claimed_by IS NOT NULL AND a.claimed_until >= now() AND EXISTS (
-                    SELECT 1 FROM pg_stat_activity AS s
-                    WHERE s.pid = a.claimed_pid
-                      AND coalesce(s.backend_start = a.claimed_backend_start, true))
-           THEN a.claimed_until
-           ELSE a.next_attempt_at END - now())::float8 AS due_in
+       extract(epoch FROM greatest(
+           a.next_attempt_at,
+           coinfleet_alert_claim_ends(a.claimed_until, a.claimed_pid, a.claimed_backend_start, $2)
+       ) - now())::float8 AS due_in
 FROM coinfleet_alerts AS a
 WHERE a.model_id = $1 AND a.state = 'pending'
 ORDER BY a.id
@@ -92,7 +90,8 @@ LIMIT 1
 -- name: settle_alert --
 -- Store an attempt's outcome ($3 its log row) and mark its alert ($2) delivered, pending again after
 -- $10 s, or dead, while this worker ($1) holds the claim; then start the attempt at the next claimed
--- alert ($11, NULL for none): counted and logged, its log row's id and attempt number returned.
+-- alert ($11, NULL for none) while its claim's session lives (nobody else may take it meanwhile):
+-- counted and logged, its log row's id and attempt number returned.
 WITH logged AS (
     UPDATE coinfleet_alert_attempts
     SET url = $4, status_code = $5, latency_ms = $6, error = $7, response_excerpt = $8, finished_at = now()
@@ -110,6 +109,7 @@ WITH logged AS (
 ), next_alert AS (
     UPDATE coinfleet_alerts SET attempts = attempts + 1
     WHERE id = $11 AND claimed_by = $1 AND state = 'pending'
+      AND coinfleet_session_alive(claimed_pid, claimed_backend_start)
     RETURNING id, model_id, attempts, url
 )
 INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)
@@ -117,11 +117,12 @@ SELECT id, model_id, attempts, url, $1 FROM next_alert
 RETURNING id, attempt
 
 -- name: start_alert_attempt --
--- Start the attempt at a claimed alert ($2) this worker ($1) holds: counted and logged; its log row's
--- id and attempt number returned (no row: the claim was lost).
+-- Start the attempt at a claimed alert ($2) this worker ($1) holds through a live session: counted and
+-- logged; its log row's id and attempt number returned (no row: the claim was lost or may be soon).
 WITH next_alert AS (
     UPDATE coinfleet_alerts SET attempts = attempts + 1
     WHERE id = $2 AND claimed_by = $1 AND state = 'pending'
+      AND coinfleet_session_alive(claimed_pid, claimed_backend_start)
     RETURNING id, model_id, attempts, url
 )
 INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)

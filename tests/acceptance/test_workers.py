@@ -114,3 +114,40 @@ async def test_a_second_serve_on_one_embedded_database_cooperates_and_keeps_it_u
                 proc.wait()
         if embedded.status(pgdata).running:
             embedded.stop(pgdata)
+
+
+@pytest.mark.timeout(180)
+async def test_a_worker_runs_the_drift_watcher(
+    db_dsn: str, small_bundle: ModelBundle, tmp_path: Path
+) -> None:
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await import_bundle(conn, replace(small_bundle, name="watched"), activate=True)
+    finally:
+        await conn.close()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_dsn,
+        "COINFLEET_HOME": str(tmp_path),
+        "COINFLEET_RUNNER": "inline",
+    }
+    env.update(
+        COINFLEET_LOG_LEVEL="info", COINFLEET_LOG_FORMAT="json", COINFLEET_DRIFT_REFRESH_SECONDS="3600"
+    )
+    log = tmp_path / "worker.log"
+    with log.open("wb") as sink:
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "coinfleet", "worker", env=env, stdout=sink, stderr=sink
+        )
+    try:
+        async with asyncio.timeout(150):
+            while '"model_drift"' not in log.read_text(errors="replace"):
+                assert worker.returncode is None, log.read_text(errors="replace")[-3000:]
+                await asyncio.sleep(0.2)
+        assert '"model": "watched"' in log.read_text()
+        worker.send_signal(signal.SIGTERM)
+        assert await worker.wait() == 0
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()

@@ -24,6 +24,8 @@ from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
+from coinfleet.service import health as service_health
+from coinfleet.service import models as service_models
 from support import LATE_TX, market_rows, new_prediction
 
 SETTINGS = Settings(poll_interval_seconds=0.2, batch_max_events=300)
@@ -264,3 +266,21 @@ async def test_a_lane_whose_cursor_moved_under_it_starts_again_and_scores_every_
         supervisor.stop()
         await task
     await assert_each_event_once(pool, models, rows)
+
+
+async def test_the_lease_owner_shows_in_the_model_and_health_views(
+    pool: asyncpg.Pool, small_bundle: ModelBundle
+) -> None:
+    owned, _ = await activate(pool, small_bundle, "owned", "free")
+    worker = LeaseKeeper(pool, seconds=60, capacity=1, worker_id="host:1:abc")
+    lease = await worker.acquire(owned.id)
+    assert lease is not None
+    lanes = {lane.name: lane for lane in await service_models.lanes(pool)}
+    assert (lanes["owned"].owner, lanes["owned"].lease_epoch) == ("host:1:abc", lease.epoch)
+    assert lanes["owned"].lease_expires_at is not None
+    assert (lanes["free"].owner, lanes["free"].lease_epoch) == (None, None)
+    assert (await service_health.health(pool)).owners == {"owned": "host:1:abc", "free": None}
+    async with pool.acquire() as conn:
+        await conn.execute(EXPIRE, owned.id)  # the worker stopped renewing: nobody scores it now
+    (expired,) = await service_models.lanes(pool, owned.id)
+    assert expired.owner is None and expired.lease_epoch == lease.epoch

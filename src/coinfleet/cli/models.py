@@ -102,6 +102,12 @@ def _warn_if_trusted(trust: bool) -> None:
         err_console.print(f"[yellow]warning:[/yellow] {PICKLE_WARNING.removesuffix(', with --trust')}")
 
 
+def _owner(model: Model) -> str:
+    """The worker scoring the model and its lease's epoch; "-" when nobody holds it."""
+    lane = model.lane
+    return "-" if lane.owner is None else f"{lane.owner} (epoch {lane.lease_epoch})"
+
+
 def _serving(model: Model) -> str:
     serving = model.source.get("serving", {})
     if model.format == "onnx":
@@ -117,6 +123,7 @@ MODEL_COLUMNS = (
     Column("weight", narrow=False),
     Column("threshold"),
     Column("reason", text=True),
+    Column("owner", narrow=False, text=True),
 )
 
 
@@ -141,6 +148,7 @@ def list_command(as_json: bool = JSON_OPTION, wide: bool = WIDE_OPTION) -> None:
             "?" if m.settings_error else f"{m.settings['weight']:g}",
             "?" if m.settings_error else f"{m.settings['alert_threshold']:g}",
             m.status_reason or m.settings_error or "",
+            _owner(m),
         )
         for m in found
     ]

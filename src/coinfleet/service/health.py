@@ -63,6 +63,7 @@ def _health(row: asyncpg.Record, all_lanes: list[Lane]) -> Health:
         alerts_pending=row["alerts_pending"],
         alerts_dead=row["alerts_dead"],
         waiting_for_database=waiting,
+        owners={lane.name: lane.owner for lane in all_lanes if lane.status == "active"},
     )
 
 

@@ -32,7 +32,7 @@ def _summary(model: Model) -> None:
     lag = f"{lane.lag_events}{'+' if lane.lag_events_capped else ''} events · {lane.lag_seconds:.1f} s"
     ui.label(
         f"lag {lag} · stored predictions {lane.stored_predictions} · alerts pending {lane.alerts_pending}"
-        f" · dead {lane.alerts_dead}"
+        f" · dead {lane.alerts_dead}" + (f" · scored by {lane.owner}" if lane.owner else "")
     ).classes("text-sm").props("data-testid=lane-line")
 
 

@@ -1,10 +1,13 @@
 -- name: model_lanes --
 -- Per model that is not deleted (or only model $1): its cursor's totals, how many events lie after the
--- cursor, when the oldest of them was inserted, and its pending and dead alerts (counted up to $2).
+-- cursor, when the oldest of them was inserted, and its pending and dead alerts (counted up to $2);
+-- and the worker holding its lease (owner NULL when released or expired).
 -- Events after the cursor are counted exactly up to $3; past that the number is the event sequence's
 -- last value minus the cursor's (rolled-back inserts leave gaps in it, so it is an estimate), capped at
 -- $2: counting up to 100,000 events per model on every call took 0.96 s for 20 lagging models.
 SELECT m.id, m.name, m.status, m.status_reason,
+       CASE WHEN l.expires_at > now() THEN l.owner END AS owner,
+       l.epoch AS lease_epoch, l.expires_at AS lease_expires_at,
        c.updated_at AS cursor_moved_at,
        coalesce(c.stored_predictions, 0) AS stored_predictions,
        c.last_prediction_at,
@@ -20,6 +23,7 @@ LEFT JOIN coinfleet_cursors AS c ON c.model_id = m.id
 CROSS JOIN (
     SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM coinfleet_events_seq_seq
 ) AS newest
+LEFT JOIN coinfleet_leases AS l ON l.model_id = m.id
 LEFT JOIN LATERAL (
     SELECT count(*) AS events
     FROM (SELECT FROM coinfleet_events AS e WHERE (e.tx, e.seq) > (c.tx, c.seq) LIMIT $3 + 1) AS capped

@@ -39,6 +39,10 @@ class Lane(Schema):
     cursor_moved_at: datetime | None  #: when the cursor last advanced
     alerts_pending: int  #: alerts waiting for delivery (stops at COUNT_CAP)
     alerts_dead: int  #: alerts delivery gave up on, waiting for a manual retry (stops at COUNT_CAP)
+    #: the worker (host:pid:…) whose lease lets it score this model now; None: nobody holds it
+    owner: str | None = None
+    lease_epoch: int | None = None  #: how often the lease was taken (None: never)
+    lease_expires_at: datetime | None = None  #: when the lease ends unless its owner renews it
 
 
 class Model(Schema):
@@ -92,3 +96,5 @@ class Health(Schema):
     #: this process's loops (lanes, supervisor, evaluation, delivery, LISTEN) waiting out a database
     #: outage: loop → the error that began it
     waiting_for_database: dict[str, str] = Field(default_factory=dict)
+    #: active model → the worker holding its lane's lease (None: nobody holds it, e.g. no worker runs)
+    owners: dict[str, str | None] = Field(default_factory=dict)

@@ -101,10 +101,14 @@ def fleet(
     models: Annotated[int, typer.Option(min=1, help="Active models, one runner process each.")] = 50,
     rate: EventRate = 300,
     seconds: Annotated[float, typer.Option(min=2, help="Measured seconds.")] = 30,
+    compare: Annotated[
+        int | None,
+        typer.Option(min=1, help="First measure this many models at the same feed (e.g. 20), side by side."),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Many models in one process at a steady feed: memory per runner, lag, predictions/s."""
-    _bench("fleet", as_json, models=models, rate=rate, seconds=seconds)
+    _bench("fleet", as_json, models=models, rate=rate, seconds=seconds, compare=compare)
 
 
 @app.command()

@@ -57,19 +57,23 @@ async def test_an_attempt_starts_only_while_its_claims_session_lives(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
 ) -> None:
     model = await new_model(pool, small_bundle, "fenced", webhook_url="http://127.0.0.1:9/hook")
-    await queue(pool, model, "http://127.0.0.1:9/hook", some_rows(3))
+    await queue(pool, model, "http://127.0.0.1:9/hook", some_rows(4))
     holder = await asyncpg.connect(db_dsn)
     session = await outbox.session(holder, "holder")
     async with pool.acquire() as conn:
-        head, second, third = (await outbox.claim(conn, model.id, session, 3600, 3, GRACE)).alerts
+        head, second, third, fourth = (await outbox.claim(conn, model.id, session, 3600, 4, GRACE)).alerts
         assert await outbox.start(conn, "holder", second) is not None
+        await conn.execute(
+            "UPDATE coinfleet_alerts SET claimed_until = now() - interval '1 second' WHERE id = $1", third.id
+        )
+        assert await outbox.start(conn, "holder", third) is None  # its claim ran out: another may take it
         await holder.close()  # the worker's session ends: another worker may take the alerts now
-        assert await outbox.start(conn, "holder", third) is None  # so this worker must not send it
+        assert await outbox.start(conn, "holder", fourth) is None  # so this worker must not send it
         other = await outbox.session(conn, "other")
-        taken = await outbox.claim(conn, model.id, other, 3600, 3, GRACE)
+        taken = await outbox.claim(conn, model.id, other, 3600, 4, GRACE)
     assert head.attempt_id is not None
-    assert [a.id for a in taken.alerts] == [head.id, second.id, third.id]
-    assert [a.attempts for a in taken.alerts] == [2, 1, 0]  # the third was never started by the holder
+    assert [a.id for a in taken.alerts] == [head.id, second.id, third.id, fourth.id]
+    assert [a.attempts for a in taken.alerts] == [2, 1, 0, 0]  # the holder started neither of the last two
 
 
 async def test_a_claim_from_before_a_server_restart_holds_for_the_grace(

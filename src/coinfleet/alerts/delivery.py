@@ -141,6 +141,8 @@ class Deliverer:
                 await self._tick()
                 await self._wake.wait(self._config.poll_seconds)
             await self._stop_lanes()
+            with contextlib.suppress(*DATABASE_ERRORS):  # a last try: what stays parked is sent again
+                await self._settle_parked()
         finally:
             await self._close()
 

@@ -90,7 +90,7 @@ LIMIT 1
 -- name: settle_alert --
 -- Store an attempt's outcome ($3 its log row) and mark its alert ($2) delivered, pending again after
 -- $10 s, or dead, while this worker ($1) holds the claim; then start the attempt at the next claimed
--- alert ($11, NULL for none) while its claim's session lives (nobody else may take it meanwhile):
+-- alert ($11, NULL for none) while its claim holds (unexpired, its session alive: nobody else may take it):
 -- counted and logged, its log row's id and attempt number returned.
 WITH logged AS (
     UPDATE coinfleet_alert_attempts
@@ -109,7 +109,7 @@ WITH logged AS (
 ), next_alert AS (
     UPDATE coinfleet_alerts SET attempts = attempts + 1
     WHERE id = $11 AND claimed_by = $1 AND state = 'pending'
-      AND coinfleet_session_alive(claimed_pid, claimed_backend_start)
+      AND claimed_until > now() AND coinfleet_session_alive(claimed_pid, claimed_backend_start)
     RETURNING id, model_id, attempts, url
 )
 INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)
@@ -117,12 +117,12 @@ SELECT id, model_id, attempts, url, $1 FROM next_alert
 RETURNING id, attempt
 
 -- name: start_alert_attempt --
--- Start the attempt at a claimed alert ($2) this worker ($1) holds through a live session: counted and
+-- Start the attempt at a claimed alert ($2) this worker ($1) holds (unexpired, a live session): counted and
 -- logged; its log row's id and attempt number returned (no row: the claim was lost or may be soon).
 WITH next_alert AS (
     UPDATE coinfleet_alerts SET attempts = attempts + 1
     WHERE id = $2 AND claimed_by = $1 AND state = 'pending'
-      AND coinfleet_session_alive(claimed_pid, claimed_backend_start)
+      AND claimed_until > now() AND coinfleet_session_alive(claimed_pid, claimed_backend_start)
     RETURNING id, model_id, attempts, url
 )
 INSERT INTO coinfleet_alert_attempts (alert_id, model_id, attempt, url, worker)

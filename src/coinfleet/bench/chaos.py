@@ -372,7 +372,7 @@ def compare(chaos: Outcome, reference: Outcome, havoc: Havoc, plan: Plan, second
         "fenced_batches": havoc.fenced,
         "leases_lost": havoc.leases_lost,
         "seconds": round(seconds, 1),
-        "actions": havoc.actions,
+        "actions": havoc.actions,  #: planned moments, in seconds since the feed began
         "alert_duplicates": chaos.duplicates,
         "answer_to_commit_ms": chaos.window_ms,
     }

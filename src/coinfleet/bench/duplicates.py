@@ -21,7 +21,8 @@ async def explain(
     started: float,
 ) -> list[dict[str, Any]]:
     """One record per key that arrived more than once (times in seconds since `started`): its
-    arrivals, the last action before the repeat, and its attempts."""
+    arrivals, what the benchmark did from the first arrival to the repeat (a kill of the worker that
+    sent it first, say: its pid is in the attempt's worker name), and its attempts."""
     repeated = {key: sorted(times) for key, times in arrivals.items() if len(times) > 1}
     if not repeated:
         return []
@@ -32,7 +33,7 @@ async def explain(
         {
             "key": key,
             "arrived_s": [round(t - started, 2) for t in times],
-            "after": _last_before(moments, times[1], started),
+            "meanwhile": _between(moments, times[0], times[1], started),
             "attempts": attempts[key],
         }
         for key, times in sorted(repeated.items(), key=lambda item: item[1][1])
@@ -66,12 +67,8 @@ def _ms(ordered: Sequence[float], q: float) -> float:
     return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-def _last_before(moments: Sequence[tuple[float, str]], at: float, started: float) -> str | None:
-    before = [(t, action) for t, action in moments if t <= at]
-    if not before:
-        return None
-    t, action = before[-1]
-    return f"{action} at {t - started:.2f}s ({at - t:.2f}s before the repeat)"
+def _between(moments: Sequence[tuple[float, str]], first: float, repeat: float, started: float) -> list[str]:
+    return [f"{action} at {t - started:.2f}s" for t, action in moments if first <= t <= repeat]
 
 
 def _attempt(row: asyncpg.Record, started: float) -> dict[str, Any]:

@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     #: a metric row dated more than this many seconds ahead of the wall clock (or at ±infinity) is not
     #: scored and never counts as "now": lanes set it aside, evaluation's clock stops there
     future_tolerance_seconds: float = Field(default=30.0, ge=0, le=86_400)
-    #: seconds between two drift computations of every active model in `serve` (the PSI gauges); 0: never
+    #: seconds between two drift computations of every active model in `serve` and `worker` (the PSI
+    #: gauges, and a `model_drift` log line per model); 0: never
     drift_refresh_seconds: float = Field(default=600.0, ge=0)
     #: seconds between evaluation rounds when the last round found nothing to do
     evaluation_interval_seconds: float = Field(default=1.0, gt=0, le=600)

@@ -13,8 +13,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 from test_alerts_delivery import (
-    Receiver,
-    count,
     delivered,
     delivering,
     eventually,
@@ -28,6 +26,7 @@ from coinfleet.alerts import outbox
 from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, fresh_database
 from coinfleet.models.bundle import ModelBundle
+from support import Receiver, count
 
 GRACE = 10.0
 

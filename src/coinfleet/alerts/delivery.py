@@ -28,15 +28,14 @@ import structlog
 
 from coinfleet.alerts import outbox
 from coinfleet.alerts.breaker import Breaker
+from coinfleet.alerts.config import DeliveryConfig
 from coinfleet.alerts.outbox import Attempt, ClaimedAlert, Outcome, Session
 from coinfleet.alerts.payload import (
     headers,
 )
-from coinfleet.alerts.rules import RetryPolicy, Verdict, verdict
+from coinfleet.alerts.rules import Verdict, verdict
 from coinfleet.alerts.runs import Run
 from coinfleet.alerts.transport import (
-    HOP_TIMEOUT_FACTOR,
-    MAX_REDIRECTS,
     new_client,
     origin,
     post_webhook,
@@ -56,45 +55,6 @@ RUN_LENGTH = 32  #: most alerts one claim takes from the head of a model's queue
 #: alert sooner would send it twice, and a worker that died with the server delays its alerts this long
 RESTART_GRACE_SECONDS = 10.0
 CUT_SHORT = "cut short: the worker stopped before the answer came (the request may have reached the receiver)"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DeliveryConfig:
-    """The delivery settings of one process."""
-
-    timeout_seconds: float
-    allow_private: bool
-    policy: RetryPolicy
-    max_concurrency: int
-    in_flight: int  #: requests one model may have in flight (for different coins)
-    poll_seconds: float
-    retention_seconds: float
-    prune_interval_seconds: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DeliveryConfig:
-        """Take the webhook_* settings."""
-        return cls(
-            timeout_seconds=settings.webhook_timeout_seconds,
-            allow_private=settings.webhook_allow_private,
-            policy=RetryPolicy(
-                max_age_seconds=settings.webhook_max_age_seconds,
-                initial_seconds=settings.webhook_backoff_initial_seconds,
-                max_seconds=settings.webhook_backoff_max_seconds,
-                jitter_seconds=settings.webhook_backoff_jitter_seconds,
-            ),
-            max_concurrency=settings.webhook_max_concurrency,
-            in_flight=settings.webhook_in_flight_per_model,
-            poll_seconds=settings.poll_interval_seconds,
-            retention_seconds=settings.webhook_log_retention_days * 86_400,
-            prune_interval_seconds=settings.prune_interval_seconds,
-        )
-
-    @property
-    def lease_seconds(self) -> float:
-        """How long a claim on one alert lasts while its session lives: longer than any attempt can take,
-        redirects included (a claim of a session that ended is void at once)."""
-        return (MAX_REDIRECTS + 1) * HOP_TIMEOUT_FACTOR * self.timeout_seconds + 5.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

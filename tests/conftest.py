@@ -1,12 +1,14 @@
 """Shared fixtures: one PostgreSQL per test session, a migrated template, a fresh database per test.
 
 The server is the embedded one (started in a temp folder) unless COINFLEET_TEST_DATABASE_URL names
-another server, e.g. postgresql://postgres@127.0.0.1:5432/test.
+another server, e.g. postgresql://postgres@127.0.0.1:5432/test. Tests that read events below the event
+horizon take `own_db_dsn` (a cluster of the session's own) instead: see `own_server_dsn`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -58,6 +60,12 @@ async def _admin(server_dsn: str) -> asyncpg.Connection:
 @pytest.fixture(scope="session")
 async def template_name(server_dsn: str) -> AsyncIterator[str]:
     """A database with every migration applied, copied for each test."""
+    async with _template(server_dsn) as name:
+        yield name
+
+
+@contextlib.asynccontextmanager
+async def _template(server_dsn: str) -> AsyncIterator[str]:
     name = f"cf_template_{uuid.uuid4().hex[:10]}"
     admin = await _admin(server_dsn)
     try:
@@ -79,6 +87,38 @@ async def db_dsn(server_dsn: str, template_name: str) -> AsyncIterator[str]:
     name, dsn = await copy_template(server_dsn, template_name, "cf_test")
     yield dsn
     await drop_database(server_dsn, name)
+
+
+@pytest.fixture(scope="session")
+def own_server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An embedded PostgreSQL no other process writes to, started on first use.
+
+    Events are read only below the event horizon, the oldest transaction still open anywhere in the
+    cluster: on a shared server, another process's long transaction (in any database) holds back every
+    event a test just inserted, for as long as it likes. No bounded wait rides that out.
+    """
+    pgdata = tmp_path_factory.mktemp("own-pg") / "data"
+    dsn, _ = embedded.start(pgdata)
+    try:
+        yield dsn
+    finally:
+        embedded.stop(pgdata)
+
+
+@pytest.fixture(scope="session")
+async def own_template_name(own_server_dsn: str) -> AsyncIterator[str]:
+    """`template_name` on the session's own server."""
+    async with _template(own_server_dsn) as name:
+        yield name
+
+
+@pytest.fixture
+async def own_db_dsn(own_server_dsn: str, own_template_name: str) -> AsyncIterator[str]:
+    """`db_dsn` on the session's own server: for tests whose events must not wait behind strangers'
+    transactions (a module overrides `db_dsn` with it, and `pool` follows)."""
+    name, dsn = await copy_template(own_server_dsn, own_template_name, "cf_test")
+    yield dsn
+    await drop_database(own_server_dsn, name)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
 from coinfleet.events.cursor import Cursor, Event, read_events
 from coinfleet.events.log import EventLog
@@ -14,6 +15,13 @@ from coinfleet.events.log import EventLog
 INSERT = 'INSERT INTO coin_metrics (mint, "timestamp", price_close) VALUES ($1, $2, 1.0)'
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 START = Cursor(tx=0, seq=0)
+
+
+@pytest.fixture
+def db_dsn(own_db_dsn: str) -> str:
+    """A database on the session's own server: a stranger's open transaction would hold these events
+    back (see own_server_dsn)."""
+    return own_db_dsn
 
 
 async def _insert(pool: asyncpg.Pool, first: int, count: int) -> None:

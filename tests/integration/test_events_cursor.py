@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 
 from coinfleet.events.cursor import Cursor, read_events
 
 INSERT = 'INSERT INTO coin_metrics (mint, "timestamp", price_close) VALUES ($1, $2, 1.0)'
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def db_dsn(own_db_dsn: str) -> str:
+    """A database on the session's own server: a stranger's open transaction would hold these events
+    back (see own_server_dsn)."""
+    return own_db_dsn
 
 
 async def test_lower_seq_committed_late_is_read_once(db_dsn: str) -> None:

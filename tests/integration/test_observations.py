@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import asyncpg
 import numpy as np
+import pytest
 
 from coinfleet.events.cursor import Cursor
 from coinfleet.events.log import EventLog
@@ -16,6 +17,13 @@ from coinfleet.features.window import WINDOW_ROWS
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
 from support import market_rows
+
+
+@pytest.fixture
+def db_dsn(own_db_dsn: str) -> str:
+    """A database on the session's own server: a stranger's open transaction would hold these events
+    back (see own_server_dsn)."""
+    return own_db_dsn
 
 
 async def _insert(pool: asyncpg.Pool, rows: list[MetricRow]) -> None:

@@ -6,40 +6,56 @@ import asyncio
 
 import pytest
 
+from coinfleet.runners import slots as slots_module
 from coinfleet.runners.slots import SMALL_BATCH_SECONDS, FairSlots
 
 
-async def busy_model(slots: FairSlots, key: str, weight: float, work: float, stop: asyncio.Event) -> int:
-    """Ask for a slot again and again, holding it for `work` seconds each time."""
-    batches = 0
-    while not stop.is_set():
+class WorkClock:
+    """The slots' clock in the contention tests: it moves only by the work the models do while they hold
+    a slot, so each hold is charged exactly its work, however long a busy machine keeps this process
+    from running (on the real clock such a pause is charged to whoever held the slot then)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> WorkClock:
+    clock = WorkClock()
+    monkeypatch.setattr(slots_module, "time", clock)
+    return clock
+
+
+async def busy_model(slots: FairSlots, clock: WorkClock, key: str, weight: float, until: float) -> None:
+    """Ask for a slot again and again, working 5 ms each time, until the clock reaches `until`."""
+    while clock.now < until:
         async with slots.slot(key, weight):
-            await asyncio.sleep(work)
-        batches += 1
-    return batches
+            clock.now += 0.005
+            await asyncio.sleep(0)  # the others queue meanwhile
 
 
-async def run_contention(weights: dict[str, float], seconds: float = 1.0) -> dict[str, float]:
-    slots = FairSlots(1)
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(busy_model(slots, k, w, 0.005, stop)) for k, w in weights.items()]
-    await asyncio.sleep(seconds)
-    stop.set()
-    await asyncio.gather(*tasks)
+async def run_contention(
+    clock: WorkClock, weights: dict[str, float], seconds: float = 1.0
+) -> dict[str, float]:
+    slots = FairSlots(1, quantum=3600)  # no hold reaches the quantum (its own test is below)
+    await asyncio.gather(*(busy_model(slots, clock, k, w, seconds) for k, w in weights.items()))
     total = sum(slots.used.values())
     return {k: slots.used.get(k, 0.0) / total for k in weights}
 
 
-async def test_shares_follow_weights_and_the_lightest_is_served() -> None:
-    shares = await run_contention({"w1": 1, "w2": 2, "w4": 4})
+async def test_shares_follow_weights_and_the_lightest_is_served(clock: WorkClock) -> None:
+    shares = await run_contention(clock, {"w1": 1, "w2": 2, "w4": 4})
     assert shares["w1"] < shares["w2"] < shares["w4"]
     assert shares["w1"] > 0.05  # the lowest weight still gets served
     for key, weight in {"w1": 1, "w2": 2, "w4": 4}.items():
         assert shares[key] == pytest.approx(weight / 7, abs=0.1)
 
 
-async def test_equal_weights_share_equally() -> None:
-    shares = await run_contention({"a": 1, "b": 1})
+async def test_equal_weights_share_equally(clock: WorkClock) -> None:
+    shares = await run_contention(clock, {"a": 1, "b": 1})
     assert shares["a"] == pytest.approx(0.5, abs=0.1)
 
 

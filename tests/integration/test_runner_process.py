@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,11 @@ from support import market_rows
 
 FloatArray = npt.NDArray[np.float64]
 HERE = str(Path(__file__).parent)
-LIMITS = RunnerLimits(timeout_seconds=1.0, memory_limit_mb=300)
+#: far past what a batch here takes on a busy machine, where a runner child (at nice 10) gets a few percent
+#: of a core: a model that crashes or grows must fail for that, not for a deadline that came first
+LIMITS = RunnerLimits(timeout_seconds=60.0, memory_limit_mb=300)
+#: for the batch that hangs: nothing else meets a deadline, so it may be short
+HANG_LIMITS = replace(LIMITS, timeout_seconds=1.0)
 #: what the faulty model does when the first value of a batch is this
 CRASH, HANG, GROW, RAISE = 1.0, 2.0, 3.0, 4.0
 #: packages whose native libraries a serving child must not load
@@ -68,8 +73,12 @@ def batch(first: float, rows: int = 3) -> npt.NDArray[np.float32]:
 
 
 async def expect_failure(runner: ProcessRunner, first: float, reason: str) -> None:
-    with pytest.raises(RunnerError) as caught:
-        await runner.predict(batch(first))
+    runner.set_limits(HANG_LIMITS if first == HANG else LIMITS)
+    try:
+        with pytest.raises(RunnerError) as caught:
+            await runner.predict(batch(first))
+    finally:
+        runner.set_limits(LIMITS)
     assert caught.value.reason == reason
 
 

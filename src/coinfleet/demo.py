@@ -285,8 +285,10 @@ class DemoRun:
             scoring = 0.0 if self._scoring_since is None else time.monotonic() - self._scoring_since
             if scoring >= duration or snapshot.elapsed >= duration + STARTUP_GRACE_SECONDS:
                 return True
+        # a lane still starting (a model loading slowly) has no line yet: wait for it, within the grace
+        started = self._scoring_since is not None or snapshot.elapsed >= STARTUP_GRACE_SECONDS
         caught_up = all(m.lag_events == 0 for m in snapshot.models) and bool(snapshot.models)
-        return not snapshot.feeding and caught_up
+        return not snapshot.feeding and caught_up and started
 
     async def snapshot(self, *, feeding: bool, final: bool = False) -> DemoSnapshot:
         """Counters of every lane; the final one reads stored predictions from the database."""

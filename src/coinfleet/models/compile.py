@@ -146,14 +146,16 @@ def _split_candidates(graph: bytes, n_features: int) -> list[FloatArray]:
 
 
 def _neighbours(thresholds: npt.NDArray[np.float32]) -> FloatArray:
-    if not len(thresholds):
-        return np.array([-1.0, 0.0, 1.0, 1e3], dtype=np.float64)
+    plain = np.array([-1.0, 0.0, 1.0, 1e3], dtype=np.float64)
     below = np.nextafter(thresholds, np.float32(-np.inf))
     above = np.nextafter(thresholds, np.float32(np.inf))
     values = np.concatenate([below, thresholds, above]).astype(np.float64)
     # LightGBM reads |x| ≤ 1e-35 as exactly 0 (its zero threshold); features never hold such values
     values[np.abs(values) <= _ZERO] = 0.0
-    return np.unique(values[np.abs(values) < _LARGEST])
+    kept = np.unique(values[np.abs(values) < _LARGEST])
+    # a feature split only at infinite or float32-overflowing thresholds (a LightGBM model trained on a
+    # recorded day splits volume_spike_10 at +inf) leaves nothing to sample: plain values stand in
+    return kept if len(kept) else plain
 
 
 def _first_line(exc: Exception) -> str:

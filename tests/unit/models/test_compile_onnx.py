@@ -130,6 +130,13 @@ def test_sample_rows_sit_on_and_beside_split_thresholds(trained: dict[Algorithm,
     assert np.array_equal(rows[~np.isnan(rows)], rows[~np.isnan(rows)].astype(np.float32))
 
 
+def test_a_feature_split_only_at_infinity_still_gets_sample_values() -> None:
+    """A LightGBM model trained on the recorded day split one feature at +inf only; sampling it once
+    found no value and the model fell back to its slow native runner."""
+    values = compile_module._neighbours(np.array([np.inf, -np.inf, 3e38], dtype=np.float32))
+    assert len(values) > 0 and np.all(np.isfinite(values))
+
+
 @given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=20))
 def test_round_down_keeps_every_float32_on_the_same_side(values: list[float]) -> None:
     thresholds = np.array(values, dtype=np.float64)

@@ -36,6 +36,8 @@ from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.settings import ModelSettings
+from coinfleet.service.alerts import list_alerts
+from coinfleet.service.schemas import AlertQuery
 from support import Received, Receiver, count, market_rows, running, until
 
 FAST: dict[str, Any] = {
@@ -346,7 +348,7 @@ async def test_a_failing_receiver_burns_no_attempts_and_alerts_die_only_by_age(
             lambda: _at_least(pool, "SELECT count(*) FROM coinfleet_alerts WHERE state = 'dead'", 3)
         )
         async with pool.acquire() as conn:
-            dead = await outbox.list_alerts(conn, model_id=model.id, state="dead")
+            dead = (await list_alerts(conn, AlertQuery(model=model.name, state="dead"))).items
             logged = await conn.fetch("SELECT * FROM coinfleet_alert_attempts ORDER BY id")
             by_alert = Counter(r["alert_id"] for r in logged)
             assert [a.idempotency_key for a in reversed(dead)] == keys
@@ -375,7 +377,10 @@ async def test_a_permanent_refusal_kills_only_that_alert_and_the_lane_goes_on(
         async with delivering(pool, db_dsn, settings()):
             await eventually(delivered(pool, 2))
         async with pool.acquire() as conn:
-            states = [(a.idempotency_key, a.state, a.last_status) for a in await outbox.list_alerts(conn)]
+            states = [
+                (a.idempotency_key, a.state, a.last_status)
+                for a in (await list_alerts(conn, AlertQuery())).items
+            ]
         assert states[::-1] == [
             (keys[0], "delivered", 200),
             (keys[1], "dead", 410),
@@ -557,7 +562,11 @@ async def test_redirects_take_the_signed_body_only_to_the_same_host_and_port(
         assert {r.path for r in renamed.received} == {"/old"}  # never at the "other host"
         assert receiver.received == []
         async with pool.acquire() as conn:
-            refused = {a.model_name: a for a in await outbox.list_alerts(conn) if a.model_name != "hops"}
+            refused = {
+                a.model_name: a
+                for a in (await list_alerts(conn, AlertQuery())).items
+                if a.model_name != "hops"
+            }
         assert {a.state for a in refused.values()} == {"pending"}  # a failing receiver: it waits
         assert "another host" in (refused["renamed"].last_error or "")
         assert "another port" in (refused["elsewhere"].last_error or "")

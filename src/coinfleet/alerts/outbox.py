@@ -98,34 +98,6 @@ class QueueHead:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class AlertRow:
-    """One outbox row for listings."""
-
-    id: int
-    model_id: int
-    model_name: str
-    prediction_id: int | None
-    mint: str
-    metric_ts: datetime
-    tag: str
-    suppressed: str | None
-    url: str
-    idempotency_key: str
-    state: AlertState
-    attempts: int
-    last_status: int | None
-    last_error: str | None
-    next_attempt_at: datetime
-    created_at: datetime
-    delivered_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> AlertRow:
-        """Build from a `list_alerts` row."""
-        return cls(**dict(row))
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
 class Attempt:
     """What one delivery attempt gave."""
 
@@ -281,14 +253,6 @@ async def release(conn: asyncpg.Connection, alerts: Sequence[ClaimedAlert], work
     """Give back the worker's claims on these alerts, so nobody waits for their lease."""
     if alerts:
         await conn.execute(query("release_alert_claims"), [a.id for a in alerts], worker)
-
-
-async def list_alerts(
-    conn: asyncpg.Connection, *, model_id: int | None = None, state: AlertState | None = None, limit: int = 50
-) -> list[AlertRow]:
-    """The newest alerts first, optionally of one model and in one state."""
-    rows = await conn.fetch(query("list_alerts"), model_id, state, limit)
-    return [AlertRow.from_row(r) for r in rows]
 
 
 async def retry_alert(

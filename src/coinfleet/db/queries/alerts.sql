@@ -154,16 +154,6 @@ SELECT secret FROM coinfleet_webhook_secrets WHERE model_id = $1
 INSERT INTO coinfleet_webhook_secrets (model_id, secret) VALUES ($1, $2)
 ON CONFLICT (model_id) DO UPDATE SET secret = excluded.secret, updated_at = now()
 
--- name: list_alerts --
--- The newest alerts, optionally of one model and in one state.
-SELECT a.id, a.model_id, m.name AS model_name, a.prediction_id, a.mint, a.metric_ts, a.tag,
-       a.suppressed, a.url, a.idempotency_key, a.state, a.attempts, a.last_status, a.last_error,
-       a.next_attempt_at, a.created_at, a.delivered_at
-FROM coinfleet_alerts AS a JOIN coinfleet_models AS m ON m.id = a.model_id
-WHERE ($1::int IS NULL OR a.model_id = $1) AND ($2::text IS NULL OR a.state = $2)
-ORDER BY a.id DESC
-LIMIT $3
-
 -- name: list_alert_attempts --
 -- Every logged attempt of one alert, oldest first.
 SELECT attempt, url, status_code, latency_ms, error, response_excerpt, attempted_at, finished_at

@@ -89,6 +89,18 @@ async def db_dsn(server_dsn: str, template_name: str) -> AsyncIterator[str]:
     await drop_database(server_dsn, name)
 
 
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """An embedded PostgreSQL of one test's own, which it may stop, crash or restart: (data directory,
+    server DSN); stopped afterwards."""
+    pgdata = tmp_path / "pg" / "data"
+    dsn, _ = embedded.start(pgdata)
+    try:
+        yield pgdata, dsn
+    finally:
+        embedded.stop(pgdata)
+
+
 @pytest.fixture(scope="session")
 def own_server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An embedded PostgreSQL no other process writes to, started on first use.

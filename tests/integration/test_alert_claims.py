@@ -98,17 +98,6 @@ async def test_a_claim_from_before_a_server_restart_holds_for_the_grace(
 
 
 @pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """An embedded PostgreSQL of this test's own (it is restarted), stopped afterwards."""
-    pgdata = tmp_path / "pg" / "data"
-    dsn, _ = embedded.start(pgdata)
-    try:
-        yield pgdata, dsn
-    finally:
-        embedded.stop(pgdata)
-
-
-@pytest.fixture
 async def own_pool(own_server: tuple[Path, str]) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
     dsn = await fresh_database(own_server[1], "claims")
     pool = await create_pool(dsn, max_size=4)

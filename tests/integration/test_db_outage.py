@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,17 +28,6 @@ DOWN_SECONDS = 2.5
 #: the replay's pace: its 900 s of feed would last 180 s, far longer than serve's start and both outages
 #: take on a busy machine; the test stops it once it has written rows after the second outage
 REPLAY_SPEED = 5
-
-
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """An embedded PostgreSQL of this test's own (data directory, server DSN), stopped afterwards."""
-    pgdata = tmp_path / "pg" / "data"
-    dsn, _ = embedded.start(pgdata)
-    try:
-        yield pgdata, dsn
-    finally:
-        embedded.stop(pgdata)
 
 
 async def start(dsn: str, log: Path) -> asyncio.subprocess.Process:

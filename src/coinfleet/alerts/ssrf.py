@@ -2,7 +2,7 @@
 
 The check runs at send time (DNS answers change) and the request then goes to the very address that
 was checked, so a second DNS answer cannot swap in a private one (DNS rebinding). An IPv4 address
-hidden in an IPv6 one (mapped, compatible, 6to4, NAT64) is judged as that IPv4 address, and a host
+hidden in an IPv6 one (mapped, translated, compatible, 6to4, NAT64) is judged as that IPv4 address, and a host
 written as a number in any form the C library accepts (`2130706433`, `0x7f.1`, `127.1`) as the
 address it stands for.
 """
@@ -52,14 +52,19 @@ NAT64 = ipaddress.ip_network("64:ff9b::/96")
 NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 #: IPv4-compatible IPv6 addresses (deprecated, RFC 4291): the IPv4 address is the last 32 bits
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+#: IPv4-translated addresses (stateless IP/ICMP translation, RFC 2765): the IPv4 address is the last 32
+#: bits; a translator on the path delivers them to that IPv4 address
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 NUMERIC_HOST = re.compile(r"^[0-9][0-9a-fA-FxX.]*$")
 
 
 def _plain(address: IPAddress) -> IPAddress:
-    """An IPv4 address hidden in an IPv6 one (mapped, compatible, 6to4, NAT64), or the address itself."""
+    """An IPv4 address hidden in an IPv6 one (mapped, translated, compatible, 6to4, NAT64), or the address
+    itself."""
     if not isinstance(address, ipaddress.IPv6Address):
         return address
-    if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 1):  # :: and ::1 are IPv6's own
+    if address in NAT64 or address in IPV4_TRANSLATED or (address in IPV4_COMPATIBLE and int(address) > 1):
+        # (:: and ::1 are IPv6's own)
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address.ipv4_mapped or address.sixtofour or address
 
@@ -88,13 +93,19 @@ def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
         return "a cloud metadata address"
     if plain.is_unspecified or plain.is_multicast:
         return "an unspecified or multicast address"
-    if allow_private or plain.is_global:
+    if allow_private or (plain.is_global and not _site_local(plain)):
         return None
     if plain.is_loopback:
         return "a loopback address"
     if plain.is_link_local:
         return "a link-local address"
     return "a private or reserved address"
+
+
+def _site_local(address: IPAddress) -> bool:
+    """An IPv6 site-local address (fec0::/10): deprecated, yet still routed inside some networks, and
+    Python counts it as global."""
+    return isinstance(address, ipaddress.IPv6Address) and address.is_site_local
 
 
 def check_scheme(url: str) -> httpx.URL:

@@ -40,8 +40,18 @@ REFUSED = [
     "::10.0.0.1",
     "::169.254.169.254",
     "::ffff:7f00:1",  # IPv4-mapped, hex
+    "::ffff:0:7f00:1",  # IPv4-translated (RFC 2765) of 127.0.0.1
+    "::ffff:0:10.0.0.1",  # IPv4-translated of 10.0.0.1
+    "fec0::1",  # site-local (deprecated, still routed inside some networks)
 ]
-PUBLIC = ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808", "::ffff:8.8.8.8"]
+PUBLIC = [
+    "93.184.216.34",
+    "1.1.1.1",
+    "2606:4700:4700::1111",
+    "64:ff9b::808:808",
+    "::ffff:8.8.8.8",
+    "::ffff:0:808:808",  # IPv4-translated of a public address
+]
 
 
 @pytest.mark.parametrize("address", REFUSED)
@@ -69,6 +79,7 @@ def test_allow_private_lets_private_and_loopback_through(address: str) -> None:
         "::169.254.169.254",
         "64:ff9b::a9fe:a9fe",
         "64:ff9b:1::a9fe:a9fe",
+        "::ffff:0:a9fe:a9fe",
     ],
 )
 def test_metadata_and_unspecified_stay_refused_when_private_is_allowed(address: str) -> None:
@@ -125,6 +136,7 @@ LOOPBACK_SPELLINGS = [
     "http://[::127.0.0.1]/hook",  # IPv4-compatible
     "http://[64:ff9b::127.0.0.1]/hook",  # NAT64
     "http://[64:ff9b:1::7f00:1]/hook",  # NAT64 local-use
+    "http://[::ffff:0:127.0.0.1]/hook",  # IPv4-translated
 ]
 
 

@@ -28,6 +28,7 @@ from coinfleet.api.app import create_app
 from coinfleet.api.server import Listening, serving
 from coinfleet.api.serving import HttpOptions, api_config
 from coinfleet.db.database import Database
+from coinfleet.db.outage import DOWN, mirror
 from coinfleet.errors import ConfigError
 from coinfleet.lanes.serve import Companion, LanesStarted
 from coinfleet.logs import configure_logging
@@ -60,6 +61,14 @@ class HttpLost(ConfigError):
 LANES_STARTED = Gauge(
     "coinfleet_lanes_started", "1 when every active model has its lane in the serving process"
 )
+WAITING_METRIC = "coinfleet_waiting_for_database"
+WAITING = Gauge(
+    WAITING_METRIC,
+    "1 per loop of the serving process waiting out a database outage, with the error that began it",
+    ["loop", "error"],
+)
+#: longest error text passed on as a label
+WAITING_ERROR_CHARS = 200
 
 
 async def http_child_until(
@@ -93,6 +102,7 @@ async def http_child_until(
         ready.cancel()
         await _stop_child(child)
         httpd.shutdown()
+        httpd.server_close()
 
 
 async def _listening(conn: Connection, child: SpawnProcess, stop: asyncio.Event) -> Listening | None:
@@ -124,9 +134,17 @@ async def _stop_child(child: SpawnProcess) -> None:
 
 async def _keep_ready_gauge(lanes_started: LanesStarted) -> None:
     while True:
+        publish_waiting()
         with contextlib.suppress(Exception):  # a failed check leaves the last answer; /ready reports it
             LANES_STARTED.set(1.0 if await lanes_started() else 0.0)
         await asyncio.sleep(READY_EVERY_SECONDS)
+
+
+def publish_waiting() -> None:
+    """Put this process's loops waiting for the database (DOWN) into the WAITING gauge."""
+    WAITING.clear()
+    for loop, error in dict(DOWN).items():
+        WAITING.labels(loop, error[:WAITING_ERROR_CHARS]).set(1.0)
 
 
 class LanesEndpoint:
@@ -153,9 +171,27 @@ class LanesEndpoint:
                 return any(sample.value == 1.0 for sample in family.samples)
         return False
 
+    async def waiting(self) -> dict[str, str]:
+        """The serving process's loops waiting for the database (loop → the error that began it)."""
+        text = (await self.exposition()).decode()
+        for family in text_string_to_metric_families(text):
+            if family.name == WAITING_METRIC:
+                return {s.labels["loop"]: s.labels["error"] for s in family.samples if s.value == 1.0}
+        return {}
+
     async def close(self) -> None:
         """Close the client."""
         await self._client.aclose()
+
+
+async def mirror_waiting(lanes: LanesEndpoint, every_seconds: float = READY_EVERY_SECONDS) -> None:
+    """Keep this process's DOWN showing the serving process's loops that wait for the database, so the
+    HTTP process's `/ready` and health name them (until cancelled)."""
+    mirrored: set[str] = set()
+    while True:
+        with contextlib.suppress(httpx.HTTPError):  # the serving process is away: keep what was seen
+            mirrored = mirror(await lanes.waiting(), mirrored)
+        await asyncio.sleep(every_seconds)
 
 
 def _child_main(options: HttpOptions, dsn: str, lanes_url: str, conn: Connection) -> None:
@@ -171,6 +207,7 @@ async def _child(options: HttpOptions, dsn: str, lanes_url: str, conn: Connectio
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     lanes = LanesEndpoint(lanes_url)
     config = replace(api_config(options, dsn, lanes.started), lanes_metrics=lanes.exposition)
+    waiting = asyncio.create_task(mirror_waiting(lanes))
     try:
         async with serving(create_app(config, ui=options.ui), host=options.host, port=options.port) as at:
             conn.send(("listening", at.host, at.port))
@@ -178,6 +215,7 @@ async def _child(options: HttpOptions, dsn: str, lanes_url: str, conn: Connectio
     except ConfigError as exc:
         conn.send(("failed", str(exc)))
     finally:
+        waiting.cancel()
         await lanes.close()
         conn.close()
 

@@ -30,6 +30,7 @@ import asyncpg
 import structlog
 
 from coinfleet.constants import MODELS_CHANNEL, STREAM_CHANNEL
+from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.db.sql import query
 
 log = structlog.get_logger(__name__)
@@ -38,8 +39,6 @@ Kind = Literal["prediction", "alert", "model"]
 MAX_ROWS_PER_NOTIFY = 50_000
 #: ids remembered per kind so a row seen through two overlapping id ranges is sent once
 REMEMBERED_IDS = 200_000
-#: seconds between reconnection attempts of a lost LISTEN connection
-RECONNECT_SECONDS = 1.0
 #: events kept for clients that reconnect with Last-Event-ID
 REPLAY_EVENTS = 10_000
 #: seconds the hub keeps reading after its last client left (a reconnecting client misses nothing)
@@ -184,7 +183,7 @@ class StreamHub:
         self._notes: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._seen: dict[str, _Seen] = {k: _Seen(REMEMBERED_IDS) for k in ("prediction", "alert")}
         self._task: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
+        self._first_try = asyncio.Event()  #: the first connection attempt is over, whatever its outcome
         self.replay = ReplayWindow(REPLAY_EVENTS)
         self._last_left: float | None = None  #: monotonic time the last client left
 
@@ -194,9 +193,14 @@ class StreamHub:
         return len(self._subscribers)
 
     async def start(self) -> None:
-        """Start listening (returns once the LISTEN is in place)."""
+        """Start listening: returns once the LISTEN is in place, or once the first try found the database
+        away (the hub then goes on trying, so the HTTP side comes up during an outage)."""
         self._task = asyncio.create_task(self._run(), name="stream-hub")
-        await self._listening.wait()
+        first_try = asyncio.create_task(self._first_try.wait())
+        await asyncio.wait({first_try, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        first_try.cancel()
+        if self._task.done():
+            self._task.result()  # it failed in a way no retry mends (a bad DSN): say why
 
     async def close(self) -> None:
         """Stop listening and cut every subscriber off."""
@@ -235,25 +239,30 @@ class StreamHub:
         self._notes.put_nowait((channel, payload))
 
     async def _run(self) -> None:
+        """Listen for as long as the hub lives: a lost connection (the database restarted or went away
+        mid-read) is opened again with the outage backoff, said once in the log and in `/ready`."""
+        outage = Outage("stream")
         while True:
             try:
                 conn = await asyncpg.connect(self._dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("stream_listen_failed", error=str(exc))
-                await asyncio.sleep(RECONNECT_SECONDS)
+            except (asyncpg.PostgresError, *DATABASE_ERRORS) as exc:
+                pause = outage.failed(exc)
+                self._first_try.set()
+                await asyncio.sleep(pause)
                 continue
             try:
-                await self._listen(conn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("stream_listen_lost", error=str(exc))
+                await self._listen(conn, outage)
+            except (asyncpg.PostgresError, *DATABASE_ERRORS) as exc:
+                log.warning("stream_listen_lost", error=f"{type(exc).__name__}: {exc}")
             finally:
                 with contextlib.suppress(Exception):
                     await conn.close()
 
-    async def _listen(self, conn: asyncpg.Connection) -> None:
+    async def _listen(self, conn: asyncpg.Connection, outage: Outage) -> None:
         await conn.add_listener(STREAM_CHANNEL, self._on_notify)
         await conn.add_listener(MODELS_CHANNEL, self._on_notify)
-        self._listening.set()
+        outage.succeeded()
+        self._first_try.set()
         while not conn.is_closed():
             try:
                 channel, payload = await asyncio.wait_for(self._notes.get(), timeout=5.0)

@@ -34,6 +34,16 @@ MAX_BACKOFF_SECONDS = 2.0
 DOWN: dict[str, str] = {}
 
 
+def mirror(remote: dict[str, str], mirrored: set[str]) -> set[str]:
+    """Show another process's loops waiting for the database in this one's DOWN (the HTTP process of
+    `coinfleet serve` answers `/ready` for the lanes' process): entries mirrored before that are gone
+    now are dropped. Returns the names mirrored now (pass them to the next call)."""
+    for name in mirrored - remote.keys():
+        DOWN.pop(name, None)
+    DOWN.update(remote)
+    return set(remote)
+
+
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the database is unreachable rather than a statement being wrong."""
     return isinstance(exc, DATABASE_ERRORS)

@@ -15,6 +15,7 @@ import structlog
 from coinfleet.alerts.delivery import Deliverer
 from coinfleet.config import Settings
 from coinfleet.db.database import Database, open_database
+from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.evaluation.rounds import evaluation_loop, loop_config
 from coinfleet.lanes.leases import LeaseKeeper
 from coinfleet.lanes.supervisor import Supervisor
@@ -129,15 +130,21 @@ async def evaluate_predictions(db: Database, settings: Settings, stop: asyncio.E
 
 async def watch_drift(db: Database, settings: Settings, stop: asyncio.Event) -> None:
     """Compute every active model's feature drift (which sets its PSI gauges) every
-    `drift_refresh_seconds` until `stop`; a failed computation is logged and tried again next time."""
+    `drift_refresh_seconds` until `stop`; a failed computation is logged and tried again next time, one
+    the database was away for as soon as it is back (with the outage backoff)."""
     if not settings.drift_refresh_seconds:
         return
+    outage = Outage("drift")
     while not stop.is_set():
         try:
             async with db.pool.acquire() as conn:
                 for drift in await model_drift(conn, status="active"):
                     log.info("model_drift", model=drift.name, rows=drift.rows, drifted=drift.drifted)
-        except (OSError, asyncpg.PostgresError, ValueError) as exc:
+        except DATABASE_ERRORS as exc:
+            await outage.wait(exc, stop)
+            continue
+        except (asyncpg.PostgresError, ValueError) as exc:
             log.warning("model_drift_failed", error=str(exc))
+        outage.succeeded()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.drift_refresh_seconds)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import asyncpg
+import pytest
+from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from api_support import running_api
+from coinfleet.api.process import LanesEndpoint, publish_waiting
+from coinfleet.db import embedded
+from coinfleet.db.database import fresh_database
 from coinfleet.db.outage import Outage
 
 
@@ -52,6 +60,44 @@ async def test_ready_fails_while_a_loop_waits_for_the_database(db_dsn: str) -> N
         assert "waiting for the database" in answer.json()["message"]
         answer = await api.anonymous.get("/ready")
         assert answer.status_code == 200
+        assert answer.json()["waiting_for_database"] == {}
+
+
+async def test_the_serving_process_s_waiting_loops_reach_the_http_process(db_dsn: str) -> None:
+    """`serve` answers HTTP from a child process: the lanes' loops that wait for the database are passed
+    to it through the serving process's loopback metrics endpoint."""
+    httpd, _ = start_http_server(0, addr="127.0.0.1")
+    lanes = LanesEndpoint(f"http://127.0.0.1:{httpd.server_port}/metrics")
+    outage = Outage("lane:far-away")
+    try:
+        outage.failed(ConnectionRefusedError("connection refused"))
+        publish_waiting()
+        assert await lanes.waiting() == {"lane:far-away": "ConnectionRefusedError: connection refused"}
+        outage.succeeded()
+        publish_waiting()
+        assert await lanes.waiting() == {}
+    finally:
+        outage.succeeded()
+        await lanes.close()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.timeout(120)
+async def test_the_api_comes_up_during_an_outage_and_is_ready_once_the_database_is_back(
+    own_server: tuple[Path, str],
+) -> None:
+    pgdata, server_dsn = own_server
+    dsn = await fresh_database(server_dsn, "api_outage")
+    await asyncio.to_thread(embedded.stop, pgdata)
+    async with asyncio.timeout(60), running_api(dsn) as api:  # it listens although nothing answers
+        assert (await api.anonymous.get("/health")).status_code == 200
+        answer = await api.anonymous.get("/ready")
+        assert answer.status_code == 503 and answer.json()["database"] is False
+        assert "stream" in answer.json()["waiting_for_database"]  # the live stream's LISTEN
+        await asyncio.to_thread(embedded.start, pgdata)
+        while (answer := await api.anonymous.get("/ready")).status_code != 200:
+            await asyncio.sleep(0.2)
         assert answer.json()["waiting_for_database"] == {}
 
 

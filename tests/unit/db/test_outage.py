@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from structlog.testing import capture_logs
 
-from coinfleet.db.outage import DOWN, MAX_BACKOFF_SECONDS, Outage, is_outage
+from coinfleet.db.outage import DOWN, MAX_BACKOFF_SECONDS, Outage, is_outage, mirror
 from coinfleet.errors import DatabaseError
 
 
@@ -44,3 +44,12 @@ def test_connection_errors_are_outages_and_statement_errors_are_not() -> None:
     )
     assert not is_outage(asyncpg.UniqueViolationError("dup"))
     assert not is_outage(ValueError("bad"))
+
+
+def test_another_process_s_waiting_loops_are_mirrored_and_dropped_when_back() -> None:
+    mirrored = mirror({"lane:far": "OSError: gone", "evaluation": "OSError: gone"}, set())
+    assert DOWN["lane:far"] == "OSError: gone" and "evaluation" in DOWN
+    mirrored = mirror({"evaluation": "OSError: gone"}, mirrored)
+    assert "lane:far" not in DOWN and "evaluation" in DOWN
+    assert mirror({}, mirrored) == set()
+    assert "evaluation" not in DOWN

@@ -18,9 +18,10 @@ class Shared:
         self._stream: StreamHub | None = None
         self._scorer: Scorer | None = None
 
-    def open(self, pool: asyncpg.Pool, stream: StreamHub) -> None:
+    def open(self, pool: asyncpg.Pool, stream: StreamHub, *, future_tolerance_seconds: float = 30.0) -> None:
         """Called by the lifespan once the pool exists."""
-        self._pool, self._stream, self._scorer = pool, stream, Scorer(pool)
+        scorer = Scorer(pool, future_tolerance_seconds=future_tolerance_seconds)
+        self._pool, self._stream, self._scorer = pool, stream, scorer
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -42,8 +42,10 @@ class CoinScore(BaseModel):
 class Scorer:
     """Scores coins with registered models in this process, keeping recently used models loaded."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, future_tolerance_seconds: float = 30.0) -> None:
         self._pool = pool
+        #: rows dated further ahead of the wall clock are never "now" (Settings.future_tolerance_seconds)
+        self._future_tolerance = future_tolerance_seconds
         self._observations = ObservationService(pool, cache_size=1000, coin_cache_size=100)
         self._loaded: OrderedDict[tuple[int, int], Predictor] = OrderedDict()
 
@@ -55,7 +57,7 @@ class Scorer:
         if at is not None and at.tzinfo is None:
             raise InvalidRequest(f"time {at} has no time zone; give an aware time, e.g. ...+00:00")
         async with self._pool.acquire() as conn:
-            ts = await conn.fetchval(query("latest_metric_time"), mint, at)
+            ts = await conn.fetchval(query("latest_metric_time"), mint, at, self._future_tolerance)
             chosen = await _chosen_models(conn, models)
         if ts is None:
             raise NotFound(f"coin {mint!r} has no metric row at or before {at or 'now'}")

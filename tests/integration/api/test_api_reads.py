@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -134,3 +136,26 @@ async def test_manual_scoring_stores_nothing(
         assert (await api.anonymous.post("/api/score", json={})).status_code == 422
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM coinfleet_predictions") == before
+
+
+async def test_manual_scoring_now_is_never_a_row_from_the_future(
+    pool: asyncpg.Pool, db_dsn: str, scored: list[MetricRow]
+) -> None:
+    mint = scored[-1].mint
+    newest = max(r.timestamp for r in scored if r.mint == mint)
+    ahead = replace(scored[-1], timestamp=datetime.now(UTC) + timedelta(days=1))
+    async with pool.acquire() as conn:
+        await insert_metrics(conn, [ahead])
+        await conn.execute(  # timestamptz takes 'infinity', which no MetricRow can carry
+            """INSERT INTO coin_metrics (mint, "timestamp", phase_id_at_time, price_open, price_high,
+                   price_low, price_close, market_cap_close, volume_sol)
+               VALUES ($1, 'infinity', 1, 1, 1, 1, 1, 1, 1)""",
+            mint,
+        )
+    async with running_api(db_dsn) as api:
+        now = await api.anonymous.post("/api/score", json={"mint": mint})
+        assert now.status_code == 200, now.text
+        assert now.json()["metric_ts"] == newest.isoformat().replace("+00:00", "Z")
+        later = (ahead.timestamp + timedelta(days=1)).isoformat()
+        asked_ahead = await api.anonymous.post("/api/score", json={"mint": mint, "at": later})
+        assert asked_ahead.json()["metric_ts"] == now.json()["metric_ts"]

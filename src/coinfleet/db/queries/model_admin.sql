@@ -14,6 +14,8 @@ WITH cache AS (DELETE FROM coinfleet_scan_state WHERE model_id = $1),
 SELECT count(*) FROM gone
 
 -- name: latest_metric_time --
--- The time of coin $1's newest metric row at or before $2 (NULL: any time).
+-- The time of coin $1's newest metric row at or before $2 (NULL: now); never a row dated more than $3
+-- seconds ahead of the wall clock (or 'infinity'), which no lane scores either.
 SELECT max("timestamp") FROM coin_metrics
-WHERE mint = $1 AND "timestamp" <= coalesce($2::timestamptz, 'infinity'::timestamptz)
+WHERE mint = $1
+  AND "timestamp" <= least(coalesce($2::timestamptz, now()), now() + make_interval(secs => $3))

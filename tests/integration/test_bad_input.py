@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -227,7 +231,7 @@ async def test_rows_from_the_future_and_at_infinity_are_set_aside_and_are_no_clo
 
 
 async def test_a_settings_row_that_no_longer_validates_fails_that_model_alone(
-    pool: asyncpg.Pool, small_bundle: ModelBundle, running: Callable[..., Supervisor]
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, running: Callable[..., Supervisor]
 ) -> None:
     broken = await activate(pool, small_bundle, "broken", min_scan_interval_seconds=0)
     healthy = await activate(pool, small_bundle, "healthy", min_scan_interval_seconds=0)
@@ -253,6 +257,19 @@ async def test_a_settings_row_that_no_longer_validates_fails_that_model_alone(
         model = await registry.get(conn, "broken")
         assert model.status == "quarantined"
         assert model.status_reason is not None and "alert_threshold" in model.status_reason
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "coinfleet", "models", "list", "--json"],
+        env={**os.environ, "COINFLEET_DATABASE_URL": db_dsn},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert cli.returncode == 0, cli.stderr
+    by_cli = {m["name"]: m for m in json.loads(cli.stdout)}
+    assert "alert_threshold" in by_cli["broken"]["settings_error"]
+    assert by_cli["healthy"]["settings_error"] is None and by_cli["healthy"]["status"] == "active"
     repaired = await service_models.update_settings(
         pool, "broken", {"alert_threshold": 0.8}, allow_private=False
     )

@@ -19,7 +19,8 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
-from coinfleet.db.database import with_database
+from coinfleet.db.database import drop_database, with_database
+from coinfleet.db.migrate import available
 from coinfleet.events.cursor import Event
 from coinfleet.feed.simulator import MarketSimulator, SimulatorConfig
 from coinfleet.lanes.rules import Tag
@@ -93,6 +94,37 @@ async def copy_template(server_dsn: str, template: str, prefix: str) -> tuple[st
     finally:
         await admin.close()
     return name, with_database(server_dsn, name)
+
+
+@asynccontextmanager
+async def migrated_before(server_dsn: str, version: int) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a new database migrated up to, not including, migration `version` (recorded as
+    `migrate` records them, so `migrate(conn)` applies the rest); the database is dropped afterwards."""
+    name = f"cf_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        conn = await asyncpg.connect(with_database(server_dsn, name))
+        try:
+            await conn.execute(
+                "CREATE TABLE coinfleet_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in (m for m in available() if m.version < version):
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO coinfleet_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+            yield conn
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(server_dsn, name)
 
 
 async def activate(pool: asyncpg.Pool, bundle: ModelBundle, name: str, **settings: object) -> ModelRecord:

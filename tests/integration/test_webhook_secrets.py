@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from coinfleet.alerts import secrets
-from coinfleet.db.database import with_database
-from coinfleet.db.migrate import available, migrate
+from coinfleet.db.migrate import migrate
 from coinfleet.models.registry import get
+from support import migrated_before
 
 SECRETS_MIGRATION = 14
 
@@ -20,30 +19,8 @@ SECRETS_MIGRATION = 14
 @pytest.fixture
 async def before_secrets(server_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     """A database migrated up to, not including, the secrets migration."""
-    name = f"cf_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(with_database(server_dsn, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        conn = await asyncpg.connect(with_database(server_dsn, name))
-        try:
-            await conn.execute(
-                "CREATE TABLE coinfleet_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for migration in available():
-                if migration.version < SECRETS_MIGRATION:
-                    await conn.execute(migration.sql)
-                    await conn.execute(
-                        "INSERT INTO coinfleet_migrations (version, name) VALUES ($1, $2)",
-                        migration.version,
-                        migration.name,
-                    )
-            yield conn
-        finally:
-            await conn.close()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with migrated_before(server_dsn, SECRETS_MIGRATION) as conn:
+        yield conn
 
 
 async def old_model(conn: asyncpg.Connection, name: str, settings: dict[str, object]) -> int:

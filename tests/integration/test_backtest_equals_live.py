@@ -82,6 +82,8 @@ async def test_backtest_equals_live_on_the_recorded_file(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, recorded_file: Path
 ) -> None:
     rows = read_recorded(recorded_file).rows[:1500]
-    coverage = _check_coverage(await _compare(pool, db_dsn, small_bundle, list(rows)))
+    report = await _compare(pool, db_dsn, small_bundle, list(rows))
+    coverage = _check_coverage(report)
     # no feed stall in these rows: every settled prediction is judged, coins that went quiet included
     assert coverage.no_data == 0 and coverage.judged / coverage.ended >= 0.95
+    assert report.stalls == [] and report.grace_seconds == 30

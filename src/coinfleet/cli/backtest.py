@@ -19,7 +19,7 @@ from coinfleet.cli.stats import render
 from coinfleet.cli.tables import WIDE_OPTION, Column, make_table, print_table
 from coinfleet.config import Settings
 from coinfleet.service.backtest import run_backtest
-from coinfleet.service.schemas import BacktestReport, Coverage, RuleComparison
+from coinfleet.service.schemas import BacktestReport, Coverage, FeedStall, RuleComparison
 
 
 def _share(part: int, whole: int) -> str:
@@ -53,6 +53,20 @@ def render_coverage(coverage: Sequence[Coverage], *, wide: bool = True) -> Table
     ]
     title = "coverage: predictions whose horizon ended inside the file"
     return make_table(title, COVERAGE_COLUMNS, rows, wide=wide)
+
+
+def describe_stalls(stalls: Sequence[FeedStall], grace_seconds: float) -> str:
+    """One line: the file's silences longer than the grace period, where no rule can judge a horizon end."""
+    if not stalls:
+        return f"feed stalls in the file (no row of any coin for more than {grace_seconds:g} s): none"
+    spans = ", ".join(
+        f"{s.last_row:%Y-%m-%d %H:%M:%S}–{s.next_row:%H:%M:%S} ({s.seconds:.0f} s)" for s in stalls
+    )
+    return (
+        f"feed stalls in the file (no row of any coin for more than {grace_seconds:g} s): {spans}; "
+        f"a horizon that ends inside one more than {grace_seconds:g} s before its next row is no_data "
+        "under any rule"
+    )
 
 
 RULE_COLUMNS = (
@@ -112,6 +126,7 @@ def backtest(
     result = run(service)
     print_table(screen, render(result.models, None, wide=wide), wide=wide)
     print_table(screen, render_coverage(result.coverage, wide=wide), wide=wide)
+    screen.print(escape(describe_stalls(result.stalls, result.grace_seconds)))
     print_table(screen, render_rules(result.rules, wide=wide), wide=wide)
     if as_json:
         print_json(
@@ -120,5 +135,6 @@ def backtest(
                 "models": [s.model_dump() for s in result.models],
                 "coverage": [c.model_dump() for c in result.coverage],
                 "rules": [r.model_dump() for r in result.rules],
+                "stalls": [s.model_dump(mode="json") for s in result.stalls],
             }
         )

@@ -83,6 +83,13 @@ class FeedTimes:
         """Whether some row of any coin has start ≤ t ≤ stop."""
         return _wrote_between(self.t, start, stop)
 
+    def stalls(self, grace_seconds: float) -> list[tuple[float, float]]:
+        """(last row before, first row after) of every silence longer than `grace_seconds`: a horizon
+        ending at a time in (before, after − grace) has no row of any coin in [end, end + grace], so its
+        prediction is `no_data` whatever the coin did."""
+        gaps = np.flatnonzero(np.diff(self.t) > grace_seconds)
+        return [(float(self.t[i]), float(self.t[i + 1])) for i in gaps]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Outcome:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -21,6 +22,7 @@ from coinfleet.db import embedded
 from coinfleet.db.database import create_pool, resolve, throwaway_database
 from coinfleet.db.sql import query
 from coinfleet.errors import ConfigError, ModelNotFound
+from coinfleet.evaluation.outcomes import FeedTimes
 from coinfleet.evaluation.rounds import LoopConfig, data_clock, drain, evaluation_loop, round_config
 from coinfleet.feed import live
 from coinfleet.lanes.supervisor import Supervisor
@@ -29,7 +31,7 @@ from coinfleet.models import registry
 from coinfleet.models.registry import ModelRecord, NewModel
 from coinfleet.service.common import Db, as_dict
 from coinfleet.service.quality import coverage, rule_comparison
-from coinfleet.service.schemas import BacktestReport
+from coinfleet.service.schemas import BacktestReport, FeedStall
 from coinfleet.service.stats import statistics
 
 #: seconds between checks whether every lane has caught up with the replay
@@ -106,11 +108,28 @@ async def caught_up(db: Db) -> None:
         await asyncio.sleep(CATCH_UP_POLL_SECONDS)
 
 
-async def _report(db: Db, rows: int) -> BacktestReport:
-    """Statistics, outcomes, coverage at the last row's time and the former rule beside the as-of one."""
+def feed_stalls(rows: Sequence[MetricRow], grace_seconds: float) -> list[FeedStall]:
+    """The rows' silences longer than the grace period, in the rows' own times: a horizon that ends in
+    one cannot be judged by any rule (`no_data`), which bounds a backtest's coverage."""
+    feed = FeedTimes.of([row.timestamp.timestamp() for row in rows])
+    return [
+        FeedStall(
+            last_row=datetime.fromtimestamp(before, UTC),
+            next_row=datetime.fromtimestamp(after, UTC),
+            seconds=after - before,
+        )
+        for before, after in feed.stalls(grace_seconds)
+    ]
+
+
+async def _report(db: Db, rows: Sequence[MetricRow], grace_seconds: float) -> BacktestReport:
+    """Statistics, outcomes, coverage at the last row's time, the former rule beside the as-of one and
+    the rows' feed stalls."""
     clock = await data_clock(db)
     return BacktestReport(
-        rows=rows,
+        rows=len(rows),
+        grace_seconds=grace_seconds,
+        stalls=feed_stalls(rows, grace_seconds),
         models=(await statistics(db)).models,
         outcomes=await prediction_outcomes(db),
         coverage=[] if clock is None else await coverage(db, clock),
@@ -144,7 +163,7 @@ async def run_backtest(
                 finally:
                     await source.close()
                 await score_and_evaluate(pool, dsn, settings, rows, on_rows)
-                return await _report(pool, len(rows))
+                return await _report(pool, rows, settings.evaluation_grace_seconds)
             finally:
                 await pool.close()
     finally:

@@ -162,6 +162,18 @@ def test_a_feed_stall_at_the_end_is_no_data() -> None:
     assert label_for_training(outcome, "within") is None
 
 
+def test_the_feed_stalls_are_exactly_where_a_horizon_end_is_no_data() -> None:
+    feed = FeedTimes.of([1000, 1010, 1020, 1200, 1205, 1400, 1530])
+    stalls = feed.stalls(120)
+    assert stalls == [(1020, 1200), (1205, 1400), (1400, 1530)]
+    for horizon in range(1, 410):  # a coin that wrote only its prediction's row, judged at the clock 1530
+        target = TargetSpec(kind="change", horizon_seconds=horizon, direction="up", change_percent=10.0)
+        outcome = evaluate_outcome(t0=T0, p0=100.0, path=_path([T0], close=[100]), target=target, feed=feed)
+        end = T0 + horizon
+        in_stall = any(before < end < after - 120 for before, after in stalls)
+        assert outcome.status == ("no_data" if in_stall else "ok"), horizon
+
+
 def test_empty_path_is_no_data_without_extremes() -> None:
     outcome = evaluate_outcome(t0=T0, p0=100.0, path=_path([], close=[]), target=UP10)
     assert outcome == Outcome(status="no_data", hit_within=False)

@@ -75,16 +75,28 @@ class RuleComparison(Schema):
     alert_precision_within_former: float | None
 
 
+class FeedStall(Schema):
+    """A silence of the replayed rows longer than the grace period: no row of any coin from `last_row` to
+    `next_row`. A prediction whose horizon ends in (last_row, next_row − grace) is `no_data` under any
+    rule."""
+
+    last_row: datetime  #: the last row before the silence (the file's own time)
+    next_row: datetime  #: the first row after it
+    seconds: float
+
+
 class BacktestReport(Schema):
     """What a backtest gave: statistics per model and every prediction with its outcome."""
 
     rows: int  #: metric rows replayed
+    grace_seconds: float  #: the evaluation grace period the outcomes were judged with
     models: list[Statistics]
     outcomes: list[dict[str, Any]]  #: one per prediction, times in seconds after the first row
     coverage: list[Coverage] = Field(
         default_factory=list
     )  #: of the predictions whose horizon ended inside the rows
     rules: list[RuleComparison] = Field(default_factory=list)  #: as of the horizon end beside the former rule
+    stalls: list[FeedStall] = Field(default_factory=list)  #: the rows' silences longer than the grace period
 
 
 class ReliabilityBucket(Schema):

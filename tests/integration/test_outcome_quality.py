@@ -96,6 +96,33 @@ async def test_live_calibration_equals_the_pure_definition(pool: asyncpg.Pool) -
     assert [(r.lower, r.count) for r in live.table] == [(r.lower, r.count) for r in expected.table]
     assert [r.hit_rate for r in live.table] == pytest.approx([r.hit_rate for r in expected.table])
     assert none == []
+    assert live.validation is None, "a model without a stored validation calibration has none"
+
+
+async def test_live_calibration_comes_with_the_validation_split_training_stored(pool: asyncpg.Pool) -> None:
+    trained = calibration([0.1, 0.2, 0.8, 0.9], [0, 1, 1, 1])
+    async with pool.acquire() as conn:
+        await insert_bars(conn, "alive", [Bar(at=at, close=1.0) for at in range(0, 200, 20)])
+        await insert_bars(conn, "coin", [Bar(at=0, close=100), Bar(at=30, close=115)])
+        for name, metrics in (("trained", {"calibration": trained.as_dict()}), ("odd", {"calibration": 3})):
+            model_id = await insert_model(conn, name, UP10)
+            await conn.execute(
+                "UPDATE coinfleet_models SET training_metrics = $1::jsonb WHERE id = $2",
+                json.dumps(metrics),
+                model_id,
+            )
+            await insert_prediction(conn, model_id, mint="coin", at=0, p0=100.0, target=UP10)
+    await drain(pool, CONFIG)
+    async with pool.acquire() as conn:
+        reports = {r.name: r for r in await model_calibration(conn)}
+    validation = reports["trained"].validation
+    assert validation is not None
+    assert validation.count == 4 and validation.brier == pytest.approx(trained.brier)
+    assert [(r.lower, r.count, r.hit_rate) for r in validation.table] == [
+        (r.lower, r.count, r.hit_rate) for r in trained.table
+    ]
+    assert reports["odd"].validation is None, "training metrics of another shape are no validation figures"
+    assert reports["odd"].count == reports["trained"].count == 1
 
 
 def _scored(rows: list[MetricRow], every: int) -> list[MetricRow]:

@@ -16,7 +16,14 @@ from coinfleet.config import Settings
 from coinfleet.models.drift import DRIFT_WINDOW_HOURS
 from coinfleet.service.common import Db
 from coinfleet.service.quality import calibration, drift
-from coinfleet.service.schemas import CalibrationReport, DriftReport, Schema, Statistics, StatisticsReport
+from coinfleet.service.schemas import (
+    CalibrationFigures,
+    CalibrationReport,
+    DriftReport,
+    Schema,
+    Statistics,
+    StatisticsReport,
+)
 from coinfleet.service.stats import parse_since, statistics
 
 #: flagged features named per model in the table (the JSON has every PSI)
@@ -99,6 +106,7 @@ QUALITY_COLUMNS = (
     Column("model", name=True),
     Column("judged"),
     Column("Brier"),
+    Column("val. Brier"),
     Column("base rate", narrow=False),
     Column("drift rows", narrow=False),
     Column("drifted features (PSI)", text=True),
@@ -116,14 +124,19 @@ def render_quality(stats: Sequence[Statistics], output: StatsOutput, *, wide: bo
             (
                 s.name or "all models",
                 str(cal.count if cal else 0),
-                "-" if cal is None or cal.brier is None else f"{cal.brier:.4f}",
+                _brier(cal),
+                _brier(cal.validation if cal else None),
                 _pct(cal.base_rate if cal else None),
                 "-" if dr is None else str(dr.rows),
                 _drifted(dr),
             )
         )
-    title = "calibration (judged predictions) and drift (recent scored rows vs training)"
+    title = "calibration (judged; val.: the training's validation split) and drift (recent vs training)"
     return make_table(title, QUALITY_COLUMNS, rows, wide=wide)
+
+
+def _brier(figures: CalibrationFigures | None) -> str:
+    return "-" if figures is None or figures.brier is None else f"{figures.brier:.4f}"
 
 
 def _drifted(drift: DriftReport | None) -> str:
@@ -138,14 +151,28 @@ def _drifted(drift: DriftReport | None) -> str:
 
 
 def render_reliability(report: CalibrationReport) -> Table:
-    """A model's reliability table: predicted probability bucket → observed hit rate, count."""
-    brier = report.brier or 0.0
-    table = Table(title=f"{report.name}: reliability (Brier {brier:.4f}, {report.count} judged)")
-    for column in ("predicted", "count", "mean p", "observed"):
+    """A model's reliability table: predicted probability bucket → observed hit rate, count; beside it
+    the same bucket on the training's validation split."""
+    validation = report.validation
+    title = f"{report.name}: reliability (Brier {_brier(report)} over {report.count} judged"
+    if validation is not None:
+        title += f"; validation split: Brier {_brier(validation)} over {validation.count}"
+    table = Table(title=title + ")")
+    for column in ("predicted", "count", "mean p", "observed", "val. count", "val. observed"):
         table.add_column(column, justify="right")
-    for row in report.table:
-        predicted = f"{row.lower:.1f}–{row.upper:.1f}"
-        table.add_row(predicted, str(row.count), f"{row.mean_probability:.3f}", _pct(row.hit_rate))
+    live = {round(row.lower, 6): row for row in report.table}
+    trained = {round(row.lower, 6): row for row in (validation.table if validation else [])}
+    for lower in sorted(live.keys() | trained.keys()):
+        row, val = live.get(lower), trained.get(lower)
+        bucket = next(b for b in (row, val) if b is not None)
+        table.add_row(
+            f"{bucket.lower:.1f}–{bucket.upper:.1f}",
+            "0" if row is None else str(row.count),
+            "-" if row is None else f"{row.mean_probability:.3f}",
+            _pct(row.hit_rate if row else None),
+            "0" if val is None else str(val.count),
+            _pct(val.hit_rate if val else None),
+        )
     return table
 
 

@@ -11,12 +11,20 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from coinfleet.db.sql import query
 from coinfleet.errors import InvalidRequest
 from coinfleet.evaluation.calibration import DEFAULT_BUCKETS, BucketSums, calibration_from_sums
 from coinfleet.models.drift import DRIFT_SAMPLE_ROWS, DRIFT_WINDOW_HOURS, model_drift
 from coinfleet.service.common import Db, connection, rate
-from coinfleet.service.schemas import CalibrationReport, Coverage, DriftReport, RuleComparison
+from coinfleet.service.schemas import (
+    CalibrationFigures,
+    CalibrationReport,
+    Coverage,
+    DriftReport,
+    RuleComparison,
+)
 
 
 async def coverage(db: Db, clock: datetime) -> list[Coverage]:
@@ -57,13 +65,31 @@ async def calibration(
     if buckets < 2:
         raise InvalidRequest(f"buckets={buckets}: a reliability table needs at least 2 buckets")
     sums: dict[tuple[int, str], list[BucketSums]] = {}
+    validation: dict[int, CalibrationFigures | None] = {}
     for row in await db.fetch(query("calibration_sums"), since, model, buckets):
         fields = {k: row[k] for k in BucketSums.__dataclass_fields__}
         sums.setdefault((row["model_id"], row["name"]), []).append(BucketSums(**fields))
+        validation[row["model_id"]] = _validation(row["validation"])
     return [
-        CalibrationReport(model_id=model_id, name=name, **asdict(calibration_from_sums(rows, buckets)))
+        CalibrationReport(
+            model_id=model_id,
+            name=name,
+            validation=validation[model_id],
+            **asdict(calibration_from_sums(rows, buckets)),
+        )
         for (model_id, name), rows in sums.items()
     ]
+
+
+def _validation(stored: str | None) -> CalibrationFigures | None:
+    """The calibration `coinfleet train` stored for the validation split; None when there is none (a
+    model imported with other training metrics, or trained before calibration was stored)."""
+    if stored is None:
+        return None
+    try:
+        return CalibrationFigures.model_validate_json(stored)
+    except ValidationError:
+        return None
 
 
 async def drift(

@@ -7,9 +7,15 @@ import io
 from rich.console import Console
 from rich.table import Table
 
-from coinfleet.cli.stats import STATS_COLUMNS, render
+from coinfleet.cli.stats import STATS_COLUMNS, StatsOutput, render, render_quality, render_reliability
 from coinfleet.cli.tables import Column, make_table, print_table
-from coinfleet.service.schemas import Statistics
+from coinfleet.service.schemas import (
+    CalibrationFigures,
+    CalibrationReport,
+    ReliabilityBucket,
+    Statistics,
+    StatisticsReport,
+)
 
 LONG_NAME = "lgbm-down5-300s-long-name"
 
@@ -52,3 +58,35 @@ def test_a_name_column_never_wraps() -> None:
     table = make_table(None, columns, [(LONG_NAME, "a long note " * 12)], wide=False)
     lines = printed(table, wide=False)
     assert sum(LONG_NAME in line for line in lines) == 1 and max(len(line) for line in lines) <= 80
+
+
+def _bucket(lower: float, count: int, hit_rate: float) -> ReliabilityBucket:
+    return ReliabilityBucket(
+        lower=lower, upper=lower + 0.1, count=count, mean_probability=lower + 0.05, hit_rate=hit_rate
+    )
+
+
+def test_quality_and_reliability_show_live_beside_the_validation_split() -> None:
+    validation = CalibrationFigures(
+        count=40, brier=0.0812, base_rate=0.1, table=[_bucket(0.0, 30, 0.05), _bucket(0.9, 10, 0.8)]
+    )
+    live = CalibrationReport(
+        model_id=1, name=LONG_NAME, count=20, brier=0.1234, base_rate=0.2,
+        table=[_bucket(0.0, 15, 0.1), _bucket(0.5, 5, 0.6)], validation=validation,
+    )  # fmt: skip
+    output = StatsOutput(
+        statistics=StatisticsReport(since=None, models=[statistics(LONG_NAME)], overall=statistics("")),
+        calibration=[live],
+        drift=[],
+    )
+    quality = printed(render_quality([statistics(LONG_NAME)], output, wide=False), wide=False)
+    assert max(len(line) for line in quality) <= 80
+    assert any("0.1234" in line and "0.0812" in line for line in quality)
+    lines = printed(render_reliability(live), wide=True)
+    cells = [line.replace("│", " ").split() for line in lines]
+    rows = {row[0]: row[1:] for row in cells if row and row[0][:1].isdigit()}
+    assert rows == {
+        "0.0–0.1": ["15", "0.050", "10.0%", "30", "5.0%"],
+        "0.5–0.6": ["5", "0.550", "60.0%", "0", "-"],
+        "0.9–1.0": ["0", "-", "-", "10", "80.0%"],
+    }

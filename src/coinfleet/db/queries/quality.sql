@@ -2,8 +2,10 @@
 -- Per model and probability bucket ($3 equal-width buckets over [0, 1]): count, Σp, Σlabel and
 -- Σ(p − label)² of the judged ('ok') predictions made at or after $1 (NULL: all) of the model named $2
 -- (NULL: every model). The label is the one the model was trained on: its training metrics' label_mode
--- ('at_horizon': reached at the horizon end; anything else: hit within the horizon).
-SELECT m.id AS model_id, m.name, least(floor(p.probability * $3)::int, $3 - 1) AS bucket, count(*) AS count,
+-- ('at_horizon': reached at the horizon end; anything else: hit within the horizon). `validation` is the
+-- same on the model's validation split as training stored it (JSON text; NULL when not trained here).
+SELECT m.id AS model_id, m.name, m.training_metrics -> 'calibration' AS validation,
+       least(floor(p.probability * $3)::int, $3 - 1) AS bucket, count(*) AS count,
        sum(p.probability) AS sum_probability, sum(l.label) AS sum_label,
        sum((p.probability - l.label) ^ 2) AS sum_squared_error
 FROM coinfleet_models AS m
@@ -15,8 +17,8 @@ CROSS JOIN LATERAL (
                  ELSE e.hit_within END)::int::float8 AS label
 ) AS l
 WHERE m.status <> 'deleted' AND ($2::text IS NULL OR m.name = $2::text) AND l.label IS NOT NULL
-GROUP BY m.id, m.name, 3
-ORDER BY m.id, 3
+GROUP BY m.id, m.name, 4
+ORDER BY m.id, 4
 
 -- name: drift_models --
 -- Models (the one named $1, NULL: every model not deleted; with status $2 when given) with their

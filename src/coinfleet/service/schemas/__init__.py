@@ -38,6 +38,7 @@ from coinfleet.service.schemas.predictions import (
 )
 from coinfleet.service.schemas.statistics import (
     BacktestReport,
+    CalibrationFigures,
     CalibrationReport,
     Coverage,
     DriftReport,
@@ -62,6 +63,7 @@ __all__ = [
     "AlertQuery",
     "AlertState",
     "BacktestReport",
+    "CalibrationFigures",
     "CalibrationReport",
     "CoinDetail",
     "CoinModel",

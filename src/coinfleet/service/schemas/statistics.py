@@ -109,15 +109,22 @@ class ReliabilityBucket(Schema):
     hit_rate: float
 
 
-class CalibrationReport(Schema):
-    """A model's Brier score and reliability table over its judged predictions in a window."""
+class CalibrationFigures(Schema):
+    """Brier score and reliability table of a set of judged predictions."""
 
-    model_id: int
-    name: str
     count: int  #: judged predictions
     brier: float | None  #: mean (p − label)²; 0 is perfect, always 0.5 scores 0.25
     base_rate: float | None  #: share of labels that are 1
     table: list[ReliabilityBucket]  #: non-empty buckets, lowest first
+
+
+class CalibrationReport(CalibrationFigures):
+    """A model's Brier score and reliability table over its judged predictions in a window, beside the
+    same figures on its training's validation split (live vs training is one comparison)."""
+
+    model_id: int
+    name: str
+    validation: CalibrationFigures | None = None  #: None for a model not trained by coinfleet
 
 
 class FeatureDrift(Schema):

@@ -35,6 +35,8 @@ async def test_model_detail_shows_log_statistics_and_settings(
     await page.get_by_role("tab", name="Statistics").click()
     await page.get_by_text("all time").click()  # the recorded market is older than the default window
     await expect(page.get_by_test_id("stat-predictions")).not_to_have_text("0")
+    await expect(page.get_by_test_id("stat-Brier score")).to_be_visible()
+    await expect(page.get_by_test_id("stat-Brier on validation")).to_be_visible()
     await page.screenshot(path=screenshots / "model-statistics.png", full_page=True)
     await page.get_by_role("tab", name="Settings").click()
     await expect(page.get_by_test_id("setting-alert_threshold")).to_have_value("0.6")

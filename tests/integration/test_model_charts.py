@@ -33,9 +33,6 @@ async def test_charts_of_judged_predictions(pool: asyncpg.Pool) -> None:
     charts = await model_charts.model_charts(pool, "up")
     assert (charts.sample, charts.sample_capped) == (4, False)
     assert charts.histogram.counts["alert"][18] == 3 and charts.histogram.counts["negative"][4] == 1
-    assert charts.calibration.counts == [1, 2], "the waiting prediction has no outcome to compare with"
-    assert charts.calibration.observed == [0.0, 0.5]
-    assert charts.calibration.predicted == [pytest.approx(0.2), pytest.approx(0.9)]
     judged = [r for r in charts.hit_rates.at_horizon if r is not None]
     assert judged[0] == pytest.approx(2 / 3), "two of the three judged at T0 succeeded"
     later = await model_charts.model_charts(pool, "up", since=T0 + timedelta(seconds=10))

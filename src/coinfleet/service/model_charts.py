@@ -1,5 +1,6 @@
-"""The numbers behind a model's statistics charts: hit rate over time by both outcome rules, the
-probability histogram by tag, and calibration (predicted probability vs how often the target was reached).
+"""The numbers behind a model's statistics charts: hit rate over time by both outcome rules and the
+probability histogram by tag. (Its calibration chart draws `service.quality.calibration`, the reliability
+table `coinfleet stats` prints.)
 
 They are computed from the model's newest `CHART_SAMPLE` predictions (in the window asked for), so a
 model with a million stored predictions costs the same bounded read as one with fifty thousand.
@@ -20,7 +21,6 @@ from coinfleet.service.schemas import Schema
 CHART_SAMPLE = 20_000
 TIME_BUCKETS = 30
 HISTOGRAM_BINS = 20
-CALIBRATION_BINS = 10
 TAGS = ("negative", "positive", "alert")
 
 
@@ -33,7 +33,6 @@ class ChartRow:
     tag: str
     result_at_horizon: str | None  #: None while waiting
     result_within: str | None
-    reached: bool | None  #: the target was reached at the horizon end (None: waiting or no data)
 
 
 class HitRates(Schema):
@@ -51,14 +50,6 @@ class Histogram(Schema):
     counts: dict[str, list[int]]
 
 
-class Calibration(Schema):
-    """Per probability bin: mean predicted probability, observed share that reached the target, count."""
-
-    predicted: list[float]
-    observed: list[float | None]
-    counts: list[int]
-
-
 class ModelCharts(Schema):
     """Everything the statistics tab draws, and how many predictions it was drawn from."""
 
@@ -66,7 +57,6 @@ class ModelCharts(Schema):
     sample_capped: bool  #: the window held more than CHART_SAMPLE predictions: the newest were used
     hit_rates: HitRates
     histogram: Histogram
-    calibration: Calibration
 
 
 def _rate(results: Sequence[str | None]) -> float | None:
@@ -102,20 +92,6 @@ def histogram(rows: Sequence[ChartRow], bins: int = HISTOGRAM_BINS) -> Histogram
     return Histogram(edges=[i / bins for i in range(bins + 1)], counts=counts)
 
 
-def calibration(rows: Sequence[ChartRow], bins: int = CALIBRATION_BINS) -> Calibration:
-    """Only rows whose outcome is known count; bins without any are left out."""
-    grouped: list[list[ChartRow]] = [[] for _ in range(bins)]
-    for row in rows:
-        if row.reached is not None:
-            grouped[_bin(row.probability, bins)].append(row)
-    kept = [group for group in grouped if group]
-    return Calibration(
-        predicted=[sum(r.probability for r in group) / len(group) for group in kept],
-        observed=[sum(bool(r.reached) for r in group) / len(group) for group in kept],
-        counts=[len(group) for group in kept],
-    )
-
-
 async def model_charts(db: Db, name: str, *, since: datetime | None = None) -> ModelCharts:
     """The charts of the model called `name` over its newest predictions made at or after `since`."""
     model_id = await model_id_of(db, name)
@@ -124,7 +100,6 @@ async def model_charts(db: Db, name: str, *, since: datetime | None = None) -> M
         ChartRow(
             metric_ts=r["metric_ts"], probability=r["probability"], tag=r["tag"],
             result_at_horizon=r["result_at_horizon"], result_within=r["result_within"],
-            reached=r["reached_at_horizon"],
         )
         for r in records[:CHART_SAMPLE]
     ]  # fmt: skip
@@ -133,5 +108,4 @@ async def model_charts(db: Db, name: str, *, since: datetime | None = None) -> M
         sample_capped=len(records) > CHART_SAMPLE,
         hit_rates=hit_rates(rows),
         histogram=histogram(rows),
-        calibration=calibration(rows),
     )

@@ -89,12 +89,16 @@ def probability_histogram(edges: Sequence[float], counts_by_tag: Mapping[str, Se
 
 
 def calibration(
-    predicted: Sequence[float], observed: Sequence[float | None], counts: Sequence[int]
+    predicted: Sequence[float],
+    observed: Sequence[float | None],
+    counts: Sequence[int],
+    validation: Sequence[tuple[float, float, int]] = (),
 ) -> Options:
-    """Mean predicted probability vs observed hit rate per bin, against the diagonal."""
+    """Mean predicted probability vs observed hit rate per bin, against the diagonal; `validation` is the
+    same (mean p, hit rate, count) on the training's validation split, drawn beside it when given."""
     return {
         "animation": False,
-        "legend": {"data": ["observed", "perfect"]},
+        "legend": {"data": ["observed", "validation", "perfect"]},
         "tooltip": {"trigger": "item"},
         "xAxis": {"type": "value", "min": 0, "max": 1, "name": "predicted"},
         "yAxis": {"type": "value", "min": 0, "max": 1, "name": "observed"},
@@ -104,6 +108,8 @@ def calibration(
             {"name": "observed", "type": "line",
              "data": [[round(p, 4), None if o is None else round(o, 4), n]
                       for p, o, n in zip(predicted, observed, counts, strict=True)]},
+            {"name": "validation", "type": "line", "lineStyle": {"type": "dotted"},
+             "data": [[round(p, 4), round(o, 4), n] for p, o, n in validation]},
         ],
     }  # fmt: skip
 

@@ -9,9 +9,10 @@ from nicegui import ui
 from coinfleet.errors import CoinfleetError
 from coinfleet.models.settings import ModelSettings
 from coinfleet.service import models as model_reads
+from coinfleet.service import quality
 from coinfleet.service import stats as stat_reads
 from coinfleet.service.model_charts import model_charts
-from coinfleet.service.schemas import Model
+from coinfleet.service.schemas import CalibrationReport, Model
 from coinfleet.service.stats import parse_since
 from coinfleet.ui import actions, charts, context
 from coinfleet.ui.forms import FIELDS, check, display
@@ -194,6 +195,7 @@ class StatisticsTab:
         db = context.pool()
         report = await stat_reads.statistics(db, since=since, model=self.name)
         drawn = await model_charts(db, self.name, since=since)
+        calibrated = next(iter(await quality.calibration(db, since=since, model=self.name)), None)
         self.numbers.clear()
         with self.numbers:
             for s in report.models:
@@ -208,6 +210,7 @@ class StatisticsTab:
                     ("alert precision within", fmt_pct(s.alert_precision_within)),
                     ("mean alert gain", f"{fmt_num(s.alert_gain_avg_pct)} %"),
                     ("median alert gain", f"{fmt_num(s.alert_gain_median_pct)} %"),
+                    *_brier_scores(calibrated),
                 ):
                     with ui.column().classes("gap-0"):
                         ui.label(value).classes("text-lg font-semibold").props(f'data-testid="stat-{label}"')
@@ -217,16 +220,41 @@ class StatisticsTab:
         self._draw(
             self.histogram, charts.probability_histogram(drawn.histogram.edges, drawn.histogram.counts)
         )
-        c = drawn.calibration
-        self._draw(self.calibration, charts.calibration(c.predicted, c.observed, c.counts))
+        self._draw(self.calibration, _calibration_chart(calibrated))
         capped = " (the newest; the window holds more)" if drawn.sample_capped else ""
-        self.note.set_text(f"charts drawn from {drawn.sample} predictions{capped}")
+        judged = calibrated.count if calibrated else 0
+        self.note.set_text(
+            f"hit rate and histogram drawn from {drawn.sample} predictions{capped}; "
+            f"calibration from all {judged} judged in the window"
+        )
 
     @staticmethod
     def _draw(chart: ui.echart, options: dict[str, Any]) -> None:
         chart.options.clear()
         chart.options.update(options)
         chart.update()
+
+
+def _brier_scores(report: CalibrationReport | None) -> tuple[tuple[str, str], ...]:
+    """The Brier score over the window's judged predictions and on the training's validation split."""
+    validation = report.validation if report else None
+    return (
+        ("Brier score", fmt_num(report.brier if report else None, digits=4)),
+        ("Brier on validation", fmt_num(validation.brier if validation else None, digits=4)),
+    )
+
+
+def _calibration_chart(report: CalibrationReport | None) -> dict[str, Any]:
+    """The reliability table `coinfleet stats --reliability` prints, live beside the validation split."""
+    if report is None:
+        return charts.calibration([], [], [])
+    validation = report.validation.table if report.validation else []
+    return charts.calibration(
+        [row.mean_probability for row in report.table],
+        [row.hit_rate for row in report.table],
+        [row.count for row in report.table],
+        [(row.mean_probability, row.hit_rate, row.count) for row in validation],
+    )
 
 
 def _training(model: Model) -> None:

@@ -48,7 +48,7 @@ def _lifespan(config: ApiConfig, mcp: MCPServer) -> Callable[[FastAPI], Abstract
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(config.dsn, max_size=config.pool_size, probe=False)  # up through outages
-        hub = StreamHub(dsn=config.dsn, queue_size=config.stream_queue)
+        hub = StreamHub(dsn=config.dsn, pool=pool, queue_size=config.stream_queue)
         app.state.shared.open(pool, hub, future_tolerance_seconds=config.settings.future_tolerance_seconds)
         app.state.pool = pool  # what a mounted UI reads by default
         try:

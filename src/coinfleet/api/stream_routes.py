@@ -27,13 +27,13 @@ def _optional(values: list[str] | None) -> frozenset[str] | None:
 
 async def _messages(
     hub: StreamHub, subscriber: Subscriber, last_event_id: str | None
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[ServerSentEvent | bytes]:
     yield ServerSentEvent(data="{}", event="subscribed")
     if subscriber.gap:
         gap = {"last_event_id": last_event_id, "reason": "that event is no longer kept; reload what you show"}
         yield ServerSentEvent(data=json.dumps(gap), event="gap")
-    async for event in subscriber.events():
-        yield ServerSentEvent(data=event.encoded(), event=event.kind, id=hub.replay.event_id(event))
+    async for batch, start in subscriber.pieces():
+        yield batch.sse(hub.replay.name, start)  # the rows' JSON as the triggers wrote it
     if subscriber.cut_off.is_set():
         yield ServerSentEvent(data='{"reason": "client fell too far behind"}', event="cut_off")
 
@@ -55,7 +55,9 @@ async def stream(
     ] = None,
 ) -> EventSourceResponse:
     """First `subscribed` (events from then on are sent), then one `event:` per new prediction
-    (`prediction`), queued alert (`alert`) or model change (`model`), its JSON in `data:`. A client
+    (`prediction`), queued alert (`alert`) or model change (`model`), its JSON in `data:`. Past 250
+    predictions (or alerts) of one model in one stored statement, the rest come as one `skipped`
+    message with their counts by tag and id range (read them from /api/predictions). A client
     that falls a full queue behind gets `cut_off` and is disconnected. A client that reconnects with
     `Last-Event-ID` first gets the events it missed (the server keeps its last 10,000 and goes on
     reading for a minute after the last client left), or `gap` when that id is older than that or
@@ -65,7 +67,9 @@ async def stream(
         models=_optional(model), tags=_optional(list(tag or [])), kinds=_optional(list(kind or []))
     )
 
-    async def body() -> AsyncIterator[ServerSentEvent]:
+    await hub.watch()  # the triggers send rows from now on
+
+    async def body() -> AsyncIterator[ServerSentEvent | bytes]:
         with hub.subscription(wanted, last_event_id) as subscriber:
             async for message in _messages(hub, subscriber, last_event_id):
                 yield message

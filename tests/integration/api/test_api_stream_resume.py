@@ -93,3 +93,49 @@ async def test_an_unknown_or_lost_position_gives_a_gap(db_dsn: str) -> None:
             assert gap.event == "gap" and gap.data["last_event_id"] == stale
         too_long = await api.anonymous.get("/api/stream", headers={"Last-Event-ID": "9" * 101})
         assert too_long.status_code == 422
+
+
+async def test_past_250_rows_of_a_statement_the_rest_come_counted(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    async with pool.acquire() as conn:
+        model = await import_bundle(conn, replace(small_bundle, name="busy"))
+    async with running_api(db_dsn) as api, await connect(api) as answer:
+        stream = messages(answer)
+        assert (await anext(stream)).event == "subscribed"
+        await store_predictions(pool, model.id, 400, datetime(2025, 6, 1, tzinfo=UTC))
+        received = await take(stream, 251)
+    rows, (skipped,) = received[:250], received[250:]
+    assert {m.event for m in rows} == {"prediction"}
+    assert len({m.data["id"] for m in rows}) == 250 and all(m.data["model"] == "busy" for m in rows)
+    assert skipped.event == "skipped" and skipped.data["of"] == "prediction"
+    assert sum(skipped.data["counts"].values()) == 150
+    async with pool.acquire() as conn:
+        stored = await conn.fetch("SELECT id, tag FROM coinfleet_predictions ORDER BY id")
+    assert {m.data["id"]: m.data["tag"] for m in rows} == {r["id"]: r["tag"] for r in stored[:250]}
+    assert (skipped.data["first"], skipped.data["last"]) == (stored[250]["id"], stored[-1]["id"])
+
+
+async def test_the_triggers_send_rows_only_while_a_hub_watches(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    async with pool.acquire() as conn:
+        model = await import_bundle(conn, replace(small_bundle, name="quiet"))
+    listener = await asyncpg.connect(db_dsn)
+    payloads: list[str] = []
+    try:
+        await listener.add_listener("coinfleet_stream", lambda *note: payloads.append(note[3]))
+        await store_predictions(pool, model.id, 3, datetime(2025, 6, 1, tzinfo=UTC))
+        async with running_api(db_dsn) as api, await connect(api) as answer:
+            stream = messages(answer)
+            await take(stream, 1)  # subscribed: the hub watches
+            await store_predictions(pool, model.id, 2, datetime(2025, 7, 1, tzinfo=UTC))
+            await take(stream, 2)
+        async with pool.acquire() as conn:
+            watching = await conn.fetchval("SELECT count(*) FROM coinfleet_stream_watch")
+        await store_predictions(pool, model.id, 4, datetime(2025, 8, 1, tzinfo=UTC))
+        await asyncio.sleep(0.5)
+    finally:
+        await listener.close()
+    assert watching == 0, "a stopped hub withdraws its watch"
+    assert [p.count("\n") for p in payloads] == [2], "only the rows stored while a client followed"

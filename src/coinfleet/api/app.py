@@ -47,7 +47,10 @@ class ApiConfig:
 def _lifespan(config: ApiConfig, mcp: MCPServer) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(config.dsn, max_size=config.pool_size, probe=False)  # up through outages
+        # probe=False: it starts during an outage too
+        pool = await create_pool(
+            config.dsn, max_size=config.pool_size, probe=False, application_name="coinfleet-api"
+        )
         hub = StreamHub(dsn=config.dsn, pool=pool, queue_size=config.stream_queue)
         app.state.shared.open(pool, hub, future_tolerance_seconds=config.settings.future_tolerance_seconds)
         app.state.pool = pool  # what a mounted UI reads by default
@@ -56,6 +59,7 @@ def _lifespan(config: ApiConfig, mcp: MCPServer) -> Callable[[FastAPI], Abstract
             async with mcp.session_manager.run():  # Starlette runs no lifespan of mounted apps
                 yield
         finally:
+            app.state.shared.close()
             await hub.close()
             await pool.close()
 
@@ -81,7 +85,8 @@ def create_app(config: ApiConfig, *, ui: UiMount | None = None) -> FastAPI:
     app.state.settings = config.settings
     app.state.token_check = check
     app.state.lanes_started = config.lanes_started
-    app.state.lanes_metrics = config.lanes_metrics
+    app.state.lanes_metrics = config.lanes_metrics  # what the UI's lane page reads
+    app.state.metrics = metrics.Snapshots(lambda: metrics.exposition(shared.pool, config.lanes_metrics))
     errors.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router, dependencies=[Depends(require_read)], responses=errors.ERROR_RESPONSES)

@@ -1,29 +1,40 @@
-"""`/metrics`: the lanes' counters of this process plus fleet gauges read from the database.
+"""`/metrics`: the lanes' counters of this process plus fleet gauges read from the database, served
+from a snapshot.
 
 Lanes, runners' restarts, batch sizes and latencies are counted in the serving process (a runner child
 only computes probabilities; its parent counts what it did), so the process's default registry holds
 them all. What any process can see — model status, lag, evaluation backlog, outbox states, delivery
 latency — is read from the database at scrape time (through the service layer's lanes, counts capped),
 so `coinfleet api` alone serves it as well.
+
+A scrape never reads anything itself: it gets the last snapshot (only the first scrape waits for one),
+and a snapshot older than SNAPSHOT_SECONDS is read again in the background, one read at a time — so
+scrapers, however many and however often, cost the lanes' process and the database at most one read per
+SNAPSHOT_SECONDS. `coinfleet_metrics_snapshot_age_seconds` says how old the served one is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import asyncpg
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from coinfleet.api.state import shared
 from coinfleet.db.sql import query
 from coinfleet.service import models
 from coinfleet.service.schemas import COUNT_CAP, EXACT_LAG_EVENTS, Lane
 
+log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
+#: seconds a snapshot is served before a scrape has it read again (in the background)
+SNAPSHOT_SECONDS = 5.0
 #: seconds of webhook attempts the delivery latency gauges summarise
 DELIVERY_WINDOW_SECONDS = 3600.0
 STATUSES = ("active", "inactive", "quarantined")
@@ -111,6 +122,48 @@ async def exposition(pool: asyncpg.Pool, lanes_metrics: LanesMetrics | None = No
     return lanes + generate_latest(fleet)
 
 
+class Snapshots:
+    """The metrics text, read at most once per SNAPSHOT_SECONDS, never in a scrape's path (but the first)."""
+
+    def __init__(self, read: Callable[[], Awaitable[bytes]]) -> None:
+        self._read = read
+        self._text: bytes | None = None
+        self._taken = 0.0  #: monotonic time the served snapshot's read began
+        self._reading: asyncio.Task[bytes] | None = None
+
+    async def latest(self) -> bytes:
+        """The last snapshot with its age; starts reading a new one when it is old."""
+        if self._text is None or time.monotonic() - self._taken > SNAPSHOT_SECONDS:
+            if self._reading is None or self._reading.done():
+                self._reading = asyncio.create_task(self._refresh())
+                self._reading.add_done_callback(_log_failure)
+            if self._text is None:
+                return _with_age(await asyncio.shield(self._reading), 0.0)
+        return _with_age(self._text, time.monotonic() - self._taken)
+
+    async def _refresh(self) -> bytes:
+        began = time.monotonic()
+        text = await self._read()
+        self._text, self._taken = text, began
+        return text
+
+
+def _log_failure(task: asyncio.Task[bytes]) -> None:
+    if not task.cancelled() and task.exception() is not None:  # the next scrape tries again
+        log.warning("metrics_snapshot_failed", error=str(task.exception()))
+
+
+def _with_age(text: bytes, age: float) -> bytes:
+    return (
+        text
+        + (
+            "# HELP coinfleet_metrics_snapshot_age_seconds Seconds since the served metrics were read\n"
+            "# TYPE coinfleet_metrics_snapshot_age_seconds gauge\n"
+            f"coinfleet_metrics_snapshot_age_seconds {age:.3f}\n"
+        ).encode()
+    )
+
+
 @router.get(
     "/metrics",
     summary="Prometheus metrics (text exposition format)",
@@ -118,6 +171,7 @@ async def exposition(pool: asyncpg.Pool, lanes_metrics: LanesMetrics | None = No
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
-    """Lane counters, latency histograms and fleet gauges, labelled by model."""
-    lanes_metrics: LanesMetrics | None = request.app.state.lanes_metrics
-    return Response(await exposition(shared(request).pool, lanes_metrics), media_type=CONTENT_TYPE_LATEST)
+    """Lane counters, latency histograms and fleet gauges, labelled by model, from a snapshot at most
+    a few seconds old (`coinfleet_metrics_snapshot_age_seconds`)."""
+    snapshots: Snapshots = request.app.state.metrics
+    return Response(await snapshots.latest(), media_type=CONTENT_TYPE_LATEST)

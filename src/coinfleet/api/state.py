@@ -22,6 +22,12 @@ class Shared:
         """Called by the lifespan once the pool exists."""
         scorer = Scorer(pool, future_tolerance_seconds=future_tolerance_seconds)
         self._pool, self._stream, self._scorer = pool, stream, scorer
+        scorer.start()
+
+    def close(self) -> None:
+        """Called by the lifespan at the end: stops the scoring child."""
+        if self._scorer is not None:
+            self._scorer.close()
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -39,7 +45,7 @@ class Shared:
 
     @property
     def scorer(self) -> Scorer:
-        """Manual scoring with models loaded in this process."""
+        """Manual scoring (its models run in a child process at the lowest priority)."""
         if self._scorer is None:
             raise DatabaseError("the API is not started (its lifespan has not run)")
         return self._scorer

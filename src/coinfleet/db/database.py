@@ -102,17 +102,22 @@ async def resolve(
     return ResolvedDatabase(dsn=with_database(server_dsn, database), started_embedded=started)
 
 
-async def create_pool(dsn: str, *, max_size: int = 10, probe: bool = True) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, max_size: int = 10, probe: bool = True, application_name: str | None = None
+) -> asyncpg.Pool:
     """A connection pool; with `probe`, raises DatabaseError with the reason when the server cannot be
     reached now (without, the first use says so: the HTTP side starts during an outage and answers 503).
 
     No minimum size: a pool with one reconnects in the background after an outage and logs a
     traceback per try, while coinfleet's loops already say once that the database is away (released
-    connections stay open for reuse all the same)."""
+    connections stay open for reuse all the same). `application_name` names its sessions in
+    pg_stat_activity."""
+    settings = {} if application_name is None else {"application_name": application_name}
     try:
         pool = await asyncpg.create_pool(
-            dsn, min_size=0, max_size=max_size, command_timeout=COMMAND_TIMEOUT_SECONDS, reset=_keep_session
-        )
+            dsn, min_size=0, max_size=max_size, command_timeout=COMMAND_TIMEOUT_SECONDS, reset=_keep_session,
+            server_settings=settings,
+        )  # fmt: skip
         assert pool is not None
         if probe:
             async with pool.acquire():  # reachable now, or a clear error

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
 from datetime import datetime
 
 import asyncpg
-import numpy as np
 from pydantic import AwareDatetime, BaseModel
 
 from coinfleet.db.sql import query
@@ -15,11 +12,8 @@ from coinfleet.errors import InvalidRequest, NotFound
 from coinfleet.features.cache import ObservationService, feature_indices
 from coinfleet.lanes.rules import tag_for
 from coinfleet.models import registry
-from coinfleet.models.formats import Predictor, load_predictor
 from coinfleet.models.registry import ModelRecord
-
-#: loaded models kept per process (model id and version): loading costs more than scoring one row
-CACHED_MODELS = 32
+from coinfleet.service.scoring_child import ModelFiles, ModelKey, ScoringChild
 
 
 class ModelScore(BaseModel):
@@ -40,14 +34,23 @@ class CoinScore(BaseModel):
 
 
 class Scorer:
-    """Scores coins with registered models in this process, keeping recently used models loaded."""
+    """Scores coins with registered models; the models run in a child process at the lowest priority
+    (`ScoringChild`), which keeps recently used ones loaded."""
 
     def __init__(self, pool: asyncpg.Pool, *, future_tolerance_seconds: float = 30.0) -> None:
         self._pool = pool
         #: rows dated further ahead of the wall clock are never "now" (Settings.future_tolerance_seconds)
         self._future_tolerance = future_tolerance_seconds
         self._observations = ObservationService(pool, cache_size=1000, coin_cache_size=100)
-        self._loaded: OrderedDict[tuple[int, int], Predictor] = OrderedDict()
+        self._child = ScoringChild()
+
+    def start(self) -> None:
+        """Start the scoring child ahead of the first request (without waiting for it)."""
+        self._child.start()
+
+    def close(self) -> None:
+        """Stop the scoring child."""
+        self._child.close()
 
     async def score(
         self, mint: str, *, at: datetime | None = None, models: list[str] | None = None
@@ -63,29 +66,27 @@ class Scorer:
             raise NotFound(f"coin {mint!r} has no metric row at or before {at or 'now'}")
         (observation,) = await self._observations.observe([(mint, ts)])
         assert observation is not None  # the row exists: it was just read
-        scores = [await self._score_one(model, observation.features) for model in chosen]
+        by_key = {(m.id, m.version): m for m in chosen}
+        asked = [
+            (key, observation.features[feature_indices(m.features)].reshape(1, -1))
+            for key, m in by_key.items()
+        ]
+
+        async def files(keys: list[ModelKey]) -> ModelFiles:
+            async with self._pool.acquire() as conn:
+                return {key: (by_key[key].format, await registry.load_artifact(conn, key[0])) for key in keys}
+
+        answers = await self._child.predict(asked, files)
+        scores = [_score(model, answer[0]) for model, answer in zip(by_key.values(), answers, strict=True)]
         return CoinScore(mint=mint, metric_ts=ts, scores=scores)
 
-    async def _score_one(self, model: ModelRecord, features: np.ndarray) -> ModelScore:
-        predictor = await self._predictor(model)
-        row = features[feature_indices(model.features)].reshape(1, -1)
-        probability = float((await asyncio.to_thread(predictor.predict_proba, row))[0])
-        threshold = model.settings.alert_threshold
-        return ModelScore(
-            model=model.name, probability=probability, tag=str(tag_for(probability, threshold)),
-            alert_threshold=threshold,
-        )  # fmt: skip
 
-    async def _predictor(self, model: ModelRecord) -> Predictor:
-        key = (model.id, model.version)
-        if key not in self._loaded:
-            async with self._pool.acquire() as conn:
-                artifact = await registry.load_artifact(conn, model.id)
-            self._loaded[key] = await asyncio.to_thread(load_predictor, model.format, artifact)
-            while len(self._loaded) > CACHED_MODELS:
-                self._loaded.popitem(last=False)
-        self._loaded.move_to_end(key)
-        return self._loaded[key]
+def _score(model: ModelRecord, probability: float) -> ModelScore:
+    threshold = model.settings.alert_threshold
+    return ModelScore(
+        model=model.name, probability=probability, tag=str(tag_for(probability, threshold)),
+        alert_threshold=threshold,
+    )  # fmt: skip
 
 
 async def _chosen_models(conn: asyncpg.Connection, names: list[str] | None) -> list[ModelRecord]:

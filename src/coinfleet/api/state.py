@@ -45,7 +45,7 @@ class Shared:
 
     @property
     def scorer(self) -> Scorer:
-        """Manual scoring (its models run in a child process at the lowest priority)."""
+        """Manual scoring (its models run in a child process below the lanes' priority)."""
         if self._scorer is None:
             raise DatabaseError("the API is not started (its lifespan has not run)")
         return self._scorer

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import asyncpg
+import structlog
 from pydantic import AwareDatetime, BaseModel
 
 from coinfleet.db.sql import query
@@ -13,7 +15,9 @@ from coinfleet.features.cache import ObservationService, feature_indices
 from coinfleet.lanes.rules import tag_for
 from coinfleet.models import registry
 from coinfleet.models.registry import ModelRecord
-from coinfleet.service.scoring_child import ModelFiles, ModelKey, ScoringChild
+from coinfleet.service.scoring_child import CACHED_MODELS, ModelFiles, ModelKey, ScoringChild
+
+log = structlog.get_logger(__name__)
 
 
 class ModelScore(BaseModel):
@@ -34,8 +38,8 @@ class CoinScore(BaseModel):
 
 
 class Scorer:
-    """Scores coins with registered models; the models run in a child process at the lowest priority
-    (`ScoringChild`), which keeps recently used ones loaded."""
+    """Scores coins with registered models; the models run in a child process below the lanes'
+    priority (`ScoringChild`), which keeps recently used ones loaded."""
 
     def __init__(self, pool: asyncpg.Pool, *, future_tolerance_seconds: float = 30.0) -> None:
         self._pool = pool
@@ -43,14 +47,30 @@ class Scorer:
         self._future_tolerance = future_tolerance_seconds
         self._observations = ObservationService(pool, cache_size=1000, coin_cache_size=100)
         self._child = ScoringChild()
+        self._warming: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start the scoring child ahead of the first request (without waiting for it)."""
+        """Start the scoring child and have it load the active models, in the background (at its low
+        priority), so that requests find them loaded."""
         self._child.start()
+        self._warming = asyncio.create_task(self._warm(), name="scoring-warm-up")
 
     def close(self) -> None:
-        """Stop the scoring child."""
+        """Stop the warm-up and the scoring child."""
+        if self._warming is not None:
+            self._warming.cancel()
         self._child.close()
+
+    async def _warm(self) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                active = (await _chosen_models(conn, None))[:CACHED_MODELS]
+                files = {
+                    (m.id, m.version): (m.format, await registry.load_artifact(conn, m.id)) for m in active
+                }
+            await self._child.load(files)
+        except Exception as exc:  # e.g. the database is away at start: requests load what they need
+            log.info("scoring_warm_up_skipped", error=str(exc))
 
     async def score(
         self, mint: str, *, at: datetime | None = None, models: list[str] | None = None

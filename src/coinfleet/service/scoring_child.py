@@ -1,10 +1,12 @@
-"""Manual scoring's model code in one child process at the lowest CPU priority.
+"""Manual scoring's model code in one child process at nice 10 (or its parent's, if higher).
 
 Loading a model (parsing its file, importing its library) and calling it is CPU work that would hold the
-HTTP process's event loop (through the GIL, even from a thread) and run beside the lanes at the HTTP
-process's priority. In a spawned child at nice 19 it gets only the CPU nothing else wants, and model
-code from outside does not run in the process that answers requests. The child keeps the last
-CACHED_MODELS models loaded; the parent sends a model's file only when the child says it lacks it.
+HTTP process's event loop (through the GIL, even from a thread), and beside the lanes (`bench api
+--http inline`, or a process not niced) it would run at their priority. In a spawned child at nice 10
+— the HTTP process's own level under `coinfleet serve`, far below the lanes' weight — the lanes get
+the CPU first, and model code from outside does not run in the process that answers requests.
+The child keeps the last CACHED_MODELS models loaded (the active ones are loaded when the API
+starts); the parent sends a model's file only when the child says it lacks it.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from coinfleet.models.formats import Predictor, load_predictor
 from coinfleet.runners.child import die_with_parent
 
 log = structlog.get_logger(__name__)
-#: CPU priority of the child: below the lanes and the HTTP process
-SCORING_NICE = 19
+#: CPU priority of the child at most: below the lanes, like the HTTP process of `coinfleet serve`
+SCORING_NICE = 10
 #: loaded models kept in the child (model id and version): loading costs more than scoring one row
 CACHED_MODELS = 32
 #: a model (id, version)
@@ -44,7 +46,7 @@ class NotLoaded(Exception):
 
 def _start() -> None:
     die_with_parent()
-    os.setpriority(os.PRIO_PROCESS, 0, SCORING_NICE)
+    os.setpriority(os.PRIO_PROCESS, 0, max(SCORING_NICE, os.getpriority(os.PRIO_PROCESS, 0)))
 
 
 def _ready() -> bool:
@@ -60,6 +62,14 @@ def _predict(asked: list[tuple[ModelKey, np.ndarray]]) -> list[list[float]]:
         _loaded.move_to_end(key)
         answers.append([float(p) for p in _loaded[key].predict_proba(rows)])
     return answers
+
+
+def _load(files: ModelFiles) -> None:
+    for key, (fmt, artifact) in files.items():
+        with contextlib.suppress(ModelLoadError):  # a request for it will say what is wrong
+            _loaded[key] = load_predictor(fmt, artifact)
+    while len(_loaded) > CACHED_MODELS:
+        _loaded.popitem(last=False)
 
 
 def _load_and_predict(files: ModelFiles, asked: list[tuple[ModelKey, np.ndarray]]) -> list[list[float]]:
@@ -80,6 +90,11 @@ class ScoringChild:
     def start(self) -> None:
         """Start the child now (its imports take a second or two), without waiting for it."""
         self._pool().submit(_ready)
+
+    async def load(self, files: ModelFiles) -> None:
+        """Have the child load these models (ahead of the requests that will ask for them)."""
+        if files:
+            await asyncio.get_running_loop().run_in_executor(self._pool(), _load, files)
 
     async def predict(
         self,

@@ -17,12 +17,13 @@ async def drain(subscriber: Subscriber) -> list[int]:
     return [json.loads(line)["id"] async for b, start in subscriber.pieces() for line in b.lines[start:]]
 
 
-def test_a_payload_becomes_one_batch_of_ready_lines() -> None:
-    parsed = parse_note('prediction prediction m00 alert\n{"id": 1}\n{"id": 2}')
+def test_a_payload_becomes_one_batch_of_lines() -> None:
+    parsed = parse_note('alert alert m00 alert -\n{"id": 1}\n{"id": 2}')
     assert parsed == Batch(
-        event="prediction", kind="prediction", model="m00", tag="alert", lines=('{"id": 1}', '{"id": 2}')
+        event="alert", kind="alert", model="m00", tag="alert", lines=('{"id": 1}', '{"id": 2}')
     )
-    skipped = parse_note('skipped prediction m00 -\n{"kind": "skipped", "counts": {"negative": 9}}')
+    assert parsed.data == parsed.lines  # alerts come as their JSON
+    skipped = parse_note('skipped prediction m00 - -\n{"kind": "skipped", "counts": {"negative": 9}}')
     assert skipped is not None and (skipped.event, skipped.kind, skipped.tag) == (
         "skipped",
         "prediction",
@@ -31,6 +32,18 @@ def test_a_payload_becomes_one_batch_of_ready_lines() -> None:
     assert (
         parse_note('{"kind": "prediction", "first": 1, "last": 2, "models": [1]}') is None
     )  # an old trigger's
+
+
+def test_compact_prediction_rows_become_the_messages_json() -> None:
+    created = "2026-12-07T15:00:00.123456+00:00"
+    payload = f'prediction prediction m00 positive {created}\n7,0.625,"2025-06-01T00:00:00+00:00",mint,"odd\\'
+    parsed = parse_note(payload)
+    assert parsed is not None and parsed.created == created
+    (data,) = parsed.data
+    assert json.loads(data) == {
+        "kind": "prediction", "id": 7, "model": "m00", "mint": 'mint,"odd\\', "probability": 0.625,
+        "metric_ts": "2025-06-01T00:00:00+00:00", "tag": "positive", "created_at": created,
+    }  # fmt: skip
 
 
 def test_a_batch_encodes_one_sse_message_per_line_with_its_number() -> None:

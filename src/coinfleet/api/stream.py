@@ -2,10 +2,11 @@
 out to every subscriber.
 
 The rows come in the NOTIFY payloads themselves (migration 0020): per statement that stored
-predictions or queued alerts, per model and tag, payloads of ready JSON lines (one per row, up to 250
-rows per model and statement; the rest counted in one `skipped` message per model). The hub reads
-nothing back from the tables: it splits each payload into lines, numbers them and hands the batch to
-the subscribers whose filter wants its model, tag and kind — no JSON is parsed or encoded per row.
+predictions or queued alerts, per model and tag, payloads of one line per row (up to 250 rows per model
+and tag and statement; the rest counted in one `skipped` message per model). The hub reads nothing
+back from the tables: it splits each payload into lines, numbers them and hands the batch to the
+subscribers whose filter wants its model, tag and kind; a prediction batch's compact rows become JSON
+only when a client takes it — no JSON is parsed per row, and none is written for rows nobody follows.
 Model changes (rare) are read on the LISTEN connection, not the API's pool.
 
 The triggers build payloads only while some hub is watched: the hub keeps a row in
@@ -31,6 +32,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 import asyncpg
@@ -57,14 +59,17 @@ SEP = "\r\n"  #: line separator of the SSE messages (sse_starlette's default)
 
 @dataclass(frozen=True, kw_only=True)
 class Batch:
-    """Messages from one notification: one kind, model and tag; each line is the JSON `data` of one SSE
-    message. `event` is the SSE event name: the kind, or `skipped` for a count of rows not sent."""
+    """Messages from one notification: one kind, model and tag. `event` is the SSE event name: the
+    kind, or `skipped` for a count of rows not sent. `lines` are the messages' JSON, or for predictions
+    compact rows `id,probability,"metric_ts",mint` made JSON when a client takes them (`created` is
+    their created_at)."""
 
     event: str
     kind: str  #: what the kind filter sees (`prediction`, `alert`, `model`)
     model: str
     tag: str | None
     lines: tuple[str, ...]
+    created: str | None = None  #: created_at of compact prediction rows
     first: int = 0  #: the hub's number of the first line (0 until the hub numbers it)
 
     def __len__(self) -> int:
@@ -75,12 +80,28 @@ class Batch:
         """The hub's number of the last line."""
         return self.first + len(self.lines) - 1
 
+    @cached_property
+    def data(self) -> tuple[str, ...]:
+        """Each message's JSON `data` (made once, for the first client that takes the batch)."""
+        if self.event != "prediction" or self.created is None:
+            return self.lines
+        return tuple(_prediction_json(line, self.model, self.tag, self.created) for line in self.lines)
+
     def sse(self, hub: str, start: int = 0) -> bytes:
         """The SSE messages of lines[start:], ready to send."""
         return "".join(
             f"id: {hub}-{self.first + n}{SEP}event: {self.event}{SEP}data: {line}{SEP}{SEP}"
-            for n, line in enumerate(self.lines[start:], start)
+            for n, line in enumerate(self.data[start:], start)
         ).encode()
+
+
+def _prediction_json(line: str, model: str, tag: str | None, created: str) -> str:
+    # model and tag names are plain by the tables' CHECKs; metric_ts comes quoted from to_json
+    row_id, probability, metric_ts, mint = line.split(",", 3)
+    return (
+        f'{{"kind": "prediction", "id": {row_id}, "model": "{model}", "mint": {json.dumps(mint)}, '
+        f'"metric_ts": {metric_ts}, "probability": {probability}, "tag": "{tag}", "created_at": "{created}"}}'
+    )
 
 
 #: a batch and the index of its first line still to send
@@ -88,16 +109,17 @@ Piece = tuple[Batch, int]
 
 
 def parse_note(payload: str) -> Batch | None:
-    """The batch of one stream notification (`<event> <kind> <model> <tag>`, then JSON lines); None for
-    a payload of another form (e.g. from an older trigger)."""
+    """The batch of one stream notification (`<event> <kind> <model> <tag> <created>`, then one line per
+    message); None for a payload of another form (e.g. from an older trigger)."""
     header, _, body = payload.partition("\n")
     parts = header.split(" ")
-    if len(parts) != 4 or not body:
+    if len(parts) != 5 or not body:
         return None
-    event, kind, model, tag = parts
+    event, kind, model, tag, created = parts
     return Batch(
-        event=event, kind=kind, model=model, tag=None if tag == "-" else tag, lines=tuple(body.split("\n"))
-    )
+        event=event, kind=kind, model=model, tag=None if tag == "-" else tag, lines=tuple(body.split("\n")),
+        created=None if created == "-" else created,
+    )  # fmt: skip
 
 
 def _json_default(value: object) -> str:

@@ -59,6 +59,7 @@ def _lifespan(config: ApiConfig, mcp: MCPServer) -> Callable[[FastAPI], Abstract
             async with mcp.session_manager.run():  # Starlette runs no lifespan of mounted apps
                 yield
         finally:
+            app.state.metrics.close()
             app.state.shared.close()
             await hub.close()
             await pool.close()

@@ -7,8 +7,8 @@ them all. What any process can see — model status, lag, evaluation backlog, ou
 latency — is read from the database at scrape time (through the service layer's lanes, counts capped),
 so `coinfleet api` alone serves it as well.
 
-A scrape never reads anything itself: it gets the last snapshot (only the first scrape waits for one),
-and a snapshot older than SNAPSHOT_SECONDS is read again in the background, one read at a time — so
+A scrape reads nothing itself: it gets the last snapshot, which a background task reads again every
+SNAPSHOT_SECONDS while someone scrapes (only a scrape after a long pause waits for a read) — so
 scrapers, however many and however often, cost the lanes' process and the database at most one read per
 SNAPSHOT_SECONDS. `coinfleet_metrics_snapshot_age_seconds` says how old the served one is.
 """
@@ -33,8 +33,10 @@ from coinfleet.service.schemas import COUNT_CAP, EXACT_LAG_EVENTS, Lane
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
-#: seconds a snapshot is served before a scrape has it read again (in the background)
+#: seconds between two reads of the snapshot while someone scrapes
 SNAPSHOT_SECONDS = 5.0
+#: seconds after the last scrape that the snapshot is still refreshed (and served without a new read)
+IDLE_SECONDS = 60.0
 #: seconds of webhook attempts the delivery latency gauges summarise
 DELIVERY_WINDOW_SECONDS = 3600.0
 STATUSES = ("active", "inactive", "quarantined")
@@ -123,34 +125,50 @@ async def exposition(pool: asyncpg.Pool, lanes_metrics: LanesMetrics | None = No
 
 
 class Snapshots:
-    """The metrics text, read at most once per SNAPSHOT_SECONDS, never in a scrape's path (but the first)."""
+    """The metrics text, read in the background every SNAPSHOT_SECONDS while someone scrapes.
+
+    A scrape returns the last snapshot at once. The refresher runs while the last scrape is at most
+    IDLE_SECONDS old; a scrape that finds no snapshot, or one older than that (nobody scraped for a
+    while), waits for a fresh read — one read however many scrapers wait."""
 
     def __init__(self, read: Callable[[], Awaitable[bytes]]) -> None:
         self._read = read
         self._text: bytes | None = None
         self._taken = 0.0  #: monotonic time the served snapshot's read began
-        self._reading: asyncio.Task[bytes] | None = None
+        self._scraped = 0.0  #: monotonic time of the last scrape
+        self._fresh: asyncio.Task[None] | None = None  #: the read a scrape waits for
+        self._refresher: asyncio.Task[None] | None = None
 
     async def latest(self) -> bytes:
-        """The last snapshot with its age; starts reading a new one when it is old."""
-        if self._text is None or time.monotonic() - self._taken > SNAPSHOT_SECONDS:
-            if self._reading is None or self._reading.done():
-                self._reading = asyncio.create_task(self._refresh())
-                self._reading.add_done_callback(_log_failure)
-            if self._text is None:
-                return _with_age(await asyncio.shield(self._reading), 0.0)
+        """The last snapshot with its age (a fresh one when there is none or it is too old)."""
+        self._scraped = time.monotonic()
+        if self._text is None or self._scraped - self._taken > IDLE_SECONDS:
+            if self._fresh is None or self._fresh.done():
+                self._fresh = asyncio.create_task(self._refresh())
+            await asyncio.shield(self._fresh)
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.create_task(self._keep_fresh(), name="metrics-snapshots")
+        assert self._text is not None  # set by the read just awaited
         return _with_age(self._text, time.monotonic() - self._taken)
 
-    async def _refresh(self) -> bytes:
+    def close(self) -> None:
+        """Stop refreshing."""
+        for task in (self._fresh, self._refresher):
+            if task is not None:
+                task.cancel()
+
+    async def _keep_fresh(self) -> None:
+        while time.monotonic() - self._scraped < IDLE_SECONDS:
+            await asyncio.sleep(SNAPSHOT_SECONDS)
+            try:
+                await self._refresh()
+            except Exception as exc:  # the database or the serving process is away: keep the last one
+                log.warning("metrics_snapshot_failed", error=str(exc))
+
+    async def _refresh(self) -> None:
         began = time.monotonic()
         text = await self._read()
         self._text, self._taken = text, began
-        return text
-
-
-def _log_failure(task: asyncio.Task[bytes]) -> None:
-    if not task.cancelled() and task.exception() is not None:  # the next scrape tries again
-        log.warning("metrics_snapshot_failed", error=str(task.exception()))
 
 
 def _with_age(text: bytes, age: float) -> bytes:

@@ -56,9 +56,9 @@ async def stream(
 ) -> EventSourceResponse:
     """First `subscribed` (events from then on are sent), then one `event:` per new prediction
     (`prediction`), queued alert (`alert`) or model change (`model`), its JSON in `data:`. Past 250
-    predictions (or alerts) of one model in one stored statement, the rest come as one `skipped`
-    message with their counts by tag and id range (read them from /api/predictions). A client
-    that falls a full queue behind gets `cut_off` and is disconnected. A client that reconnects with
+    predictions of one model and tag (or alerts of one model) in one stored statement, the rest come
+    as one `skipped` message with their counts by tag and id range (read them from /api/predictions).
+    A client that falls a full queue behind gets `cut_off` and is disconnected. A client that reconnects with
     `Last-Event-ID` first gets the events it missed (the server keeps its last 10,000 and goes on
     reading for a minute after the last client left), or `gap` when that id is older than that or
     from before a restart."""

@@ -22,6 +22,7 @@ import httpx
 import structlog
 import uvloop
 from prometheus_client import Gauge, start_http_server
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from coinfleet.api.app import create_app
@@ -58,15 +59,16 @@ class HttpLost(ConfigError):
     """The HTTP process died or hung: serve starts it again and the lanes go on meanwhile."""
 
 
-LANES_STARTED = Gauge(
-    "coinfleet_lanes_started", "1 when every active model has its lane in the serving process"
-)
+STARTED_METRIC = "coinfleet_lanes_started"
+LANES_STARTED = Gauge(STARTED_METRIC, "1 when every active model has its lane in the serving process")
 WAITING_METRIC = "coinfleet_waiting_for_database"
 WAITING = Gauge(
     WAITING_METRIC,
     "1 per loop of the serving process waiting out a database outage, with the error that began it",
     ["loop", "error"],
 )
+#: the status gauges alone, through the exposition's name filter
+STATUS_QUERY = {"name[]": [STARTED_METRIC, WAITING_METRIC]}
 #: longest error text passed on as a label
 WAITING_ERROR_CHARS = 200
 
@@ -163,21 +165,26 @@ class LanesEndpoint:
     async def started(self) -> bool:
         """Whether every active model has its lane (False while the serving process cannot be asked)."""
         try:
-            text = (await self.exposition()).decode()
+            families = await self._status()
         except httpx.HTTPError:
             return False
-        for family in text_string_to_metric_families(text):
-            if family.name == "coinfleet_lanes_started":
+        for family in families:
+            if family.name == STARTED_METRIC:
                 return any(sample.value == 1.0 for sample in family.samples)
         return False
 
     async def waiting(self) -> dict[str, str]:
         """The serving process's loops waiting for the database (loop → the error that began it)."""
-        text = (await self.exposition()).decode()
-        for family in text_string_to_metric_families(text):
+        for family in await self._status():
             if family.name == WAITING_METRIC:
                 return {s.labels["loop"]: s.labels["error"] for s in family.samples if s.value == 1.0}
         return {}
+
+    async def _status(self) -> list[Metric]:
+        """The two status gauges alone: asked every second, they must not render every lane's series."""
+        answer = await self._client.get(self._url, params=STATUS_QUERY)
+        answer.raise_for_status()
+        return list(text_string_to_metric_families(answer.text))
 
     async def close(self) -> None:
         """Close the client."""

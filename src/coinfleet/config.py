@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     #: most webhook requests one model has in flight at once, never two for one coin (1: the model's
     #: alerts arrive strictly in queue order; more: each coin's alerts do)
     webhook_in_flight_per_model: int = Field(default=1, ge=1, le=32)
+    #: database connections of one process's alert delivery (its own pool, beside the lanes' one)
+    webhook_connections: int = Field(default=4, ge=2, le=64)
     #: days the per-attempt delivery log and delivered alerts are kept
     webhook_log_retention_days: float = Field(default=14.0, gt=0)
     #: data seconds after a prediction's horizon end in which some row of any coin must show that the feed

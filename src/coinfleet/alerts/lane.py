@@ -56,6 +56,7 @@ class Lane:
         self._config = context.config
         self._claims = context.claims
         self.signal = Signal()  #: wakes the lane (a new alert, a receiver back, stopping)
+        self._back: set[str] = set()  #: receivers found back, to announce once the answer is stored
 
     async def run(self) -> None:
         try:
@@ -121,6 +122,7 @@ class Lane:
             alert = await asyncio.shield(self._settle(outcome, following))
             if following is not None and alert is None:  # its claim was lost: stop the run
                 run.finished(following, failed=True)
+            await self._announce_back()
 
     async def _attempt_or_cut_short(self, receiver: Receiver, alert: ClaimedAlert) -> Outcome:
         """The attempt's outcome; when cancelled meanwhile, its outcome as cut short is stored first."""
@@ -139,7 +141,9 @@ class Lane:
 
     async def _attempt(self, receiver: Receiver, alert: ClaimedAlert) -> Outcome:
         """One attempt at a claimed alert, judged: delivered, pending again after a delay, or dead."""
-        request_headers = headers(alert.body, alert.key, alert.secret, int(time.time()))
+        request_headers = headers(
+            alert.body, alert.key, alert.secret, int(time.time()), attempt=alert.attempts
+        )
         async with self._context.slots:
             attempt = await post_webhook(
                 receiver.client,
@@ -150,23 +154,30 @@ class Lane:
             )
         judged = verdict(attempt.status_code, refused=attempt.refused)
         if judged is Verdict.DELIVERED:
-            await self._answered(receiver, alert.url)
+            self._answered(receiver, alert.url)
             return Outcome(alert=alert, attempt=attempt, state="delivered")
         if judged is Verdict.REFUSED:
             if attempt.status_code is not None:  # the receiver answered: it is up
-                await self._answered(receiver, alert.url)
+                self._answered(receiver, alert.url)
             return Outcome(alert=alert, attempt=attempt, state="dead")
         delay = receiver.breaker.failed(time.monotonic(), self._context.random.random())
         dead = self._config.policy.gives_up(age_seconds=alert.age_seconds)
         return Outcome(alert=alert, attempt=attempt, state="dead" if dead else "pending", retry_in=delay)
 
-    async def _answered(self, receiver: Receiver, url: str) -> None:
-        """Close the receiver's breaker; when it was open, the alerts of every model waiting out a
-        backoff for this receiver go now rather than at their next probe."""
+    def _answered(self, receiver: Receiver, url: str) -> None:
+        """Close the receiver's breaker; when it was open, remember to announce it back once the
+        answer is stored (nothing may come between an answer and its storing)."""
         if receiver.breaker.succeeded():
-            log.info("webhook_receiver_back", receiver=url_prefix(url))
+            self._back.add(url_prefix(url))
+
+    async def _announce_back(self) -> None:
+        """The alerts of every model waiting out a backoff for a receiver found back go now rather
+        than at their next probe."""
+        while self._back:
+            prefix = self._back.pop()
+            log.info("webhook_receiver_back", receiver=prefix)
             async with self._context.pool.acquire() as conn:
-                await outbox.wake_receiver(conn, url_prefix(url))
+                await outbox.wake_receiver(conn, prefix)
 
 
 def _log_attempt(outcome: Outcome) -> None:

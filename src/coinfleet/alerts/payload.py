@@ -16,6 +16,9 @@ from coinfleet.models.registry import ModelRecord
 SERVICE = "coinfleet"
 SIGNATURE_HEADER = "X-Coinfleet-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: which attempt at the alert this request is (1, 2, …, counted over every worker): a re-send of an
+#: alert is told apart even when it goes within the same second, with the same `t` and signature
+ATTEMPT_HEADER = "X-Coinfleet-Attempt"
 
 
 class _Schema(BaseModel):
@@ -168,11 +171,13 @@ def sign(body: bytes, secret: str, timestamp: int) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def headers(body: bytes, key: str, secret: str, timestamp: int) -> dict[str, str]:
-    """The request headers of one attempt: content type, idempotency key and the signature."""
+def headers(body: bytes, key: str, secret: str, timestamp: int, *, attempt: int = 1) -> dict[str, str]:
+    """The request headers of one attempt: content type, idempotency key, attempt number and the
+    signature."""
     return {
         "Content-Type": "application/json",
         "User-Agent": f"{SERVICE}/{__version__}",
         IDEMPOTENCY_HEADER: key,
+        ATTEMPT_HEADER: str(attempt),
         SIGNATURE_HEADER: sign(body, secret, timestamp),
     }

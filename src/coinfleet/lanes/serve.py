@@ -12,7 +12,7 @@ from typing import Protocol
 import asyncpg
 import structlog
 
-from coinfleet.alerts.delivery import Deliverer
+from coinfleet.alerts.thread import DeliveryThread
 from coinfleet.config import Settings
 from coinfleet.db.database import Database, open_database
 from coinfleet.db.outage import DATABASE_ERRORS, Outage
@@ -119,8 +119,9 @@ def lease_keeper(db: Database, settings: Settings) -> LeaseKeeper:
 
 
 async def deliver_alerts(db: Database, settings: Settings, stop: asyncio.Event) -> None:
-    """Deliver the webhook outbox until `stop`."""
-    await run_until(Deliverer(pool=db.pool, dsn=db.dsn, settings=settings), stop)
+    """Deliver the webhook outbox until `stop`, on a thread with its own event loop and connections
+    (a receiver's answer is stored without waiting for the lanes' work)."""
+    await run_until(DeliveryThread(dsn=db.dsn, settings=settings), stop)
 
 
 async def evaluate_predictions(db: Database, settings: Settings, stop: asyncio.Event) -> None:

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from coinfleet.alerts.payload import (
+    ATTEMPT_HEADER,
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     AlertPayload,
@@ -93,7 +94,8 @@ def test_signature_is_hmac_sha256_of_the_time_and_the_exact_body() -> None:
 def test_headers_always_carry_key_and_signature() -> None:
     body = b"{}"
     signed = headers(body, "k1", "s3cret", 1767225600)
-    assert signed[IDEMPOTENCY_HEADER] == "k1"
+    assert signed[IDEMPOTENCY_HEADER] == "k1" and signed[ATTEMPT_HEADER] == "1"
+    assert headers(body, "k1", "s3cret", 1767225600, attempt=3)[ATTEMPT_HEADER] == "3"
     assert signed[SIGNATURE_HEADER] == sign(body, "s3cret", 1767225600)
     assert "s3cret" not in repr(signed)
     assert signed["Content-Type"] == "application/json"

@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,6 +28,7 @@ from coinfleet.alerts.delivery import Deliverer
 from coinfleet.alerts.outbox import OutboxItem, write_outbox
 from coinfleet.alerts.payload import sign
 from coinfleet.alerts.sample import send_test
+from coinfleet.alerts.thread import DeliveryThread
 from coinfleet.config import Settings
 from coinfleet.errors import WebhookRefused
 from coinfleet.feed.writer import insert_metrics
@@ -575,6 +577,21 @@ async def test_redirects_take_the_signed_body_only_to_the_same_host_and_port(
             server.close()
 
 
+async def test_delivery_on_its_own_thread_stores_answers_while_the_serving_loop_is_busy(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
+) -> None:
+    model = await new_model(pool, small_bundle, "threaded", webhook_url=receiver.url)
+    async with running(DeliveryThread(dsn=db_dsn, settings=settings())):
+        keys = await queue(pool, model, receiver.url, some_rows(3))
+        # the serving loop stands still (as while a lane computes features inline); one request per
+        # model is in flight, so the third request means the first two answers were stored meanwhile
+        deadline = time.monotonic() + 60
+        while len(receiver.received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)  # noqa: ASYNC251 -- blocking the loop on purpose
+        assert receiver.keys() == keys
+        await eventually(delivered(pool, 3, model.id))
+
+
 async def test_several_workers_deliver_each_alert_once_in_order(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle, receiver: Receiver
 ) -> None:
@@ -757,12 +774,25 @@ def documented_receiver(secret: str) -> dict[str, Any]:
     return namespace
 
 
+class ActedOn(set[str]):
+    """The documented receiver's handled keys, counting how often each was added (acted on)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acted: Counter[str] = Counter()
+
+    def add(self, key: str) -> None:
+        self.acted[key] += 1
+        super().add(key)
+
+
 class DocumentedReceiver(Receiver):
     """A real HTTP server answering what the documented `handle` says."""
 
     def __init__(self, secret: str) -> None:
         super().__init__()
         self.code = documented_receiver(secret)
+        self.code["handled_keys"] = self.handled = ActedOn()
         self.statuses: list[int] = []
 
     def answer(self, path: str) -> tuple[int, str | None]:
@@ -773,7 +803,7 @@ class DocumentedReceiver(Receiver):
         return status, None
 
 
-async def test_the_documented_receiver_accepts_deliveries_and_rejects_stale_replayed_and_forged_requests(
+async def test_the_documented_receiver_acts_once_per_key_and_rejects_stale_and_forged_requests(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
 ) -> None:
     secret = "documented-receiver-secret-0123"
@@ -783,7 +813,8 @@ async def test_the_documented_receiver_accepts_deliveries_and_rejects_stale_repl
         keys = await queue(pool, model, server.url, some_rows(3))
         async with delivering(pool, db_dsn, settings()):
             await eventually(delivered(pool, 3))
-        assert server.statuses == [200, 200, 200] and server.code["handled_keys"] == set(keys)
+        assert server.statuses == [200, 200, 200] and server.handled.acted == Counter(keys)
+        assert [r.headers["x-coinfleet-attempt"] for r in server.received] == ["1", "1", "1"]
         captured = server.received[0]
         body, sent_headers = captured.body, dict(captured.headers)
 
@@ -791,7 +822,10 @@ async def test_the_documented_receiver_accepts_deliveries_and_rejects_stale_repl
             async with httpx.AsyncClient() as client:
                 return (await client.post(server.url, content=content, headers=headers)).status_code
 
-        assert await post(sent_headers) == 409  # the captured request again: a replay
+        # the very request again (a re-send within the same second, or a replay): acknowledged, not acted on
+        assert await post({**sent_headers, "x-coinfleet-attempt": "2"}) == 200
+        assert await post({**sent_headers, "idempotency-key": "cf-made-up"}) == 200  # the body's key counts
+        assert server.handled.acted == Counter(keys)
         stale = sign(body, secret, int(time.time()) - 301)  # what coinfleet signed five minutes ago
         assert await post({**sent_headers, "x-coinfleet-signature": stale}) == 401
         forged = sign(body, "not-the-secret-0123456789", int(time.time()))
@@ -802,9 +836,49 @@ async def test_the_documented_receiver_accepts_deliveries_and_rejects_stale_repl
             body, secret, int(time.time()) + 1
         )  # coinfleet's own retry: a later second, the same key
         assert await post({**sent_headers, "x-coinfleet-signature": retry}) == 200
-        assert server.code["handled_keys"] == set(keys)  # acknowledged, not acted on again
+        assert server.handled.acted == Counter(keys)  # each acted on once
     finally:
         server.close()
+
+
+class HandledThenHeld(DocumentedReceiver):
+    """The documented receiver, holding its answer after handling a request while `release` is clear."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__(secret)
+        self.release = threading.Event()
+        self.release.set()
+
+    def answer(self, path: str) -> tuple[int, str | None]:
+        answered = super().answer(path)
+        self.release.wait(30)
+        return answered
+
+
+async def test_a_re_send_after_a_worker_died_before_storing_the_answer_is_acknowledged_and_acted_on_once(
+    pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
+) -> None:
+    secret = "documented-receiver-secret-0123"
+    server = HandledThenHeld(secret)
+    try:
+        model = await new_model(pool, small_bundle, "resent", webhook_url=server.url, secret=secret)
+        keys = await queue(pool, model, server.url, some_rows(2))
+        server.release.clear()  # the first alert is handled, its answer waits: the worker dies before it
+        worker = await asyncio.create_subprocess_exec(sys.executable, "-c", WORKER_SCRIPT, db_dsn)
+        try:
+            await until(lambda: len(server.statuses) == 1, timeout=60)
+        finally:
+            worker.kill()  # SIGKILL between the receiver handling the alert and the worker storing that
+            await worker.wait()
+        server.release.set()
+        async with delivering(pool, db_dsn, settings(webhook_timeout_seconds=30)):
+            await eventually(delivered(pool, 2), timeout=60)
+    finally:
+        server.close()
+    assert [r.key for r in server.received] == [keys[0], *keys]  # the first alert sent again, then in order
+    assert [r.headers["x-coinfleet-attempt"] for r in server.received] == ["1", "2", "1"]
+    assert server.statuses == [200, 200, 200]  # the re-send acknowledged, not refused
+    assert server.handled.acted == Counter(keys)  # and not acted on again
 
 
 WORKER_SCRIPT = """

@@ -36,6 +36,8 @@ def test_chaos_loses_and_duplicates_no_prediction_and_no_alert(tmp_path: Path) -
     assert (result["alerts_lost"], result["alerts_unexpected"]) == (0, 0)
     assert result["lease_moves"] >= 3  # every kill moved the killed worker's models
     assert result["leases_lost"] > 0  # the paused worker found its leases taken when it woke
+    window = result["answer_to_commit_ms"]  # receiver read → answer stored, overall and while wrecking
+    assert window["alerts"] >= result["alerts"] and "during_havoc" in window
 
 
 def serve(home: Path) -> subprocess.Popen[bytes]:

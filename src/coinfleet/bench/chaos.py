@@ -91,7 +91,7 @@ class Outcome:
     repeats: int = 0
     lease_moves: int = 0
     duplicates: list[dict[str, Any]] = field(default_factory=list)  #: why each repeated alert came
-    window_ms: dict[str, float] = field(default_factory=dict)  #: receiver read → answer stored
+    window_ms: dict[str, Any] = field(default_factory=dict)  #: receiver read → answer stored
 
 
 async def run(
@@ -145,6 +145,7 @@ async def chaos_run(
                 await mayhem
             finally:
                 mayhem.cancel()
+            havoc_over = time.time()
             await settle(pool, procs, havoc)
             await asyncio.sleep(3 * LEASE_SECONDS)  # late deliveries of alerts already marked would show
         finally:
@@ -157,7 +158,7 @@ async def chaos_run(
                 repeats=await conn.fetchval(query("repeated_predictions")),
                 lease_moves=await conn.fetchval(query("lease_moves")),
                 duplicates=await duplicates.explain(conn, receiver.arrivals, havoc.moments, started),
-                window_ms=await duplicates.answer_to_commit(conn, receiver.arrivals),
+                window_ms=await duplicates.answer_to_commit(conn, receiver.arrivals, havoc_over),
             )
     finally:
         await pool.close()

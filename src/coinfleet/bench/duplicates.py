@@ -41,21 +41,30 @@ async def explain(
 
 
 async def answer_to_commit(
-    conn: asyncpg.Connection, arrivals: Mapping[str, Sequence[float]]
-) -> dict[str, float]:
+    conn: asyncpg.Connection, arrivals: Mapping[str, Sequence[float]], havoc_over: float
+) -> dict[str, Any]:
     """Milliseconds from the receiver reading an alert to its worker storing the answer (p50, p99,
     max, and their sum over all alerts in s): a worker killed inside this window leaves the alert to be
-    sent again."""
-    windows: list[float] = []
+    sent again. The same figures for the alerts that arrived until `havoc_over` (the last kill, pause or
+    restart) under `during_havoc`: only there can a kill fall into a window, and the workers are busiest."""
+    windows: list[tuple[float, float]] = []  #: (arrival, window)
     for row in await conn.fetch(query("delivered_attempts")):
         times = sorted(arrivals.get(row["idempotency_key"], ()))
         at = bisect.bisect_right(times, row["finished"])
         if at and row["finished"] is not None:
-            windows.append(row["finished"] - times[at - 1])
+            windows.append((times[at - 1], row["finished"] - times[at - 1]))
+    figures = _figures([w for _, w in windows])
+    if figures:
+        figures["during_havoc"] = _figures([w for arrived, w in windows if arrived <= havoc_over])
+    return figures
+
+
+def _figures(windows: list[float]) -> dict[str, Any]:
     if not windows:
         return {}
     windows.sort()
     return {
+        "alerts": len(windows),
         "p50": _ms(windows, 0.5),
         "p99": _ms(windows, 0.99),
         "max": _ms(windows, 1.0),

@@ -4,7 +4,8 @@ A receiver's answer is stored as soon as it comes only if nothing stands between
 serving process's event loop an answer waited behind whatever the lanes were doing (features, rules,
 building a batch), and its statement behind the lanes' use of the shared pool. A worker that dies in
 that gap leaves the alert to be sent again. Here the deliverer runs `asyncio.run` on a thread, with a
-small pool of its own, so an answer waits for at most the interpreter's thread switch (5 ms).
+small pool of its own, so an answer waits only for a CPU and for the interpreter lock (a thread switch
+interval of 1 ms while delivery runs).
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ import sys
 import threading
 from collections.abc import Callable
 
-import structlog
-
 from coinfleet.alerts.delivery import Deliverer
 from coinfleet.config import Settings
 from coinfleet.db.database import create_pool
 
-log = structlog.get_logger(__name__)
 #: the interpreter's thread switch interval while delivery runs: how long the delivery thread, woken by
 #: an answer, waits at most for a thread that computes; the default (5 ms) is paid at every socket call
 SWITCH_INTERVAL_SECONDS = 0.001

@@ -97,6 +97,20 @@ async def test_a_bad_setting_shows_its_error_and_changes_nothing(
     assert await _model(fleet.dsn, "alpha") == before, "nothing saved, not even the valid weight"
 
 
+async def test_a_refused_webhook_url_shows_under_its_field_and_changes_nothing(
+    fleet: Fleet, page: Page
+) -> None:
+    before = await _model(fleet.dsn, "alpha")
+    await page.goto(f"{fleet.url}/ui/models/alpha")
+    await page.get_by_role("tab", name="Settings").click()
+    await page.get_by_test_id("setting-webhook_url").fill("http://169.254.169.254/latest/meta-data")
+    await page.get_by_test_id("settings-save").click()
+    webhook = page.locator("label", has=page.get_by_test_id("setting-webhook_url"))
+    await expect(webhook).to_contain_text("a cloud metadata address")
+    await expect(page.get_by_test_id("settings-error")).to_have_text("")
+    assert await _model(fleet.dsn, "alpha") == before
+
+
 async def test_the_overview_updates_when_a_prediction_is_committed(fleet: Fleet, page: Page) -> None:
     await page.goto(f"{fleet.url}/ui/")
     line = page.get_by_test_id("card-alpha").get_by_test_id("stored")

@@ -117,6 +117,14 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
     return errors
 
 
+def service_error(message: str) -> tuple[str, str]:
+    """(setting key, message) for an error the service raised while saving: one that starts with the
+    setting it is about ("webhook_url: …", the sender's address check) goes under that field, without
+    the prefix; anything else ("", message) goes under the form."""
+    key, sep, rest = message.partition(": ")
+    return (key, rest) if sep and key in SETTING_KEYS else ("", message)
+
+
 def _named_key(message: str) -> str:
     named = [key for key in SETTING_KEYS if key in message]
     return named[-1] if named else ""

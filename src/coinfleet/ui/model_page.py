@@ -15,7 +15,7 @@ from coinfleet.service.model_charts import model_charts
 from coinfleet.service.schemas import CalibrationReport, Model
 from coinfleet.service.stats import parse_since
 from coinfleet.ui import actions, charts, context
-from coinfleet.ui.forms import FIELDS, check, display
+from coinfleet.ui.forms import FIELDS, check, display, service_error
 from coinfleet.ui.layout import error_box, fmt_num, fmt_pct, frame, status_badge
 from coinfleet.ui.prediction_log import PredictionLog
 
@@ -168,7 +168,12 @@ class SettingsEditor:
         try:
             await actions.update_settings(self.name, result.changes)
         except CoinfleetError as exc:
-            self.form_error.set_text(str(exc))
+            key, message = service_error(str(exc))
+            if key in self.inputs:
+                self.inputs[key].error = message
+            else:
+                self.form_error.set_text(message)
+            ui.notify("nothing saved: fix the marked fields", type="warning")
             return
         self.current = result.settings
         ui.notify(f"saved: {', '.join(result.changed)}", type="positive")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coinfleet.models.settings import SETTING_KEYS, ModelSettings, apply_changes, parse_value
-from coinfleet.ui.forms import FIELDS, check, display
+from coinfleet.ui.forms import FIELDS, check, display, service_error
 
 CURRENT = ModelSettings(alert_threshold=0.8, coin_whitelist=["a"])
 
@@ -61,3 +61,10 @@ def test_errors_land_on_their_field(changes: dict[str, object], field: str, word
     result = check(CURRENT, {**untouched(), **changes})
     assert result.settings is None
     assert words in result.errors[field], result.errors
+
+
+def test_a_service_error_goes_under_the_setting_it_names() -> None:
+    refused = "webhook_url: webhook URL 'http://169.254.169.254/' resolves to 169.254.169.254, a cloud …"
+    assert service_error(refused) == ("webhook_url", refused.removeprefix("webhook_url: "))
+    assert service_error("model alpha was deleted") == ("", "model alpha was deleted")
+    assert service_error("note: not a setting") == ("", "note: not a setting")

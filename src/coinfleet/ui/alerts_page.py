@@ -11,7 +11,7 @@ from coinfleet.service import alerts as alert_reads
 from coinfleet.service import models as model_reads
 from coinfleet.service.schemas import Alert, AlertQuery
 from coinfleet.ui import actions, context
-from coinfleet.ui.layout import frame
+from coinfleet.ui.layout import connected, frame
 
 PAGE_SIZE = 50
 STATES = {"all": "All", "pending": "Pending", "delivered": "Delivered", "dead": "Dead"}
@@ -173,6 +173,7 @@ async def alerts_page() -> None:
     with frame("Alerts") as shown:
         if not shown:
             return
+        await connected()
         names = [m.name for m in await model_reads.list_models(context.pool())]
         alert_list = AlertList(names)
         _test_sender(names)

@@ -12,7 +12,7 @@ from coinfleet.metrics import MetricRow
 from coinfleet.service import coins
 from coinfleet.service.schemas import CoinDetail
 from coinfleet.ui import charts, context
-from coinfleet.ui.layout import TAG_COLOURS, error_box, frame
+from coinfleet.ui.layout import TAG_COLOURS, connected, error_box, frame
 from coinfleet.ui.prediction_log import PredictionLog
 
 #: windows before the coin's newest row (a replayed coin's data may be far from now)
@@ -102,6 +102,7 @@ async def coin_page(mint: str) -> None:
             error_box("no coin id given")
             return
         view = CoinView(mint)
+        await connected()
         await view.show()
         ui.label("Predictions for this coin").classes("text-lg font-semibold")
         log = PredictionLog(mint=mint)

@@ -40,6 +40,13 @@ def frame(title: str) -> Iterator[bool]:
         yield True
 
 
+async def connected() -> None:
+    """Wait until the browser has the page's frame and its WebSocket is up. Pages read the database
+    after this: a page NiceGUI cannot send within its 3 s response timeout is replaced by an error
+    page, and a read may take longer than that on a busy machine or over millions of predictions."""
+    await ui.context.client.connected()
+
+
 def status_badge(status: str) -> ui.badge:
     """A coloured badge for a model status."""
     return ui.badge(status, color=STATUS_COLOURS.get(status, "grey"))

@@ -16,7 +16,7 @@ from coinfleet.service.schemas import CalibrationReport, Model
 from coinfleet.service.stats import parse_since
 from coinfleet.ui import actions, charts, context
 from coinfleet.ui.forms import FIELDS, check, display, service_error
-from coinfleet.ui.layout import error_box, fmt_num, fmt_pct, frame, status_badge
+from coinfleet.ui.layout import connected, error_box, fmt_num, fmt_pct, frame, status_badge
 from coinfleet.ui.prediction_log import PredictionLog
 
 WINDOWS = {"1h": "last hour", "24h": "last 24 h", "7d": "last 7 days", "all": "all time"}
@@ -279,6 +279,7 @@ async def model_page(name: str) -> None:
     with frame(name) as shown:
         if not shown:
             return
+        await connected()
         try:
             model = await model_reads.show_model(context.pool(), name)
         except CoinfleetError as exc:

@@ -10,7 +10,16 @@ from nicegui import ui
 
 from coinfleet.errors import CoinfleetError
 from coinfleet.ui import actions, charts, data
-from coinfleet.ui.layout import STATUS_COLOURS, TAG_COLOURS, error_box, fmt_num, fmt_pct, frame, status_badge
+from coinfleet.ui.layout import (
+    STATUS_COLOURS,
+    TAG_COLOURS,
+    connected,
+    error_box,
+    fmt_num,
+    fmt_pct,
+    frame,
+    status_badge,
+)
 from coinfleet.ui.live import History, Sample, Shared
 
 REFRESH_SECONDS = 2.0  #: how often an open overview asks for new numbers
@@ -157,5 +166,6 @@ async def overview_page() -> None:
         if not shown:
             return
         fleet = Fleet()
+        await connected()
         await fleet.refresh()
         ui.timer(REFRESH_SECONDS, fleet.refresh)

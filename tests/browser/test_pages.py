@@ -72,3 +72,23 @@ async def test_alerts_page_lists_the_outbox_with_attempts(
     await expect(detail).to_contain_text("beta")
     await expect(detail.locator("tbody tr")).to_have_count(1)
     await page.screenshot(path=screenshots / "alert-detail.png")
+
+
+async def test_the_prediction_log_filters_and_says_what_is_wrong(fleet: Fleet, page: Page) -> None:
+    await page.goto(f"{fleet.url}/ui/models/alpha")
+    rows = page.get_by_test_id("prediction-table").locator("tbody tr")
+    await expect(rows).to_have_count(50)
+    await page.get_by_test_id("filter-tag").click()
+    await page.get_by_role("option", name="alert", exact=True).click()
+    await page.get_by_test_id("filter-probability_min").fill("0.6")
+    await page.get_by_test_id("filter-apply").click()
+    await expect(rows.filter(has_not_text="alert")).to_have_count(0)
+    await expect(rows.first).to_contain_text("alert")
+    await page.get_by_test_id("filter-probability_min").fill("high")
+    await page.get_by_test_id("filter-since").fill("yesterday")
+    await page.get_by_test_id("filter-apply").click()
+    probability = page.locator("label", has=page.get_by_test_id("filter-probability_min"))
+    await expect(probability).to_contain_text("valid number")
+    since = page.locator("label", has=page.get_by_test_id("filter-since"))
+    await expect(since).to_contain_text("use 1h, 24h")
+    await expect(rows.first).to_contain_text("alert")  # the last good page stays

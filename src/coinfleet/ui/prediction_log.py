@@ -96,9 +96,11 @@ class PredictionLog:
             self.position = ui.label()
 
     def _query(self, cursor: str | None) -> PredictionQuery | None:
+        """The query the filters describe; None, with every wrong filter marked, when any is wrong."""
         for element in self.inputs.values():
             element.error = None
         values: dict[str, Any] = {k: v for k, v in self._fixed.items() if v}
+        errors: dict[str, str] = {}
         for key, element in self.inputs.items():
             value = element.value.strip() if isinstance(element.value, str) else element.value
             if value in (None, ""):
@@ -107,17 +109,19 @@ class PredictionLog:
                 try:
                     value = parse_since(value)
                 except CoinfleetError as exc:
-                    self.inputs[key].error = str(exc).replace("--since ", "")
-                    return None
+                    errors[key] = str(exc)
+                    continue
             values[key] = value
+        wanted = None
         try:
-            return PredictionQuery(**values, limit=PAGE_SIZE, cursor=cursor)
+            wanted = PredictionQuery(**values, limit=PAGE_SIZE, cursor=cursor)
         except ValidationError as exc:
             for err in exc.errors():
-                key = str(err["loc"][0]) if err["loc"] else "since"
-                target = self.inputs.get(key) or self.inputs["since"]
-                target.error = str(err["msg"]).removeprefix("Value error, ")
-            return None
+                key = str(err["loc"][0]) if err["loc"] and str(err["loc"][0]) in self.inputs else "since"
+                errors.setdefault(key, str(err["msg"]).removeprefix("Value error, "))
+        for key, message in errors.items():
+            self.inputs[key].error = message
+        return None if errors else wanted
 
     async def show(self) -> None:
         """Read the page at the current cursor and show it."""

@@ -153,7 +153,10 @@ async def test_import_validates_then_registers_and_activates(
     await page.get_by_test_id("import-name").fill("imported-good")
     await page.get_by_test_id("import-activate").click()
     await page.get_by_test_id("import-run").click()
-    await expect(page.get_by_test_id("import-result")).to_have_text("imported imported-good")
+    result = page.get_by_test_id("import-result")
+    await expect(result).to_contain_text("imported imported-good: ")
+    await expect(result).to_contain_text(f"{len(small_bundle.features)} features")
+    await expect(result).to_contain_text("· active")
     await page.screenshot(path=screenshots / "import.png", full_page=True)
     assert await _status(fleet.dsn, "imported-good") == "active"
 

@@ -9,7 +9,7 @@ from coinfleet.models.bundle import ModelBundle
 from coinfleet.service import alerts as alert_writes
 from coinfleet.service import model_admin, versions
 from coinfleet.service import models as model_writes
-from coinfleet.service.schemas import WebhookTest
+from coinfleet.service.schemas import Model, WebhookTest
 from coinfleet.ui import context
 
 StatusAction = Literal["activate", "deactivate", "resume"]
@@ -64,9 +64,8 @@ async def send_test(url: str, name: str | None) -> WebhookTest:
     return await alert_writes.send_test_alert(settings, url, db=context.pool(), model=name)
 
 
-async def import_bundle(bundle: ModelBundle, *, name: str | None, activate: bool) -> str:
-    """Validate and register a model (under `name` when given); its name."""
+async def import_bundle(bundle: ModelBundle, *, name: str | None, activate: bool) -> Model:
+    """Validate and register a model (under `name` when given)."""
     if name:
         bundle = replace(bundle, name=name)
-    model = await model_writes.import_model(context.pool(), bundle, activate=activate)
-    return model.name
+    return await model_writes.import_model(context.pool(), bundle, activate=activate)

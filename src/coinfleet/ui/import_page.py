@@ -11,6 +11,7 @@ from nicegui import events, ui
 
 from coinfleet.errors import CoinfleetError
 from coinfleet.models.bundle import META_SUFFIX, read_bundle
+from coinfleet.service.schemas import Model
 from coinfleet.ui import actions
 from coinfleet.ui.layout import frame
 
@@ -36,8 +37,8 @@ def _artifact_named(meta: bytes) -> str:
         raise CoinfleetError(f"the metadata file is not a coinfleet model description: {exc}") from exc
 
 
-async def import_uploaded(uploaded: Uploaded, *, name: str, activate: bool) -> str:
-    """Validate and register the uploaded bundle; the model's name, or CoinfleetError saying why not."""
+async def import_uploaded(uploaded: Uploaded, *, name: str, activate: bool) -> Model:
+    """Validate and register the uploaded bundle; the model, or CoinfleetError saying why not."""
     meta_name = uploaded.metadata_name()
     if meta_name is None:
         raise CoinfleetError(f"upload the metadata file (*{META_SUFFIX}) written by `coinfleet train`")
@@ -49,6 +50,14 @@ async def import_uploaded(uploaded: Uploaded, *, name: str, activate: bool) -> s
             (Path(folder) / Path(file_name).name).write_bytes(uploaded.files[file_name])
         bundle = read_bundle(Path(folder) / Path(meta_name).name)
     return await actions.import_bundle(bundle, name=name or None, activate=activate)
+
+
+def validated(model: Model) -> str:
+    """What the checks found in an imported model: what it is, what it reads and predicts, its state."""
+    return (
+        f"imported {model.name}: {model.format} file, {model.algorithm}, {len(model.features)} features "
+        f"(loaded and dry-run), predicts {model.target.description} · {model.status}"
+    )
 
 
 @ui.page("/import")
@@ -87,8 +96,8 @@ async def import_page() -> None:
                 result.set_text(f"refused: {exc}")
                 result.classes(add="text-red-700")
                 return
-            result.set_text(f"imported {model}")
+            result.set_text(validated(model))
             result.classes(add="text-green-700")
-            ui.link(f"open {model}", f"/models/{model}").props("data-testid=import-open")
+            ui.link(f"open {model.name}", f"/models/{model.name}").props("data-testid=import-open")
 
         ui.button("Validate and import", on_click=run_import).props("data-testid=import-run")

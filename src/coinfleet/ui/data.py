@@ -37,6 +37,11 @@ class Record:
 
     stats: Statistics | None
     last_delivery: datetime | None
+    read: bool = True  #: False until the first background read has finished (nothing known yet)
+
+
+#: what a card shows before the first read of the records has finished
+NOT_READ = Record(stats=None, last_delivery=None, read=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,12 +114,12 @@ def _restarts(counters: dict[tuple[str, str], int], model: str) -> int | None:
 async def fleet() -> list[FleetRow]:
     """Every model with its lane, record and the lanes' counters."""
     models = await model_reads.list_models(context.pool())
-    records = RECORDS.latest() or {}
+    records = RECORDS.latest()
     counters = await lane_counters()
     return [
         FleetRow(
             model=m,
-            record=records.get(m.id, Record(stats=None, last_delivery=None)),
+            record=NOT_READ if records is None else records.get(m.id, Record(stats=None, last_delivery=None)),
             events=counters.get((EVENTS, m.name)),
             restarts=_restarts(counters, m.name),
         )

@@ -52,6 +52,9 @@ def slot_share(row: data.FleetRow, rows: list[data.FleetRow]) -> float | None:
     return row.weight / total if total else None
 
 
+READING = "reading…"  #: in place of the record's figures until its first read has finished
+
+
 def _clock(at: datetime | None) -> str:
     return "never" if at is None else at.strftime("%H:%M:%S")
 
@@ -62,7 +65,8 @@ def _webhook_line(row: data.FleetRow) -> str:
     where = urlsplit(url).netloc if url else "default URL or none"
     state = "on" if settings.get("webhook_enabled", True) else "off"
     return (
-        f"webhook {state} ({where}) · last delivery {_clock(row.record.last_delivery)} · "
+        f"webhook {state} ({where}) · last delivery "
+        f"{_clock(row.record.last_delivery) if row.record.read else READING} · "
         f"pending {lane.alerts_pending} · dead {lane.alerts_dead}"
     )
 
@@ -73,7 +77,7 @@ def _lines(row: data.FleetRow, rows: list[data.FleetRow]) -> dict[str, str]:
     unit = "events/s" if row.events is not None else "predictions/s"
     tags = stats.by_tag if stats else {}
     restarts = "–" if row.restarts is None else str(row.restarts)
-    return {
+    lines = {
         "lag": f"lag {lane.lag_events}{'+' * lane.lag_events_capped} events · {lane.lag_seconds:.1f} s",
         "throughput": f"{unit} {fmt_num(rate, digits=1)}",
         "stored": f"stored predictions {lane.stored_predictions} · last at {_clock(lane.last_prediction_at)}",
@@ -87,6 +91,10 @@ def _lines(row: data.FleetRow, rows: list[data.FleetRow]) -> dict[str, str]:
         "slots": f"weight {row.weight:g} · slot share {fmt_pct(slot_share(row, rows), digits=0)}"
         f" · runner restarts {restarts}",
     }
+    if not row.record.read:
+        lines["predictions"] = f"last 24 h: {READING}"
+        lines["record"] = f"alert precision and gain: {READING}"
+    return lines
 
 
 class ModelCard:

@@ -19,14 +19,21 @@ def _ms(at: datetime | float) -> float:
     return (at.timestamp() if isinstance(at, datetime) else at) * 1000
 
 
+#: the span of an overview card's chart: the samples the overview keeps (150, one per 2 s)
+CARD_CHART_SECONDS = 300
+
+
 def throughput_and_lag(points: Sequence[Point]) -> Options:
-    """The small chart of an overview card: events/s (line) and lag in events (area), last minutes."""
+    """The small chart of an overview card: events/s (line) and lag in events (area) over the last
+    CARD_CHART_SECONDS up to the newest sample (with one sample or none, the axis still spans minutes)."""
+    newest = points[-1].at if points else None
+    span = {} if newest is None else {"min": _ms(newest - CARD_CHART_SECONDS), "max": _ms(newest)}
     return {
         "animation": False,
         "grid": {"left": 40, "right": 40, "top": 20, "bottom": 20},
         "legend": {"data": ["events/s", "lag"], "top": 0, "textStyle": {"fontSize": 10}},
         "tooltip": {"trigger": "axis"},
-        "xAxis": {"type": "time", "axisLabel": {"fontSize": 9}},
+        "xAxis": {"type": "time", "axisLabel": {"fontSize": 9}, **span},
         "yAxis": [
             {"type": "value", "name": "", "axisLabel": {"fontSize": 9}, "minInterval": 1},
             {"type": "value", "name": "", "axisLabel": {"fontSize": 9}, "minInterval": 1},

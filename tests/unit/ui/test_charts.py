@@ -7,6 +7,7 @@ from typing import Any
 
 from coinfleet.service.schemas import CoinDetail, CoinModel, Prediction, Tag
 from coinfleet.ui import charts
+from coinfleet.ui.live import Point
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -51,3 +52,10 @@ def test_markers_windows_and_highs() -> None:
     ]
     high = series(options, "m ATH")["data"]
     assert high == [[(T0 + timedelta(seconds=50)).timestamp() * 1000, 3.0]], "+50 % of the price 2.0"
+
+
+def test_a_card_chart_spans_the_last_five_minutes_even_with_one_sample() -> None:
+    one = [Point(at=1_000_000.0, events_per_second=None, lag_events=3, lag_seconds=0.5)]
+    axis = charts.throughput_and_lag(one)["xAxis"]
+    assert (axis["min"], axis["max"]) == ((1_000_000 - 300) * 1000, 1_000_000 * 1000)
+    assert "min" not in charts.throughput_and_lag([])["xAxis"]

@@ -85,7 +85,7 @@ async def _filter_matching_nothing(page: Page) -> None:
 async def _statistics_all_time(page: Page) -> None:
     await page.get_by_role("tab", name="Statistics").click()
     await page.get_by_text("all time").click()
-    await expect(page.get_by_text("charts drawn from")).to_be_visible()
+    await expect(page.get_by_text("histogram drawn from")).to_be_visible()
     await expect(page.get_by_test_id("stat-predictions")).not_to_have_text("0")
 
 

@@ -94,7 +94,7 @@ async def visit_every_page(page: Page, url: str) -> None:
     await expect(log.first).to_contain_text("waiting")
     await page.get_by_role("tab", name="Statistics").click()
     await expect(page.get_by_test_id("stat-predictions")).not_to_have_text("0")
-    await expect(page.get_by_text("charts drawn from")).to_be_visible()
+    await expect(page.get_by_text("histogram drawn from")).to_be_visible()
     await page.get_by_role("tab", name="Settings").click()
     await expect(page.get_by_test_id("setting-alert_threshold")).not_to_have_value("")
     await page.get_by_role("tab", name="Training").click()

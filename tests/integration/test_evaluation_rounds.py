@@ -88,6 +88,32 @@ async def test_two_workers_never_evaluate_the_same_prediction(pool: asyncpg.Pool
         assert await conn.fetchval("SELECT count(*) FROM coinfleet_open_predictions") == 0
 
 
+async def test_an_open_row_left_beside_its_outcome_is_unqueued_not_a_failing_round(
+    pool: asyncpg.Pool,
+) -> None:
+    """A tracker's update committing between a round's snapshot and its lock moves the open row, so
+    the round stores the outcome but misses the row: the next round drops it and judges the rest."""
+    await _bars(pool)
+    model = await _backlog(pool, "leftover", 20)
+    async with pool.acquire() as conn:
+        left = await conn.fetchval("SELECT min(prediction_id) FROM coinfleet_open_predictions")
+        await conn.execute(
+            "INSERT INTO coinfleet_evaluations (prediction_id, model_id, status, result_at_horizon,"
+            " result_within, grace_seconds)"
+            " VALUES ($1, $2, 'no_data', 'not_applicable', 'not_applicable', 30)",
+            left,
+            model,
+        )
+        ids = await evaluate_model(
+            conn, model, quota=100, clock=T0 + timedelta(seconds=190), grace_seconds=30
+        )
+        assert sorted(ids)[0] == left and len(ids) == 20
+        assert await conn.fetchval("SELECT count(*) FROM coinfleet_open_predictions") == 0
+        assert await conn.fetchval("SELECT count(*) FROM coinfleet_evaluations") == 20
+        kept = await conn.fetchval("SELECT status FROM coinfleet_evaluations WHERE prediction_id = $1", left)
+        assert kept == "no_data"
+
+
 async def test_editing_the_model_later_does_not_change_the_evaluation(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         model_id = await insert_model(conn, "edited", UP5)

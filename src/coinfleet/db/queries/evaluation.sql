@@ -110,6 +110,10 @@ WITH due AS (
                 WHEN j.hit = (j.prediction = 1) THEN 'success' ELSE 'failed' END,
            $4
     FROM judged AS j
+    -- already judged: a tracker's update that committed between this statement's snapshot and its lock
+    -- moved the open row, so the DELETE by address above missed it once; the stored outcome stands and
+    -- the row goes now, instead of failing this part of the model's queue in every round from then on
+    ON CONFLICT (prediction_id) DO NOTHING
 )
 SELECT j.prediction_id FROM judged AS j
 

@@ -15,8 +15,11 @@ _PICKLE_MAGIC = b"\x80"
 DEFAULT_MAX_MB = 512
 
 
-def read_limited(path: Path, max_bytes: int = DEFAULT_MAX_MB * 2**20) -> bytes:
-    """The bytes of a regular file of at most `max_bytes`; ModelLoadError otherwise (never reads more)."""
+def read_limited(
+    path: Path, max_bytes: int = DEFAULT_MAX_MB * 2**20, *, hint: str = "COINFLEET_MODEL_MAX_MB raises it"
+) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; ModelLoadError otherwise (never reads more).
+    `hint` says what to do about a file over the limit."""
     if not path.is_file():
         raise ModelLoadError(f"{path} is not a regular file (a device, folder or missing file is refused)")
     try:
@@ -25,9 +28,7 @@ def read_limited(path: Path, max_bytes: int = DEFAULT_MAX_MB * 2**20) -> bytes:
     except OSError as exc:
         raise ModelLoadError(f"cannot read {path}: {exc}") from exc
     if len(data) > max_bytes:
-        raise ModelLoadError(
-            f"{path} is larger than the limit of {max_bytes / 2**20:g} MB (COINFLEET_MODEL_MAX_MB raises it)"
-        )
+        raise ModelLoadError(f"{path} is larger than the limit of {max_bytes / 2**20:g} MB ({hint})")
     return data
 
 

@@ -41,6 +41,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 #: rows of the validation dry run
 _SAMPLE_ROWS = 8
+#: how far from 1 the two classes' probabilities may sum (float32 graphs round)
+_SUM_TOLERANCE = 1e-3
 
 
 class Predictor(Protocol):
@@ -85,10 +87,14 @@ class _SklearnPredictor:
         self.n_features: int | None = None if n is None else int(n)
 
     def predict_proba(self, x: FloatArray) -> FloatArray:
+        return np.ascontiguousarray(self.class_probabilities(x)[:, self._positive])
+
+    def class_probabilities(self, x: FloatArray) -> FloatArray:
+        """Both classes' probabilities [N, 2], as the estimator gives them."""
         # sklearn's OpenMP threads spin against other processes: 1-row calls took 500 ms instead of 0.5 ms
         with self._threads.limit(limits=1):
             proba = self._estimator.predict_proba(_rows(x))
-        return _positive_column(proba, len(x), self._positive)
+        return _two_columns(proba, len(x))
 
 
 class _OnnxPredictor:
@@ -100,8 +106,12 @@ class _OnnxPredictor:
         self.n_features = n_features
 
     def predict_proba(self, x: FloatArray) -> FloatArray:
+        return np.ascontiguousarray(self.class_probabilities(x)[:, 1])
+
+    def class_probabilities(self, x: FloatArray) -> FloatArray:
+        """Both classes' probabilities [N, 2], as the graph gives them."""
         (proba,) = self._session.run([self._output], {self._input: _rows(x).astype(self._dtype)})
-        return _positive_column(proba, len(x), 1)
+        return _two_columns(proba, len(x))
 
 
 def detect_format(filename: str) -> str:
@@ -147,6 +157,21 @@ def validate_predictor(pred: Predictor, n_features: int) -> None:
         raise ModelLoadError(f"model dry run gave non-finite or misshaped probabilities: {proba!r}")
     if np.any(proba < 0) or np.any(proba > 1):
         raise ModelLoadError(f"model dry run gave probabilities outside [0, 1]: {proba!r}")
+    both = getattr(pred, "class_probabilities", None)
+    if both is not None:
+        _check_both_classes(both(_sample_rows(n_features)))
+
+
+def _check_both_classes(proba: FloatArray) -> None:
+    """Both classes' columns (a graph or estimator gives them apart) are finite, in [0, 1], summing to 1."""
+    if not np.all(np.isfinite(proba)) or np.any(proba < 0) or np.any(proba > 1):
+        raise ModelLoadError(
+            f"model dry run gave class probabilities that are non-finite or outside [0, 1]: {proba!r}"
+        )
+    if np.max(np.abs(proba.sum(axis=1) - 1.0)) > _SUM_TOLERANCE:
+        raise ModelLoadError(
+            f"model dry run gave class probabilities that do not sum to 1 (scores?): {proba!r}"
+        )
 
 
 def _load_xgboost(data: bytes) -> Predictor:
@@ -239,11 +264,11 @@ def _as_probabilities(values: Any, n: int) -> FloatArray:
     return proba
 
 
-def _positive_column(values: Any, n: int, positive: int) -> FloatArray:
+def _two_columns(values: Any, n: int) -> FloatArray:
     proba = np.asarray(values, dtype=np.float64)
     if proba.shape != (n, 2):
         raise ModelLoadError(f"model returned shape {proba.shape}; expected class probabilities ({n}, 2)")
-    return np.ascontiguousarray(proba[:, positive])
+    return proba
 
 
 def _sample_rows(n_features: int) -> FloatArray:

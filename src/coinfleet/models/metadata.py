@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from coinfleet.errors import ModelLoadError
+from coinfleet.models.files import read_limited
 from coinfleet.targets import OPERATORS, TargetSpec
 
 #: the predecessor's training metrics, copied as they are
@@ -35,6 +36,8 @@ PREDECESSOR_METRICS: tuple[str, ...] = (
     "precision",
     "recall",
 )
+#: a metadata file no larger than this (a few fields; a device or a huge file is refused, never read whole)
+SIDECAR_MAX_BYTES = 2**20
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 #: seconds per unit of a horizon written as text ("300s", "5m", "1h")
 _UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -66,11 +69,13 @@ class ModelMeta:
 
 
 def read_sidecar(path: Path) -> ModelMeta:
-    """Metadata from a JSON or TOML file (by suffix); ModelLoadError says what is wrong with it."""
+    """Metadata from a JSON or TOML file (by suffix) of at most SIDECAR_MAX_BYTES; ModelLoadError says what
+    is wrong with it."""
+    raw = read_limited(path, SIDECAR_MAX_BYTES, hint="model metadata holds a few fields")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ModelLoadError(f"cannot read model metadata {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ModelLoadError(f"model metadata {path} must be a JSON/TOML object of fields")

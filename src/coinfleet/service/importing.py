@@ -18,7 +18,7 @@ from coinfleet.models import importing
 from coinfleet.models.bundle import META_SUFFIX
 from coinfleet.models.files import artifact_beside, read_limited
 from coinfleet.models.importing import ImportRequest
-from coinfleet.models.metadata import ModelMeta, parse_metadata, read_sidecar
+from coinfleet.models.metadata import SIDECAR_MAX_BYTES, ModelMeta, parse_metadata, read_sidecar
 from coinfleet.models.sandbox import SandboxLimits
 from coinfleet.models.settings import ModelSettings
 from coinfleet.service.common import Db, connection
@@ -72,7 +72,8 @@ def request_from_upload(
 ) -> ImportRequest:
     """An uploaded model file and its optional metadata (JSON, e.g. a bundle's `NAME.model.json`); `flags`
     win over the metadata. Never trusted: a pickle is refused over the network (the CLI's --trust is local).
-    ModelLoadError when the file is over the size limit or the metadata is not a JSON object."""
+    ModelLoadError when the file or the metadata is over its size limit or the metadata is not a JSON
+    object."""
     max_bytes = settings.model_max_mb * 2**20
     if len(data) > max_bytes:
         raise ModelLoadError(
@@ -80,6 +81,10 @@ def request_from_upload(
         )
     found = ModelMeta()
     if meta is not None:
+        if len(meta) > SIDECAR_MAX_BYTES:
+            raise ModelLoadError(
+                f"the metadata is larger than {SIDECAR_MAX_BYTES // 1024} KB; it holds a few fields"
+            )
         try:
             fields = json.loads(meta)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

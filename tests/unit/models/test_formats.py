@@ -247,6 +247,54 @@ def test_dry_run_accepts_sound_probabilities() -> None:
     validate_predictor(_Fake(np.linspace(0, 1, 8)), 3)
 
 
+def _two_column_graph(class_zero: str) -> bytes:
+    """An ONNX classifier whose class-1 column is sound (sigmoid of the first feature, NaN read as 0) and
+    whose class-0 column is `class_zero`: "complement" (1 - p), "same" (p again: no probabilities) or
+    "nan" (NaN for every row)."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("IsNaN", ["input"], ["missing"]),
+        helper.make_node("Where", ["missing", "zero", "input"], ["clean"]),
+        helper.make_node("Slice", ["clean", "start", "end", "axis"], ["first"]),
+        helper.make_node("Sigmoid", ["first"], ["p"]),
+        helper.make_node("Sub", ["one", "p"], ["q"]),
+        helper.make_node("Mul", ["p", "nan"], ["nans"]),
+        helper.make_node("Concat", [{"complement": "q", "same": "p", "nan": "nans"}[class_zero], "p"],
+                         ["probabilities"], axis=1),
+    ]  # fmt: skip
+    constants = [
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
+        helper.make_tensor("nan", TensorProto.FLOAT, [], [float("nan")]),
+        *(
+            helper.make_tensor(k, TensorProto.INT64, [1], [v])
+            for k, v in (("start", 0), ("end", 1), ("axis", 1))
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "two_columns",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])],
+        constants,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return bytes(model.SerializeToString())
+
+
+@pytest.mark.parametrize(
+    ("class_zero", "message"),
+    [("same", "do not sum to 1"), ("nan", "class probabilities that are non-finite")],
+)
+def test_dry_run_checks_both_classes_of_a_graph(class_zero: str, message: str) -> None:
+    validate_predictor(load_predictor("onnx", _two_column_graph("complement")), 3)
+    predictor = load_predictor("onnx", _two_column_graph(class_zero))
+    assert np.all(np.isfinite(predictor.predict_proba(np.zeros((2, 3)))))  # class 1 alone looks sound
+    with pytest.raises(ModelLoadError, match=message):
+        validate_predictor(predictor, 3)
+
+
 @pytest.mark.parametrize(
     ("filename", "fmt"),
     [

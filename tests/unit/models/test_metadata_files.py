@@ -12,6 +12,7 @@ from coinfleet.errors import ModelLoadError
 from coinfleet.models.bundle import read_bundle
 from coinfleet.models.files import artifact_beside, detect_file_format, read_limited
 from coinfleet.models.metadata import (
+    SIDECAR_MAX_BYTES,
     ModelMeta,
     flag_metadata,
     parse_metadata,
@@ -106,6 +107,15 @@ def test_bad_flags_and_sidecars_are_clear_errors(tmp_path: Path) -> None:
     broken.write_text("{not json")
     with pytest.raises(ModelLoadError, match="cannot read model metadata"):
         read_sidecar(broken)
+
+
+def test_a_sidecar_is_read_only_from_a_regular_file_under_its_limit(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="not a regular file"):
+        read_sidecar(Path("/dev/zero"))  # never read without end
+    huge = tmp_path / "m.meta.json"
+    huge.write_text(json.dumps({"features": ["phase"], "notes": "x" * SIDECAR_MAX_BYTES}))
+    with pytest.raises(ModelLoadError, match="larger than the limit of 1 MB"):
+        read_sidecar(huge)
 
 
 def test_safe_name() -> None:

@@ -307,6 +307,64 @@ async def test_a_file_that_hangs_or_eats_memory_is_refused_after_its_limits(pool
         assert await _count(conn) == 0
 
 
+#: code that finds the child's answer pipe: the lowest pipe (a socket under uvloop) that is neither its
+#: stdin nor its stderr (it is duplicated first thing)
+_ANSWER_PIPE = """
+import os
+own = {os.readlink('/proc/self/fd/0'), os.readlink('/proc/self/fd/2')}
+candidates = []
+for fd in os.listdir('/proc/self/fd'):
+    try:
+        link = os.readlink('/proc/self/fd/' + fd)
+    except OSError:
+        continue
+    if link.startswith(('pipe:', 'socket:')) and link not in own:
+        candidates.append(int(fd))
+pipes = [min(candidates)]
+"""
+
+
+def _printing(code: str) -> bytes:
+    class Printer:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (exec, (code,))
+
+    return pickle.dumps(Printer(), protocol=4)
+
+
+async def test_a_file_that_prints_without_end_costs_the_caller_no_memory(pool: asyncpg.Pool) -> None:
+    import resource
+
+    # a child needs seconds to import its libraries on a busy machine: no case waits for the deadline
+    limits = SandboxLimits(timeout_seconds=300, memory_limit_mb=256)
+    block = "block = b'x' * 2**20\n"
+    cases = {
+        # 512 MB on stderr (twice its memory limit), then it dies: only the tail of what it printed is kept
+        "crash": block + "import os\nfor _ in range(512): os.write(2, block)\nos._exit(3)",
+        # more than its memory limit as its "answer": cut off there, the child killed
+        "memory": _ANSWER_PIPE + block + "while True:\n    for fd in pipes: os.write(fd, block)",
+    }
+    async with pool.acquire() as conn:
+        for reason, code in cases.items():
+            request = ImportRequest(
+                data=_printing(code),
+                filename="m.pkl",
+                meta=ModelMeta(features=FEATURES, target=TARGET),
+                trusted=True,
+            )
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            with pytest.raises(SandboxError) as refused:
+                await import_file(conn, request, limits=limits)
+            assert refused.value.reason == reason
+            assert len(str(refused.value)) < 1200  # the last lines it printed, cut short
+            grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024
+            # what it printed is not kept; an answer is read up to the child's memory limit, no further
+            assert grown_mb < (100 if reason == "crash" else 256 + 100), (
+                f"{reason}: the caller grew {grown_mb:.0f} MB"
+            )
+        assert await _count(conn) == 0
+
+
 async def test_predecessor_metadata_field_names_are_read_as_they_are(
     pool: asyncpg.Pool, data: tuple[FloatArray, Any], tmp_path: Path
 ) -> None:

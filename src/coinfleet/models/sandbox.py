@@ -5,8 +5,10 @@ outside (and, for a trusted pickle, its code). Done in the calling process, a cr
 file could crash it, hang it or leave it holding gigabytes. Here each job runs in a fresh interpreter
 (`python -m coinfleet.models.sandbox`): it imports the model libraries, caps its address space, runs
 one function, answers and exits. A child past its deadline is killed; past its memory cap its
-allocations fail. The parent only ever reads JSON and raw bytes from the child, never a pickle, so
-even a child taken over by a crafted file cannot make the parent run code.
+allocations fail; an answer longer than that cap is cut off and the child killed, and of what it prints
+only the last lines are kept, so a child writing without end costs the parent no memory. The parent
+only ever reads JSON and raw bytes from the child, never a pickle, so even a child taken over by a
+crafted file cannot make the parent run code.
 
 Wire format, both ways: 8 bytes big-endian header length, a JSON header, then a raw payload.
 """
@@ -42,8 +44,13 @@ PRELOAD = (
 )
 #: niceness of a child: conversions yield the CPU to the lanes that score
 CHILD_NICENESS = 10
-#: last lines of a crashed child's stderr quoted in the error
+#: last lines of a crashed child's stderr quoted in the error (each cut to a length), from at most this
+#: many last bytes kept
 _STDERR_LINES = 3
+_STDERR_LINE_CHARS = 300
+_STDERR_TAIL_BYTES = 64 * 1024
+#: bytes read from a child's pipe at a time
+_CHUNK = 2**20
 _LENGTH = struct.Struct(">Q")
 _SRC_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -83,7 +90,7 @@ async def run_job(
         start_new_session=True,
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(request), limits.timeout_seconds)
+        out, err = await asyncio.wait_for(_exchange(process, request, limits), limits.timeout_seconds)
     except TimeoutError:
         raise SandboxError(
             "timeout", f"{what} refused: loading or checking it took longer than {limits.timeout_seconds:g} s"
@@ -93,7 +100,65 @@ async def run_job(
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
+    if out is None:
+        raise SandboxError(
+            "memory",
+            f"{what} refused: it answered with more than its memory limit of {limits.memory_limit_mb} MB",
+        )
     return _answer(out, err, process.returncode, limits, what)
+
+
+async def _exchange(
+    process: asyncio.subprocess.Process, request: bytes, limits: SandboxLimits
+) -> tuple[bytes | None, bytes]:
+    """Send the request; the child's answer (None when it passed the memory limit: the child is killed)
+    and the tail of its stderr. Neither is kept whole: a child printing without end holds no memory here."""
+    assert process.stdin is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
+    stdin = process.stdin
+
+    async def send() -> None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it may leave before reading all
+            stdin.write(request)
+            await stdin.drain()
+            stdin.close()
+
+    out, err, _ = await asyncio.gather(
+        _read_answer(process, process.stdout, limits.memory_limit_mb * 2**20),
+        _read_tail(process.stderr, _STDERR_TAIL_BYTES),
+        send(),
+    )
+    await process.wait()
+    return out, err
+
+
+async def _read_answer(
+    process: asyncio.subprocess.Process, stream: asyncio.StreamReader, limit: int
+) -> bytes | None:
+    """All of `stream`, or None (the child killed, the rest read to its end and dropped) once it passes
+    `limit` bytes: an answer is built in the child's memory, so a sound one never does."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            while await stream.read(_CHUNK):  # to its end, so the pipe closes
+                pass
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_tail(stream: asyncio.StreamReader, keep: int) -> bytes:
+    """The last `keep` bytes of `stream`, read to its end."""
+    tail = bytearray()
+    while chunk := await stream.read(_CHUNK):
+        tail += chunk
+        del tail[:-keep]
+    return bytes(tail)
 
 
 def _answer(
@@ -123,7 +188,8 @@ def _death(code: int | None) -> str:
 
 def _stderr_tail(err: bytes) -> str:
     lines = [line for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
-    return (": " + " | ".join(lines[-_STDERR_LINES:])) if lines else ""
+    quoted = [line if len(line) <= _STDERR_LINE_CHARS else line[:_STDERR_LINE_CHARS] + "…" for line in lines]
+    return (": " + " | ".join(quoted[-_STDERR_LINES:])) if quoted else ""
 
 
 def _pack(header: dict[str, Any], payload: bytes) -> bytes:

@@ -44,15 +44,25 @@ def migrate_from_pump_server_command(
 
 
 def _render(report: MoveOverReport) -> None:
-    table = Table("id there", "name", "status", "predictions", "evaluations", "why / notes")
+    table = Table("id there", "name", "status", "predictions", "evaluations")
     for m in report.models:
-        table.add_row(
-            str(m.predecessor_id),
-            m.name,
-            m.status,
-            str(m.predictions),
-            str(m.evaluations),
-            "; ".join(filter(None, [m.reason, *m.notes])),
-        )
+        table.add_row(str(m.predecessor_id), m.name, m.status, str(m.predictions), str(m.evaluations))
     console.print(table)
-    console.print("changed nothing (everything was brought over before)" if not report.changed else "done")
+    for m in report.models:  # below the table, at full width: a reason can name many features
+        for line in filter(None, [m.reason, *m.notes]):
+            console.print(f"{m.name}: {line}", markup=False, highlight=False)
+    console.print(summary(report))
+
+
+def summary(report: MoveOverReport) -> str:
+    """The run in one line: what it brought over, or why it changed nothing."""
+    if not report.models:
+        return "changed nothing: the predecessor's database has no models"
+    skipped = sum(m.status == "skipped" for m in report.models)
+    if report.changed:
+        imported = sum(m.status == "imported" for m in report.models)
+        predictions = sum(m.predictions for m in report.models)
+        return f"done: {imported} models and {predictions} predictions brought over, {skipped} skipped"
+    if skipped:
+        return f"changed nothing: {skipped} of {len(report.models)} models skipped (why is said above)"
+    return "changed nothing (everything was brought over before)"

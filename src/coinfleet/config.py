@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, PositiveInt, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field, PositiveInt, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from coinfleet.settings_text import accepted
+
+ENV_PREFIX = "COINFLEET_"
 
 
 def default_home() -> Path:
@@ -22,10 +28,21 @@ def default_home() -> Path:
     return Path(base) / "coinfleet"
 
 
+def _json_list(value: Any) -> Any:
+    """A list setting as the environment gives it, JSON text, parsed here (not by pydantic-settings, whose
+    error for bad JSON names neither the variable nor what it expects)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise ValueError("not a JSON list") from None
+
+
 class Settings(BaseSettings):
     """Process-wide settings from the environment (prefix COINFLEET_) or a .env file."""
 
-    model_config = SettingsConfigDict(env_prefix="COINFLEET_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     #: folder for the embedded database, demo models and caches
     home: Path = Field(default_factory=default_home)
@@ -103,7 +120,9 @@ class Settings(BaseSettings):
     #: the garbage collector's thresholds in a serving process (generation 0, 1, 2): a lane batch makes
     #: thousands of short-lived objects that reference counting frees; with Python's default 700, young
     #: collections walked them mid-batch (7 % of the serving process at 30,000 predictions/s)
-    gc_thresholds: tuple[PositiveInt, PositiveInt, PositiveInt] = (50_000, 20, 100)
+    gc_thresholds: Annotated[
+        tuple[PositiveInt, PositiveInt, PositiveInt], NoDecode, BeforeValidator(_json_list)
+    ] = (50_000, 20, 100)
     #: after a lane starts, freeze what is alive (libraries and loaded models live as long as the
     #: process): full collections skip it (they walked ~190,000 such objects: 110 ms pauses)
     gc_freeze: bool = True
@@ -134,3 +153,50 @@ class Settings(BaseSettings):
     def pgdata(self) -> Path:
         """Data directory of the embedded PostgreSQL."""
         return self.home / "pgdata"
+
+
+def settings_error_message(exc: ValidationError | SettingsError) -> str:
+    """Why the settings could not be read, as one line: each bad variable with its value, what is wrong
+    and what it accepts (its default too), and what to do."""
+    if isinstance(exc, SettingsError):  # a value the settings source itself could not parse
+        return f"{exc} — fix or unset that {ENV_PREFIX}* variable (environment or .env)"
+    by_variable: dict[str, list[ErrorDetails]] = {}
+    for error in exc.errors():
+        by_variable.setdefault(str(error["loc"][0]) if error["loc"] else "", []).append(error)
+    variables = [_variable(field) for field in by_variable]
+    problems = [_problem(field, errors) for field, errors in by_variable.items()]
+    return f"{'; '.join(problems)} — fix or unset {'/'.join(variables)} (environment or .env)"
+
+
+def _variable(field: str) -> str:
+    """The environment variable of a field (or the alias the error names, e.g. DATABASE_URL)."""
+    return field if field.isupper() else f"{ENV_PREFIX}{field.upper()}"
+
+
+def _problem(field: str, errors: list[ErrorDetails]) -> str:
+    variable = _variable(field)
+    raw = os.environ.get(variable, errors[0]["input"] if len(errors[0]["loc"]) == 1 else None)
+    given = f"{variable}={raw!r}" if raw is not None else variable
+    wrong = ", ".join(_what_is_wrong(error) for error in errors)
+    schema = Settings.model_json_schema()["properties"].get(field)
+    if schema is None:
+        return f"{given}: {wrong}"
+    expected = f"{given}: {wrong}; expected {accepted(schema)}"
+    return f"{expected}, default {_as_typed(schema['default'])}" if "default" in schema else expected
+
+
+def _as_typed(value: Any) -> str:
+    """A setting's value as one would write it in the environment: `[50000, 20, 100]`, `true`, `info`."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _what_is_wrong(error: ErrorDetails) -> str:
+    """Pydantic's message for one error, about the value or (in a list) its n-th item."""
+    message = "not a list" if error["type"] == "tuple_type" else error["msg"].removeprefix("Value error, ")
+    item = error["loc"][1:]
+    if not item:
+        return message[:1].lower() + message[1:]
+    which = f"value {item[0] + 1}" if isinstance(item[0], int) else str(item[0])
+    if error["type"] == "missing":
+        return f"{which} is missing"
+    return f"{which}: {message[:1].lower() + message[1:]}"

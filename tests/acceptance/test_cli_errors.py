@@ -77,6 +77,8 @@ def test_unknown_model_names_in_every_command(env: dict[str, str]) -> None:
 def test_bad_settings_and_usage(env: dict[str, str]) -> None:
     line = assert_one_error_line(coinfleet("stats", env={**env, "COINFLEET_LOG_LEVEL": "loud"}))
     assert "COINFLEET_LOG_LEVEL" in line
+    line = assert_one_error_line(coinfleet("stats", env={**env, "COINFLEET_GC_THRESHOLDS": "many"}))
+    assert line.startswith("error: COINFLEET_GC_THRESHOLDS='many': not a JSON list; expected list of 3")
     assert_one_error_line(coinfleet("stats", "--since", "yesterdayish", env=env))
     assert_one_error_line(coinfleet("no-such-command", env=env))
 

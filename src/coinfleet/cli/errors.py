@@ -9,12 +9,13 @@ from collections.abc import Callable
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer 0.29 vendors click
 from typer.exceptions import TyperException
 
+from coinfleet.config import ENV_PREFIX, settings_error_message
 from coinfleet.errors import CoinfleetError
 
-ENV_PREFIX = "COINFLEET_"
 DEBUG_FLAG = "--debug"
 
 
@@ -29,20 +30,6 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def setting_message(exc: ValidationError) -> str:
-    """A settings validation error as one line naming the environment variable to fix."""
-    problems = []
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"])
-        variable = f"{ENV_PREFIX}{field.upper()}"
-        problems.append(f"{variable}={error.get('input')!r}: {error['msg']}")
-    return f"{'; '.join(problems)} — fix or unset {'/'.join(_variables(exc))} (environment or .env)"
-
-
-def _variables(exc: ValidationError) -> list[str]:
-    return [f"{ENV_PREFIX}{'.'.join(str(p) for p in e['loc']).upper()}" for e in exc.errors()]
-
-
 def message(exc: BaseException) -> str:
     """The one line to print for an exception that ended a command."""
     if isinstance(exc, UsageError):
@@ -52,8 +39,8 @@ def message(exc: BaseException) -> str:
         return exc.format_message()
     if isinstance(exc, CoinfleetError):
         return str(exc)
-    if isinstance(exc, ValidationError) and exc.title == "Settings":
-        return setting_message(exc)
+    if isinstance(exc, SettingsError) or (isinstance(exc, ValidationError) and exc.title == "Settings"):
+        return settings_error_message(exc)
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.strerror or exc}: {exc.filename} — check the path and its permissions"
     if isinstance(exc, UnicodeDecodeError):

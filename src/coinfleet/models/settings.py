@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from coinfleet.constants import DEFAULT_ALERT_THRESHOLD, DEFAULT_WEIGHT
 from coinfleet.errors import SettingError
+from coinfleet.settings_text import accepted, shown
 
 SendMode = Literal["all", "alerts_only", "positive_only", "negative_only"]
 Seconds = Annotated[float, Field(ge=0, le=86_400)]
@@ -138,37 +139,7 @@ def key_summaries() -> list[str]:
     (what `coinfleet models set --help` lists)."""
     defaults = ModelSettings().model_dump()
     properties = ModelSettings.model_json_schema()["properties"]
-    return [f"{key}: {_kind(properties[key])}, default {_shown(defaults[key])}" for key in SETTING_KEYS]
-
-
-def _kind(schema: dict[str, Any]) -> str:
-    options = [_kind(option) for option in schema.get("anyOf", []) if option.get("type") != "null"]
-    if options:
-        return " or ".join(options) + " or none"
-    if "enum" in schema:
-        return "|".join(map(str, schema["enum"]))
-    if schema.get("type") == "array":
-        return f"list of {_kind(schema['items'])}"
-    return " ".join(filter(None, (str(schema.get("type", "value")), _range(schema))))
-
-
-def _range(schema: dict[str, Any]) -> str:
-    low = _shown(schema["minimum"]) if "minimum" in schema else None
-    high = _shown(schema["maximum"]) if "maximum" in schema else None
-    if low is not None and high is not None:
-        return f"{low}..{high}"
-    above = f"> {_shown(schema['exclusiveMinimum'])}" if "exclusiveMinimum" in schema else None
-    return ", ".join(filter(None, (above, f">= {low}" if low else None, f"<= {high}" if high else None)))
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list):
-        return ",".join(map(str, value)) or "empty"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return [f"{key}: {accepted(properties[key])}, default {shown(defaults[key])}" for key in SETTING_KEYS]
 
 
 def _is_list_field(key: str) -> bool:

@@ -1,4 +1,5 @@
-"""The lanes of one process: those running, with their tasks and runners, and those still starting."""
+"""The lanes of one process: those running, with their tasks and runners, and those still starting; and
+bringing the running ones in line with the models placed here (stop, or pass on new settings)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from coinfleet.lanes.factory import runner_limits
 from coinfleet.lanes.lane import Lane
 from coinfleet.lanes.leases import ModelLeases
 from coinfleet.models.registry import ModelRecord
@@ -74,6 +76,26 @@ class RunningLanes:
         task.add_done_callback(self._on_ended)
         self.running[lane.model.id] = RunningLane(lane=lane, task=task, runner=runner)
         log.info("lane_started", model=lane.model.name, version=lane.model.version)
+
+    async def update(self, models: dict[int, ModelRecord]) -> None:
+        """Bring the running lanes in line with the models that should run here: stop the lanes of models
+        gone, at another version now, or whose lease was lost; pass new settings on to the others. Starts
+        of models no longer wanted are called off; starting new lanes is the caller's (`start`)."""
+        await self.forget_dead()
+        for model_id in list(self.running):
+            running = self.running[model_id]
+            model = models.get(model_id)
+            if model is None or model.version != running.lane.model.version or self._fenced(running):
+                await self.stop(model_id)
+            else:
+                running.lane.update_model(model)
+                if isinstance(running.runner, ProcessRunner):
+                    running.runner.set_limits(runner_limits(model.settings))
+        self.cancel_starts(models)
+
+    def _fenced(self, running: RunningLane) -> bool:
+        """Whether the lane lost its lease: a batch was refused, or a heartbeat could not renew it."""
+        return not self._leases.holds(running.lane.model.id) or running.lane.fenced
 
     async def forget_dead(self) -> None:
         """Forget lanes whose task ended by itself (an error escaped, it quarantined its model, or it

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
+from collections.abc import Callable
 
 import asyncpg
 import structlog
@@ -17,6 +19,7 @@ from coinfleet.events.notifier import Notifier
 from coinfleet.lanes.factory import RunnerFactory
 from coinfleet.lanes.lane import Lane, LaneConfig, LaneServices
 from coinfleet.lanes.leases import ModelLeases
+from coinfleet.lanes.running import RunningLanes
 from coinfleet.models import registry
 from coinfleet.models.registry import ModelRecord
 from coinfleet.runners.protocol import Runner
@@ -37,6 +40,11 @@ def lane_server_settings(synchronous_commit: str = "off") -> dict[str, str]:
 
 #: a lane connection's server settings with the default durability (benchmarks, tests)
 LANE_SERVER_SETTINGS = lane_server_settings()
+
+
+def lane_connection(dsn: str, settings: Settings) -> OwnConnection:
+    """A connection of a lane's own (or of the group commit) with the lane server settings."""
+    return OwnConnection(dsn, server_settings=lane_server_settings(settings.lane_synchronous_commit))
 
 
 class LaneStarter:
@@ -63,6 +71,26 @@ class LaneStarter:
     def _pool(self) -> asyncpg.Pool:
         return self._services.pool
 
+    async def start(
+        self, model: ModelRecord, lanes: RunningLanes, *, stopping: asyncio.Event, wake: Callable[[], None]
+    ) -> None:
+        """Take the model's lease (with leases), compile and load the model, then run its lane among
+        `lanes`; runs as a task of its own (RunningLanes.start). `wake` asks for a sync, which passes on
+        settings changed while the lane started."""
+        try:
+            runner = await self.runner(model)
+        finally:
+            lanes.started(model)
+        if runner is None:
+            return
+        if stopping.is_set() or not self._leases.holds(model.id):
+            await runner.close()
+            return
+        lanes.run(self.lane(model, runner), runner)
+        if self._settings.gc_freeze:  # what is alive now lives as long as the process (Settings.gc_freeze)
+            gc.freeze()
+        wake()
+
     async def runner(self, model: ModelRecord) -> Runner | None:
         """Take the model's lease (with leases), compile and load the model; None when its previous
         owner still holds the lease (tried again at the next sync) or the model cannot load."""
@@ -88,9 +116,7 @@ class LaneStarter:
         return Lane(
             model=model,
             runner=runner,
-            connection=OwnConnection(
-                self._dsn, server_settings=lane_server_settings(self._settings.lane_synchronous_commit)
-            ),
+            connection=lane_connection(self._dsn, self._settings),
             signal=self._notifier.subscribe(EVENTS_CHANNEL),
             services=self._services,
             config=LaneConfig.from_settings(self._settings),

@@ -11,23 +11,21 @@ import structlog
 
 from coinfleet.config import Settings
 from coinfleet.constants import EVENTS_CHANNEL, LEASES_CHANNEL, MODELS_CHANNEL
-from coinfleet.db.database import OwnConnection
 from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.events.cursor import events_behind, prune_events
 from coinfleet.events.log import EventLog
 from coinfleet.events.notifier import Notifier
 from coinfleet.features.cache import ObservationService
 from coinfleet.lanes import telemetry
-from coinfleet.lanes.factory import RunnerFactory, default_runner_factory, runner_limits
+from coinfleet.lanes.factory import RunnerFactory, default_runner_factory
 from coinfleet.lanes.group_commit import GroupCommit
 from coinfleet.lanes.lane import Lane, LaneServices
 from coinfleet.lanes.leases import LeaseKeeper, ModelLeases
-from coinfleet.lanes.running import RunningLane, RunningLanes
-from coinfleet.lanes.starter import LaneStarter, lane_server_settings
+from coinfleet.lanes.running import RunningLanes
+from coinfleet.lanes.starter import LaneStarter, lane_connection
 from coinfleet.models import registry
 from coinfleet.models.registry import ModelRecord
 from coinfleet.runners.hogs import HogPolicy
-from coinfleet.runners.process import ProcessRunner
 from coinfleet.runners.slots import FairSlots
 
 log = structlog.get_logger(__name__)
@@ -57,12 +55,7 @@ class Supervisor:
         observations = ObservationService(pool)
         #: shared with a given runner_factory's process runners, which register their hogs in it
         self.hogs = hogs or HogPolicy()
-        self.group = GroupCommit(
-            [
-                OwnConnection(dsn, server_settings=lane_server_settings(settings.lane_synchronous_commit))
-                for _ in range(GROUP_WRITERS)
-            ]
-        )
+        self.group = GroupCommit([lane_connection(dsn, settings) for _ in range(GROUP_WRITERS)])
         self.slots = FairSlots(
             settings.execution_slots or os.cpu_count() or 1, quantum=settings.slot_quantum_seconds
         )
@@ -138,30 +131,23 @@ class Supervisor:
 
     async def sync(self) -> None:
         """Start lanes for newly active models, stop those no longer active, pass on new settings."""
-        async with self._pool.acquire() as conn:
-            models = {m.id: m for m in await registry.list_models(conn) if m.status == "active"}
-        models = await self._leases.placed_here(models)
+        models = await self._active_here()
         for broken in [m for m in models.values() if m.settings_error]:
             del models[broken.id]  # it fails alone: the others keep scoring
             await self._starter.quarantine(broken, broken.settings_error or "")
-        await self._lanes.forget_dead()
-        for model_id in list(self._lanes.running):
-            running = self._lanes.running[model_id]
-            model = models.get(model_id)
-            if model is None or model.version != running.lane.model.version or self._fenced(running):
-                await self._lanes.stop(model_id)
-            else:
-                running.lane.update_model(model)
-                if isinstance(running.runner, ProcessRunner):
-                    running.runner.set_limits(runner_limits(model.settings))
-        self._lanes.cancel_starts(models)
+        await self._lanes.update(models)
         for model_id, model in models.items():
             if not self._lanes.known(model_id):
-                self._lanes.start(model, self._start_lane(model))
+                starting = self._starter.start(
+                    model, self._lanes, stopping=self._stop, wake=self._models_signal.set
+                )
+                self._lanes.start(model, starting)
 
-    def _fenced(self, running: RunningLane) -> bool:
-        """Whether the lane lost its lease: a batch was refused, or a heartbeat could not renew it."""
-        return not self._leases.holds(running.lane.model.id) or running.lane.fenced
+    async def _active_here(self) -> dict[int, ModelRecord]:
+        """The active models, by id, that run here (all of them without leases)."""
+        async with self._pool.acquire() as conn:
+            active = {m.id: m for m in await registry.list_models(conn) if m.status == "active"}
+        return await self._leases.placed_here(active)
 
     def _lane_ended(self, task: asyncio.Task[None]) -> None:
         """Wake `run` when a lane task ends without being asked to (a fenced lane too), so `sync`
@@ -169,28 +155,9 @@ class Supervisor:
         if not self._stop.is_set():
             self._models_signal.set()
 
-    async def _start_lane(self, model: ModelRecord) -> None:
-        """Take the model's lease (with leases), compile and load the model, then run its lane; runs as a
-        task of its own (RunningLanes.start)."""
-        try:
-            runner = await self._starter.runner(model)
-        finally:
-            self._lanes.started(model)
-        if runner is None:
-            return
-        if self._stop.is_set() or not self._leases.holds(model.id):
-            await runner.close()
-            return
-        self._lanes.run(self._starter.lane(model, runner), runner)
-        if self._settings.gc_freeze:  # what is alive now lives as long as the process (Settings.gc_freeze)
-            gc.freeze()
-        self._models_signal.set()  # a sync now passes on settings changed while it started
-
     async def all_lanes_started(self) -> bool:
         """True when every active model placed here has a running lane (what readiness asks)."""
-        async with self._pool.acquire() as conn:
-            active = {m.id: m for m in await registry.list_models(conn) if m.status == "active"}
-        return set(await self._leases.placed_here(active)) <= set(self._lanes.running)
+        return set(await self._active_here()) <= set(self._lanes.running)
 
     async def refresh_lag(self) -> None:
         """Recount how many events each lane is behind."""

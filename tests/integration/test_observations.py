@@ -12,7 +12,8 @@ import pytest
 
 from coinfleet.events.cursor import Cursor
 from coinfleet.events.log import EventLog
-from coinfleet.features.cache import KEPT_ROWS, Key, ObservationService
+from coinfleet.features.cache import ObservationService
+from coinfleet.features.kept import KEPT_ROWS, Key
 from coinfleet.features.window import WINDOW_ROWS
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow

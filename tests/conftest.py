@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,11 +32,42 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RECORDED_FILE = SHARED_DATA / "pumpfun_tracks_2025-06-06.csv"
 
 
+#: the event loop the CLI runs its services on, and so every test and async fixture
+LOOP_FACTORY: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+#: pytest-asyncio's session fixture holding the loop factory its runners use (its own name, not ours)
+LOOP_FACTORY_FIXTURE = "_asyncio_loop_factory"
+
+
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Tests run on the event loop the CLI runs its services on."""
-    return {"uvloop": uvloop.new_event_loop}
+    return {"uvloop": LOOP_FACTORY}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A plain (sync) test that uses an async fixture gets the loop factory the async tests get.
+
+    pytest-asyncio parametrizes only async tests with the factory, so a sync test (the acceptance tests:
+    `db_dsn` is async) asked for its session fixture without one: the fixture's value changed, and
+    pytest tore down the session's async fixtures with it at every switch between the two kinds — after
+    an async test a sync test then failed with "template_name … torn down", and the fixtures rebuilt
+    for it ran on a plain asyncio loop (pytest-asyncio issue #1501)."""
+    if LOOP_FACTORY_FIXTURE in metafunc.fixturenames or not _uses_async_fixture(metafunc):
+        return
+    metafunc.fixturenames.append(LOOP_FACTORY_FIXTURE)
+    metafunc.parametrize(
+        LOOP_FACTORY_FIXTURE, [LOOP_FACTORY], ids=[pytest.HIDDEN_PARAM], indirect=True, scope="session"
+    )
+
+
+def _uses_async_fixture(metafunc: pytest.Metafunc) -> bool:
+    definitions = metafunc._arg2fixturedefs  # the test's fixture closure, as pytest resolved it
+    return any(
+        inspect.iscoroutinefunction(defs[-1].func) or inspect.isasyncgenfunction(defs[-1].func)
+        for name in metafunc.fixturenames
+        if (defs := definitions.get(name))
+    )
 
 
 @pytest.fixture(scope="session")

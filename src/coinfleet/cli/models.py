@@ -12,6 +12,8 @@ from rich.table import Table
 from coinfleet.cli.common import connection, console, err_console, print_json, run
 from coinfleet.cli.tables import WIDE_OPTION, Column, make_table, print_table
 from coinfleet.config import Settings
+from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
+from coinfleet.models.formats import FORMATS, SUFFIXES
 from coinfleet.models.importing import PICKLE_WARNING
 from coinfleet.models.metadata import flag_metadata
 from coinfleet.models.registry import ModelVersion
@@ -21,6 +23,9 @@ from coinfleet.service.common import Db
 from coinfleet.service.importing import request_from_path, sandbox_limits
 from coinfleet.service.schemas import Model
 
+#: the import's threshold when none is given: the metadata's, else the default
+THRESHOLD_HELP = f"Alert threshold (default: the metadata's, else {DEFAULT_ALERT_THRESHOLD:g})."
+
 app = typer.Typer(rich_markup_mode=None, help="The model registry.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
 #: what `models list --json` and `models show` print of a model (the lane is shown by `coinfleet lag`)
@@ -28,7 +33,8 @@ SUMMARY_FIELDS = {
     "id", "name", "version", "algorithm", "format", "status", "status_reason", "settings_error",
     "target", "features", "settings", "training_metrics", "sha256", "source", "set_aside",
 }  # fmt: skip
-FORMAT_HELP = "xgboost-json lightgbm-text skops onnx pickle (default: from the file)"
+FORMAT_HELP = f"{' '.join(FORMATS)} pickle (default: from the file)"
+FILE_HELP = f"A model file ({' '.join(SUFFIXES)}, .pkl with --trust) or a bundle NAME.model.json."
 TRUST_OPTION = typer.Option(
     False, "--trust", help="Allow a pickle/joblib file: loading it runs its code. Only for files you trust."
 )
@@ -54,7 +60,7 @@ def import_command(
         ...,
         exists=True,
         dir_okay=False,
-        help="A model file (.onnx .json .ubj .txt .skops, .pkl with --trust) or a bundle NAME.model.json.",
+        help=FILE_HELP,
     ),
     meta: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="Metadata JSON/TOML (default: FILE.meta.json or .meta.toml)."
@@ -62,7 +68,7 @@ def import_command(
     features: str | None = typer.Option(None, help="Feature names in training order, comma-separated."),
     target: str | None = typer.Option(None, help="E.g. 'up 10% in 5m' or 'price_close > 0.0001 at 600s'."),
     phases: str | None = typer.Option(None, help="Phases the model scores, e.g. 1,2 (default: all)."),
-    threshold: float | None = typer.Option(None, help="Alert threshold (default 0.7)."),
+    threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
     fmt: str | None = typer.Option(None, "--format", help=FORMAT_HELP),
     algorithm: str | None = typer.Option(None, help="Algorithm name shown in lists."),
     name: str | None = typer.Option(None, help="Register under this name (default: the file's)."),

@@ -61,15 +61,21 @@ def read_bundle(path: Path, *, max_bytes: int = DEFAULT_MAX_MB * 2**20) -> Model
     try:
         meta = json.loads(read_limited(path, max_bytes))
         artifact = read_limited(artifact_beside(path, str(meta["artifact"])), max_bytes)
-        return ModelBundle(
-            name=meta["name"],
-            algorithm=meta["algorithm"],
-            format=meta["format"],
-            artifact=artifact,
-            features=tuple(meta["features"]),
-            target=TargetSpec.from_dict(meta["target"]),
-            metrics=meta.get("metrics", {}),
-            alert_threshold=float(meta.get("alert_threshold", DEFAULT_ALERT_THRESHOLD)),
-        )
+        return bundle_from_meta(meta, artifact)
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{path} is not a readable coinfleet model bundle: {exc}") from exc
+
+
+def bundle_from_meta(meta: dict[str, Any], artifact: bytes, *, name: str | None = None) -> ModelBundle:
+    """A bundle from the metadata of a NAME.model.json and its artifact, under `name` if given; KeyError,
+    TypeError or ValueError when the metadata is malformed."""
+    return ModelBundle(
+        name=name or meta["name"],
+        algorithm=meta["algorithm"],
+        format=meta["format"],
+        artifact=artifact,
+        features=tuple(meta["features"]),
+        target=TargetSpec.from_dict(meta["target"]),
+        metrics=meta.get("metrics", {}),
+        alert_threshold=float(meta.get("alert_threshold", DEFAULT_ALERT_THRESHOLD)),
+    )

@@ -11,12 +11,11 @@ from pydantic import BaseModel, Field
 from coinfleet.api.auth import require_read, require_write
 from coinfleet.api.routes.deps import AppSettings, ModelName, Pool
 from coinfleet.errors import ModelLoadError
-from coinfleet.models.bundle import ModelBundle
+from coinfleet.models.bundle import ARTIFACT_SUFFIX, ModelBundle, bundle_from_meta
 from coinfleet.service import model_admin, versions
 from coinfleet.service import models as service
 from coinfleet.service.model_admin import Deleted
 from coinfleet.service.schemas import Model
-from coinfleet.targets import TargetSpec
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 READ = [Depends(require_read)]
@@ -53,12 +52,7 @@ async def _read_upload(upload: UploadFile, what: str) -> bytes:
 def bundle_from_upload(meta: bytes, artifact: bytes, name: str | None) -> ModelBundle:
     """A bundle from an uploaded NAME.model.json and its model file; ModelLoadError when malformed."""
     try:
-        data: dict[str, Any] = json.loads(meta)
-        return ModelBundle(
-            name=name or data["name"], algorithm=data["algorithm"], format=data["format"], artifact=artifact,
-            features=tuple(data["features"]), target=TargetSpec.from_dict(data["target"]),
-            metrics=data.get("metrics", {}), alert_threshold=float(data.get("alert_threshold", 0.7)),
-        )  # fmt: skip
+        return bundle_from_meta(json.loads(meta), artifact, name=name)
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(
             f"the metadata is not a coinfleet model bundle (NAME.model.json): {exc}"
@@ -72,7 +66,7 @@ async def import_model(
     db: Pool,
     meta: Annotated[UploadFile, File(description="the NAME.model.json written by `coinfleet train`")],
     artifact: Annotated[
-        UploadFile, File(description="the model file it names (.xgb.json, .lgbm.txt, .skops, .onnx)")
+        UploadFile, File(description=f"the model file it names ({', '.join(ARTIFACT_SUFFIX.values())})")
     ],
     name: Annotated[str | None, Form(description="register under this name instead")] = None,
     activate: Annotated[bool, Form(description="start scoring right away")] = False,

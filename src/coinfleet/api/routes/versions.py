@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from coinfleet.api.auth import require_read, require_write
 from coinfleet.api.routes.deps import AppSettings, ModelName, Pool
 from coinfleet.errors import ModelLoadError
+from coinfleet.models.formats import SUFFIXES
 from coinfleet.models.metadata import flag_metadata
 from coinfleet.service import alerts, versions
 from coinfleet.service.importing import request_from_upload, sandbox_limits
@@ -70,7 +71,7 @@ async def new_version(
     db: Pool,
     settings: AppSettings,
     name: ModelName,
-    file: Annotated[UploadFile, File(description="the model file (.xgb.json, .lgbm.txt, .skops, .onnx)")],
+    file: Annotated[UploadFile, File(description=f"the model file ({', '.join(SUFFIXES)})")],
     meta: Annotated[UploadFile | None, File(description="its metadata JSON (e.g. NAME.model.json)")] = None,
     features: Annotated[str | None, Form(description="feature names; default: the serving version's")] = None,
     target: Annotated[

@@ -56,21 +56,21 @@ def _chunks(rows: list[MetricRow]) -> list[list[MetricRow]]:
 async def test_a_warm_coins_event_needs_no_read(pool: asyncpg.Pool) -> None:
     rows = sorted(market_rows(coins=4, seconds=600), key=lambda r: r.timestamp)
     service = ObservationService(pool)
-    log = EventLog(pool, follower=service)
+    log = EventLog(pool, follower=service.windows)
     cursor = Cursor(tx=0, seq=0)
     seen: set[str] = set()
     for chunk in _chunks(rows):
         await _insert(pool, chunk)
         events = await log.read(cursor, 10_000)
         cursor = events[-1].cursor
-        fetched_before, read_before = service.fetched, service.rows_read
+        fetched_before, read_before = service.windows.fetched, service.windows.rows_read
         await _assert_same_as_whole_reads(pool, service, [(e.mint, e.ts) for e in events])
         # a new coin reads its window (its first row); a known coin's new row came with its event,
         # where reading whole windows would take up to 30 rows per event
         new = {e.mint for e in events} - seen
         seen |= new
-        assert service.fetched - fetched_before == len(new)
-        assert service.rows_read - read_before == len(new)
+        assert service.windows.fetched - fetched_before == len(new)
+        assert service.windows.rows_read - read_before == len(new)
 
 
 async def test_a_window_read_while_the_coin_has_newer_rows_is_not_extended_past_them(
@@ -80,7 +80,7 @@ async def test_a_window_read_while_the_coin_has_newer_rows_is_not_extended_past_
     coin = Counter(r.mint for r in rows).most_common(1)[0][0]
     own = [r for r in rows if r.mint == coin][:12]
     service = ObservationService(pool)
-    log = EventLog(pool, follower=service)
+    log = EventLog(pool, follower=service.windows)
     await _insert(pool, own[:10])
     events = await log.read(Cursor(tx=0, seq=0), 10_000)
     # a lane far behind asks for an old time: the coin's rows after it exist but were followed before
@@ -95,7 +95,7 @@ async def test_a_late_row_reaches_the_next_window(pool: asyncpg.Pool) -> None:
     coin = Counter(r.mint for r in rows).most_common(1)[0][0]
     own = [r for r in rows if r.mint == coin]
     service = ObservationService(pool)
-    log = EventLog(pool, follower=service)
+    log = EventLog(pool, follower=service.windows)
     await _insert(pool, own[:20])
     events = await log.read(Cursor(tx=0, seq=0), 10_000)
     await service.observe([(e.mint, e.ts) for e in events])
@@ -113,7 +113,7 @@ async def test_a_lane_behind_the_head_is_served_from_the_kept_rows(pool: asyncpg
     coins = {mint for mint, _ in Counter(r.mint for r in market).most_common(3)}
     chunks = _chunks(sorted((r for r in market if r.mint in coins), key=lambda r: r.timestamp))
     service = ObservationService(pool)
-    log = EventLog(pool, follower=service)
+    log = EventLog(pool, follower=service.windows)
     cursor = Cursor(tx=0, seq=0)
 
     async def follow(chunk: list[MetricRow]) -> list[Key]:
@@ -133,10 +133,10 @@ async def test_a_lane_behind_the_head_is_served_from_the_kept_rows(pool: asyncpg
     behind: list[Key] = []
     while max(Counter(mint for mint, _ in behind).values(), default=0) < 45:
         behind += await follow(chunks.pop(0))
-    fetched = service.fetched
+    fetched = service.windows.fetched
     await _assert_same_as_whole_reads(pool, service, behind)
     # a coin's newest KEPT_ROWS - WINDOW_ROWS + 1 rows are served as they stood; older ones are read
     served = KEPT_ROWS - WINDOW_ROWS + 1
     behind_by_coin = Counter(mint for mint, _ in behind).values()
     assert min(behind_by_coin) > WINDOW_ROWS // 2
-    assert service.fetched - fetched == sum(max(0, n - served) for n in behind_by_coin) > 0
+    assert service.windows.fetched - fetched == sum(max(0, n - served) for n in behind_by_coin) > 0

@@ -96,7 +96,7 @@ class SequentialScorer:
             async with self._pool.acquire() as conn:
                 events = await read_events(conn, self._cursor, 1)
                 held_back = not events and await events_behind(conn, self._cursor) > 0
-            self._shared.follow(events)
+            self._shared.windows.follow(events)
             if not events:
                 await self._signal.wait(self._pause.seconds(held_back=held_back))
                 continue

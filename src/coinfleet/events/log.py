@@ -25,8 +25,8 @@ DEFAULT_CAPACITY = 100_000
 
 
 class Follower(Protocol):
-    """Told every event of the stream once, in order, with its metric row (the feature service keeps
-    coin windows with them)."""
+    """Told every event of the stream once, in order, with its metric row (the feature cache's kept
+    coin windows, features/kept.py)."""
 
     def follow(
         self,

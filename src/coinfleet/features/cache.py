@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import asyncpg
 import numpy as np
 
-from coinfleet.events.cursor import Event
 from coinfleet.features.kept import KeptWindow, KeptWindows, Key
 from coinfleet.features.spec import FEATURES, WindowBatch, compute_batch
 from coinfleet.metrics import MetricRow
@@ -39,35 +38,16 @@ def feature_indices(names: Sequence[str]) -> np.ndarray:
 class ObservationService:
     """Builds Observations for (coin, time) keys, caching them so every lane shares the work: a key asked
     for while another lane's read of it is in flight waits for that read. The windows the features are
-    computed from come from KeptWindows (kept.py), which reads only the rows it does not hold."""
+    computed from come from `windows` (kept.py), which reads only the rows it does not hold."""
 
     def __init__(
         self, pool: asyncpg.Pool, *, cache_size: int = 50_000, coin_cache_size: int = 20_000
     ) -> None:
-        self._windows = KeptWindows(pool, size=coin_cache_size)
+        #: the kept coin windows; the process's EventLog tells them every event (`follower`)
+        self.windows = KeptWindows(pool, size=coin_cache_size)
         self._cache: OrderedDict[Key, Observation | None] = OrderedDict()
         self._pending: dict[Key, asyncio.Future[Observation | None]] = {}
         self._cache_size = cache_size
-
-    @property
-    def fetched(self) -> int:
-        """Keys read from the database (the rest came from the cache or kept windows)."""
-        return self._windows.fetched
-
-    @property
-    def rows_read(self) -> int:
-        """Metric rows those reads returned."""
-        return self._windows.rows_read
-
-    def follow(
-        self,
-        events: Sequence[Event],
-        rows: Sequence[MetricRow | None] | None = None,
-        *,
-        after_gap: bool = False,
-    ) -> None:
-        """Events in stream order, each once, with their rows if known (see KeptWindows.follow)."""
-        self._windows.follow(events, rows, after_gap=after_gap)
 
     async def observe(self, keys: Sequence[Key]) -> list[Observation | None]:
         """Observations for the keys, in order; None where the metric row does not exist."""
@@ -114,7 +94,7 @@ class ObservationService:
         return loaded
 
     async def _load(self, keys: list[Key]) -> dict[Key, Observation | None]:
-        return observations(keys, await self._windows.windows(keys))
+        return observations(keys, await self.windows.windows(keys))
 
     def _remember(self, key: Key, observation: Observation | None) -> None:
         self._cache[key] = observation

@@ -62,7 +62,7 @@ class Supervisor:
         services = LaneServices(
             pool=pool,
             observations=observations,
-            events=EventLog(pool, follower=observations),
+            events=EventLog(pool, follower=observations.windows),
             slots=self.slots,
             hogs=self.hogs,
             group=self.group,

@@ -57,21 +57,13 @@ class ModelRecord(ModelDescription):
         alone (see `settings_error`)."""
         settings, settings_error = stored_settings(row["settings"])
         return cls(
+            **_stored_version(row),
             id=row["id"],
             name=row["name"],
-            version=row["version"],
-            algorithm=row["algorithm"],
-            format=row["format"],
-            artifact_sha256=row["artifact_sha256"],
-            features=tuple(row["features"]),
-            target=TargetSpec.from_dict(json.loads(row["target"])),
             settings=settings,
             settings_error=settings_error,
-            training_metrics=json.loads(row["training_metrics"]),
-            source=json.loads(row["source"]),
             status=row["status"],
             status_reason=row["status_reason"],
-            created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
 
@@ -194,15 +186,11 @@ async def _refuse_unseen_phases(conn: asyncpg.Connection, phases: list[int]) -> 
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelVersion:
+class ModelVersion(ModelDescription):
     """One version of a model's file and metadata."""
 
     version: int
-    algorithm: str
-    format: str
     artifact_sha256: str
-    features: tuple[str, ...]
-    target: TargetSpec
     training_metrics: dict[str, Any]
     source: dict[str, Any]
     created_at: datetime
@@ -210,17 +198,22 @@ class ModelVersion:
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> ModelVersion:
         """Build from a row of `list_versions`."""
-        return cls(
-            version=row["version"],
-            algorithm=row["algorithm"],
-            format=row["format"],
-            artifact_sha256=row["artifact_sha256"],
-            features=tuple(row["features"]),
-            target=TargetSpec.from_dict(json.loads(row["target"])),
-            training_metrics=json.loads(row["training_metrics"]),
-            source=json.loads(row["source"]),
-            created_at=row["created_at"],
-        )
+        return cls(**_stored_version(row))
+
+
+def _stored_version(row: asyncpg.Record) -> dict[str, Any]:
+    """The fields of a stored version (ModelVersion's) from a row of the model or version queries."""
+    return {
+        "version": row["version"],
+        "algorithm": row["algorithm"],
+        "format": row["format"],
+        "artifact_sha256": row["artifact_sha256"],
+        "features": tuple(row["features"]),
+        "target": TargetSpec.from_dict(json.loads(row["target"])),
+        "training_metrics": json.loads(row["training_metrics"]),
+        "source": json.loads(row["source"]),
+        "created_at": row["created_at"],
+    }
 
 
 async def add_version(conn: asyncpg.Connection, name: str, model: NewModel) -> int:

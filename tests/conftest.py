@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import uvloop
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from coinfleet.constants import DEFAULT_ALERT_THRESHOLD
 from coinfleet.db import embedded
@@ -194,6 +195,14 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     # the fixed threshold the tests that count alerts were written against (not the validation one)
     bundle = trained.to_bundle("xgb-test", alert_threshold=DEFAULT_ALERT_THRESHOLD)
     return read_bundle(write_bundle(tmp_path_factory.mktemp("models"), bundle))
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Native thread pools (OpenMP, BLAS) limited to one thread for a test that fits or runs models:
+    OpenMP spinning on a busy machine made fits 40x slower (`pytest.mark.usefixtures("one_thread")`)."""
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import joblib
 import numpy as np
 import numpy.typing as npt
 import pytest
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from coinfleet.errors import ModelLoadError
 from coinfleet.models import registry
@@ -27,17 +25,11 @@ from coinfleet.models.importing import ImportRequest, import_file
 from coinfleet.models.metadata import ModelMeta, parse_target_text
 from coinfleet.models.sandbox import SandboxError, SandboxLimits
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 FloatArray = npt.NDArray[np.float64]
 FEATURES = ("price_change_1", "price_change_5", "price_change_10", "volume_sum_5", "volatility_10")
 TARGET = parse_target_text("up 10% in 5m")
 LIMITS = SandboxLimits(timeout_seconds=90, memory_limit_mb=1024)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with threadpool_limits(limits=1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,6 @@ import onnx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from coinfleet.models import compile as compile_module
 from coinfleet.models.compile import MAX_DELTA, compile_model, sample_rows
@@ -22,6 +20,8 @@ from coinfleet.models.train import Algorithm, TrainedModel, train_model
 from coinfleet.targets import TargetSpec
 from support import market_rows
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FloatArray = npt.NDArray[np.float64]
 TARGET = TargetSpec(kind="change", direction="down", change_percent=1, horizon_seconds=60)
 #: fewer trees than the defaults keep the tests quick
@@ -31,12 +31,6 @@ FAST: dict[Algorithm, dict[str, Any]] = {
     "hist_gradient_boosting": {"max_iter": 60},
     "random_forest": {"n_estimators": 30},
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with threadpool_limits(limits=1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from coinfleet.errors import ModelLoadError
 from coinfleet.models.formats import (
@@ -23,15 +21,10 @@ from coinfleet.models.formats import (
     validate_predictor,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FloatArray = npt.NDArray[np.float64]
 N_FEATURES = 5
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Native thread pools limited to one thread: OpenMP spinning on a busy machine made fits 40x slower."""
-    with threadpool_limits(limits=1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from coinfleet.features.spec import DEFAULT_FEATURES, compute_features
 from coinfleet.features.window import WINDOW_ROWS, window_from_rows
@@ -29,6 +27,8 @@ from coinfleet.models.train import (
     train_model,
 )
 from coinfleet.targets import TargetSpec
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 T0 = datetime(2025, 6, 6, 16, 0, tzinfo=UTC)
 UP10 = TargetSpec(kind="change", horizon_seconds=60, direction="up", change_percent=10.0)
@@ -85,13 +85,6 @@ def _coin(rng: np.random.Generator, mint: str, rows: int) -> list[MetricRow]:
 def _market(seed: int = 0, coins: int = 30, rows: int = 120) -> list[MetricRow]:
     rng = np.random.default_rng(seed)
     return [bar for c in range(coins) for bar in _coin(rng, f"coin{c}pump", rows)]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Native thread pools limited to one thread: OpenMP spinning on a busy machine made fits 40x slower."""
-    with threadpool_limits(limits=1):
-        yield
 
 
 @pytest.fixture(scope="module")

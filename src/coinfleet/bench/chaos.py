@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -118,7 +119,18 @@ async def run(
             reference = await reference_run(server_dsn, settings, bundle, data, plan)
         finally:
             await asyncio.to_thread(embedded.stop, pgdata)
-    return compare(chaos, reference, havoc, plan, time.monotonic() - started)
+            logs = keep_logs(Path(folder) / "logs", settings.home)
+    return compare(chaos, reference, havoc, plan, time.monotonic() - started) | {"worker_logs": str(logs)}
+
+
+def keep_logs(logs: Path, home: Path) -> Path:
+    """Copy the workers' logs to $COINFLEET_HOME/bench-logs/chaos (the last run's), so a loss or a
+    repeat can be traced after the run's temporary folder is gone."""
+    kept = home / "bench-logs" / "chaos"
+    shutil.rmtree(kept, ignore_errors=True)
+    if logs.is_dir():
+        shutil.copytree(logs, kept)
+    return kept
 
 
 async def chaos_run(
@@ -351,6 +363,7 @@ async def caught_up(pool: asyncpg.Pool) -> None:
 def compare(chaos: Outcome, reference: Outcome, havoc: Havoc, plan: Plan, seconds: float) -> dict[str, Any]:
     """The figures: lost and duplicated predictions and alerts against the reference."""
     expected_alerts = set(reference.alerts)
+    lost = reference.predictions - chaos.predictions
     return {
         "rows": plan.rows,
         "workers": plan.workers,
@@ -361,7 +374,11 @@ def compare(chaos: Outcome, reference: Outcome, havoc: Havoc, plan: Plan, second
         "worker_exits": havoc.worker_exits,
         "predictions": len(chaos.predictions),
         "expected_predictions": len(reference.predictions),
-        "lost": len(reference.predictions - chaos.predictions),
+        "lost": len(lost),
+        "lost_by_model": dict(Counter(model for model, _, _ in lost)),
+        "lost_metric_ts": [str(min(ts for _, _, ts in lost)), str(max(ts for _, _, ts in lost))]
+        if lost
+        else [],
         "unexpected": len(chaos.predictions - reference.predictions),
         "duplicated": chaos.repeats,
         "alerts": len(chaos.alerts),

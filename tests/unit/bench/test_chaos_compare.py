@@ -23,6 +23,7 @@ def test_missing_extra_and_repeated_predictions_and_alerts_are_counted() -> None
     )
     result = compare(chaos, reference, Havoc(kills=2, pauses=1, postgres_restarts=1), PLAN, 12.34)
     assert (result["lost"], result["unexpected"], result["duplicated"]) == (1, 1, 2)
+    assert result["lost_by_model"] == {"m": 1} and result["lost_metric_ts"] == [str(T), str(T)]
     assert (result["alerts_lost"], result["alerts_duplicated"], result["alerts_unexpected"]) == (1, 2, 1)
     assert (result["kills"], result["lease_moves"], result["seconds"]) == (2, 5, 12.3)
 

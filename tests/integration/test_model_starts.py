@@ -145,10 +145,16 @@ async def test_a_file_that_hangs_or_eats_memory_is_refused_while_another_model_s
     try:
         await until(lambda: len(supervisor.lanes) == 1)
         checks = {reason: asyncio.create_task(check(content)) for reason, content in bad.items()}
+        half = len(rows) // 2
         async with pool.acquire() as conn:
-            await insert_metrics(conn, rows)
+            await insert_metrics(conn, rows[:half])
         await activate(pool, small_bundle, "third", min_scan_interval_seconds=0)
-        await until(lambda: scored(supervisor, "first", len(rows)) and scored(supervisor, "third", len(rows)))
+        await until(lambda: len(supervisor.lanes) == 2)  # a new model starts at the stream's head
+        async with pool.acquire() as conn:
+            await insert_metrics(conn, rows[half:])
+        await until(
+            lambda: scored(supervisor, "first", len(rows)) and scored(supervisor, "third", len(rows) - half)
+        )
         assert not checks["timeout"].done()  # both scored every row while the hanging file was checked
         assert {reason: await checked for reason, checked in checks.items()} == {
             "timeout": "timeout",

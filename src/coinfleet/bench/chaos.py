@@ -151,7 +151,7 @@ async def chaos_run(
         await add_models(pool, bundle, model_names(plan.models), **MODEL_SETTINGS)
         procs = WorkerProcesses(plan.workers, worker_env(dsn, receiver.url), folder / "logs")
         try:
-            mayhem = asyncio.create_task(wreak(procs, pgdata, plan, havoc))
+            mayhem = asyncio.create_task(wreak(procs, pgdata, plan, havoc, pool))
             try:
                 await feed(dsn, data, plan.feed_seconds)
                 await mayhem
@@ -242,9 +242,10 @@ async def landed(conn: asyncpg.Connection, chunk: Sequence[MetricRow]) -> bool:
     return bool(found)
 
 
-async def wreak(procs: WorkerProcesses, pgdata: Path, plan: Plan, havoc: Havoc) -> None:
+async def wreak(procs: WorkerProcesses, pgdata: Path, plan: Plan, havoc: Havoc, pool: asyncpg.Pool) -> None:
     """At random moments of the feed: SIGKILL a random worker `plan.kills` times (and restart it),
-    SIGSTOP one past its lease once, restart PostgreSQL once; restart workers that exit meanwhile."""
+    SIGSTOP one that holds a lease past that lease once, restart PostgreSQL once; restart workers that exit
+    meanwhile."""
     rng = random.Random(plan.seed)
     moments = sorted(
         [(rng.uniform(0.05, 0.9) * plan.feed_seconds, "kill") for _ in range(plan.kills)]
@@ -267,7 +268,7 @@ async def wreak(procs: WorkerProcesses, pgdata: Path, plan: Plan, havoc: Havoc) 
             procs.restart(index)
             havoc.kills += 1
         elif action == "pause":
-            index = rng.randrange(len(procs))
+            index = await lease_holder(procs, pool, rng)
             paused.add(index)
             havoc.note(f"pause worker{index} (pid {procs.pid(index)})")
             procs.pause(index)
@@ -280,6 +281,18 @@ async def wreak(procs: WorkerProcesses, pgdata: Path, plan: Plan, havoc: Havoc) 
             havoc.postgres_restarts += 1
         havoc.actions.append(f"{at:.1f}s {action}")
     await asyncio.gather(*resumes)
+
+
+async def lease_holder(procs: WorkerProcesses, pool: asyncpg.Pool, rng: random.Random) -> int:
+    """A random worker holding a lease now (so pausing it past the lease must fence it); any worker when
+    none can be told."""
+    try:
+        async with pool.acquire() as conn:
+            holders = {row[0] for row in await conn.fetch(query("lease_holder_pids"))}
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        holders = set()
+    choices = [i for i in range(len(procs)) if procs.pid(i) in holders] or list(range(len(procs)))
+    return rng.choice(choices)
 
 
 async def resume_later(procs: WorkerProcesses, index: int, paused: set[int], havoc: Havoc) -> None:

@@ -40,3 +40,8 @@ ORDER BY a.idempotency_key, t.id
 SELECT a.idempotency_key, extract(epoch FROM t.finished_at)::float8 AS finished
 FROM coinfleet_alerts AS a JOIN coinfleet_alert_attempts AS t ON t.alert_id = a.id
 WHERE t.status_code BETWEEN 200 AND 299
+
+-- name: lease_holder_pids --
+-- The process ids of workers holding an unexpired lease now: whom the chaos benchmark pauses.
+SELECT DISTINCT w.pid FROM coinfleet_leases AS l JOIN coinfleet_workers AS w ON w.id = l.owner
+WHERE l.expires_at > now()

@@ -124,6 +124,10 @@ async def _deliver(pool: asyncpg.Pool, dsn: str) -> None:
                 await asyncio.sleep(0.2)
 
 
+#: serve_ui.py sets the prediction log's scan bound from this variable (a test's small table)
+SCAN_LIMIT_ENV = "COINFLEET_TEST_LOG_SCAN_LIMIT"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,13 +136,15 @@ def _free_port() -> int:
 
 
 @asynccontextmanager
-async def ui_server(dsn: str, *token: str) -> AsyncIterator[str]:
-    """The UI served on `dsn` by a child process on a free loopback port; its base URL."""
+async def ui_server(dsn: str, *token: str, scan_limit: int | None = None) -> AsyncIterator[str]:
+    """The UI served on `dsn` by a child process on a free loopback port; its base URL. With
+    `scan_limit`, a prediction log page examines that many predictions (200,000 in production)."""
     port = _free_port()
     home = tempfile.mkdtemp(prefix="coinfleet-ui-home-")  # the server keeps browser sessions there
+    limit = {} if scan_limit is None else {SCAN_LIMIT_ENV: str(scan_limit)}
     server = await asyncio.create_subprocess_exec(
         sys.executable, str(Path(__file__).with_name("serve_ui.py")), dsn, str(port), *token,
-        env={**os.environ, "COINFLEET_HOME": home},
+        env={**os.environ, "COINFLEET_HOME": home, **limit},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

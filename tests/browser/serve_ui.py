@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 
 from coinfleet.config import Settings
 from coinfleet.db.database import create_pool
+from coinfleet.service import predictions
 from coinfleet.ui import mount
 
 
@@ -37,5 +39,7 @@ def build(dsn: str, token: str | None) -> FastAPI:
 
 
 if __name__ == "__main__":
+    if "COINFLEET_TEST_LOG_SCAN_LIMIT" in os.environ:  # a small table's bound (browser.conftest.ui_server)
+        predictions.SCAN_LIMIT = int(os.environ["COINFLEET_TEST_LOG_SCAN_LIMIT"])
     token = sys.argv[3] if len(sys.argv) > 3 else None
     uvicorn.run(build(sys.argv[1], token), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")

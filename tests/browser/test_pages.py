@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
-from browser.conftest import Fleet
+from browser.conftest import Fleet, ui_server
 
 
 async def test_overview_shows_every_model(fleet: Fleet, page: Page, screenshots: Path) -> None:
@@ -96,3 +96,24 @@ async def test_the_prediction_log_filters_and_says_what_is_wrong(fleet: Fleet, p
     since = page.locator("label", has=page.get_by_test_id("filter-since"))
     await expect(since).to_contain_text("use 1h, 24h")
     await expect(rows.first).to_contain_text("alert")  # the last good page stays
+
+
+async def test_the_log_searches_further_back_page_by_page(fleet: Fleet, page: Page) -> None:
+    """A filter matching only old rows, on a server whose log pages examine 60 predictions each: the
+    first page is empty and says how far back it searched; "Search further back" finds the rows."""
+    async with ui_server(fleet.dsn, scan_limit=60) as url:
+        await page.goto(f"{url}/ui/models/alpha")
+        rows = page.get_by_test_id("prediction-table").locator("tbody tr")
+        await expect(rows).to_have_count(50)
+        await page.get_by_test_id("filter-ath_min").fill("1000000")  # matches nothing
+        await page.get_by_test_id("filter-apply").click()
+        await expect(page.get_by_text(re.compile(r"0 predictions · searched back to \d{4}-"))).to_be_visible()
+        further = page.get_by_test_id("search-further")
+        await expect(further).to_be_visible()
+        position = page.get_by_text(re.compile(r"^page \d+ · "))
+        await further.click()
+        await expect(position).to_contain_text("page 2 · 0 predictions · searched back to")
+        await page.get_by_test_id("filter-ath_min").fill("")
+        await page.get_by_test_id("filter-apply").click()
+        await expect(rows).to_have_count(50)  # full pages page on as before
+        await expect(further).to_be_hidden()

@@ -276,19 +276,30 @@ async def _plan(conn: asyncpg.Connection, name: str, *args: object) -> set[tuple
 
 
 async def test_hot_reads_use_indexes(pool: asyncpg.Pool) -> None:
-    """With 40,000 predictions, a coin's page and a model's page read through indexes, not the table."""
+    """With 40,000 predictions, a coin's page and a quiet model's page read through indexes, not the table
+    (the model's walks its own rows, not the primary key past the other models')."""
     async with pool.acquire() as conn:
         up, _ = await _fleet(conn)
         for model_id in (up, up + 1):
             await insert_many_predictions(conn, model_id, UP10, start=T0)
-        await conn.execute("ANALYZE")
         nothing = (None,) * 12  # no filter
         coin = await _plan(conn, "list_coin_predictions", FIRST_PAGE, None, *nothing, 51, "c7")
-        model = await _plan(conn, "list_predictions", FIRST_PAGE, up, *nothing, 51)
+        quiet = await insert_model(conn, "quiet", UP10)
+        await insert_prediction(conn, quiet, mint="rise", at=5, p0=100, target=UP10)
+        await conn.execute("ANALYZE")
+        model = await _plan(conn, "list_model_predictions", FIRST_PAGE, quiet, *nothing, 51, 200_000)
+        every = await _plan(conn, "list_predictions", FIRST_PAGE, None, *nothing, 51, 200_000)
+        floor = await _plan(conn, "prediction_scan_floor", FIRST_PAGE, quiet, 200_000)
+        floor |= await _plan(conn, "prediction_scan_floor", FIRST_PAGE, None, 200_000)
         async with conn.transaction():
             await conn.execute("SET LOCAL enable_seqscan = off")
             coin_alerts = await _plan(conn, "coin_alerts", "c7", None, None, 10)
     assert ("Index Scan", "coinfleet_predictions_model_id_mint_metric_ts_key") in coin
-    assert ("Index Scan", "coinfleet_predictions_pkey") in model  # walked backwards from the cursor
-    assert ("Seq Scan", "coinfleet_predictions") not in coin | model
+    assert ("Index Scan", "coinfleet_predictions_model_id_idx") in model  # its rows, back from the cursor
+    assert ("Index Scan", "coinfleet_predictions_pkey") in every  # walked backwards from the cursor
+    assert {index for _, index in floor} >= {
+        "coinfleet_predictions_pkey",
+        "coinfleet_predictions_model_id_idx",
+    }
+    assert ("Seq Scan", "coinfleet_predictions") not in coin | model | every | floor
     assert any(index == "coinfleet_alerts_mint_idx" for _, index in coin_alerts)

@@ -184,7 +184,10 @@ def _data_tools(server: MCPServer, shared: Shared, lanes_started: LanesStarted |
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
     ) -> PredictionPage:
         """Stored predictions, newest first, with probability (0..1), tag, evaluation window (metric_ts to
-        evaluate_at) and outcome (change in %) once evaluated; one page per call."""
+        evaluate_at) and outcome (change in %) once evaluated; one page per call. A page examines at most
+        200,000 stored predictions (the model's, when named): a filter matching few rows can give a short
+        or empty page with searched_to_time (how far back it looked) and a next_cursor that searches
+        further back."""
         wanted = PredictionQuery(
             model=model, mint=mint, tag=tag, state=state, probability_min=probability_min,
             since=since, until=until, limit=limit, cursor=cursor,

@@ -22,6 +22,7 @@ from coinfleet.config import Settings
 from coinfleet.constants import DEFAULT_WEIGHT
 from coinfleet.db.outage import DATABASE_ERRORS, Outage
 from coinfleet.db.sql import query
+from coinfleet.evaluation import rollups
 
 log = structlog.get_logger(__name__)
 #: a clock later than every horizon: settles everything that is pending (a feed known to have ended)
@@ -30,6 +31,8 @@ END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
 DEFAULT_FUTURE_TOLERANCE_SECONDS = 30.0
 #: a model's quota is split over several connections only in claims of at least this many
 MIN_CHUNK = 1000
+#: seconds between advances of the statistics rollups (coinfleet.evaluation.rollups)
+ROLLUP_INTERVAL_SECONDS = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,9 +228,22 @@ def loop_config(settings: Settings) -> LoopConfig:
 
 
 async def evaluation_loop(pool: asyncpg.Pool, config: LoopConfig, stop: asyncio.Event) -> None:
-    """Run rounds until `stop`; sleep between rounds only when a round found nothing due."""
+    """Run rounds until `stop`; sleep between rounds only when a round found nothing due. Beside them, the
+    statistics rollups advance every ROLLUP_INTERVAL_SECONDS on a connection of their own."""
     clock = FeedClock(stall_seconds=config.stall_seconds, tolerance_seconds=config.future_tolerance_seconds)
     outage = Outage("evaluation")
+    rolling = asyncio.create_task(rollups.rollup_loop(pool, stop, ROLLUP_INTERVAL_SECONDS))
+    try:
+        await _rounds(pool, config, clock, outage, stop)
+    finally:
+        rolling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rolling
+
+
+async def _rounds(
+    pool: asyncpg.Pool, config: LoopConfig, clock: FeedClock, outage: Outage, stop: asyncio.Event
+) -> None:
     while not stop.is_set():
         try:
             done = await _one_round(pool, config, clock)

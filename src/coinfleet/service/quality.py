@@ -55,6 +55,10 @@ async def rule_comparison(db: Db) -> list[RuleComparison]:
     return [_comparison(row) for row in await db.fetch(query("rule_comparison"))]
 
 
+#: the bucket count the hourly rollups keep calibration sums for (migration 0021)
+ROLLED_BUCKETS = 10
+
+
 async def calibration(
     db: Db, *, since: datetime | None = None, model: str | None = None, buckets: int = DEFAULT_BUCKETS
 ) -> list[CalibrationReport]:
@@ -66,7 +70,13 @@ async def calibration(
         raise InvalidRequest(f"buckets={buckets}: a reliability table needs at least 2 buckets")
     sums: dict[tuple[int, str], list[BucketSums]] = {}
     validation: dict[int, CalibrationFigures | None] = {}
-    for row in await db.fetch(query("calibration_sums"), since, model, buckets):
+    if buckets == ROLLED_BUCKETS:  # kept in the hourly rollups: bounded at any history
+        async with connection(db) as conn, conn.transaction():
+            await conn.execute("SET LOCAL jit = off")  # as in stats.statistics
+            rows = await conn.fetch(query("calibration_sums_rolled"), since, model)
+    else:  # any other bucket count is summed from every judged prediction in the window
+        rows = await db.fetch(query("calibration_sums"), since, model, buckets)
+    for row in rows:
         fields = {k: row[k] for k in BucketSums.__dataclass_fields__}
         sums.setdefault((row["model_id"], row["name"]), []).append(BucketSums(**fields))
         validation[row["model_id"]] = _validation(row["validation"])

@@ -10,7 +10,7 @@ throughput falls back to stored predictions per second.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
@@ -29,7 +29,7 @@ log = structlog.get_logger(__name__)
 
 #: seconds between reads of statistics and last deliveries (aggregates, dearer than lane state)
 SLOW_REFRESH_SECONDS = 30.0
-#: the overview's statistics cover this much data time before the newest prediction
+#: the overview's statistics cover this much data time before the newest prediction (from the hour's start)
 STATS_WINDOW = timedelta(hours=24)
 
 
@@ -62,9 +62,14 @@ class FleetRow:
 
 
 def stats_since(models: list[Model]) -> datetime | None:
-    """Start of the statistics window: STATS_WINDOW before the newest prediction of any model."""
+    """Start of the statistics window: the start of the hour (UTC) STATS_WINDOW before the newest
+    prediction of any model. On a whole hour the statistics read only the hourly rollups and the live
+    tail; a window starting inside an hour also reads that hour's predictions, for every card."""
     newest = [m.lane.last_prediction_at for m in models if m.lane.last_prediction_at is not None]
-    return max(newest) - STATS_WINDOW if newest else None
+    if not newest:
+        return None
+    start = (max(newest) - STATS_WINDOW).astimezone(UTC)
+    return start.replace(minute=0, second=0, microsecond=0)
 
 
 async def _record(db: asyncpg.Pool, model: Model, since: datetime | None) -> Record:

@@ -94,6 +94,8 @@ class PredictionLog:
             self.previous = ui.button("Previous", on_click=self.previous_page).props("flat")
             self.next = ui.button("Next", on_click=self.next_page).props("flat data-testid=next-page")
             self.position = ui.label()
+            self.further = ui.button("Search further back", on_click=self.next_page)
+            self.further.props("flat data-testid=search-further").set_visibility(False)
 
     def _query(self, cursor: str | None) -> PredictionQuery | None:
         """The query the filters describe; None, with every wrong filter marked, when any is wrong."""
@@ -136,9 +138,17 @@ class PredictionLog:
         self.table.rows = [row_of(p) for p in page.items]
         self.table.update()
         self._next_cursor = page.next_cursor
-        self.next.set_enabled(page.next_cursor is not None)
+        searched = page.searched_to_id is not None
+        self.next.set_enabled(page.next_cursor is not None and not searched)
+        self.further.set_visibility(searched)
         self.previous.set_enabled(len(self._cursors) > 1)
-        self.position.set_text(f"page {len(self._cursors)} · {len(page.items)} predictions")
+        text = f"page {len(self._cursors)} · {len(page.items)} predictions"
+        if searched and page.searched_to_time is not None:
+            text += (
+                f" · searched back to {page.searched_to_time:%Y-%m-%d %H:%M:%S}"
+                f" ({predictions.SCAN_LIMIT:,} stored predictions a page)"
+            )
+        self.position.set_text(text)
 
     async def first_page(self) -> None:
         """Apply the filters from the newest prediction."""

@@ -47,7 +47,10 @@ class ScoreRequest(BaseModel):
     "/predictions", response_model=PredictionPage, tags=["predictions"], summary="Filtered predictions"
 )
 async def list_predictions(db: Pool, wanted: Annotated[PredictionQuery, Query()]) -> PredictionPage:
-    """Newest first, one page (`limit` ≤ 500) per call; pass `next_cursor` as `cursor` for the next."""
+    """Newest first, one page (`limit` ≤ 500) per call; pass `next_cursor` as `cursor` for the next. A page
+    examines at most 200,000 stored predictions (the model's, when `model` is given): when the filters
+    match fewer rows than `limit` among them, the page is short (maybe empty), `searched_to_id` and
+    `searched_to_time` say how far back it looked, and `next_cursor` searches further back."""
     return await predictions.list_predictions(db, wanted)
 
 

@@ -8,8 +8,13 @@ WITH settled AS (DELETE FROM coinfleet_evaluations WHERE model_id = $1)
 DELETE FROM coinfleet_open_predictions WHERE model_id = $1
 
 -- name: delete_model_predictions --
--- Remove every prediction and scan-cache row of model $1; returns how many predictions went.
+-- Remove every prediction, scan-cache row and statistics rollup of model $1; returns how many
+-- predictions went.
 WITH cache AS (DELETE FROM coinfleet_scan_state WHERE model_id = $1),
+     rollup AS (DELETE FROM coinfleet_stats_rollup WHERE model_id = $1),
+     bins AS (DELETE FROM coinfleet_stats_gain_bins WHERE model_id = $1),
+     calibrated AS (DELETE FROM coinfleet_stats_calibration WHERE model_id = $1),
+     rolled AS (DELETE FROM coinfleet_stats_rolled WHERE model_id = $1),
      gone AS (DELETE FROM coinfleet_predictions WHERE model_id = $1 RETURNING 1)
 SELECT count(*) FROM gone
 

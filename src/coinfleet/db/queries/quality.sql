@@ -128,3 +128,59 @@ FROM former AS f
 JOIN coinfleet_models AS m ON m.id = f.model_id
 GROUP BY m.id, m.name
 ORDER BY m.id
+
+-- name: calibration_sums_rolled --
+-- calibration_sums for 10 buckets, read like `statistics` (db/queries/service.sql): each model's hourly
+-- calibration rollup (the hours from $1 on) plus its predictions the rollup does not hold (above its
+-- `through_id`, and when $1 falls inside an hour, that hour's from $1 on). Same columns.
+WITH chosen AS (
+    SELECT m.id, m.name, m.training_metrics -> 'calibration' AS validation,
+           m.training_metrics ->> 'label_mode' = 'at_horizon' AS at_horizon,
+           coalesce(r.through_id, 0) AS through_id
+    FROM coinfleet_models AS m
+    LEFT JOIN coinfleet_stats_rolled AS r ON r.model_id = m.id
+    WHERE m.status <> 'deleted' AND ($2::text IS NULL OR m.name = $2::text)
+), first_hour AS (  -- $1 rounded up to an hour: rollup hours from there on lie wholly in the window
+    SELECT CASE WHEN date_trunc('hour', $1::timestamptz, 'UTC') = $1::timestamptz THEN $1::timestamptz
+                ELSE date_trunc('hour', $1::timestamptz, 'UTC') + interval '1 hour' END AS at
+), unrolled AS (
+    SELECT c.id AS model_id, u.probability,
+           (CASE WHEN c.at_horizon THEN u.label_at_horizon ELSE u.label_within END)::float8 AS label
+    FROM chosen AS c
+    CROSS JOIN LATERAL (
+        SELECT f.probability, f.label_at_horizon, f.label_within FROM coinfleet_prediction_facts AS f
+        WHERE f.model_id = c.id AND f.id > c.through_id
+          AND ($1::timestamptz IS NULL OR f.metric_ts >= $1::timestamptz)
+        UNION ALL
+        SELECT f.probability, f.label_at_horizon, f.label_within FROM coinfleet_prediction_facts AS f
+        WHERE $1::timestamptz IS NOT NULL AND f.model_id + 0 = c.id AND f.id + 0 <= c.through_id
+          AND f.metric_ts >= $1::timestamptz
+          AND f.metric_ts < CASE WHEN date_trunc('hour', $1::timestamptz, 'UTC') = $1::timestamptz
+                                 THEN $1::timestamptz
+                                 ELSE date_trunc('hour', $1::timestamptz, 'UTC') + interval '1 hour' END
+    ) AS u
+), parts AS (
+    SELECT model_id, least(floor(probability * 10)::int, 9) AS bucket, count(*) AS count,
+           sum(probability) AS sum_probability, sum(label) AS sum_label,
+           sum((probability - label) ^ 2) AS sum_squared_error
+    FROM unrolled WHERE label IS NOT NULL GROUP BY 1, 2
+    UNION ALL
+    SELECT k.model_id, k.bucket,
+           sum(CASE WHEN c.at_horizon THEN k.horizon_count ELSE k.within_count END),
+           sum(CASE WHEN c.at_horizon THEN k.horizon_sum_p ELSE k.within_sum_p END),
+           sum(CASE WHEN c.at_horizon THEN k.horizon_sum_label ELSE k.within_sum_label END),
+           sum(CASE WHEN c.at_horizon THEN k.horizon_sum_se ELSE k.within_sum_se END)
+    FROM coinfleet_stats_calibration AS k
+    JOIN chosen AS c ON c.id = k.model_id
+    CROSS JOIN first_hour AS w
+    WHERE $1::timestamptz IS NULL OR k.hour >= w.at
+    GROUP BY 1, 2
+)
+SELECT c.id AS model_id, c.name, c.validation, p.bucket, sum(p.count)::int8 AS count,
+       sum(p.sum_probability)::float8 AS sum_probability, sum(p.sum_label)::float8 AS sum_label,
+       sum(p.sum_squared_error)::float8 AS sum_squared_error
+FROM chosen AS c
+JOIN parts AS p ON p.model_id = c.id
+GROUP BY c.id, c.name, c.validation, p.bucket
+HAVING sum(p.count) > 0
+ORDER BY c.id, p.bucket

@@ -93,7 +93,13 @@ class PredictionQuery(Schema):
 
 
 class PredictionPage(Schema):
-    """One page of predictions, newest first."""
+    """One page of predictions, newest first. A page examines a bounded number of stored predictions
+    (SCAN_LIMIT, the model's own when a model is named): when the filters matched fewer rows than the
+    page holds before that bound, the page is short (maybe empty), `searched_to_id` and
+    `searched_to_time` say how far back it looked, and `next_cursor` searches further back."""
 
     items: list[Prediction]
     next_cursor: str | None  #: pass as `cursor` for the next page; None on the last page
+    #: set when the search stopped at its bound before filling the page: the lowest id examined
+    searched_to_id: int | None = None
+    searched_to_time: datetime | None = None  #: the metric time of that prediction

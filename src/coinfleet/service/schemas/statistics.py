@@ -32,6 +32,8 @@ class Statistics(Schema):
     alert_precision_at_horizon: float | None  #: alerts whose target was reached at the horizon end
     alert_precision_within: float | None  #: alerts whose target was hit within the horizon
     alert_gain_avg_pct: float | None  #: mean change at horizon end after alerts, in the target's direction
+    #: read from 0.1-point bins of the gains (rollups keep per bin a count and sum, not each gain): within
+    #: 0.1 of the exact median, exact when the middle gains are alone in their bins
     alert_gain_median_pct: float | None
 
 

@@ -138,6 +138,31 @@ async def test_a_time_range_far_back_starts_there(pool: asyncpg.Pool, model: str
     assert (await _search(pool, model=model, until=until))[0] == before_100
 
 
+async def test_a_slow_time_lookup_falls_back_to_the_newest(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the lookup of a range's end waits past its bound (here on a lock another transaction holds),
+    the page starts from the newest prediction instead: a bounded page, none missed."""
+    monkeypatch.setattr(predictions, "TIME_START_TIMEOUT_MS", 200)
+    async with pool.acquire() as conn:
+        busy = await insert_model(conn, "busy", UP10)
+        await _interleaved(conn, [busy], 500)
+        before_100 = await _ids(conn, "metric_ts < $1", T0 + timedelta(seconds=100))
+    query_ = PredictionQuery(until=T0 + timedelta(seconds=100), limit=10)
+    async with pool.acquire() as locker, locker.transaction():
+        await locker.execute("LOCK TABLE coinfleet_predictions IN ACCESS EXCLUSIVE MODE")
+        page = asyncio.create_task(predictions.list_predictions(pool, query_))
+        async with asyncio.timeout(60):  # the lookup gave up; the page's own read waits for the lock
+            while not await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '-- A page of predictions of every model%'"  # the page's own read
+            ):
+                await asyncio.sleep(0.05)
+    first = await page
+    assert first.items == [] and first.searched_to_id is not None  # the newest 50 lie after the range
+    assert (await _search(pool, until=T0 + timedelta(seconds=100)))[0] == before_100
+
+
 #: the statistics as one aggregate over every prediction (the query before rollups), to compare with
 PLAIN_STATISTICS = """
     SELECT m.id, m.name, m.status,
@@ -344,6 +369,8 @@ async def test_a_deleted_model_takes_its_rollup_along(pool: asyncpg.Pool) -> Non
     await _roll_all(pool, step=1000)
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM coinfleet_stats_rollup") > 0
+        assert await conn.fetchval("SELECT count(*) FROM coinfleet_stats_calibration") > 0
         await conn.execute(query("delete_model_predictions"), up)
-        for table in ("coinfleet_stats_rollup", "coinfleet_stats_gain_bins", "coinfleet_stats_rolled"):
+        tables = ("rollup", "gain_bins", "calibration", "rolled")
+        for table in (f"coinfleet_stats_{name}" for name in tables):
             assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0

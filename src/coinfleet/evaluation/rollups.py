@@ -73,6 +73,8 @@ async def rollup_loop(pool: asyncpg.Pool, stop: asyncio.Event, interval_seconds:
             added = await advance(pool)
         except (*DATABASE_ERRORS, asyncpg.PostgresError) as exc:
             log.warning("stats_rollup_failed", error=str(exc))
+        except Exception:  # a fault here must not stop the evaluation rounds beside it
+            log.exception("stats_rollup_failed")
         if not added:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_seconds)

@@ -62,12 +62,12 @@ async def _time_start(db: Db, until: datetime, model_id: int | None) -> int:
     prediction made before it. Looked up through the block-range index on metric time, which is quick
     for a time far back (the walk from the newest would be long) and slow for a recent one (the walk is
     short): after TIME_START_TIMEOUT_MS the page starts from the newest prediction instead."""
-    async with connection(db) as conn, conn.transaction():
-        await conn.execute(f"SET LOCAL statement_timeout = {TIME_START_TIMEOUT_MS}")
-        try:
+    try:
+        async with connection(db) as conn, conn.transaction():
+            await conn.execute(f"SET LOCAL statement_timeout = {TIME_START_TIMEOUT_MS}")
             start = await conn.fetchval(query("prediction_time_start"), until, model_id)
-        except asyncpg.QueryCanceledError:
-            return FIRST_PAGE
+    except asyncpg.QueryCanceledError:
+        return FIRST_PAGE
     return FIRST_PAGE if start is None else min(int(start), FIRST_PAGE)
 
 

@@ -13,8 +13,10 @@ import asyncpg
 import pytest
 from test_evaluation_support import T0, insert_model
 
+from coinfleet.config import Settings
 from coinfleet.db.sql import query
 from coinfleet.evaluation import rollups
+from coinfleet.evaluation.rounds import evaluation_loop, loop_config
 from coinfleet.service import predictions, quality, stats
 from coinfleet.service.schemas import PredictionQuery, Statistics
 from coinfleet.targets import TargetSpec
@@ -374,3 +376,36 @@ async def test_a_deleted_model_takes_its_rollup_along(pool: asyncpg.Pool) -> Non
         tables = ("rollup", "gain_bins", "calibration", "rolled")
         for table in (f"coinfleet_stats_{name}" for name in tables):
             assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0
+
+
+async def test_the_evaluation_loop_keeps_the_rollups(pool: asyncpg.Pool) -> None:
+    """The rollups move beside the evaluation rounds: a running evaluation loop rolls judged history
+    up to the oldest open prediction, and the statistics still equal the plain aggregate."""
+    async with pool.acquire() as conn:
+        up = await insert_model(conn, "up", UP10)
+        down = await insert_model(conn, "down", DOWN5)
+        await _history(conn, up, UP10, 0, 300)
+        await _history(conn, down, DOWN5, 900, 200)
+        # the open ones are due long after the feed's clock (no metric rows): they stay open
+        await conn.execute("UPDATE coinfleet_open_predictions SET evaluate_at = 'infinity'")
+        first_open = {
+            r["model_id"]: r["first"]
+            for r in await conn.fetch(
+                "SELECT model_id, min(prediction_id) AS first FROM coinfleet_open_predictions GROUP BY 1"
+            )
+        }
+    stop = asyncio.Event()
+    loop = asyncio.create_task(
+        evaluation_loop(pool, loop_config(Settings(evaluation_interval_seconds=0.2)), stop)
+    )
+    try:
+        async with asyncio.timeout(300):  # a settle wait and a few intervals; longer on a busy server
+            while {
+                r["model_id"]: r["through_id"]
+                for r in await pool.fetch("SELECT * FROM coinfleet_stats_rolled")
+            } != {m: first - 1 for m, first in first_open.items()}:
+                await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await loop
+    await _all_windows_same_as_plain(pool)

@@ -3,7 +3,8 @@
 -- A model's predictions newest first: the prediction log filtered by model walked the primary key
 -- backwards and skipped every other model's rows (16.7 s at 20M rows for a filter that matched few); the
 -- statistics charts did the same. With (model_id, id) a model's page walks its own rows only. Ids only
--- grow, so each model's inserts append at the right edge of its part of the index.
+-- grow, so each model's inserts append at the right edge of its part of the index. Built inside the
+-- migration's transaction: on a large table, storing predictions waits for the build.
 CREATE INDEX coinfleet_predictions_model_id_idx ON coinfleet_predictions (model_id, id);
 
 -- A model's statistics without reading its whole history: per model and hour of metric time (UTC), the

@@ -1,18 +1,21 @@
 """Compile models to ONNX for serving, verified against the original; cached by artifact hash.
 
-One route for every model type (`models.convert`): the XGBoost and LightGBM converters of onnxmltools are
-registered into skl2onnx and `convert_sklearn` builds the graph (zipmap off, opsets 18 / ml 3). The
-compiled graph serves only if it gives the original's probabilities within `MAX_DELTA` on sample
-rows: real rows when there are any, plus rows that sit on, just below and just above every split
-threshold of the graph, with NaN mixed in. Otherwise the original serves and the reason is logged.
+`models.convert` builds the graph: sklearn forests and trees with numpy, in double precision
+(`models.forest_graph`); the rest through skl2onnx, with the XGBoost and LightGBM converters of
+onnxmltools registered into it (zipmap off, opsets 18 / ml 3). The compiled graph serves only if it
+gives the original's probabilities within `MAX_DELTA` on sample rows: real rows when there are any,
+plus rows that sit on, just below and just above every split threshold of the graph, with NaN mixed in.
+Otherwise the original serves and the reason is logged.
 A serving process never converts itself: `served_form` runs the conversion in a sandboxed child
 (sandbox.py) with a timeout and a memory limit, and keeps only the verified graph bytes.
 
 Lanes score float32 rows. LightGBM and HistGradientBoosting compare against float64 thresholds, which
 ONNX rounds to the nearest float32; rounding each threshold *down* first keeps every float32 input on
 the same side of every split, so the compiled graph agrees with the original on all rows it will see.
-sklearn's trees send a missing value down the side each node chose at fit time; the graph is told the
-same, which skl2onnx leaves out (without it a RandomForest trained on rows with NaN fails verification).
+sklearn's trees compare float32 inputs with float64 thresholds: their graph keeps the thresholds in
+double, and sends a missing value down the side each node chose at fit time, as sklearn does (skl2onnx
+leaves that out: a RandomForest trained on rows with NaN failed verification so). A graph from
+skl2onnx that misses the check with float32 sums is converted once more in double.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import structlog
 
 from coinfleet.db.sql import query
 from coinfleet.models.convert import TARGET_OPSET, CompileError, convert_estimator, estimator_of
+from coinfleet.models.forest_graph import is_sklearn_forest
 from coinfleet.models.formats import Predictor, load_predictor, validate_predictor
 from coinfleet.models.registry import ModelRecord
 from coinfleet.models.sandbox import SandboxError, SandboxLimits, run_job
@@ -65,7 +69,7 @@ class Served:
 def recipe() -> str:
     """Identifies the conversion route; a cached graph from another route is not reused."""
     versions = "/".join(f"{name}-{version(name)}" for name in ("skl2onnx", "onnxmltools", "onnx"))
-    return f"v1/{versions}/opset{TARGET_OPSET['']}-ml{TARGET_OPSET['ai.onnx.ml']}"
+    return f"v2/{versions}/opset{TARGET_OPSET['']}-ml{TARGET_OPSET['ai.onnx.ml']}"
 
 
 def compile_model(
@@ -75,9 +79,11 @@ def compile_model(
     real_rows: FloatArray | None = None,
     *,
     convert: Converter | None = None,
+    native: Predictor | None = None,
 ) -> Served:
-    """The verified ONNX form of a model, or the original with the reason; ModelLoadError if it can't load."""
-    native = load_predictor(fmt, artifact)
+    """The verified ONNX form of a model, or the original with the reason; ModelLoadError if it can't load.
+    `native`: the artifact already loaded (a 2000-tree forest's skops file takes ~20 s to load)."""
+    native = native or load_predictor(fmt, artifact)
     validate_predictor(native, n_features)
     if fmt == "onnx":
         return Served(format=fmt, artifact=artifact, compiled=False, reason="already ONNX")
@@ -90,7 +96,7 @@ def compile_model(
         try:
             delta = verify(graph, native, rows)
         except CompileError:
-            if convert is not None:
+            if convert is not None or is_sklearn_forest(estimator):  # a forest's graph sums in double
                 raise
             # float32 sums over many trees drift (|Δp| 1.3e-5 for 2000 trees); double sums do not
             graph = convert_estimator(estimator, n_features, double=True)
@@ -132,17 +138,24 @@ def sample_rows(graph: bytes, n_features: int, real_rows: FloatArray | None = No
 def _split_candidates(graph: bytes, n_features: int) -> list[FloatArray]:
     """Per feature: each threshold and its float32 neighbours (or a few plain values if it never splits)."""
     import onnx
+    from onnx import numpy_helper
 
-    found: list[list[float]] = [[] for _ in range(n_features)]
+    found: list[list[FloatArray]] = [[] for _ in range(n_features)]
     for node in onnx.load_model_from_string(graph).graph.node:
         if node.op_type in _TREE_OPS:
             attrs = {a.name: a for a in node.attribute}
-            modes = [m.decode() for m in attrs["nodes_modes"].strings]
-            pairs = zip(attrs["nodes_featureids"].ints, attrs["nodes_values"].floats, modes, strict=True)
-            for feature, threshold, mode in pairs:
-                if mode != "LEAF" and 0 <= feature < n_features:
-                    found[feature].append(threshold)
-    return [_neighbours(np.asarray(v, dtype=np.float32)) for v in found]
+            if "nodes_values_as_tensor" in attrs:  # double thresholds
+                values = numpy_helper.to_array(attrs["nodes_values_as_tensor"].t).astype(np.float64)
+            else:
+                values = np.asarray(attrs["nodes_values"].floats, dtype=np.float64)
+            features = np.asarray(attrs["nodes_featureids"].ints, dtype=np.int64)
+            split = np.asarray(attrs["nodes_modes"].strings, dtype=object) != b"LEAF"
+            for feature in np.unique(features[split]):
+                if 0 <= feature < n_features:
+                    found[feature].append(values[split & (features == feature)])
+    return [
+        _neighbours(np.concatenate(v).astype(np.float32) if v else np.empty(0, np.float32)) for v in found
+    ]
 
 
 def _neighbours(thresholds: npt.NDArray[np.float32]) -> FloatArray:

@@ -1,9 +1,10 @@
 """Models as sklearn-API classifiers and those as ONNX graphs: the conversion half of `models.compile`.
 
-The XGBoost and LightGBM converters of onnxmltools are registered into skl2onnx and `convert_sklearn`
-builds the graph (zipmap off, opsets 18 / ml 3). Float64 split thresholds are rounded down to float32
-first, so every float32 input the lanes send stays on the same side of every split; sklearn's trees send
-a missing value down the side each node chose at fit time, and the graph is told the same.
+sklearn forests and trees are built with numpy in double precision (`models.forest_graph`). For the
+rest the XGBoost and LightGBM converters of onnxmltools are registered into skl2onnx and
+`convert_sklearn` builds the graph (zipmap off, opsets 18 / ml 3). Float64 split thresholds are
+rounded down to float32 first, so every float32 input the lanes send stays on the same side of every
+split.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from coinfleet.errors import CoinfleetError
+from coinfleet.models.forest_graph import forest_graph, is_sklearn_forest
 from coinfleet.models.formats import Predictor, load_predictor
 
 FloatArray = npt.NDArray[np.float64]
-#: opsets of the compiled graphs
+#: opsets of the graphs skl2onnx builds
 TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
 _THRESHOLD_LINE = re.compile(rb"^threshold=(.*)$", re.MULTILINE)
 _TREE_SIZES_LINE = re.compile(rb"^tree_sizes=.*$", re.MULTILINE)
@@ -32,7 +34,10 @@ class CompileError(CoinfleetError):
 
 def convert_estimator(estimator: Any, n_features: int, *, double: bool = False) -> bytes:
     """An sklearn-API classifier as an ONNX graph: float input [N, n], probabilities [N, 2].
-    `double`: double input, thresholds and sums (the tree operators of ai.onnx.ml 3 allow it)."""
+    `double`: double input, thresholds and sums (the tree operators of ai.onnx.ml 3 allow it).
+    An sklearn forest or tree always sums in double (`forest_graph`), whatever `double` says."""
+    if is_sklearn_forest(estimator):
+        return forest_graph(estimator, n_features)
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
@@ -44,32 +49,7 @@ def convert_estimator(estimator: Any, n_features: int, *, double: bool = False) 
         options={id(estimator): {"zipmap": False}},
         target_opset=TARGET_OPSET,
     )
-    _route_missing_values(graph, estimator)
     return bytes(graph.SerializeToString())
-
-
-def _route_missing_values(graph: Any, estimator: Any) -> None:
-    """Send NaN down the side each sklearn tree node chose at fit time, as sklearn does.
-
-    skl2onnx leaves `nodes_missing_value_tracks_true` out, so a NaN would take ONNX's default branch;
-    a node's true branch is sklearn's left child, hence the flag is sklearn's `missing_go_to_left`.
-    """
-    from onnx import helper
-
-    trees = [member.tree_ for member in getattr(estimator, "estimators_", [])]
-    if hasattr(estimator, "tree_"):
-        trees = [estimator.tree_]
-    if not trees or not all(hasattr(tree, "missing_go_to_left") for tree in trees):
-        return
-    for node in graph.graph.node:
-        if not node.op_type.startswith("TreeEnsemble"):
-            continue
-        attributes = {a.name: a for a in node.attribute}
-        pairs = zip(attributes["nodes_treeids"].ints, attributes["nodes_nodeids"].ints, strict=True)
-        tracks = [int(trees[tree].missing_go_to_left[index]) for tree, index in pairs]
-        if "nodes_missing_value_tracks_true" in attributes:
-            node.attribute.remove(attributes["nodes_missing_value_tracks_true"])
-        node.attribute.append(helper.make_attribute("nodes_missing_value_tracks_true", tracks))
 
 
 def _register_converters() -> None:

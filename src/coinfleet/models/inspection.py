@@ -29,17 +29,17 @@ _FORMAT_ALGORITHMS = {"xgboost-json": "xgboost", "lightgbm-text": "lightgbm", "o
 
 def inspect_file(header: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], bytes]:
     """Load, convert a trusted pickle, dry-run and compile; the safe artifact, then the ONNX graph if any."""
-    fmt, artifact, algorithm = str(header["format"]), payload, None
+    fmt, artifact, algorithm, predictor = str(header["format"]), payload, None, None
     if fmt == "pickle":
         if header.get("trusted") is not True:
             raise ModelLoadError("a pickle is loaded only when trusted (--trust)")
-        fmt, artifact, algorithm = unpickle_to_safe(payload)
-    predictor = load_predictor(fmt, artifact)
+        fmt, artifact, algorithm, predictor = unpickle_to_safe(payload)
+    predictor = predictor or load_predictor(fmt, artifact)
     names = feature_names(fmt, predictor)
     n_features = header.get("n_features") or predictor.n_features or (len(names) if names else None)
     if not n_features:
         raise ModelLoadError("the file does not say how many features it takes; give its feature list")
-    served = compile_model(fmt, artifact, int(n_features))
+    served = compile_model(fmt, artifact, int(n_features), native=predictor)
     graph = served.artifact if served.compiled else b""
     return {
         "format": fmt,
@@ -65,8 +65,9 @@ def _served_fields(served: Served) -> dict[str, Any]:
     return {"compiled": served.compiled, "reason": served.reason, "max_delta": served.max_delta}
 
 
-def unpickle_to_safe(data: bytes) -> tuple[str, bytes, str]:
-    """A trusted joblib/pickle classifier as (format, bytes, algorithm) of a format that runs no code."""
+def unpickle_to_safe(data: bytes) -> tuple[str, bytes, str, Predictor | None]:
+    """A trusted joblib/pickle classifier as (format, bytes, algorithm) of a format that runs no code,
+    and those bytes loaded when checking them loaded them already."""
     import joblib
 
     try:
@@ -78,15 +79,16 @@ def unpickle_to_safe(data: bytes) -> tuple[str, bytes, str]:
     if hasattr(model, "get_booster") or (kind == "Booster" and hasattr(model, "save_raw")):
         _check_classes(model, kind)
         booster = model.get_booster() if hasattr(model, "get_booster") else model
-        return "xgboost-json", bytes(booster.save_raw("json")), "xgboost"
+        return "xgboost-json", bytes(booster.save_raw("json")), "xgboost", None
     if hasattr(model, "booster_") or (kind == "Booster" and hasattr(model, "model_to_string")):
         _check_classes(model, kind)
         booster = getattr(model, "booster_", model)
-        return "lightgbm-text", str(booster.model_to_string()).encode(), "lightgbm"
+        return "lightgbm-text", str(booster.model_to_string()).encode(), "lightgbm", None
     if not hasattr(model, "predict_proba"):
         raise ModelLoadError(f"the pickle holds a {kind}, not a classifier with predict_proba")
     _check_classes(model, kind)
-    return (*_sklearn_artifact(model), algorithm)
+    fmt, artifact, loaded = _sklearn_artifact(model)
+    return fmt, artifact, algorithm, loaded
 
 
 def _check_classes(model: Any, kind: str) -> None:
@@ -95,14 +97,14 @@ def _check_classes(model: Any, kind: str) -> None:
         raise ModelLoadError(f"the pickled {kind} must be a 0/1 classifier; its classes: {list(classes)}")
 
 
-def _sklearn_artifact(model: Any) -> tuple[str, bytes]:
-    """skops when the model loads back under coinfleet's allow-list, else its verified ONNX graph."""
+def _sklearn_artifact(model: Any) -> tuple[str, bytes, Predictor | None]:
+    """skops when the model loads back under coinfleet's allow-list (and so loaded), else its verified
+    ONNX graph."""
     import skops.io
 
     artifact = skops.io.dumps(model)
     try:
-        load_predictor("skops", artifact)
-        return "skops", artifact
+        return "skops", artifact, load_predictor("skops", artifact)
     except ModelLoadError:
         pass
     n_features = int(getattr(model, "n_features_in_", 0))
@@ -112,7 +114,7 @@ def _sklearn_artifact(model: Any) -> tuple[str, bytes]:
     native = _EstimatorPredictor(model)
     validate_predictor(native, n_features)
     verify(graph, native, np.random.default_rng(0).normal(size=(256, n_features)))
-    return "onnx", graph
+    return "onnx", graph, None
 
 
 class _EstimatorPredictor:

@@ -15,6 +15,7 @@ from coinfleet.models import compile as compile_module
 from coinfleet.models.compile import MAX_DELTA, compile_model, sample_rows
 from coinfleet.models.convert import convert_estimator, round_down_f32
 from coinfleet.models.dataset import build_dataset
+from coinfleet.models.forest_graph import ForestGraphError, forest_graph, is_sklearn_forest
 from coinfleet.models.formats import load_predictor
 from coinfleet.models.train import Algorithm, TrainedModel, train_model
 from coinfleet.targets import TargetSpec
@@ -142,22 +143,81 @@ def test_round_down_keeps_every_float32_on_the_same_side(values: list[float]) ->
     assert np.all((above > thresholds) | np.isinf(above))
 
 
-def test_a_forest_that_float_sums_fail_compiles_with_double_sums(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_forest_graph_sums_in_double_where_float32_sums_drift(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float32 sums of many trees miss the check (a 2000-tree forest missed 1e-5); skl2onnx's double
+    route then never finished: its threshold search loops forever on the +inf thresholds sklearn gives
+    a split that sends only missing values one way. The forest graph sums in double from the start."""
     import skops.io
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
     from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2000, 6))
     y = ((x[:, 0] + rng.normal(0, 1, len(x))) > 0).astype(np.int64)
+    x[300:][rng.random((1700, 6)) < 0.1] = np.nan
     forest = RandomForestClassifier(n_estimators=120, random_state=0, n_jobs=1).fit(x, y)
+    assert any(np.isinf(tree.tree_.threshold).any() for tree in forest.estimators_)
     artifact = skops.io.dumps(forest)
-    rows = x[:300].astype(np.float32).astype(np.float64)
+    rows = x[:300].astype(np.float32).astype(np.float64)  # no NaN: skl2onnx alone routes NaN wrongly
     native = load_predictor("skops", artifact)
-    single = float(np.max(np.abs(load_predictor("onnx", convert_estimator(forest, 6)).predict_proba(rows)
-                                 - native.predict_proba(rows))))  # fmt: skip
-    # a bound the float32 sums of this forest miss, as a 2000-tree forest misses 1e-5
-    monkeypatch.setattr(compile_module, "MAX_DELTA", single / 4)
+    float_sums = convert_sklearn(
+        forest, initial_types=[("input", FloatTensorType([None, 6]))], options={"zipmap": False}
+    ).SerializeToString()
+    drift = float(
+        np.max(np.abs(load_predictor("onnx", float_sums).predict_proba(rows) - native.predict_proba(rows)))
+    )
+    monkeypatch.setattr(compile_module, "MAX_DELTA", drift / 4)  # a bound the float32 sums miss
     served = compile_model("skops", artifact, 6, rows)
-    assert served.compiled and served.max_delta is not None and served.max_delta <= single / 4
+    assert served.compiled and served.max_delta is not None
+    # only the float32 output rounds: |Δp| ≤ 2^-25 for p in [0, 1]
+    assert served.max_delta <= 2**-25 < drift / 4
     graph = load_predictor("onnx", served.artifact)
-    assert np.max(np.abs(graph.predict_proba(rows) - native.predict_proba(rows))) <= single / 4
+    assert np.max(np.abs(graph.predict_proba(rows) - native.predict_proba(rows))) <= 2**-25
+    (ensemble,) = [
+        n for n in onnx.load_from_string(served.artifact).graph.node if n.op_type.startswith("Tree")
+    ]
+    tensors = {a.name: a.t.data_type for a in ensemble.attribute if a.name.endswith("_as_tensor")}
+    assert tensors == {
+        "nodes_values_as_tensor": onnx.TensorProto.DOUBLE,
+        "class_weights_as_tensor": onnx.TensorProto.DOUBLE,
+    }
+
+
+@pytest.mark.parametrize("kind", ["tree", "random_forest", "extra_trees"])
+def test_each_sklearn_tree_kind_compiles_with_missing_values_routed(kind: str) -> None:
+    import skops.io
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1500, 5))
+    y = ((x[:, 0] - x[:, 1] + rng.normal(0, 0.5, len(x))) > 0).astype(np.int64)
+    x[rng.random(x.shape) < 0.15] = np.nan  # trained with missing values: each node picks a side for them
+    model = {
+        "tree": DecisionTreeClassifier(max_depth=8, random_state=0),
+        "random_forest": RandomForestClassifier(n_estimators=25, random_state=0, n_jobs=1),
+        "extra_trees": ExtraTreesClassifier(n_estimators=25, random_state=0, n_jobs=1),
+    }[kind].fit(x, y)
+    artifact = skops.io.dumps(model)
+    rows = x[:400].astype(np.float32).astype(np.float64)
+    served = compile_model("skops", artifact, 5, rows)
+    assert served.compiled, served.reason
+    native, graph = load_predictor("skops", artifact), load_predictor("onnx", served.artifact)
+    for sample in (rows, sample_rows(served.artifact, 5)):
+        assert np.max(np.abs(graph.predict_proba(sample) - native.predict_proba(sample))) <= 2**-25
+
+
+def test_only_averaged_trees_take_the_forest_route() -> None:
+    from sklearn.ensemble import BaggingClassifier, GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(200, 4)), rng.integers(0, 2, 200)
+    assert is_sklearn_forest(RandomForestClassifier(n_estimators=3, random_state=0).fit(x, y))
+    # bagging gives each tree its own feature subset; gradient boosting adds raw scores
+    bagged = BaggingClassifier(DecisionTreeClassifier(), n_estimators=3, max_features=2, random_state=0)
+    assert not is_sklearn_forest(bagged.fit(x, y))
+    assert not is_sklearn_forest(GradientBoostingClassifier(n_estimators=3).fit(x, y))
+    with pytest.raises(ForestGraphError, match="classes"):
+        forest_graph(RandomForestClassifier(n_estimators=2, random_state=0).fit(x, y + 1), 4)

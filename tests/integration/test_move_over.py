@@ -25,6 +25,8 @@ import pytest
 
 from coinfleet.config import Settings
 from coinfleet.db.database import with_database
+from coinfleet.lanes.rules import Tag
+from coinfleet.lanes.store import load_states
 from coinfleet.models import registry
 from coinfleet.service.predecessor import MoveOverOptions, MoveOverReport, move_over
 
@@ -105,6 +107,21 @@ SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[], $5::nume
 """
 
 
+#: the predecessor's scan cache, in wall time: windows running (MintB after its alert, MintE never
+#: stored), one ended (MintA), one of a model not brought over (13)
+SCAN_CACHE = """
+INSERT INTO coin_scan_cache
+    (coin_id, active_model_id, last_scan_at, last_prediction, last_probability, was_alert, ignore_until,
+     ignore_reason)
+VALUES
+    ('MintA', 11, now() - interval '2 hours', 1, 0.55, false, now() - interval '1 hour', 'positive'),
+    ('MintB', 11, now() - interval '1 minute', 1, 0.70, true, now() + interval '119 seconds', 'alert'),
+    ('MintE', 11, now() - interval '10 seconds', 0, 0.05, false, now() + interval '20 seconds', 'bad'),
+    ('MintC', 11, now() - interval '3 hours', 0, 0.10, false, NULL, NULL),
+    ('MintB', 13, now() - interval '1 minute', 1, 0.90, true, now() + interval '100 seconds', 'alert')
+"""
+
+
 def _prediction(
     coin: str, model: int, minute: int, p: float, tag: str, result: str | None, change: float | None = None,
     high: float | None = None, low: float | None = None,
@@ -141,6 +158,7 @@ async def _fill(dsn: str, paths: dict[str, Path]) -> None:
         )
         columns = [list(column) for column in zip(*PREDICTION_ROWS, strict=True)]
         await conn.execute(PREDICTIONS, *columns)
+        await conn.execute(SCAN_CACHE)
     finally:
         await conn.close()
 
@@ -214,11 +232,27 @@ async def test_models_settings_and_history_arrive_and_a_second_run_is_a_no_op(
     ]
     assert open_ids == 2  # the two it had not evaluated yet: coinfleet evaluates them
 
+    # the ignore windows still running arrive, and outlast the rebuild of the scan cache from the
+    # predictions brought over (which recounts the stored predictions by tag)
+    assert (outcome[11].ignore_windows, outcome[12].ignore_windows) == (2, 0)
+    async with pool.acquire() as conn:
+        states = await load_states(conn, rf.id)
+        scan_rows = await conn.fetch("SELECT * FROM coinfleet_scan_state ORDER BY model_id, mint")
+    assert {mint: (s.ignore_reason, s.last_tag) for mint, s in states.items() if s.ignore_until} == {
+        "MintB": (Tag.ALERT, Tag.ALERT),
+        "MintE": (Tag.NEGATIVE, Tag.NEGATIVE),
+    }
+    assert states["MintB"].ignore_until is not None and states["MintB"].ignore_until > datetime.now(UTC)
+    assert (states["MintB"].stored_negative, states["MintB"].stored_alert) == (1, 1)
+    assert states["MintA"].ignore_until is None and states["MintA"].stored_alert == 1
+
     before = await _counts(pool)
     again = await _move(pool, predecessor_dsn, trusted=True)
     assert not again.changed
     assert [m.status for m in again.models] == ["present", "present", "skipped", "skipped"]
     assert await _counts(pool) == before
+    async with pool.acquire() as conn:
+        assert await conn.fetch("SELECT * FROM coinfleet_scan_state ORDER BY model_id, mint") == scan_rows
 
 
 CARRIED = {

@@ -44,9 +44,10 @@ def migrate_from_pump_server_command(
 
 
 def _render(report: MoveOverReport) -> None:
-    table = Table("id there", "name", "status", "predictions", "evaluations")
+    table = Table("id there", "name", "status", "predictions", "evaluations", "ignore windows")
     for m in report.models:
-        table.add_row(str(m.predecessor_id), m.name, m.status, str(m.predictions), str(m.evaluations))
+        counts = (m.predictions, m.evaluations, m.ignore_windows)
+        table.add_row(str(m.predecessor_id), m.name, m.status, *map(str, counts))
     console.print(table)
     for m in report.models:  # below the table, at full width: a reason can name many features
         for line in filter(None, [m.reason, *m.notes]):

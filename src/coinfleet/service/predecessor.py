@@ -2,10 +2,11 @@
 
 Reads its tables (in coinfleet's database or another) and, per model: checks and imports the model
 file (a pickle only when trusted, in the sandbox like any import), carries over its settings, and
-copies its prediction log with evaluations and ATH, so its statistics continue. Idempotent: a model
-already brought over (by its id there) is not imported again, and history rows already stored (same
-model, coin and time) are skipped, so a second run changes nothing. What cannot be taken is reported
-with the reason and changes nothing for that model.
+copies its prediction log with evaluations and ATH, so its statistics continue, and the ignore windows
+still running in its scan cache (`coin_scan_cache`). Idempotent: a model already brought over (by its
+id there) is not imported again, history rows already stored (same model, coin and time) are skipped,
+and so are windows of coins coinfleet already keeps scan state for, so a second run changes nothing.
+What cannot be taken is reported with the reason and changes nothing for that model.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class ModelOutcome:
     notes: list[str] = field(default_factory=list)
     predictions: int = 0  #: history rows added now
     evaluations: int = 0
+    ignore_windows: int = 0  #: ignore windows still running there, carried into the scan cache now
 
 
 @dataclass(kw_only=True)
@@ -63,7 +65,7 @@ class MoveOverReport:
     @property
     def changed(self) -> bool:
         """Whether this run changed anything."""
-        return any(m.status == "imported" or m.predictions for m in self.models)
+        return any(m.status == "imported" or m.predictions or m.ignore_windows for m in self.models)
 
 
 async def move_over(
@@ -78,10 +80,13 @@ async def move_over(
     report = MoveOverReport()
     for row in await source.fetch(query("predecessor_models")):
         outcome = await _move_model(target, dict(row), options, settings)
-        if outcome.status != "skipped" and tables["predictions"]:
+        model = None
+        if outcome.status != "skipped":
             model = await registry.find_by_predecessor_id(target, outcome.predecessor_id)
-            if model is not None:
-                await _copy_history(source, target, model, outcome)
+        if model is not None and tables["predictions"]:
+            await _copy_history(source, target, model, outcome)
+        if model is not None and tables["scan_cache"]:
+            await _carry_ignore_windows(source, target, model, outcome)
         report.models.append(outcome)
     return report
 
@@ -168,6 +173,20 @@ async def _store_history(
         await target.execute(query("close_evaluated_history"), model.id)
         await target.execute(query("count_history"), model.id, counts["predictions"], counts["newest"])
     return int(counts["predictions"]), int(counts["evaluations"])
+
+
+async def _carry_ignore_windows(
+    source: asyncpg.Connection, target: asyncpg.Connection, model: ModelRecord, outcome: ModelOutcome
+) -> None:
+    """The model's ignore windows still running in the predecessor's `coin_scan_cache`, so a coin it
+    alerted on just before the move-over is not alerted on again within its window. The rest of that
+    cache (last scan, last result) coinfleet rebuilds from the predictions brought over."""
+    windows = await source.fetch(query("predecessor_ignore_windows"), outcome.predecessor_id)
+    if not windows:
+        return
+    columns = ("mint", "ignore_until", "ignore_reason", "last_scan_at", "last_probability", "last_tag")
+    arrays = [[w[column] for w in windows] for column in columns]
+    outcome.ignore_windows += int(await target.fetchval(query("carry_ignore_windows"), model.id, *arrays))
 
 
 def json_target(model: ModelRecord) -> str:

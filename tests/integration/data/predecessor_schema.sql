@@ -1,5 +1,6 @@
 -- The predecessor's (pump-server's) tables that the move-over reads, as its schema.sql and migrations
--- leave them: the model configuration table and the current prediction log with evaluation and ATH.
+-- leave them: the model configuration table, the current prediction log with evaluation and ATH, and
+-- the per coin × model scan cache.
 CREATE TABLE prediction_active_models (
     id BIGSERIAL PRIMARY KEY,
     model_id BIGINT NOT NULL UNIQUE,
@@ -85,3 +86,23 @@ CREATE TABLE model_predictions (
     ath_lowest_timestamp TIMESTAMPTZ
 );
 CREATE INDEX idx_model_predictions_coin_ts ON model_predictions (coin_id, prediction_timestamp DESC);
+
+-- Per coin × model ignore state (create_coin_scan_cache.sql), upserted after every stored prediction.
+CREATE TABLE coin_scan_cache (
+    id BIGSERIAL PRIMARY KEY,
+    coin_id VARCHAR(255) NOT NULL,
+    active_model_id BIGINT NOT NULL REFERENCES prediction_active_models (id) ON DELETE CASCADE,
+    last_scan_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    last_prediction INT CHECK (last_prediction IN (0, 1)),
+    last_probability NUMERIC(5, 4),
+    was_alert BOOLEAN DEFAULT FALSE,
+    ignore_until TIMESTAMPTZ,
+    ignore_reason VARCHAR(20) CHECK (ignore_reason IN ('bad', 'positive', 'alert')),
+    created_at TIMESTAMPTZ DEFAULT NOW(),
+    updated_at TIMESTAMPTZ DEFAULT NOW(),
+    UNIQUE (coin_id, active_model_id)
+);
+CREATE INDEX idx_coin_scan_cache_coin_model ON coin_scan_cache (coin_id, active_model_id);
+CREATE INDEX idx_coin_scan_cache_ignore_until ON coin_scan_cache (ignore_until);
+CREATE INDEX idx_coin_scan_cache_last_scan ON coin_scan_cache (last_scan_at);
+CREATE INDEX idx_coin_scan_cache_was_alert ON coin_scan_cache (was_alert);

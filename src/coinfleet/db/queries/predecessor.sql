@@ -1,7 +1,8 @@
 -- name: predecessor_has_tables --
 -- Whether the database holds the predecessor's model table (its prediction log may be missing).
 SELECT to_regclass('prediction_active_models') IS NOT NULL AS models,
-       to_regclass('model_predictions') IS NOT NULL AS predictions
+       to_regclass('model_predictions') IS NOT NULL AS predictions,
+       to_regclass('coin_scan_cache') IS NOT NULL AS scan_cache
 
 -- name: predecessor_models --
 -- Every model the predecessor imported, with all its columns (they differ between its versions).
@@ -85,3 +86,40 @@ SET stored_predictions = stored_predictions + $2,
     last_prediction_at = greatest(last_prediction_at, $3),
     scan_cache_complete = scan_cache_complete AND $2 = 0
 WHERE model_id = $1
+
+-- name: predecessor_ignore_windows --
+-- One model's ignore windows still running in the predecessor's scan cache (the rest of that cache
+-- coinfleet rebuilds from the predictions brought over). Its tags as coinfleet names them.
+SELECT coin_id AS mint, ignore_until,
+       CASE ignore_reason WHEN 'bad' THEN 'negative' ELSE ignore_reason END AS ignore_reason,
+       last_scan_at, coalesce(last_probability, 0)::float8 AS last_probability,
+       CASE WHEN was_alert THEN 'alert' WHEN last_prediction = 1 THEN 'positive' ELSE 'negative' END AS last_tag
+FROM coin_scan_cache
+WHERE active_model_id = $1 AND ignore_until > now() AND ignore_reason IN ('bad', 'positive', 'alert')
+ORDER BY coin_id
+
+-- name: carry_ignore_windows --
+-- The running windows as scan-cache rows of model $1; a coin coinfleet already keeps state for is left
+-- as it is (a second run changes nothing). The scan is dated no earlier than the coin's newest
+-- prediction, so the rebuild after the move-over (migration 0010) keeps the window; counts by tag are
+-- those of the predictions brought over, as that rebuild counts them. How many rows were added.
+WITH windows AS (
+    SELECT * FROM unnest($2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::float8[], $7::text[])
+        AS w (mint, ignore_until, ignore_reason, last_scan_at, last_probability, last_tag)
+), stored AS (
+    SELECT p.mint, max(p.metric_ts) AS newest, count(*) FILTER (WHERE p.tag = 'negative') AS negative,
+           count(*) FILTER (WHERE p.tag = 'positive') AS positive, count(*) FILTER (WHERE p.tag = 'alert') AS alert
+    FROM coinfleet_predictions AS p JOIN windows AS w USING (mint)
+    WHERE p.model_id = $1
+    GROUP BY p.mint
+), carried AS (
+    INSERT INTO coinfleet_scan_state
+        (model_id, mint, last_scan_ts, last_probability, last_tag, ignore_until, ignore_reason,
+         stored_negative, stored_positive, stored_alert)
+    SELECT $1, w.mint, coalesce(greatest(w.last_scan_at, s.newest), now()), w.last_probability, w.last_tag,
+           w.ignore_until, w.ignore_reason, coalesce(s.negative, 0), coalesce(s.positive, 0), coalesce(s.alert, 0)
+    FROM windows AS w LEFT JOIN stored AS s USING (mint)
+    ON CONFLICT (model_id, mint) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM carried

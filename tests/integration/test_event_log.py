@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import asyncpg
 import pytest
@@ -53,6 +56,53 @@ async def test_lanes_at_any_position_read_what_the_database_holds(pool: asyncpg.
         expected = [e for e in everything if e.cursor > after][:limit]
         assert await log.read(after, limit) == expected
     assert await _walk(log, 50) == everything
+
+
+class HeldRead:
+    """The pool, whose next connection is handed out only when `release` is called: a read that stays in
+    flight while other reads come and go."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._hold = False
+        self._held = asyncio.Event()
+        self._released = asyncio.Event()
+
+    def hold_next(self) -> None:
+        self._hold = True
+
+    async def until_held(self) -> None:
+        await asyncio.wait_for(self._held.wait(), 10)
+
+    def release(self) -> None:
+        self._released.set()
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._hold:
+            self._hold = False
+            self._held.set()
+            await self._released.wait()
+        async with self._pool.acquire() as conn:
+            yield conn
+
+
+async def test_a_lane_at_the_tail_keeps_its_place_when_a_lane_far_ahead_moves_the_log_meanwhile(
+    pool: asyncpg.Pool,
+) -> None:
+    await _insert(pool, 0, 30)
+    async with pool.acquire() as conn:
+        everything = await read_events(conn, START, 100)
+    reads = HeldRead(pool)
+    log = EventLog(cast(asyncpg.Pool, reads))
+    assert await log.read(START, 10) == everything[:10]  # the log's run ends at the tenth event
+    reads.hold_next()
+    behind = asyncio.create_task(log.read(everything[9].cursor, 10))  # at the run's tail: extends it
+    await reads.until_held()
+    # a lane ahead of the run (its model was taken over from a worker further on) re-anchors it there
+    assert await log.read(everything[19].cursor, 10) == everything[20:]
+    reads.release()
+    assert await behind == everything[10:20]  # not the re-anchored run's events: 10 events skipped
 
 
 async def test_a_late_commit_is_neither_skipped_nor_repeated(pool: asyncpg.Pool, db_dsn: str) -> None:

@@ -64,6 +64,10 @@ class EventLog:
         start = bisect.bisect_right(self._keys, (after.tx, after.seq))
         if start == len(self._events):
             await self._extend(limit)
+            if after < self._anchor:
+                # a lane ahead of the run re-anchored it past `after` while the read was out: the run
+                # no longer holds what follows `after` (its first events would skip everything between)
+                return await self._read_database(after, limit)
             start = bisect.bisect_right(self._keys, (after.tx, after.seq))
         return self._events[start : start + limit]
 

@@ -135,6 +135,29 @@ async def test_a_takeover_waits_for_the_store_in_flight_and_starts_after_it(
         assert (await load_cursor(conn, model.id)).seq == 4  # the new owner starts after the batch
 
 
+async def test_a_lease_taken_while_a_heartbeat_is_in_flight_is_kept(
+    pool: asyncpg.Pool, small_bundle: ModelBundle
+) -> None:
+    (model,) = await activate(pool, small_bundle, "fresh")
+    keeper = LeaseKeeper(pool, seconds=60, capacity=1, worker_id="w")
+    async with pool.acquire() as blocker, pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO coinfleet_workers (id, host, pid, capacity, expires_at)"
+            " VALUES ('dead', 'h', 1, 1, '2000-01-01')"
+        )
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("SELECT 1 FROM coinfleet_workers WHERE id = 'dead' FOR UPDATE")
+        beat = asyncio.create_task(keeper.heartbeat())
+        await until_waiting(conn)  # its renewals are made; it waits to forget the dead worker
+        lease = await keeper.acquire(model.id)  # a lane starting meanwhile (a worker's first sync)
+        assert lease is not None
+        await lock.rollback()
+        assert await beat == set()  # a lease the heartbeat did not renew is not lost
+    assert keeper.held == {model.id: lease}
+    assert await keeper.heartbeat() == set()
+
+
 async def test_two_workers_split_the_models_and_score_every_event_once_across_joins_and_leaves(
     pool: asyncpg.Pool, db_dsn: str, small_bundle: ModelBundle
 ) -> None:

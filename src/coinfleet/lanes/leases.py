@@ -75,7 +75,10 @@ class LeaseKeeper:
                 self.worker_id, [h.model_id for h in held], [h.epoch for h in held], self.seconds,
             )  # fmt: skip
             await conn.execute(query("forget_dead_workers"), FORGET_AFTER_PERIODS * self.seconds)
-        lost = set(self._held) - {r["model_id"] for r in rows}
+        renewed = {r["model_id"] for r in rows}
+        # only a lease this heartbeat tried to renew can be lost: one taken while it ran (a lane starting
+        # at the same moment) was not in `held`, and one taken again meanwhile has a newer epoch
+        lost = {h.model_id for h in held if h.model_id not in renewed and self._held.get(h.model_id) == h}
         for model_id in lost:
             log.warning("lease_lost", worker=self.worker_id, model_id=model_id)
             del self._held[model_id]

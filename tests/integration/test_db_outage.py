@@ -14,8 +14,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from coinfleet.config import Settings
 from coinfleet.db import embedded
-from coinfleet.db.database import create_pool, fresh_database
+from coinfleet.db.database import create_pool, fresh_database, open_database
+from coinfleet.db.outage import DOWN
+from coinfleet.errors import DatabaseError
 from coinfleet.feed import live
 from coinfleet.models.bundle import ModelBundle
 from coinfleet.models.importing import import_bundle
@@ -115,3 +118,32 @@ async def test_serve_and_replay_ride_out_a_stop_and_a_crash(
     assert "database_unreachable" in text
     assert "database_back" in text
     assert "Traceback" not in text
+
+
+async def migrations_applied(settings: Settings) -> int:
+    """Open the database as `coinfleet worker` does (waiting for it) and count its migrations."""
+    async with open_database(settings, wait=True) as db, db.pool.acquire() as conn:
+        applied: int = await conn.fetchval("SELECT count(*) FROM coinfleet_migrations")
+    return applied
+
+
+async def test_a_worker_started_while_the_database_is_down_comes_up_when_it_is_back(
+    own_server: tuple[Path, str],
+) -> None:
+    pgdata, server_dsn = own_server
+    settings = Settings(database_url=await fresh_database(server_dsn, "late"))
+    await asyncio.to_thread(embedded.stop, pgdata)
+    with pytest.raises(DatabaseError):  # a command fails at once
+        async with open_database(settings):
+            pass
+    opening = asyncio.create_task(migrations_applied(settings))
+    try:
+        async with asyncio.timeout(60):
+            while "start" not in DOWN:  # it said once that the database is away, and waits
+                assert not opening.done(), opening.exception()
+                await asyncio.sleep(0.05)
+    finally:
+        await asyncio.to_thread(embedded.start, pgdata)
+    async with asyncio.timeout(120):
+        assert await opening > 0
+    assert "start" not in DOWN

@@ -16,6 +16,7 @@ from coinfleet.config import Settings
 from coinfleet.constants import DEFAULT_DATABASE
 from coinfleet.db import embedded
 from coinfleet.db.migrate import migrate
+from coinfleet.db.outage import Outage, is_outage
 from coinfleet.errors import DatabaseError
 
 log = structlog.get_logger(__name__)
@@ -168,6 +169,36 @@ class OwnConnection:
             conn.terminate()
 
 
+async def _open_pool(dsn: str, max_size: int, run_migrations: bool, *, wait: bool) -> asyncpg.Pool:
+    """A pool on a reachable, migrated database. With `wait`, while the server cannot be reached (not
+    running, shutting down or starting up: `is_outage`) it is tried again with the outage backoff, said
+    once in the log, instead of failing: a long-running process started while PostgreSQL restarts
+    comes up when it is back. A refusal (a wrong password, no such database) fails at once either way."""
+    outage = Outage("start")
+    while True:
+        pool: asyncpg.Pool | None = None
+        try:
+            pool = await create_pool(dsn, max_size=max_size)
+            if run_migrations:
+                async with pool.acquire() as conn:
+                    await migrate(conn)
+        except Exception as exc:
+            if pool is not None:
+                pool.terminate()
+            if not (wait and _transient(exc)):
+                raise
+            await outage.wait(exc)
+            continue
+        outage.succeeded()
+        return pool
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a failure to open the database says it is away for now (not that it refuses us)."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) else exc
+    return is_outage(exc) and (cause is None or is_outage(cause))
+
+
 def _unreachable(dsn: str, exc: Exception) -> DatabaseError:
     return DatabaseError(f"cannot connect to PostgreSQL ({redact(dsn)}): {exc}")
 
@@ -200,20 +231,18 @@ class Database:
 
 @asynccontextmanager
 async def open_database(
-    settings: Settings, *, stop_on_exit: bool = True, run_migrations: bool = True
+    settings: Settings, *, stop_on_exit: bool = True, run_migrations: bool = True, wait: bool = False
 ) -> AsyncIterator[Database]:
     """Resolve, migrate and pool the database. With `stop_on_exit`, the embedded server this or another
-    such process started is stopped on exit, unless another process still uses it."""
+    such process started is stopped on exit, unless another process still uses it. With `wait`, a
+    database that cannot be reached now (down, restarting) is waited for (see `_open_pool`)."""
     use = None if settings.database_url else await asyncio.to_thread(embedded.Use, settings.pgdata)
     try:
         target = await resolve(settings)
         if target.started_embedded and stop_on_exit:
             embedded.mark_autostop(settings.pgdata)
-        pool = await create_pool(target.dsn, max_size=settings.pool_max_size)
+        pool = await _open_pool(target.dsn, settings.pool_max_size, run_migrations, wait=wait)
         try:
-            if run_migrations:
-                async with pool.acquire() as conn:
-                    await migrate(conn)
             yield Database(pool=pool, dsn=target.dsn)
         finally:
             await pool.close()

@@ -18,7 +18,8 @@ log = structlog.get_logger(__name__)
 async def work(settings: Settings) -> None:
     """Run the lanes placed on this worker, evaluation, delivery and the drift watcher until SIGINT or
     SIGTERM."""
-    async with open_database(settings) as db:
+    # started while PostgreSQL restarts (a worker restarted after a crash, machines booting), it waits
+    async with open_database(settings, wait=True) as db:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

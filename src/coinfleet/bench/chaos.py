@@ -67,6 +67,8 @@ class Havoc:
     pauses: int = 0
     postgres_restarts: int = 0
     worker_exits: int = 0  #: workers that exited by themselves (restarted)
+    exits: list[str] = field(default_factory=list)  #: each such exit: worker, exit code, when
+    began: float = field(default_factory=time.monotonic)  #: when the feed began (set by `wreak`)
     fenced: int = 0  #: batches refused because their lease had passed on (from the workers' logs)
     leases_lost: int = 0  #: leases a worker found taken over at its heartbeat (from the logs)
     actions: list[str] = field(default_factory=list)
@@ -77,10 +79,14 @@ class Havoc:
         self.moments.append((time.time(), action))
 
     def restart_exited(self, procs: WorkerProcesses) -> None:
-        """Start again the workers that exited by themselves, counted and noted."""
-        for index in procs.restart_exited():
+        """Start again the workers that exited by themselves, counted and noted (with the exit code and
+        the time since the feed began, to find the reason in the worker's log)."""
+        for index, code in procs.restart_exited().items():
             self.worker_exits += 1
-            self.note(f"worker{index} exited (restarted)")
+            self.exits.append(
+                f"worker{index} exited with code {code} at {time.monotonic() - self.began:.1f}s"
+            )
+            self.note(f"worker{index} exited with code {code} (restarted)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,7 +260,7 @@ async def wreak(procs: WorkerProcesses, pgdata: Path, plan: Plan, havoc: Havoc, 
             (rng.uniform(0.3, 0.8) * plan.feed_seconds, "restart"),
         ]
     )
-    started = time.monotonic()
+    started = havoc.began = time.monotonic()
     paused: set[int] = set()
     resumes: list[asyncio.Task[None]] = []
     for at, action in moments:
@@ -385,6 +391,7 @@ def compare(chaos: Outcome, reference: Outcome, havoc: Havoc, plan: Plan, second
         "pauses": havoc.pauses,
         "postgres_restarts": havoc.postgres_restarts,
         "worker_exits": havoc.worker_exits,
+        "worker_exit_notes": havoc.exits,
         "predictions": len(chaos.predictions),
         "expected_predictions": len(reference.predictions),
         "lost": len(lost),
@@ -398,6 +405,10 @@ def compare(chaos: Outcome, reference: Outcome, havoc: Havoc, plan: Plan, second
         "expected_alerts": len(expected_alerts),
         "alerts_lost": len(expected_alerts - set(chaos.alerts)),
         "alerts_duplicated": sum(n - 1 for n in chaos.alerts.values()),
+        # what the receiver saw: every request, and the alerts it acted on, each once however often it
+        # came (a receiver drops a repeat by its idempotency key, docs/webhooks.md)
+        "alert_deliveries": sum(chaos.alerts.values()),
+        "alerts_acted_on": len(chaos.alerts),
         "alerts_unexpected": len(set(chaos.alerts) - expected_alerts),
         "lease_moves": chaos.lease_moves,
         "fenced_batches": havoc.fenced,
@@ -412,13 +423,16 @@ def compare(chaos: Outcome, reference: Outcome, havoc: Havoc, plan: Plan, second
 def render(result: dict[str, Any]) -> Table:
     """One row per figure."""
     title = f"chaos — {result['rows']:,} rows, {result['workers']} workers, {result['models']} models"
-    table = Table(title=f"{title} (goal: 0 lost / 0 duplicated / 0 alerts duplicated)")
+    table = Table(
+        title=f"{title} (goal: 0 lost / 0 duplicated; every alert acted on once, repeats dropped by key)"
+    )
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name in (
         "kills", "pauses", "postgres_restarts", "worker_exits", "expected_predictions", "predictions", "lost",
         "duplicated", "unexpected", "expected_alerts", "alerts", "alerts_lost", "alerts_duplicated",
-        "alerts_unexpected", "lease_moves", "fenced_batches", "leases_lost", "seconds",
+        "alert_deliveries", "alerts_acted_on", "alerts_unexpected", "lease_moves", "fenced_batches",
+        "leases_lost", "seconds",
     ):  # fmt: skip
         table.add_row(name, f"{result[name]:,}" if isinstance(result[name], int) else str(result[name]))
     return table

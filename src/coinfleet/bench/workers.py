@@ -64,9 +64,9 @@ class WorkerProcesses:
         """SIGCONT worker `index`."""
         os.kill(self._procs[index].pid, signal.SIGCONT)
 
-    def restart_exited(self) -> list[int]:
-        """Start again the workers that exited on their own; return their indexes."""
-        exited = [i for i, p in enumerate(self._procs) if p.poll() is not None]
+    def restart_exited(self) -> dict[int, int]:
+        """Start again the workers that exited on their own; return their exit codes by index."""
+        exited = {i: code for i, p in enumerate(self._procs) if (code := p.poll()) is not None}
         for index in exited:
             self.restart(index)
         return exited

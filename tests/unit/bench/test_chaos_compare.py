@@ -26,6 +26,8 @@ def test_missing_extra_and_repeated_predictions_and_alerts_are_counted() -> None
     assert result["lost_by_model"] == {"m": 1} and result["lost_metric_ts"] == [str(T), str(T)]
     assert (result["alerts_lost"], result["alerts_duplicated"], result["alerts_unexpected"]) == (1, 2, 1)
     assert (result["kills"], result["lease_moves"], result["seconds"]) == (2, 5, 12.3)
+    # four requests came; a receiver acting once per key acted on two alerts
+    assert (result["alert_deliveries"], result["alerts_acted_on"]) == (4, 2)
 
 
 def test_a_clean_run_is_zero_everywhere() -> None:

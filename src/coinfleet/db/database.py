@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -104,7 +104,12 @@ async def resolve(
 
 
 async def create_pool(
-    dsn: str, *, max_size: int = 10, probe: bool = True, application_name: str | None = None
+    dsn: str,
+    *,
+    max_size: int = 10,
+    probe: bool = True,
+    application_name: str | None = None,
+    server_settings: Mapping[str, str] | None = None,
 ) -> asyncpg.Pool:
     """A connection pool; with `probe`, raises DatabaseError with the reason when the server cannot be
     reached now (without, the first use says so: the HTTP side starts during an outage and answers 503).
@@ -112,8 +117,10 @@ async def create_pool(
     No minimum size: a pool with one reconnects in the background after an outage and logs a
     traceback per try, while coinfleet's loops already say once that the database is away (released
     connections stay open for reuse all the same). `application_name` names its sessions in
-    pg_stat_activity."""
-    settings = {} if application_name is None else {"application_name": application_name}
+    pg_stat_activity; `server_settings` apply to every connection of the pool."""
+    settings = dict(server_settings or {})
+    if application_name is not None:
+        settings["application_name"] = application_name
     try:
         pool = await asyncpg.create_pool(
             dsn, min_size=0, max_size=max_size, command_timeout=COMMAND_TIMEOUT_SECONDS, reset=_keep_session,

@@ -7,16 +7,20 @@ and stop it (`pg_ctl stop`) and crash it (`pg_ctl stop -m immediate`) mid-replay
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import signal
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from coinfleet.config import Settings
 from coinfleet.db import embedded
-from coinfleet.db.database import create_pool, fresh_database, open_database
+from coinfleet.db.database import create_pool, fresh_database, open_database, with_database
 from coinfleet.db.outage import DOWN
 from coinfleet.errors import DatabaseError
 from coinfleet.feed import live
@@ -147,3 +151,105 @@ async def test_a_worker_started_while_the_database_is_down_comes_up_when_it_is_b
     async with asyncio.timeout(120):
         assert await opening > 0
     assert "start" not in DOWN
+
+
+async def test_serve_started_while_the_database_is_down_scores_once_it_is_back(
+    own_server: tuple[Path, str], small_bundle: ModelBundle, tmp_path: Path
+) -> None:
+    pgdata, server_dsn = own_server
+    dsn = await fresh_database(server_dsn, "late_serve")
+    admin = await asyncpg.connect(dsn)
+    try:
+        settings = ModelSettings(min_scan_interval_seconds=0)
+        await import_bundle(admin, replace(small_bundle, name="late"), settings=settings, activate=True)
+    finally:
+        await admin.close()
+    await asyncio.to_thread(embedded.stop, pgdata)
+    log = tmp_path / "serve.log"
+    serve = await start(dsn, log)
+    try:
+        try:
+            async with asyncio.timeout(120):  # it says the database is away, and waits
+                while "database_unreachable" not in log.read_text():
+                    assert serve.returncode is None, log.read_text()
+                    await asyncio.sleep(0.1)
+        finally:
+            await asyncio.to_thread(embedded.start, pgdata)
+        pool = await create_pool(dsn, max_size=2)
+        try:
+            replayed = await live.replay(pool, market_rows(coins=5, seconds=120, seed=7), speed=None)
+            async with asyncio.timeout(120):
+                while await count(pool, "SELECT count(*) FROM coinfleet_predictions") < replayed:
+                    assert serve.returncode is None, log.read_text()
+                    await asyncio.sleep(0.1)
+        finally:
+            await pool.close()
+    finally:
+        if serve.returncode is None:
+            serve.send_signal(signal.SIGTERM)
+        exit_code = await serve.wait()
+    text = log.read_text()
+    assert exit_code == 0, text
+    assert "database_back" in text
+    assert "Traceback" not in text
+
+
+async def test_api_started_while_the_database_is_down_listens_once_it_is_back(
+    own_server: tuple[Path, str], tmp_path: Path
+) -> None:
+    pgdata, server_dsn = own_server
+    dsn = await fresh_database(server_dsn, "late_api")
+    await asyncio.to_thread(embedded.stop, pgdata)
+    log = tmp_path / "api.log"
+    env = {**os.environ, "DATABASE_URL": dsn, "COINFLEET_HOME": str(tmp_path / "home"),
+           "COINFLEET_API_PORT": "0", "COINFLEET_LOG_LEVEL": "info"}  # fmt: skip
+    with log.open("ab") as sink:
+        api = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "coinfleet", "api", env=env, stdout=sink, stderr=sink
+        )
+    try:
+        try:
+            async with asyncio.timeout(120):  # it says the database is away, and waits
+                while "database_unreachable" not in log.read_text():
+                    assert api.returncode is None, log.read_text()
+                    await asyncio.sleep(0.1)
+        finally:
+            await asyncio.to_thread(embedded.start, pgdata)
+        async with asyncio.timeout(120):
+            while not (listening := re.search(r"API docs: (http://\S+)/api/docs", log.read_text())):
+                assert api.returncode is None, log.read_text()
+                await asyncio.sleep(0.1)
+        async with httpx.AsyncClient(timeout=10) as client:
+            ready = await client.get(f"{listening[1]}/ready")
+        assert ready.status_code == 200, ready.text
+    finally:
+        if api.returncode is None:
+            api.send_signal(signal.SIGINT)
+        exit_code = await api.wait()
+    text = log.read_text()
+    assert exit_code == 0, text
+    assert "database_back" in text
+
+
+@pytest.mark.parametrize("command", ["serve", "api"])
+async def test_a_wrong_database_name_stops_serve_and_api_at_once(server_dsn: str, command: str) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": with_database(server_dsn, "no_such_coinfleet_db"),
+        "COINFLEET_API_PORT": "0",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "coinfleet", command, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(120):  # it does not wait: the server refuses, it is not away
+            output, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    text = output.decode()
+    assert process.returncode == 1, text
+    assert "no_such_coinfleet_db" in text and "does not exist" in text, text
+    assert "database_unreachable" not in text

@@ -79,8 +79,9 @@ async def http_until(
 
 
 async def serve_api(settings: Settings, options: HttpOptions) -> None:
-    """`coinfleet api`: the HTTP side alone against the configured database, until SIGINT or SIGTERM."""
-    async with open_database(settings) as db:
+    """`coinfleet api`: the HTTP side alone against the configured database, until SIGINT or SIGTERM.
+    Started while the database cannot be reached, it waits for it before listening (as `serve` does)."""
+    async with open_database(settings, wait=True) as db:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

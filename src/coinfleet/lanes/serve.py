@@ -34,8 +34,9 @@ async def serve(
     settings: Settings, *, scoring: Scoring | None = None, companion: Companion | None = None
 ) -> None:
     """Score every active model until SIGINT or SIGTERM (with the lanes, or `scoring` when given), and
-    run `companion` beside; stop what was started."""
-    async with open_database(settings) as db:
+    run `companion` beside; stop what was started. Started while the database cannot be reached (down,
+    restarting), it waits for it (the HTTP side starts once it is back); a refusal fails at once."""
+    async with open_database(settings, wait=True) as db:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

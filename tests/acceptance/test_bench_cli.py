@@ -54,5 +54,7 @@ def test_bench_api_prints_its_three_keys(env: dict[str, str]) -> None:
     _, result = coinfleet_json("bench", "api", *small, env=env, timeout=580)
     assert {"lanes_p99_ratio", "api_p99_ms", "stream_lag_p99_ms"} <= set(result)
     assert result["api_p99_ms"] > 0 and result["requests"] > 0
+    assert set(result["cores_by_part"]) == {"alone", "with_api"}
+    assert "lanes' process" in result["cores_by_part"]["alone"]
     assert result["failures"] == 0, result["first_failures"]
     assert result["stream_events"] > 0

@@ -49,8 +49,9 @@ def _lifespan(config: ApiConfig, mcp: MCPServer) -> Callable[[FastAPI], Abstract
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # probe=False: it starts during an outage too
         pool = await create_pool(
-            config.dsn, max_size=config.pool_size, probe=False, application_name="coinfleet-api"
-        )
+            config.dsn, max_size=config.pool_size, probe=False, application_name="coinfleet-api",
+            operator=True,
+        )  # fmt: skip
         hub = StreamHub(dsn=config.dsn, pool=pool, queue_size=config.stream_queue)
         app.state.shared.open(pool, hub, future_tolerance_seconds=config.settings.future_tolerance_seconds)
         app.state.pool = pool  # what a mounted UI reads by default

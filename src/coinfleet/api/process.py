@@ -1,4 +1,5 @@
-"""The HTTP side of `coinfleet serve` and `coinfleet demo` in a child process, niced below the lanes.
+"""The HTTP side of `coinfleet serve` and `coinfleet demo` in a child process at operator priority,
+nice 19, below the lanes and the runners (`db.priority`).
 
 Handlers run Python (validation, JSON) that would otherwise hold the event loop the lanes run on; in
 their own process, at a lower priority, they get the CPU the lanes leave (measured by
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 from dataclasses import replace
 from multiprocessing import get_context
@@ -30,14 +30,15 @@ from coinfleet.api.server import Listening, serving
 from coinfleet.api.serving import HttpOptions, api_config
 from coinfleet.db.database import Database
 from coinfleet.db.outage import DOWN, mirror
+from coinfleet.db.priority import OPERATOR_NICENESS, lower_process, name_process
 from coinfleet.errors import ConfigError
 from coinfleet.lanes.serve import Companion, LanesStarted
 from coinfleet.logs import configure_logging
 from coinfleet.runners.child import die_with_parent
 
 log = structlog.get_logger(__name__)
-#: niceness of the HTTP process: under contention the lanes get the CPU first
-API_NICE = 10
+#: the HTTP process's name in ps and top
+PROCESS_NAME = "coinfleet-http"
 #: seconds between updates of the lanes-started gauge
 READY_EVERY_SECONDS = 1.0
 #: seconds the child may take to start listening (imports, pool, lifespan)
@@ -203,7 +204,8 @@ async def mirror_waiting(lanes: LanesEndpoint, every_seconds: float = READY_EVER
 
 def _child_main(options: HttpOptions, dsn: str, lanes_url: str, conn: Connection) -> None:
     die_with_parent()  # a serving process killed with SIGKILL must not leave its port taken
-    os.nice(API_NICE)
+    lower_process(OPERATOR_NICENESS)
+    name_process(PROCESS_NAME)
     configure_logging(options.settings)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     uvloop.run(_child(options, dsn, lanes_url, conn))

@@ -16,6 +16,7 @@ from coinfleet.api.health import LanesStarted
 from coinfleet.api.server import Listening, serving
 from coinfleet.config import Settings
 from coinfleet.db.database import Database, open_database
+from coinfleet.db.priority import OPERATOR_NICENESS, lower_process
 
 log = structlog.get_logger(__name__)
 
@@ -80,8 +81,11 @@ async def http_until(
 
 async def serve_api(settings: Settings, options: HttpOptions) -> None:
     """`coinfleet api`: the HTTP side alone against the configured database, until SIGINT or SIGTERM.
-    Started while the database cannot be reached, it waits for it before listening (as `serve` does)."""
+    Started while the database cannot be reached, it waits for it before listening (as `serve` does).
+    At operator priority like the HTTP process of `serve` (set after the database is reached: an
+    embedded server started from here must not inherit it)."""
     async with open_database(settings, wait=True) as db:
+        lower_process(OPERATOR_NICENESS)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

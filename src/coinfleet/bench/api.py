@@ -1,16 +1,20 @@
 """`coinfleet bench api`: the throughput benchmark's 20-model load, without and with operator traffic.
 
-Both phases run in one process, one after the other, with the HTTP side served in the serving
-process's event loop (as `coinfleet serve` does) and idle in the first phase. Operator traffic comes
-from a child process: REST lists, filtered predictions over the stored history (≥ 1M rows), coin
-detail, statistics, /metrics, an SSE subscriber and MCP calls.
+Both phases run in one process, one after the other, with the HTTP side in a child process as
+`coinfleet serve` runs it (with `--http inline`, in the lanes' event loop), idle in the first phase.
+Operator traffic comes from two child processes at nice 19 (`api_clients`), started
+before the first phase (imports and one unmeasured round of requests done, so the API's start-up — e.g.
+manual scoring loading the active models — is over) and idle until the second: REST lists, filtered
+predictions over the stored history (≥ 1M rows), coin detail, statistics, /metrics and MCP calls from
+one, an SSE subscriber in the other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,7 +26,7 @@ from coinfleet.api import ApiConfig, create_app
 from coinfleet.api.process import http_child_until
 from coinfleet.api.server import Listening, serving
 from coinfleet.api.serving import HttpOptions
-from coinfleet.bench import api_clients
+from coinfleet.bench import api_clients, cpu_parts
 from coinfleet.bench.api_clients import Observed, Traffic
 from coinfleet.bench.harness import (
     BENCH_TARGET,
@@ -44,6 +48,8 @@ from coinfleet.lanes.supervisor import Supervisor
 
 #: where the HTTP side runs: a child process (as `coinfleet serve`) or the lanes' own event loop
 HttpPlacement = Literal["process", "inline"]
+#: which operator traffic the second phase has
+TrafficKind = Literal["all", "requests", "stream"]
 LANES_RATIO_GOAL = 1.25
 API_P99_GOAL_MS = 100.0
 STREAM_LAG_GOAL_MS = 250.0
@@ -62,6 +68,7 @@ async def run(
     seconds: float = 10,
     history: int = 1_000_000,
     http: HttpPlacement = "process",
+    traffic: TrafficKind = "all",
 ) -> dict[str, Any]:
     """Feed `rate` events/s to `models` lanes for `seconds`, first alone, then with operator traffic; the
     HTTP side runs in a child process (as `coinfleet serve` runs it) or inline in the lanes' loop."""
@@ -77,19 +84,29 @@ async def run(
         try:
             lanes = await wait_for_lanes(supervisor, models)
             async with _http_side(http, db, supervisor, settings) as listening:
+                plan = _traffic(listening.base_url, seconds + SETTLE_SECONDS, rows[0].mint)
+                roles = tuple(api_clients.PROCESS_NAMES) if traffic == "all" else (traffic,)
                 offset = await _warm_up(ingester, lanes, rate)
-                alone, offset = await _phase(ingester, lanes, offset, rate, seconds)
-                traffic = _traffic(listening.base_url, seconds + SETTLE_SECONDS, rows[0].mint)
-                process, pipe = api_clients.start(traffic)
+                # started (imports, one unmeasured round of requests: the API's start-up is done) and
+                # idle until `go`
+                clients = await asyncio.to_thread(api_clients.start, plan, roles)
                 try:
-                    loaded, _ = await _phase(ingester, lanes, offset, rate, seconds)
-                    observed: Observed = await asyncio.to_thread(pipe.recv)
+                    parts = _cpu_parts(db)
+                    alone, offset, cpu_alone = await _phase(ingester, lanes, offset, rate, seconds, parts)
+                    clients.go()
+                    loaded, _, cpu_loaded = await _phase(ingester, lanes, offset, rate, seconds, parts)
+                    observed: Observed = await asyncio.to_thread(clients.observed)
                 finally:
-                    await asyncio.to_thread(process.join, 30)
+                    await asyncio.to_thread(clients.join, 30)
         finally:
             supervisor.stop()
             await task
-    return summarise(alone, loaded, observed, models=models, rate=rate, history=history) | {"http": http}
+    return summarise(alone, loaded, observed, models=models, rate=rate, history=history) | {
+        "http": http,
+        "traffic": traffic,
+        "cores_by_part": {"alone": cpu_alone, "with_api": cpu_loaded},
+        "clients_nice": api_clients.CLIENT_NICE,
+    }
 
 
 @asynccontextmanager
@@ -136,15 +153,32 @@ async def _warm_up(ingester: Ingester, lanes: list[Lane], rate: int) -> int:
     return offset
 
 
+def _cpu_parts(db: Database) -> Callable[[], Awaitable[cpu_parts.Reading | None]]:
+    async def backends() -> dict[int, str]:
+        async with db.pool.acquire() as conn:
+            return {row["pid"]: row["application_name"] for row in await conn.fetch(query("bench_backends"))}
+
+    return lambda: cpu_parts.read(os.getpid(), backends)
+
+
 async def _phase(
-    ingester: Ingester, lanes: list[Lane], offset: int, rate: int, seconds: float
-) -> tuple[float | None, int]:
-    """Feed SETTLE_SECONDS + `seconds`; the lanes' pooled p99 (ms) over the measured part."""
+    ingester: Ingester,
+    lanes: list[Lane],
+    offset: int,
+    rate: int,
+    seconds: float,
+    parts: Callable[[], Awaitable[cpu_parts.Reading | None]],
+) -> tuple[float | None, int, dict[str, float]]:
+    """Feed SETTLE_SECONDS + `seconds`; the lanes' pooled p99 (ms) over the measured part, the rows fed
+    and the cores each part kept busy meanwhile."""
     feed = asyncio.create_task(ingester.feed(offset, rate=rate, seconds=SETTLE_SECONDS + seconds))
     await asyncio.sleep(SETTLE_SECONDS)
     reset_figures(lanes)
+    start = await parts()
     fed = await feed
-    return pooled_quantile([lane.stats for lane in lanes], 0.99, ingester.commits), offset + fed
+    end = await parts()
+    p99 = pooled_quantile([lane.stats for lane in lanes], 0.99, ingester.commits)
+    return p99, offset + fed, cpu_parts.cores(start, end)
 
 
 def _traffic(base_url: str, seconds: float, mint: str) -> Traffic:
@@ -209,4 +243,12 @@ def render(result: dict[str, Any]) -> Table:
     for path, p99 in result["p99_ms_by_path"].items():
         table.add_row(f"  p99 ms {path}", str(p99), "")
     table.add_row("requests / failures", f"{result['requests']} / {result['failures']}", "")
+    by_part = result.get("cores_by_part", {})
+    for part in sorted(set(by_part.get("alone", {})) | set(by_part.get("with_api", {}))):
+        alone, loaded = by_part["alone"].get(part, 0.0), by_part["with_api"].get(part, 0.0)
+        table.add_row(f"  cores: {part} (alone → with API)", f"{alone:.2f} → {loaded:.2f}", "")
+    table.caption = (
+        f"the API clients stand in for operators' machines: here they share the cores, at nice "
+        f"{result.get('clients_nice', api_clients.CLIENT_NICE)}"
+    )
     return table

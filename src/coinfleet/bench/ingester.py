@@ -26,12 +26,15 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+from coinfleet.db.priority import name_process
 from coinfleet.feed.writer import insert_metrics
 from coinfleet.metrics import MetricRow
 
 if TYPE_CHECKING:
     from coinfleet.lanes.stats import LaneStats
 
+#: the ingester's name in ps and top (and in `bench api`'s CPU by part)
+PROCESS_NAME = "cf-bench-feed"
 TICK_SECONDS = 0.02  #: the feed inserts what has come due at most this often
 STOP_SECONDS = 10.0  #: how long the process may take to leave before it is killed
 
@@ -162,6 +165,7 @@ class Ingester:
 
 
 def _main(conn: Connection, dsn: str, rows: list[MetricRow], shift: timedelta) -> None:
+    name_process(PROCESS_NAME)
     asyncio.run(_serve(conn, dsn, rows, shift))
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from coinfleet.bench.api import HttpPlacement
+from coinfleet.bench.api import HttpPlacement, TrafficKind
 from coinfleet.bench.machine import MachineWatch, describe
 from coinfleet.cli.common import console, print_json, run
 from coinfleet.config import Settings
@@ -146,10 +146,18 @@ def api_command(
             help="process: the HTTP side in a child process (as serve runs it). inline: in the lanes' loop."
         ),
     ] = "process",
+    traffic: Annotated[
+        TrafficKind,
+        typer.Option(
+            help="all: REST, MCP and the stream's client; requests or stream: only those (costs apart)."
+        ),
+    ] = "all",
     as_json: AsJson = False,
 ) -> None:
     """Lanes' p99 without and with operator traffic (REST, SSE, MCP), API p99 and stream lag."""
-    _bench("api", as_json, models=models, rate=rate, seconds=seconds, history=history, http=http)
+    _bench(
+        "api", as_json, models=models, rate=rate, seconds=seconds, history=history, http=http, traffic=traffic
+    )
 
 
 @app.command()

@@ -17,6 +17,7 @@ from coinfleet.constants import DEFAULT_DATABASE
 from coinfleet.db import embedded
 from coinfleet.db.migrate import migrate
 from coinfleet.db.outage import Outage, is_outage
+from coinfleet.db.priority import OPERATOR_SERVER_SETTINGS
 from coinfleet.errors import DatabaseError
 
 log = structlog.get_logger(__name__)
@@ -110,6 +111,7 @@ async def create_pool(
     probe: bool = True,
     application_name: str | None = None,
     server_settings: Mapping[str, str] | None = None,
+    operator: bool = False,
 ) -> asyncpg.Pool:
     """A connection pool; with `probe`, raises DatabaseError with the reason when the server cannot be
     reached now (without, the first use says so: the HTTP side starts during an outage and answers 503).
@@ -117,10 +119,13 @@ async def create_pool(
     No minimum size: a pool with one reconnects in the background after an outage and logs a
     traceback per try, while coinfleet's loops already say once that the database is away (released
     connections stay open for reuse all the same). `application_name` names its sessions in
-    pg_stat_activity; `server_settings` apply to every connection of the pool."""
+    pg_stat_activity; `server_settings` apply to every connection of the pool. An `operator` pool
+    carries operator traffic (`db.priority`): its sessions plan no parallel workers."""
     settings = dict(server_settings or {})
     if application_name is not None:
         settings["application_name"] = application_name
+    if operator:
+        settings |= OPERATOR_SERVER_SETTINGS
     try:
         pool = await asyncpg.create_pool(
             dsn, min_size=0, max_size=max_size, command_timeout=COMMAND_TIMEOUT_SECONDS, reset=_keep_session,

@@ -1,10 +1,11 @@
-"""Manual scoring's model code in one child process at nice 10 (or its parent's, if higher).
+"""Manual scoring's model code in one child process at operator priority, nice 19 (`db.priority`).
 
 Loading a model (parsing its file, importing its library) and calling it is CPU work that would hold the
 HTTP process's event loop (through the GIL, even from a thread), and beside the lanes (`bench api
---http inline`, or a process not niced) it would run at their priority. In a spawned child at nice 10
-— the HTTP process's own level under `coinfleet serve`, far below the lanes' weight — the lanes get
-the CPU first, and model code from outside does not run in the process that answers requests.
+--http inline`, or a process not niced) it would run at their priority. In a spawned child at operator
+priority — the HTTP process's own level under `coinfleet serve`, below the runners' models (nice 10)
+and the lanes — scoring gets the CPU first, and model code from outside does not run in the
+process that answers requests.
 The child keeps the last CACHED_MODELS models loaded (the active ones are loaded when the API
 starts); the parent sends a model's file only when the child says it lacks it.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -23,13 +23,16 @@ from multiprocessing import get_context
 import numpy as np
 import structlog
 
+from coinfleet.db.priority import OPERATOR_NICENESS, lower_process, name_process
 from coinfleet.errors import ModelLoadError
 from coinfleet.models.formats import Predictor, load_predictor
 from coinfleet.runners.child import die_with_parent
 
 log = structlog.get_logger(__name__)
-#: CPU priority of the child at most: below the lanes, like the HTTP process of `coinfleet serve`
-SCORING_NICE = 10
+#: CPU priority of the child at most: below lanes and runners, like the HTTP process of `coinfleet serve`
+SCORING_NICE = OPERATOR_NICENESS
+#: the child's name in ps and top
+PROCESS_NAME = "coinfleet-score"
 #: loaded models kept in the child (model id and version): loading costs more than scoring one row
 CACHED_MODELS = 32
 #: a model (id, version)
@@ -46,7 +49,8 @@ class NotLoaded(Exception):
 
 def _start() -> None:
     die_with_parent()
-    os.setpriority(os.PRIO_PROCESS, 0, max(SCORING_NICE, os.getpriority(os.PRIO_PROCESS, 0)))
+    lower_process(SCORING_NICE)
+    name_process(PROCESS_NAME)
 
 
 def _ready() -> bool:

@@ -40,3 +40,10 @@ SELECT $1, 1, 'history-' || (i % 1000), $3::timestamptz + make_interval(mins => 
        0.7, '{"kind": "change", "direction": "up", "change_percent": 2, "horizon_seconds": 120}'::jsonb,
        $3::timestamptz + make_interval(mins => i / 1000, secs => 120), 1e-8, '1'::xid8, i
 FROM generate_series(0, $2 - 1) AS i
+
+-- name: bench_backends --
+-- The server processes of this database and the application that opened each session, and the
+-- server's own (WAL writer, checkpointer, …): for those that are not a client's, the process's kind.
+SELECT pid, CASE WHEN backend_type = 'client backend' THEN application_name ELSE backend_type END
+    AS application_name
+FROM pg_stat_activity WHERE datname = current_database() OR datname IS NULL

@@ -35,7 +35,9 @@ def test_chaos_loses_and_duplicates_no_prediction_and_no_alert(tmp_path: Path) -
     assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
     assert (result["alerts_lost"], result["alerts_unexpected"]) == (0, 0)
     assert result["lease_moves"] >= 3  # every kill moved the killed worker's models
-    assert result["leases_lost"] > 0  # the paused worker found its leases taken when it woke
+    # the paused worker, when it woke, found its leases taken: at its heartbeat (lease_lost) or, when a
+    # lane's commit came first, by that commit being refused (lane_fenced; the lane then lets the lease go)
+    assert result["leases_lost"] + result["fenced_batches"] > 0
     window = result["answer_to_commit_ms"]  # receiver read → answer stored, overall and while wrecking
     assert window["alerts"] >= result["alerts"] and "during_havoc" in window
 

@@ -37,6 +37,15 @@ DOWN_SECONDS = 2.5
 REPLAY_SPEED = 5
 
 
+async def until_logged(proc: asyncio.subprocess.Process, log: Path, pattern: str) -> re.Match[str]:
+    """The first match of `pattern` in `log`, waited for while `proc` runs (it must not exit meanwhile)."""
+    async with asyncio.timeout(120):
+        while not (found := re.search(pattern, text := await asyncio.to_thread(log.read_text))):
+            assert proc.returncode is None, text
+            await asyncio.sleep(0.1)
+    return found
+
+
 async def start(dsn: str, log: Path) -> asyncio.subprocess.Process:
     return await start_serve(dsn, log, runner="inline", poll_interval_seconds="0.3", log_level="info")
 
@@ -169,10 +178,7 @@ async def test_serve_started_while_the_database_is_down_scores_once_it_is_back(
     serve = await start(dsn, log)
     try:
         try:
-            async with asyncio.timeout(120):  # it says the database is away, and waits
-                while "database_unreachable" not in log.read_text():
-                    assert serve.returncode is None, log.read_text()
-                    await asyncio.sleep(0.1)
+            await until_logged(serve, log, "database_unreachable")  # it says the database is away, and waits
         finally:
             await asyncio.to_thread(embedded.start, pgdata)
         pool = await create_pool(dsn, max_size=2)
@@ -209,16 +215,10 @@ async def test_api_started_while_the_database_is_down_listens_once_it_is_back(
         )
     try:
         try:
-            async with asyncio.timeout(120):  # it says the database is away, and waits
-                while "database_unreachable" not in log.read_text():
-                    assert api.returncode is None, log.read_text()
-                    await asyncio.sleep(0.1)
+            await until_logged(api, log, "database_unreachable")  # it says the database is away, and waits
         finally:
             await asyncio.to_thread(embedded.start, pgdata)
-        async with asyncio.timeout(120):
-            while not (listening := re.search(r"API docs: (http://\S+)/api/docs", log.read_text())):
-                assert api.returncode is None, log.read_text()
-                await asyncio.sleep(0.1)
+        listening = await until_logged(api, log, r"API docs: (http://\S+)/api/docs")
         async with httpx.AsyncClient(timeout=10) as client:
             ready = await client.get(f"{listening[1]}/ready")
         assert ready.status_code == 200, ready.text
